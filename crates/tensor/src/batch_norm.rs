@@ -1,0 +1,182 @@
+//! Batch normalization over the last (channel) axis.
+//!
+//! An NHWC batch `[N, H, W, C]` and a dense batch `[N, C]` are both seen as
+//! `R` rows of `C` channels, so one kernel serves BatchNormalization after
+//! Conv2D and after Dense.
+//!
+//! ```text
+//! training:  mean_c = (1/R) sum_r x[r,c]      var_c = (1/R) sum_r (x[r,c] - mean_c)^2   (biased)
+//!            rstd_c = 1 / sqrt(var_c + eps)   xhat = (x - mean) * rstd
+//!            y = gamma * xhat + beta
+//! backward:  dbeta_c = sum_r dy          dgamma_c = sum_r dy * xhat
+//!            dx = gamma * rstd / R * (R dy - dbeta - xhat * dgamma)
+//! inference: y = gamma * (x - moving_mean) / sqrt(moving_var + eps) + beta
+//! ```
+//!
+//! Column sums are taken over fixed row blocks in parallel and combined in
+//! block order in `f64`, so results do not depend on the thread count.
+
+use rayon::prelude::*;
+
+/// Rows per parallel block of the column reductions.
+const BLOCK_ROWS: usize = 1024;
+
+/// Column sums of `f(row)` over row blocks, combined in order.
+fn column_sums<F>(x: &[f32], c: usize, f: F) -> Vec<f64>
+where
+    F: Fn(&[f32], &mut [f32]) + Sync,
+{
+    let partials: Vec<Vec<f32>> = x
+        .par_chunks(BLOCK_ROWS * c)
+        .map(|block| {
+            let mut acc = vec![0.0f32; c];
+            for row in block.chunks_exact(c) {
+                f(row, &mut acc);
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![0.0f64; c];
+    for p in partials {
+        for (o, v) in out.iter_mut().zip(p) {
+            *o += v as f64;
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Training forward. Writes `y` and the batch `mean` and `rstd` (which the
+/// backward pass needs) and returns the biased batch variance per channel.
+pub fn batch_norm_forward_train(
+    x: &[f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) -> Vec<f32> {
+    let r = (x.len() / c).max(1) as f64;
+    let sums = column_sums(x, c, |row, acc| {
+        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v)
+    });
+    for (m, s) in mean.iter_mut().zip(&sums) {
+        *m = (s / r) as f32;
+    }
+    let mean_ref: &[f32] = mean;
+    let sq = column_sums(x, c, |row, acc| {
+        for ((a, v), m) in acc.iter_mut().zip(row).zip(mean_ref) {
+            let d = v - m;
+            *a += d * d;
+        }
+    });
+    let var: Vec<f32> = sq.iter().map(|s| (s / r) as f32).collect();
+    for (rs, v) in rstd.iter_mut().zip(&var) {
+        *rs = 1.0 / (v + eps).sqrt();
+    }
+    apply(x, c, mean, rstd, gamma, beta, y);
+    var
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Inference forward with the moving statistics.
+pub fn batch_norm_forward_eval(
+    x: &[f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    moving_mean: &[f32],
+    moving_var: &[f32],
+    eps: f32,
+    y: &mut [f32],
+) {
+    let rstd: Vec<f32> = moving_var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    apply(x, c, moving_mean, &rstd, gamma, beta, y);
+}
+
+/// `y = gamma * (x - mean) * rstd + beta`, row by row.
+fn apply(
+    x: &[f32],
+    c: usize,
+    mean: &[f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    y: &mut [f32],
+) {
+    let scale: Vec<f32> = gamma.iter().zip(rstd).map(|(g, r)| g * r).collect();
+    let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+    y.par_chunks_mut(BLOCK_ROWS * c)
+        .zip(x.par_chunks(BLOCK_ROWS * c))
+        .for_each(|(yb, xb)| {
+            for (yr, xr) in yb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
+                for i in 0..c {
+                    yr[i] = xr[i] * scale[i] + shift[i];
+                }
+            }
+        });
+}
+
+/// Training backward. Writes `dx` and accumulates `dgamma += sum dy*xhat`
+/// and `dbeta += sum dy`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_train(
+    x: &[f32],
+    dy: &[f32],
+    c: usize,
+    gamma: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    dx: &mut [f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let r = (x.len() / c).max(1);
+    // Row sums of dy and dy * xhat, block by block.
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
+        .par_chunks(BLOCK_ROWS * c)
+        .zip(x.par_chunks(BLOCK_ROWS * c))
+        .map(|(dyb, xb)| {
+            let mut sb = vec![0.0f32; c];
+            let mut sg = vec![0.0f32; c];
+            for (dr, xr) in dyb.chunks_exact(c).zip(xb.chunks_exact(c)) {
+                for i in 0..c {
+                    sb[i] += dr[i];
+                    sg[i] += dr[i] * (xr[i] - mean[i]) * rstd[i];
+                }
+            }
+            (sb, sg)
+        })
+        .collect();
+    let mut sum_dy = vec![0.0f64; c];
+    let mut sum_dy_xhat = vec![0.0f64; c];
+    for (sb, sg) in partials {
+        for i in 0..c {
+            sum_dy[i] += sb[i] as f64;
+            sum_dy_xhat[i] += sg[i] as f64;
+        }
+    }
+    for i in 0..c {
+        dbeta[i] += sum_dy[i] as f32;
+        dgamma[i] += sum_dy_xhat[i] as f32;
+    }
+    let mean_dy: Vec<f32> = sum_dy.iter().map(|s| (s / r as f64) as f32).collect();
+    let mean_dy_xhat: Vec<f32> = sum_dy_xhat.iter().map(|s| (s / r as f64) as f32).collect();
+    dx.par_chunks_mut(BLOCK_ROWS * c)
+        .zip(dy.par_chunks(BLOCK_ROWS * c))
+        .zip(x.par_chunks(BLOCK_ROWS * c))
+        .for_each(|((dxb, dyb), xb)| {
+            for ((dxr, dr), xr) in dxb
+                .chunks_exact_mut(c)
+                .zip(dyb.chunks_exact(c))
+                .zip(xb.chunks_exact(c))
+            {
+                for i in 0..c {
+                    let xhat = (xr[i] - mean[i]) * rstd[i];
+                    dxr[i] = gamma[i] * rstd[i] * (dr[i] - mean_dy[i] - xhat * mean_dy_xhat[i]);
+                }
+            }
+        });
+}

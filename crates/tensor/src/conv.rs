@@ -1,0 +1,273 @@
+//! 2-D convolution over NHWC batches: im2col + GEMM, multithreaded.
+//!
+//! Shapes (see [`Conv2dGeometry`]):
+//!
+//! ```text
+//! x  [N, H, W, C]      w  [KH, KW, C, F] (HWIO, Keras's layout)
+//! y  [N, OH, OW, F]    b  [F]
+//! y[n, oy, ox, f] = b[f] + sum_{ky, kx, c} x[n, oy*SH + ky*DH - PT, ox*SW + kx*DW - PL, c] * w[ky, kx, c, f]
+//! ```
+//!
+//! (cross-correlation, as in every framework; out-of-range pixels are zero).
+//!
+//! Seen as matrices, with `P = KH*KW*C` and `M = N*OH*OW`, the im2col matrix
+//! `X_col [M, P]` holds one receptive field per row, so
+//!
+//! ```text
+//! forward          Y[M, F]   = X_col[M, P] * W[P, F] + b
+//! backward input   dX_col    = dY[M, F] * W^T[F, P]   then col2im (scatter-add)
+//! backward weight  dW[P, F] += X_col^T[P, M] * dY[M, F],   db[F] += sum_rows dY
+//! ```
+//!
+//! The batch is cut into chunks of whole images (a size that depends only on
+//! the geometry), processed in parallel with rayon; each chunk runs a
+//! single-threaded GEMM. Weight gradients are summed over chunks in chunk
+//! order, so results are bit-identical whatever the thread count.
+
+use crate::gemm::{matmul, MatRef, Threads};
+use crate::Conv2dGeometry;
+use rayon::prelude::*;
+
+/// GEMM rows a chunk aims for: enough to amortize packing the weights.
+const TARGET_ROWS: usize = 1024;
+
+/// Images per parallel chunk; a function of the geometry only.
+fn chunk_images(g: &Conv2dGeometry) -> usize {
+    (TARGET_ROWS / (g.oh * g.ow).max(1)).clamp(1, g.n.max(1))
+}
+
+/// True when the im2col matrix is the input itself (1x1, stride 1, no padding).
+fn is_pointwise(g: &Conv2dGeometry) -> bool {
+    g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_top == 0 && g.pad_left == 0
+}
+
+/// Fills `cols [imgs*OH*OW, P]` with the receptive fields of `x [imgs, H, W, C]`.
+fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
+    let p = g.patch_len();
+    let c = g.c;
+    let mut row = 0;
+    for b in 0..imgs {
+        let img = &x[b * g.h * g.w * c..(b + 1) * g.h * g.w * c];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let dst = &mut cols[row * p..(row + 1) * p];
+                let x0 = (ox * g.sw) as isize - g.pad_left as isize;
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky * g.dh) as isize - g.pad_top as isize;
+                    let seg = &mut dst[ky * g.kw * c..(ky + 1) * g.kw * c];
+                    if iy < 0 || iy >= g.h as isize {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    let line = &img[iy as usize * g.w * c..(iy as usize + 1) * g.w * c];
+                    let x_last = x0 + ((g.kw - 1) * g.dw) as isize;
+                    if g.dw == 1 && x0 >= 0 && x_last < g.w as isize {
+                        // The whole kernel row is one contiguous run in NHWC.
+                        seg.copy_from_slice(&line[x0 as usize * c..(x_last as usize + 1) * c]);
+                        continue;
+                    }
+                    for kx in 0..g.kw {
+                        let ix = x0 + (kx * g.dw) as isize;
+                        let d = &mut seg[kx * c..(kx + 1) * c];
+                        if ix < 0 || ix >= g.w as isize {
+                            d.fill(0.0);
+                        } else {
+                            d.copy_from_slice(&line[ix as usize * c..(ix as usize + 1) * c]);
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Adds the rows of `cols [imgs*OH*OW, P]` back into `dx [imgs, H, W, C]`.
+fn col2im(g: &Conv2dGeometry, cols: &[f32], imgs: usize, dx: &mut [f32]) {
+    let p = g.patch_len();
+    let c = g.c;
+    let mut row = 0;
+    for b in 0..imgs {
+        let img = &mut dx[b * g.h * g.w * c..(b + 1) * g.h * g.w * c];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let src = &cols[row * p..(row + 1) * p];
+                let x0 = (ox * g.sw) as isize - g.pad_left as isize;
+                for ky in 0..g.kh {
+                    let iy = (oy * g.sh + ky * g.dh) as isize - g.pad_top as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let line = &mut img[iy as usize * g.w * c..(iy as usize + 1) * g.w * c];
+                    for kx in 0..g.kw {
+                        let ix = x0 + (kx * g.dw) as isize;
+                        if ix < 0 || ix >= g.w as isize {
+                            continue;
+                        }
+                        let s = &src[(ky * g.kw + kx) * c..(ky * g.kw + kx + 1) * c];
+                        let d = &mut line[ix as usize * c..(ix as usize + 1) * c];
+                        for (d, s) in d.iter_mut().zip(s) {
+                            *d += s;
+                        }
+                    }
+                }
+                row += 1;
+            }
+        }
+    }
+}
+
+/// Forward pass: `y = conv(x, w) + b` (see the module docs for shapes).
+///
+/// `y` is overwritten.
+pub fn conv2d_forward(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
+    assert_eq!(w.len(), g.weight_len(), "conv2d_forward: weight length");
+    assert_eq!(y.len(), g.output_len(), "conv2d_forward: output length");
+    if g.n == 0 {
+        return;
+    }
+    let per_img_out = g.oh * g.ow * g.f;
+    let per_img_in = g.h * g.w * g.c;
+    let chunk = chunk_images(g);
+    let p = g.patch_len();
+    let wm = MatRef::row_major(w, p, g.f);
+    y.par_chunks_mut(chunk * per_img_out)
+        .enumerate()
+        .for_each(|(ci, y_chunk)| {
+            let imgs = y_chunk.len() / per_img_out;
+            let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
+            let rows = imgs * g.oh * g.ow;
+            if is_pointwise(g) {
+                matmul(
+                    y_chunk,
+                    MatRef::row_major(x_chunk, rows, p),
+                    wm,
+                    false,
+                    Threads::Single,
+                );
+            } else {
+                let mut cols = vec![0.0; rows * p];
+                im2col(g, x_chunk, imgs, &mut cols);
+                matmul(
+                    y_chunk,
+                    MatRef::row_major(&cols, rows, p),
+                    wm,
+                    false,
+                    Threads::Single,
+                );
+            }
+            if let Some(b) = bias {
+                for row in y_chunk.chunks_exact_mut(g.f) {
+                    for (v, bb) in row.iter_mut().zip(b) {
+                        *v += bb;
+                    }
+                }
+            }
+        });
+}
+
+/// Backward pass to the input: `dx = col2im(dy * w^T)`.
+///
+/// `dx` is overwritten.
+pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    assert_eq!(dy.len(), g.output_len(), "conv2d_backward_input: dy length");
+    assert_eq!(w.len(), g.weight_len(), "conv2d_backward_input: weight length");
+    assert_eq!(dx.len(), g.input_len(), "conv2d_backward_input: dx length");
+    if g.n == 0 {
+        return;
+    }
+    let per_img_out = g.oh * g.ow * g.f;
+    let per_img_in = g.h * g.w * g.c;
+    let chunk = chunk_images(g);
+    let p = g.patch_len();
+    let wt = MatRef::row_major(w, p, g.f).t();
+    dx.par_chunks_mut(chunk * per_img_in)
+        .enumerate()
+        .for_each(|(ci, dx_chunk)| {
+            let imgs = dx_chunk.len() / per_img_in;
+            let dy_chunk = &dy[ci * chunk * per_img_out..(ci * chunk + imgs) * per_img_out];
+            let rows = imgs * g.oh * g.ow;
+            let dym = MatRef::row_major(dy_chunk, rows, g.f);
+            if is_pointwise(g) {
+                matmul(dx_chunk, dym, wt, false, Threads::Single);
+            } else {
+                let mut dcols = vec![0.0; rows * p];
+                matmul(&mut dcols, dym, wt, false, Threads::Single);
+                dx_chunk.fill(0.0);
+                col2im(g, &dcols, imgs, dx_chunk);
+            }
+        });
+}
+
+/// Backward pass to the parameters: `dw += x_col^T * dy`, `db += sum dy`.
+///
+/// Accumulates, so gradients of several batches can be summed.
+pub fn conv2d_backward_weight(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    assert_eq!(x.len(), g.input_len(), "conv2d_backward_weight: input length");
+    assert_eq!(dy.len(), g.output_len(), "conv2d_backward_weight: dy length");
+    assert_eq!(dw.len(), g.weight_len(), "conv2d_backward_weight: dw length");
+    if g.n == 0 {
+        return;
+    }
+    let per_img_out = g.oh * g.ow * g.f;
+    let per_img_in = g.h * g.w * g.c;
+    let chunk = chunk_images(g);
+    let p = g.patch_len();
+    let with_bias = db.is_some();
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
+        .par_chunks(chunk * per_img_out)
+        .enumerate()
+        .map(|(ci, dy_chunk)| {
+            let imgs = dy_chunk.len() / per_img_out;
+            let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
+            let rows = imgs * g.oh * g.ow;
+            let dym = MatRef::row_major(dy_chunk, rows, g.f);
+            let mut part = vec![0.0; p * g.f];
+            if is_pointwise(g) {
+                let xt = MatRef::row_major(x_chunk, rows, p).t();
+                matmul(&mut part, xt, dym, false, Threads::Single);
+            } else {
+                let mut cols = vec![0.0; rows * p];
+                im2col(g, x_chunk, imgs, &mut cols);
+                let ct = MatRef::row_major(&cols, rows, p).t();
+                matmul(&mut part, ct, dym, false, Threads::Single);
+            }
+            let mut bpart = Vec::new();
+            if with_bias {
+                bpart = vec![0.0; g.f];
+                for row in dy_chunk.chunks_exact(g.f) {
+                    for (acc, v) in bpart.iter_mut().zip(row) {
+                        *acc += v;
+                    }
+                }
+            }
+            (part, bpart)
+        })
+        .collect();
+    // Sum in chunk order: reproducible whatever the thread count.
+    for (part, _) in &partials {
+        for (d, s) in dw.iter_mut().zip(part) {
+            *d += s;
+        }
+    }
+    if let Some(db) = db {
+        for (_, bpart) in &partials {
+            for (d, s) in db.iter_mut().zip(bpart) {
+                *d += s;
+            }
+        }
+    }
+}

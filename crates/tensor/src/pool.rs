@@ -1,0 +1,221 @@
+//! Max and average pooling over NHWC batches, plus global pooling.
+//!
+//! ```text
+//! x [N, H, W, C] -> y [N, OH, OW, C]
+//! max: y[n, oy, ox, c] = max over the window of x,   argmax kept for backward
+//! avg: y[n, oy, ox, c] = mean over the in-range cells of the window
+//! ```
+//!
+//! Padded cells never win a max and are not counted in an average, which is
+//! what Keras/TensorFlow do with `padding="same"`. Work is split over images
+//! with rayon; channels are the innermost, contiguous loop.
+
+use crate::Pool2dGeometry;
+use rayon::prelude::*;
+
+/// Range of input rows (or columns) a window starting at `start` covers.
+fn window(start: isize, size: usize, limit: usize) -> (usize, usize) {
+    let lo = start.max(0) as usize;
+    let hi = ((start + size as isize).max(0) as usize).min(limit);
+    (lo, hi)
+}
+
+/// Max pooling forward; `argmax[i]` receives the flat input index that won
+/// output `i`, which the backward pass needs.
+pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+    assert_eq!(x.len(), g.n * g.h * g.w * g.c, "max_pool2d_forward: input");
+    assert_eq!(y.len(), g.output_len(), "max_pool2d_forward: output");
+    assert_eq!(argmax.len(), g.output_len(), "max_pool2d_forward: argmax");
+    let per_out = g.oh * g.ow * g.c;
+    if per_out == 0 {
+        return;
+    }
+    let per_in = g.h * g.w * g.c;
+    y.par_chunks_mut(per_out)
+        .zip(argmax.par_chunks_mut(per_out))
+        .enumerate()
+        .for_each(|(b, (yb, ab))| {
+            let base = b * per_in;
+            for oy in 0..g.oh {
+                let (y0, y1) = window(
+                    (oy * g.sh) as isize - g.pad_top as isize,
+                    g.ph,
+                    g.h,
+                );
+                for ox in 0..g.ow {
+                    let (x0, x1) = window(
+                        (ox * g.sw) as isize - g.pad_left as isize,
+                        g.pw,
+                        g.w,
+                    );
+                    let o = (oy * g.ow + ox) * g.c;
+                    let yo = &mut yb[o..o + g.c];
+                    let ao = &mut ab[o..o + g.c];
+                    yo.fill(f32::NEG_INFINITY);
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let i = base + (iy * g.w + ix) * g.c;
+                            for ch in 0..g.c {
+                                let v = x[i + ch];
+                                if v > yo[ch] {
+                                    yo[ch] = v;
+                                    ao[ch] = (i + ch) as u32;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Max pooling backward: `dx[argmax[i]] += dy[i]`. `dx` is overwritten.
+pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
+    assert_eq!(dy.len(), g.output_len(), "max_pool2d_backward: dy");
+    assert_eq!(dx.len(), g.n * g.h * g.w * g.c, "max_pool2d_backward: dx");
+    let per_out = g.oh * g.ow * g.c;
+    let per_in = g.h * g.w * g.c;
+    if per_in == 0 {
+        return;
+    }
+    dx.par_chunks_mut(per_in).enumerate().for_each(|(b, dxb)| {
+        dxb.fill(0.0);
+        let base = b * per_in;
+        for i in b * per_out..(b + 1) * per_out {
+            dxb[argmax[i] as usize - base] += dy[i];
+        }
+    });
+}
+
+/// Average pooling forward (padding excluded from the count).
+pub fn avg_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), g.n * g.h * g.w * g.c, "avg_pool2d_forward: input");
+    assert_eq!(y.len(), g.output_len(), "avg_pool2d_forward: output");
+    let per_out = g.oh * g.ow * g.c;
+    if per_out == 0 {
+        return;
+    }
+    let per_in = g.h * g.w * g.c;
+    y.par_chunks_mut(per_out).enumerate().for_each(|(b, yb)| {
+        let base = b * per_in;
+        for oy in 0..g.oh {
+            let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+            for ox in 0..g.ow {
+                let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+                let o = (oy * g.ow + ox) * g.c;
+                let yo = &mut yb[o..o + g.c];
+                yo.fill(0.0);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let i = base + (iy * g.w + ix) * g.c;
+                        for (acc, v) in yo.iter_mut().zip(&x[i..i + g.c]) {
+                            *acc += v;
+                        }
+                    }
+                }
+                let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                for v in yo.iter_mut() {
+                    *v /= count;
+                }
+            }
+        }
+    });
+}
+
+/// Average pooling backward: each output's gradient is shared equally by the
+/// in-range cells of its window. `dx` is overwritten.
+pub fn avg_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], dx: &mut [f32]) {
+    assert_eq!(dy.len(), g.output_len(), "avg_pool2d_backward: dy");
+    assert_eq!(dx.len(), g.n * g.h * g.w * g.c, "avg_pool2d_backward: dx");
+    let per_out = g.oh * g.ow * g.c;
+    let per_in = g.h * g.w * g.c;
+    if per_in == 0 {
+        return;
+    }
+    dx.par_chunks_mut(per_in).enumerate().for_each(|(b, dxb)| {
+        dxb.fill(0.0);
+        let dyb = &dy[b * per_out..(b + 1) * per_out];
+        for oy in 0..g.oh {
+            let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+            for ox in 0..g.ow {
+                let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+                let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
+                let o = (oy * g.ow + ox) * g.c;
+                let go = &dyb[o..o + g.c];
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let i = (iy * g.w + ix) * g.c;
+                        for (d, v) in dxb[i..i + g.c].iter_mut().zip(go) {
+                            *d += v / count;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Global average pooling: `x [N, H, W, C] -> y [N, C]`, the mean over `H*W`.
+pub fn global_avg_pool_forward(n: usize, hw: usize, c: usize, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), n * hw * c, "global_avg_pool_forward: input");
+    assert_eq!(y.len(), n * c, "global_avg_pool_forward: output");
+    for b in 0..n {
+        let yb = &mut y[b * c..(b + 1) * c];
+        yb.fill(0.0);
+        for px in x[b * hw * c..(b + 1) * hw * c].chunks_exact(c) {
+            for (acc, v) in yb.iter_mut().zip(px) {
+                *acc += v;
+            }
+        }
+        for v in yb.iter_mut() {
+            *v /= hw as f32;
+        }
+    }
+}
+
+/// Global average pooling backward: `dx[n, p, c] = dy[n, c] / (H*W)`.
+pub fn global_avg_pool_backward(n: usize, hw: usize, c: usize, dy: &[f32], dx: &mut [f32]) {
+    for b in 0..n {
+        for px in dx[b * hw * c..(b + 1) * hw * c].chunks_exact_mut(c) {
+            for (d, g) in px.iter_mut().zip(&dy[b * c..(b + 1) * c]) {
+                *d = g / hw as f32;
+            }
+        }
+    }
+}
+
+/// Global max pooling: `x [N, H, W, C] -> y [N, C]`, with the winning
+/// input index of each output.
+pub fn global_max_pool_forward(
+    n: usize,
+    hw: usize,
+    c: usize,
+    x: &[f32],
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
+    for b in 0..n {
+        for ch in 0..c {
+            let mut best = f32::NEG_INFINITY;
+            let mut at = b * hw * c + ch;
+            for p in 0..hw {
+                let i = (b * hw + p) * c + ch;
+                if x[i] > best {
+                    best = x[i];
+                    at = i;
+                }
+            }
+            y[b * c + ch] = best;
+            argmax[b * c + ch] = at as u32;
+        }
+    }
+}
+
+/// Global max pooling backward: the gradient goes to the winner. `dx` is
+/// overwritten.
+pub fn global_max_pool_backward(dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
+    dx.fill(0.0);
+    for (g, &i) in dy.iter().zip(argmax) {
+        dx[i as usize] += g;
+    }
+}

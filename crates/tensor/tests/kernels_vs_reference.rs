@@ -1,0 +1,126 @@
+//! Property tests: the fast kernels against the slow references over random
+//! shapes, strides, paddings and dilations.
+
+use convnet_tensor::{conv, pool, reference, Conv2dGeometry, Padding, Pool2dGeometry};
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..len).map(|_| rng.gen_range(-1.0..1.0)).collect()
+}
+
+fn close(got: &[f32], want: &[f32], what: &str) -> Result<(), TestCaseError> {
+    prop_assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        prop_assert!(
+            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+            "{} differs at {}: fast {} vs reference {}",
+            what,
+            i,
+            g,
+            w
+        );
+    }
+    Ok(())
+}
+
+fn padding() -> impl Strategy<Value = Padding> {
+    prop_oneof![Just(Padding::Valid), Just(Padding::Same)]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn conv2d_matches_reference(
+        n in 1usize..4, h in 1usize..12, w in 1usize..12, c in 1usize..5, f in 1usize..6,
+        kh in 1usize..5, kw in 1usize..5, sh in 1usize..3, sw in 1usize..3,
+        dh in 1usize..3, dw in 1usize..3, pad in padding(), seed: u64,
+    ) {
+        let g = match Conv2dGeometry::new([n, h, w, c], f, (kh, kw), (sh, sw), (dh, dw), pad) {
+            Ok(g) => g,
+            Err(_) => return Ok(()), // input smaller than the window with 'valid'
+        };
+        let x = random(g.input_len(), seed);
+        let wt = random(g.weight_len(), seed ^ 1);
+        let b = random(f, seed ^ 2);
+        let dy = random(g.output_len(), seed ^ 3);
+
+        let mut y = vec![0.0; g.output_len()];
+        conv::conv2d_forward(&g, &x, &wt, Some(&b), &mut y);
+        close(&y, &reference::conv2d_forward(&g, &x, &wt, Some(&b)), "forward")?;
+
+        let mut dx = vec![7.0; g.input_len()];
+        conv::conv2d_backward_input(&g, &dy, &wt, &mut dx);
+        close(&dx, &reference::conv2d_backward_input(&g, &dy, &wt), "backward input")?;
+
+        // Weight gradients accumulate: start from 1 and expect 1 + reference.
+        let mut dwt = vec![1.0; g.weight_len()];
+        let mut db = vec![1.0; f];
+        conv::conv2d_backward_weight(&g, &x, &dy, &mut dwt, Some(&mut db));
+        let (rdw, rdb) = reference::conv2d_backward_weight(&g, &x, &dy);
+        let rdw: Vec<f32> = rdw.iter().map(|v| v + 1.0).collect();
+        let rdb: Vec<f32> = rdb.iter().map(|v| v + 1.0).collect();
+        close(&dwt, &rdw, "backward weight")?;
+        close(&db, &rdb, "backward bias")?;
+    }
+
+    #[test]
+    fn pooling_matches_reference(
+        n in 1usize..3, h in 1usize..10, w in 1usize..10, c in 1usize..4,
+        ph in 1usize..4, pw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
+        pad in padding(), seed: u64,
+    ) {
+        let g = match Pool2dGeometry::new([n, h, w, c], (ph, pw), (sh, sw), pad) {
+            Ok(g) => g,
+            Err(_) => return Ok(()),
+        };
+        let x = random(n * h * w * c, seed);
+        let dy = random(g.output_len(), seed ^ 5);
+
+        let mut y = vec![0.0; g.output_len()];
+        let mut arg = vec![0u32; g.output_len()];
+        pool::max_pool2d_forward(&g, &x, &mut y, &mut arg);
+        let mut dx = vec![3.0; x.len()];
+        pool::max_pool2d_backward(&g, &dy, &arg, &mut dx);
+        let (ry, rdx) = reference::max_pool2d(&g, &x, &dy);
+        close(&y, &ry, "max forward")?;
+        close(&dx, &rdx, "max backward")?;
+
+        pool::avg_pool2d_forward(&g, &x, &mut y);
+        pool::avg_pool2d_backward(&g, &dy, &mut dx);
+        let (ry, rdx) = reference::avg_pool2d(&g, &x, &dy);
+        close(&y, &ry, "avg forward")?;
+        close(&dx, &rdx, "avg backward")?;
+    }
+}
+
+#[test]
+fn conv_is_bit_identical_across_thread_counts() {
+    let g = Conv2dGeometry::new([37, 9, 9, 3], 5, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
+    let x = random(g.input_len(), 11);
+    let dy = random(g.output_len(), 12);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut dw = vec![0.0; g.weight_len()];
+            let mut db = vec![0.0; g.f];
+            conv::conv2d_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db));
+            (dw, db)
+        })
+    };
+    assert_eq!(run(1), run(3));
+}
+
+#[test]
+fn same_padding_places_the_odd_pixel_bottom_right() {
+    // A 2x2 all-ones kernel over a 3x3 image of 1..9 with 'same' padding:
+    // the pad row/column goes after, so y[0,0] = 1+2+4+5 and y[2,2] = 9.
+    let g = Conv2dGeometry::new([1, 3, 3, 1], 1, (2, 2), (1, 1), (1, 1), Padding::Same).unwrap();
+    let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
+    let mut y = vec![0.0; 9];
+    conv::conv2d_forward(&g, &x, &[1.0; 4], None, &mut y);
+    assert_eq!(y, vec![12.0, 16.0, 9.0, 24.0, 28.0, 15.0, 15.0, 17.0, 9.0]);
+}
