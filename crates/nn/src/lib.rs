@@ -1,1 +1,35 @@
-//! placeholder
+//! Layers, losses and initializers for convnet (and, on top of them, models
+//! and training).
+//!
+//! Every layer implements [`Layer`]: a pure output-shape rule on its
+//! [`LayerSpec`], a forward pass that keeps what its backward pass needs,
+//! and a backward pass that accumulates parameter gradients and returns the
+//! input gradient. Tensors are NHWC (see `convnet_tensor`).
+//!
+//! Randomness is always passed in explicitly as an [`Rng`] (ChaCha8, seeded),
+//! so the same seed gives the same weights, dropout masks and shuffles.
+#![deny(missing_docs)]
+
+mod error;
+pub mod gradcheck;
+mod init;
+mod layer;
+pub mod layers;
+mod loss;
+mod spec;
+
+pub use convnet_tensor::activation::Activation;
+pub use convnet_tensor::{Padding, Tensor};
+pub use error::{NnError, Result};
+pub use init::Initializer;
+pub use layer::{Layer, Mode, Param};
+pub use layers::batch_norm::BatchNormConfig;
+pub use layers::conv2d::Conv2dConfig;
+pub use layers::dense::DenseConfig;
+pub use layers::dropout::DropoutConfig;
+pub use layers::pooling::PoolConfig;
+pub use loss::{Loss, EPSILON};
+pub use spec::LayerSpec;
+
+/// The random number generator used everywhere: seeded ChaCha8.
+pub type Rng = rand_chacha::ChaCha8Rng;

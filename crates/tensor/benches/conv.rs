@@ -9,16 +9,46 @@ use convnet_tensor::{Conv2dGeometry, Padding};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
 fn data(len: usize) -> Vec<f32> {
-    (0..len).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect()
+    (0..len)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
     // (label, [n, h, w, c], filters, kernel, stride, padding)
     let layers = [
-        ("M1-conv1 28x28x1->32C5", [128, 28, 28, 1], 32, 5, 1, Padding::Same),
-        ("M1-conv2 14x14x32->64C5", [128, 14, 14, 32], 64, 5, 1, Padding::Same),
-        ("M2-conv2 26x26x32->32C3", [128, 26, 26, 32], 32, 3, 1, Padding::Valid),
-        ("M2-conv3 24x24x32->32C5S2", [128, 24, 24, 32], 32, 5, 2, Padding::Same),
+        (
+            "M1-conv1 28x28x1->32C5",
+            [128, 28, 28, 1],
+            32,
+            5,
+            1,
+            Padding::Same,
+        ),
+        (
+            "M1-conv2 14x14x32->64C5",
+            [128, 14, 14, 32],
+            64,
+            5,
+            1,
+            Padding::Same,
+        ),
+        (
+            "M2-conv2 26x26x32->32C3",
+            [128, 26, 26, 32],
+            32,
+            3,
+            1,
+            Padding::Valid,
+        ),
+        (
+            "M2-conv3 24x24x32->32C5S2",
+            [128, 24, 24, 32],
+            32,
+            5,
+            2,
+            Padding::Same,
+        ),
     ];
     let mut group = c.benchmark_group("conv2d");
     group.sample_size(20);

@@ -178,7 +178,11 @@ pub fn conv2d_forward(
 /// `dx` is overwritten.
 pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     assert_eq!(dy.len(), g.output_len(), "conv2d_backward_input: dy length");
-    assert_eq!(w.len(), g.weight_len(), "conv2d_backward_input: weight length");
+    assert_eq!(
+        w.len(),
+        g.weight_len(),
+        "conv2d_backward_input: weight length"
+    );
     assert_eq!(dx.len(), g.input_len(), "conv2d_backward_input: dx length");
     if g.n == 0 {
         return;
@@ -216,9 +220,21 @@ pub fn conv2d_backward_weight(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
-    assert_eq!(x.len(), g.input_len(), "conv2d_backward_weight: input length");
-    assert_eq!(dy.len(), g.output_len(), "conv2d_backward_weight: dy length");
-    assert_eq!(dw.len(), g.weight_len(), "conv2d_backward_weight: dw length");
+    assert_eq!(
+        x.len(),
+        g.input_len(),
+        "conv2d_backward_weight: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        g.output_len(),
+        "conv2d_backward_weight: dy length"
+    );
+    assert_eq!(
+        dw.len(),
+        g.weight_len(),
+        "conv2d_backward_weight: dw length"
+    );
     if g.n == 0 {
         return;
     }

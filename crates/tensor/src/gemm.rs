@@ -85,8 +85,16 @@ pub enum Threads {
 /// depend on the thread count, so results are reproducible.
 pub fn matmul(c: &mut [f32], a: MatRef<'_>, b: MatRef<'_>, accumulate: bool, threads: Threads) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!(b.rows, k, "matmul: inner dimensions {k} and {} differ", b.rows);
-    assert!(c.len() >= m * n, "matmul: output holds {} < {m}x{n}", c.len());
+    assert_eq!(
+        b.rows, k,
+        "matmul: inner dimensions {k} and {} differ",
+        b.rows
+    );
+    assert!(
+        c.len() >= m * n,
+        "matmul: output holds {} < {m}x{n}",
+        c.len()
+    );
     if m == 0 || n == 0 {
         return;
     }

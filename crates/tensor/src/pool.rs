@@ -37,17 +37,9 @@ pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: 
         .for_each(|(b, (yb, ab))| {
             let base = b * per_in;
             for oy in 0..g.oh {
-                let (y0, y1) = window(
-                    (oy * g.sh) as isize - g.pad_top as isize,
-                    g.ph,
-                    g.h,
-                );
+                let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
                 for ox in 0..g.ow {
-                    let (x0, x1) = window(
-                        (ox * g.sw) as isize - g.pad_left as isize,
-                        g.pw,
-                        g.w,
-                    );
+                    let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
                     let o = (oy * g.ow + ox) * g.c;
                     let yo = &mut yb[o..o + g.c];
                     let ao = &mut ab[o..o + g.c];

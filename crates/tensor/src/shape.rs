@@ -17,11 +17,14 @@
 //!   bottom/right: `P_before = total / 2`, `P_after = total - P_before`.
 
 use crate::TensorError;
+use serde::{Deserialize, Serialize};
 
 /// Padding mode of a convolution or pooling window.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
 pub enum Padding {
     /// No padding; windows stay inside the input.
+    #[default]
     Valid,
     /// Zero padding so that `out = ceil(N / S)`, odd pixel bottom/right.
     Same,

@@ -103,7 +103,10 @@ fn conv_is_bit_identical_across_thread_counts() {
     let x = random(g.input_len(), 11);
     let dy = random(g.output_len(), 12);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             let mut dw = vec![0.0; g.weight_len()];
             let mut db = vec![0.0; g.f];

@@ -1,0 +1,60 @@
+//! The error type of the nn crate.
+
+use convnet_tensor::TensorError;
+use thiserror::Error;
+
+/// Everything that can go wrong when building, running, saving or loading
+/// layers and models.
+#[derive(Debug, Error)]
+pub enum NnError {
+    /// A layer cannot accept its input shape.
+    #[error("layer {index} ({layer}): {msg}")]
+    Shape {
+        /// Position of the layer in the model (0-based).
+        index: usize,
+        /// Layer kind, e.g. `Conv2D`.
+        layer: String,
+        /// What was expected and what was found.
+        msg: String,
+    },
+    /// An invalid configuration value.
+    #[error("{what}: {msg}")]
+    Config {
+        /// The setting or object at fault.
+        what: String,
+        /// What was expected and what was found.
+        msg: String,
+    },
+    /// Training produced a non-finite loss.
+    #[error("loss became {value} at epoch {epoch}, batch {batch}; try a lower learning rate")]
+    NonFinite {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// A tensor-level error.
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// Reading or writing a file failed.
+    #[error("{path}: {msg}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What happened.
+        msg: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T> = std::result::Result<T, NnError>;
+
+/// Builds an [`NnError::Config`].
+pub(crate) fn config_err(what: impl Into<String>, msg: impl Into<String>) -> NnError {
+    NnError::Config {
+        what: what.into(),
+        msg: msg.into(),
+    }
+}

@@ -1,0 +1,155 @@
+//! The one gradient-check helper: central differences against the analytic
+//! gradients of a layer or a loss.
+//!
+//! For a layer `y = f(x; θ)` we check the scalar `L = sum_i r_i y_i` with a
+//! fixed random `r`, so `dL/dy = r` is what backward receives. Each checked
+//! coordinate `v` of `x` or `θ` gets
+//!
+//! ```text
+//! numeric = (L(v + eps) - L(v - eps)) / (2 eps)
+//! ```
+//!
+//! with `L` accumulated in `f64`. A coordinate passes when
+//! `|analytic - numeric| <= tol * (1 + max(|analytic|, |numeric|))`.
+//! On failure the report names the tensor, the worst index and both values.
+
+use crate::layer::{Layer, Mode};
+use crate::{Loss, Rng};
+use convnet_tensor::Tensor;
+use rand::{Rng as _, SeedableRng};
+
+/// At most this many coordinates of each tensor are checked (evenly spread).
+const MAX_CHECKS: usize = 400;
+
+/// Indices to check: all of them, or an even spread of [`MAX_CHECKS`].
+fn sample(len: usize) -> Vec<usize> {
+    if len <= MAX_CHECKS {
+        (0..len).collect()
+    } else {
+        (0..MAX_CHECKS).map(|i| i * len / MAX_CHECKS).collect()
+    }
+}
+
+/// Compares analytic and numeric values, reporting the worst coordinate.
+fn compare(
+    what: &str,
+    idx: &[usize],
+    analytic: &[f64],
+    numeric: &[f64],
+    tol: f64,
+) -> Result<(), String> {
+    let mut worst: Option<(usize, f64)> = None;
+    for (j, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
+        let excess = (a - n).abs() / (1.0 + a.abs().max(n.abs()));
+        if worst.is_none_or(|(_, w)| excess > w) {
+            worst = Some((j, excess));
+        }
+    }
+    match worst {
+        Some((j, e)) if e > tol || !e.is_finite() => Err(format!(
+            "gradient of {what} differs at index {}: analytic {} vs numeric {} (relative error {e:.2e} > {tol:.0e})",
+            idx[j], analytic[j], numeric[j]
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `sum_i r_i y_i` in f64.
+fn dot(r: &[f32], y: &[f32]) -> f64 {
+    r.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
+}
+
+/// Checks a layer's input gradient and every trainable parameter gradient
+/// at input `x`. The forward runs in `Mode::Train` with an RNG reseeded from
+/// `seed` each time, so dropout masks repeat.
+pub fn check_layer(
+    layer: &mut dyn Layer,
+    x: &Tensor,
+    seed: u64,
+    eps: f32,
+    tol: f64,
+) -> Result<(), String> {
+    let forward = |layer: &mut dyn Layer, x: &Tensor| {
+        let mut rng = Rng::seed_from_u64(seed);
+        layer.forward(x, Mode::Train, &mut rng)
+    };
+    let y = forward(layer, x);
+    let mut rng = Rng::seed_from_u64(seed ^ 0x9e37_79b9);
+    let r: Vec<f32> = (0..y.len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let r_t = Tensor::from_vec(y.shape(), r.clone()).unwrap();
+
+    for p in layer.params_mut() {
+        p.grad.data_mut().fill(0.0);
+    }
+    forward(layer, x);
+    let dx = layer.backward(&r_t);
+
+    // Input gradient.
+    let idx = sample(x.len());
+    let mut numeric = Vec::with_capacity(idx.len());
+    for &i in &idx {
+        let mut xp = x.clone();
+        xp.data_mut()[i] += eps;
+        let lp = dot(&r, forward(layer, &xp).data());
+        xp.data_mut()[i] -= 2.0 * eps;
+        let lm = dot(&r, forward(layer, &xp).data());
+        numeric.push((lp - lm) / (2.0 * eps as f64));
+    }
+    let analytic: Vec<f64> = idx.iter().map(|&i| dx.data()[i] as f64).collect();
+    compare("the input", &idx, &analytic, &numeric, tol)?;
+
+    // Parameter gradients.
+    let count = layer.params().len();
+    for pi in 0..count {
+        let (name, trainable, len, grad) = {
+            let p = &layer.params()[pi];
+            (p.name, p.trainable, p.value.len(), p.grad.clone())
+        };
+        if !trainable {
+            continue;
+        }
+        let idx = sample(len);
+        let mut numeric = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let orig = layer.params()[pi].value.data()[i];
+            layer.params_mut()[pi].value.data_mut()[i] = orig + eps;
+            let lp = dot(&r, forward(layer, x).data());
+            layer.params_mut()[pi].value.data_mut()[i] = orig - eps;
+            let lm = dot(&r, forward(layer, x).data());
+            layer.params_mut()[pi].value.data_mut()[i] = orig;
+            numeric.push((lp - lm) / (2.0 * eps as f64));
+        }
+        let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
+        compare(
+            &format!("parameter '{name}'"),
+            &idx,
+            &analytic,
+            &numeric,
+            tol,
+        )?;
+    }
+    Ok(())
+}
+
+/// Checks a loss's gradient with respect to its predictions.
+pub fn check_loss(
+    loss: Loss,
+    pred: &Tensor,
+    target: &Tensor,
+    eps: f32,
+    tol: f64,
+) -> Result<(), String> {
+    let (_, grad) = loss.compute(pred, target);
+    let idx = sample(pred.len());
+    let mut numeric = Vec::with_capacity(idx.len());
+    for &i in &idx {
+        let mut p = pred.clone();
+        p.data_mut()[i] += eps;
+        let lp = loss.compute(&p, target).0 as f64;
+        p.data_mut()[i] -= 2.0 * eps;
+        let lm = loss.compute(&p, target).0 as f64;
+        numeric.push((lp - lm) / (2.0 * eps as f64));
+    }
+    let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
+    compare(loss.name(), &idx, &analytic, &numeric, tol)
+}

@@ -1,0 +1,84 @@
+//! The layer contract: shapes, forward, backward and parameters.
+
+use crate::{LayerSpec, Rng};
+use convnet_tensor::Tensor;
+
+/// Whether a forward pass is part of training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Training: batch norm uses batch statistics and updates its moving
+    /// statistics; dropout drops; layers keep what backward needs.
+    Train,
+    /// Inference: batch norm uses moving statistics; dropout is the identity.
+    Eval,
+}
+
+/// A parameter tensor with its gradient.
+#[derive(Clone, Debug)]
+pub struct Param {
+    /// Name within the layer (`kernel`, `bias`, `gamma`, `moving_mean`, ...).
+    pub name: &'static str,
+    /// The value.
+    pub value: Tensor,
+    /// The accumulated gradient (same shape as `value`).
+    pub grad: Tensor,
+    /// False for state that the optimizer must not touch (moving statistics).
+    pub trainable: bool,
+}
+
+impl Param {
+    /// A trainable parameter with a zero gradient.
+    pub fn new(name: &'static str, value: Tensor) -> Self {
+        let grad = Tensor::zeros(value.shape());
+        Param {
+            name,
+            value,
+            grad,
+            trainable: true,
+        }
+    }
+
+    /// A non-trainable state tensor.
+    pub fn state(name: &'static str, value: Tensor) -> Self {
+        Param {
+            trainable: false,
+            ..Param::new(name, value)
+        }
+    }
+}
+
+/// A built layer: its input shape is known and its parameters exist.
+///
+/// Shapes exclude the batch axis: `[H, W, C]` for images, `[F]` for vectors.
+/// `forward` in [`Mode::Train`] keeps what `backward` needs; `backward`
+/// takes the gradient of the loss with respect to the layer's output,
+/// *adds* the parameter gradients into each [`Param::grad`], and returns the
+/// gradient with respect to the input.
+pub trait Layer: Send {
+    /// The configuration this layer was built from.
+    fn spec(&self) -> LayerSpec;
+    /// Per-sample input shape.
+    fn input_shape(&self) -> &[usize];
+    /// Per-sample output shape.
+    fn output_shape(&self) -> &[usize];
+    /// Forward pass over a batch `[N, ...input_shape]`.
+    fn forward(&mut self, x: &Tensor, mode: Mode, rng: &mut Rng) -> Tensor;
+    /// Backward pass; valid after a [`Mode::Train`] forward.
+    fn backward(&mut self, dy: &Tensor) -> Tensor;
+    /// Parameters and state, in a fixed order.
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    /// Mutable parameters and state, in the same order as [`Layer::params`].
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+}
+
+/// `[N] + shape`.
+pub(crate) fn batched(n: usize, shape: &[usize]) -> Vec<usize> {
+    let mut s = Vec::with_capacity(shape.len() + 1);
+    s.push(n);
+    s.extend_from_slice(shape);
+    s
+}

@@ -1,0 +1,252 @@
+//! BatchNormalization over the channel (last) axis.
+//!
+//! Works after Conv2D (`[N, H, W, C]`) and after Dense (`[N, C]`): both are
+//! rows of `C` channels (see [`convnet_tensor::batch_norm`] for the math).
+//!
+//! Conventions (Keras's, which differ from PyTorch's):
+//! * `momentum` is the weight of the *old* moving value:
+//!   `moving = moving * momentum + batch * (1 - momentum)`, default 0.99
+//!   (PyTorch's `momentum` weighs the *new* value: its 0.1 is Keras's 0.9).
+//! * The moving variance is updated with the biased batch variance
+//!   (PyTorch uses the unbiased one).
+//! * `epsilon` defaults to 1e-3 (PyTorch: 1e-5).
+//!
+//! Parameters: `gamma` and `beta` (trainable, when `scale` / `center`),
+//! `moving_mean` and `moving_variance` (non-trainable): `4C` in all.
+
+use crate::layer::{batched, Layer, Mode, Param};
+use crate::{LayerSpec, Result, Rng};
+use convnet_tensor::batch_norm as kernel;
+use convnet_tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+fn momentum() -> f32 {
+    0.99
+}
+fn epsilon() -> f32 {
+    1e-3
+}
+fn yes() -> bool {
+    true
+}
+
+/// Configuration of a BatchNormalization layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormConfig {
+    /// Weight of the old moving statistics in each update (Keras: 0.99).
+    #[serde(default = "momentum")]
+    pub momentum: f32,
+    /// Added to the variance before the square root (Keras: 1e-3).
+    #[serde(default = "epsilon")]
+    pub epsilon: f32,
+    /// Learn an offset `beta`.
+    #[serde(default = "yes")]
+    pub center: bool,
+    /// Learn a scale `gamma`.
+    #[serde(default = "yes")]
+    pub scale: bool,
+}
+
+impl Default for BatchNormConfig {
+    fn default() -> Self {
+        BatchNormConfig {
+            momentum: 0.99,
+            epsilon: 1e-3,
+            center: true,
+            scale: true,
+        }
+    }
+}
+
+impl BatchNormConfig {
+    /// Keras's defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Momentum of the moving statistics.
+    pub fn with_momentum(mut self, m: f32) -> Self {
+        self.momentum = m;
+        self
+    }
+    /// Epsilon.
+    pub fn with_epsilon(mut self, e: f32) -> Self {
+        self.epsilon = e;
+        self
+    }
+    /// Whether to learn `beta`.
+    pub fn with_center(mut self, c: bool) -> Self {
+        self.center = c;
+        self
+    }
+    /// Whether to learn `gamma`.
+    pub fn with_scale(mut self, s: bool) -> Self {
+        self.scale = s;
+        self
+    }
+
+    /// Builds the layer: gamma 1, beta 0, moving mean 0, moving variance 1.
+    pub fn build(&self, input: &[usize]) -> Result<BatchNorm> {
+        let c = *input.last().ok_or_else(|| {
+            crate::error::config_err("BatchNormalization", "needs a non-empty input shape")
+        })?;
+        Ok(BatchNorm {
+            config: self.clone(),
+            shape: input.to_vec(),
+            gamma: self
+                .scale
+                .then(|| Param::new("gamma", Tensor::full(&[c], 1.0))),
+            beta: self.center.then(|| Param::new("beta", Tensor::zeros(&[c]))),
+            moving_mean: Param::state("moving_mean", Tensor::zeros(&[c])),
+            moving_var: Param::state("moving_variance", Tensor::full(&[c], 1.0)),
+            cache: None,
+        })
+    }
+}
+
+/// What the training forward keeps for backward.
+struct Cache {
+    x: Tensor,
+    mean: Vec<f32>,
+    rstd: Vec<f32>,
+}
+
+/// A built BatchNormalization layer.
+pub struct BatchNorm {
+    config: BatchNormConfig,
+    shape: Vec<usize>,
+    gamma: Option<Param>,
+    beta: Option<Param>,
+    moving_mean: Param,
+    moving_var: Param,
+    cache: Option<Cache>,
+}
+
+impl BatchNorm {
+    fn channels(&self) -> usize {
+        *self.shape.last().unwrap()
+    }
+    fn gamma_beta(&self) -> (Vec<f32>, Vec<f32>) {
+        let c = self.channels();
+        let g = self
+            .gamma
+            .as_ref()
+            .map_or(vec![1.0; c], |p| p.value.data().to_vec());
+        let b = self
+            .beta
+            .as_ref()
+            .map_or(vec![0.0; c], |p| p.value.data().to_vec());
+        (g, b)
+    }
+}
+
+impl Layer for BatchNorm {
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::BatchNormalization(self.config.clone())
+    }
+    fn input_shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
+        let c = self.channels();
+        let (gamma, beta) = self.gamma_beta();
+        let mut y = Tensor::zeros(&batched(x.batch(), &self.shape));
+        match mode {
+            Mode::Train => {
+                let mut mean = vec![0.0; c];
+                let mut rstd = vec![0.0; c];
+                let var = kernel::batch_norm_forward_train(
+                    x.data(),
+                    c,
+                    &gamma,
+                    &beta,
+                    self.config.epsilon,
+                    y.data_mut(),
+                    &mut mean,
+                    &mut rstd,
+                );
+                let m = self.config.momentum;
+                let mm = self.moving_mean.value.data_mut();
+                mm.iter_mut()
+                    .zip(&mean)
+                    .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
+                let mv = self.moving_var.value.data_mut();
+                mv.iter_mut()
+                    .zip(&var)
+                    .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
+                self.cache = Some(Cache {
+                    x: x.clone(),
+                    mean,
+                    rstd,
+                });
+            }
+            Mode::Eval => kernel::batch_norm_forward_eval(
+                x.data(),
+                c,
+                &gamma,
+                &beta,
+                self.moving_mean.value.data(),
+                self.moving_var.value.data(),
+                self.config.epsilon,
+                y.data_mut(),
+            ),
+        }
+        y
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Tensor {
+        let c = self.channels();
+        let (gamma, _) = self.gamma_beta();
+        let cache = self
+            .cache
+            .as_ref()
+            .expect("BatchNormalization backward before a training forward");
+        let mut dx = Tensor::zeros(cache.x.shape());
+        let mut dgamma = vec![0.0; c];
+        let mut dbeta = vec![0.0; c];
+        kernel::batch_norm_backward_train(
+            cache.x.data(),
+            dy.data(),
+            c,
+            &gamma,
+            &cache.mean,
+            &cache.rstd,
+            dx.data_mut(),
+            &mut dgamma,
+            &mut dbeta,
+        );
+        if let Some(g) = &mut self.gamma {
+            g.grad
+                .data_mut()
+                .iter_mut()
+                .zip(&dgamma)
+                .for_each(|(a, b)| *a += b);
+        }
+        if let Some(b) = &mut self.beta {
+            b.grad
+                .data_mut()
+                .iter_mut()
+                .zip(&dbeta)
+                .for_each(|(a, b)| *a += b);
+        }
+        dx
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        self.gamma
+            .iter()
+            .chain(&self.beta)
+            .chain([&self.moving_mean, &self.moving_var])
+            .collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.gamma
+            .iter_mut()
+            .chain(self.beta.iter_mut())
+            .chain([&mut self.moving_mean, &mut self.moving_var])
+            .collect()
+    }
+}

@@ -1,0 +1,245 @@
+//! Conv2D: 2-D convolution with bias and a fused activation.
+//!
+//! ```text
+//! x [N, H, W, C] -> y [N, OH, OW, F],  kernel [KH, KW, C, F] (HWIO), bias [F]
+//! y = act(conv(x, kernel) + bias)
+//! ```
+//!
+//! Output sizes come from [`convnet_tensor::shape`]; the kernels are in
+//! [`convnet_tensor::conv`]. Parameters: `KH*KW*C*F + F`, as in Keras.
+
+use crate::error::config_err;
+use crate::layer::{batched, Layer, Mode, Param};
+use crate::{Initializer, LayerSpec, Result, Rng};
+use convnet_tensor::activation::Activation;
+use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
+use serde::{Deserialize, Serialize};
+
+fn one_one() -> [usize; 2] {
+    [1, 1]
+}
+fn yes() -> bool {
+    true
+}
+
+/// Configuration of a Conv2D layer (Keras's arguments).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Conv2dConfig {
+    /// Number of filters (output channels).
+    pub filters: usize,
+    /// Kernel `[height, width]`.
+    pub kernel_size: [usize; 2],
+    /// Stride `[vertical, horizontal]`.
+    #[serde(default = "one_one")]
+    pub strides: [usize; 2],
+    /// Dilation `[vertical, horizontal]`.
+    #[serde(default = "one_one")]
+    pub dilation_rate: [usize; 2],
+    /// `valid` or `same`.
+    #[serde(default)]
+    pub padding: Padding,
+    /// Activation applied after the bias.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Whether the layer has a bias.
+    #[serde(default = "yes")]
+    pub use_bias: bool,
+    /// Kernel initializer.
+    #[serde(default)]
+    pub kernel_initializer: Initializer,
+    /// Bias initializer.
+    #[serde(default = "zeros")]
+    pub bias_initializer: Initializer,
+}
+
+fn zeros() -> Initializer {
+    Initializer::Zeros
+}
+
+impl Conv2dConfig {
+    /// `filters` square `kernel x kernel` filters, stride 1, `valid`, linear.
+    pub fn new(filters: usize, kernel: usize) -> Self {
+        Conv2dConfig {
+            filters,
+            kernel_size: [kernel, kernel],
+            strides: [1, 1],
+            dilation_rate: [1, 1],
+            padding: Padding::Valid,
+            activation: Activation::Linear,
+            use_bias: true,
+            kernel_initializer: Initializer::GlorotUniform,
+            bias_initializer: Initializer::Zeros,
+        }
+    }
+    /// A rectangular kernel.
+    pub fn with_kernel(mut self, h: usize, w: usize) -> Self {
+        self.kernel_size = [h, w];
+        self
+    }
+    /// The same stride on both axes.
+    pub fn with_stride(mut self, s: usize) -> Self {
+        self.strides = [s, s];
+        self
+    }
+    /// The same dilation on both axes.
+    pub fn with_dilation(mut self, d: usize) -> Self {
+        self.dilation_rate = [d, d];
+        self
+    }
+    /// Padding mode.
+    pub fn with_padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+    /// Activation after the bias.
+    pub fn with_activation(mut self, a: Activation) -> Self {
+        self.activation = a;
+        self
+    }
+    /// With or without bias.
+    pub fn with_bias(mut self, b: bool) -> Self {
+        self.use_bias = b;
+        self
+    }
+    /// Kernel initializer.
+    pub fn with_kernel_initializer(mut self, i: Initializer) -> Self {
+        self.kernel_initializer = i;
+        self
+    }
+
+    /// The geometry for an input `[H, W, C]` and batch `n`.
+    pub fn geometry(&self, input: &[usize], n: usize) -> Result<Conv2dGeometry> {
+        let [h, w, c] = match input {
+            [h, w, c] => [*h, *w, *c],
+            _ => {
+                return Err(config_err(
+                    "Conv2D",
+                    format!("expects an image input [H, W, C], found {input:?}"),
+                ))
+            }
+        };
+        Ok(Conv2dGeometry::new(
+            [n, h, w, c],
+            self.filters,
+            (self.kernel_size[0], self.kernel_size[1]),
+            (self.strides[0], self.strides[1]),
+            (self.dilation_rate[0], self.dilation_rate[1]),
+            self.padding,
+        )?)
+    }
+
+    /// Output shape `[OH, OW, F]` for an input `[H, W, C]`.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let g = self.geometry(input, 1)?;
+        Ok(vec![g.oh, g.ow, g.f])
+    }
+
+    /// Builds the layer with initialized parameters.
+    pub fn build(&self, input: &[usize], rng: &mut Rng) -> Result<Conv2d> {
+        let g = self.geometry(input, 1)?;
+        let k = g.kh * g.kw;
+        let mut kernel = Tensor::zeros(&[g.kh, g.kw, g.c, g.f]);
+        self.kernel_initializer
+            .fill(kernel.data_mut(), k * g.c, k * g.f, rng);
+        let bias = self.use_bias.then(|| {
+            let mut b = Tensor::zeros(&[g.f]);
+            self.bias_initializer.fill(b.data_mut(), k * g.c, g.f, rng);
+            Param::new("bias", b)
+        });
+        Ok(Conv2d {
+            config: self.clone(),
+            input_shape: input.to_vec(),
+            output_shape: vec![g.oh, g.ow, g.f],
+            kernel: Param::new("kernel", kernel),
+            bias,
+            x: None,
+            y: None,
+        })
+    }
+}
+
+/// A built Conv2D layer.
+pub struct Conv2d {
+    config: Conv2dConfig,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    kernel: Param,
+    bias: Option<Param>,
+    /// Input of the last training forward.
+    x: Option<Tensor>,
+    /// Output of the last training forward (after the activation).
+    y: Option<Tensor>,
+}
+
+impl Layer for Conv2d {
+    fn spec(&self) -> LayerSpec {
+        LayerSpec::Conv2D(self.config.clone())
+    }
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
+        let n = x.batch();
+        let g = self
+            .config
+            .geometry(&self.input_shape, n)
+            .expect("validated at build");
+        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        conv2d_forward(
+            &g,
+            x.data(),
+            self.kernel.value.data(),
+            self.bias.as_ref().map(|b| b.value.data()),
+            y.data_mut(),
+        );
+        self.config.activation.forward(y.data_mut(), g.f);
+        if mode == Mode::Train {
+            self.x = Some(x.clone());
+            self.y = Some(y.clone());
+        }
+        y
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Tensor {
+        let x = self
+            .x
+            .as_ref()
+            .expect("Conv2D backward before a training forward");
+        let y = self
+            .y
+            .as_ref()
+            .expect("Conv2D backward before a training forward");
+        let g = self
+            .config
+            .geometry(&self.input_shape, x.batch())
+            .expect("validated at build");
+        let mut dz = dy.clone();
+        self.config
+            .activation
+            .backward(y.data(), dz.data_mut(), g.f);
+        conv2d_backward_weight(
+            &g,
+            x.data(),
+            dz.data(),
+            self.kernel.grad.data_mut(),
+            self.bias.as_mut().map(|b| b.grad.data_mut()),
+        );
+        let mut dx = Tensor::zeros(x.shape());
+        conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
+        dx
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        std::iter::once(&self.kernel).chain(&self.bias).collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        std::iter::once(&mut self.kernel)
+            .chain(self.bias.as_mut())
+            .collect()
+    }
+}

@@ -1,0 +1,9 @@
+//! The layers, one per file: config, forward, backward, shape rule.
+
+pub mod activation;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod dense;
+pub mod dropout;
+pub mod flatten;
+pub mod pooling;

@@ -1,0 +1,225 @@
+//! MaxPooling2D, AveragePooling2D and their global versions.
+//!
+//! ```text
+//! pooling:        x [N, H, W, C] -> y [N, OH, OW, C]   (no parameters)
+//! global pooling: x [N, H, W, C] -> y [N, C]
+//! ```
+//!
+//! The stride defaults to the pool size, as in Keras. Max pooling keeps the
+//! argmax of every output for its backward pass.
+
+use crate::error::config_err;
+use crate::layer::{batched, Layer, Mode};
+use crate::{LayerSpec, Result, Rng};
+use convnet_tensor::pool;
+use convnet_tensor::{Padding, Pool2dGeometry, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// Configuration of a 2-D pooling layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolConfig {
+    /// Window `[height, width]`.
+    pub pool_size: [usize; 2],
+    /// Stride; `None` means the pool size.
+    #[serde(default)]
+    pub strides: Option<[usize; 2]>,
+    /// `valid` or `same`.
+    #[serde(default)]
+    pub padding: Padding,
+}
+
+impl PoolConfig {
+    /// A square `size x size` window with stride `size`, `valid`.
+    pub fn new(size: usize) -> Self {
+        PoolConfig {
+            pool_size: [size, size],
+            strides: None,
+            padding: Padding::Valid,
+        }
+    }
+    /// The same stride on both axes.
+    pub fn with_stride(mut self, s: usize) -> Self {
+        self.strides = Some([s, s]);
+        self
+    }
+    /// Padding mode.
+    pub fn with_padding(mut self, p: Padding) -> Self {
+        self.padding = p;
+        self
+    }
+
+    /// The geometry for an input `[H, W, C]` and batch `n`.
+    pub fn geometry(&self, input: &[usize], n: usize) -> Result<Pool2dGeometry> {
+        let [h, w, c] = image_shape("pooling", input)?;
+        let s = self.strides.unwrap_or(self.pool_size);
+        Ok(Pool2dGeometry::new(
+            [n, h, w, c],
+            (self.pool_size[0], self.pool_size[1]),
+            (s[0], s[1]),
+            self.padding,
+        )?)
+    }
+
+    /// Output shape `[OH, OW, C]`.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let g = self.geometry(input, 1)?;
+        Ok(vec![g.oh, g.ow, g.c])
+    }
+}
+
+pub(crate) fn image_shape(what: &str, input: &[usize]) -> Result<[usize; 3]> {
+    match input {
+        [h, w, c] => Ok([*h, *w, *c]),
+        _ => Err(config_err(
+            what,
+            format!("expects an image input [H, W, C], found {input:?}"),
+        )),
+    }
+}
+
+/// Which reduction a pooling layer applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// Maximum over the window.
+    Max,
+    /// Mean over the in-range cells of the window.
+    Average,
+}
+
+/// A built MaxPooling2D or AveragePooling2D layer.
+pub struct Pool2d {
+    kind: PoolKind,
+    config: PoolConfig,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    argmax: Vec<u32>,
+    batch: usize,
+}
+
+impl Pool2d {
+    /// Builds a pooling layer for an input `[H, W, C]`.
+    pub fn build(kind: PoolKind, config: &PoolConfig, input: &[usize]) -> Result<Pool2d> {
+        let output_shape = config.output_shape(input)?;
+        Ok(Pool2d {
+            kind,
+            config: config.clone(),
+            input_shape: input.to_vec(),
+            output_shape,
+            argmax: Vec::new(),
+            batch: 0,
+        })
+    }
+}
+
+impl Layer for Pool2d {
+    fn spec(&self) -> LayerSpec {
+        match self.kind {
+            PoolKind::Max => LayerSpec::MaxPooling2D(self.config.clone()),
+            PoolKind::Average => LayerSpec::AveragePooling2D(self.config.clone()),
+        }
+    }
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
+        let n = x.batch();
+        let g = self
+            .config
+            .geometry(&self.input_shape, n)
+            .expect("validated");
+        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        match self.kind {
+            PoolKind::Max => {
+                self.argmax.resize(g.output_len(), 0);
+                pool::max_pool2d_forward(&g, x.data(), y.data_mut(), &mut self.argmax);
+            }
+            PoolKind::Average => pool::avg_pool2d_forward(&g, x.data(), y.data_mut()),
+        }
+        self.batch = n;
+        y
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Tensor {
+        let n = self.batch;
+        let g = self
+            .config
+            .geometry(&self.input_shape, n)
+            .expect("validated");
+        let mut dx = Tensor::zeros(&batched(n, &self.input_shape));
+        match self.kind {
+            PoolKind::Max => pool::max_pool2d_backward(&g, dy.data(), &self.argmax, dx.data_mut()),
+            PoolKind::Average => pool::avg_pool2d_backward(&g, dy.data(), dx.data_mut()),
+        }
+        dx
+    }
+}
+
+/// A built GlobalAveragePooling2D or GlobalMaxPooling2D layer.
+pub struct GlobalPool {
+    kind: PoolKind,
+    input_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    argmax: Vec<u32>,
+    batch: usize,
+}
+
+impl GlobalPool {
+    /// Builds a global pooling layer for an input `[H, W, C]`.
+    pub fn build(kind: PoolKind, input: &[usize]) -> Result<GlobalPool> {
+        let [_, _, c] = image_shape("global pooling", input)?;
+        Ok(GlobalPool {
+            kind,
+            input_shape: input.to_vec(),
+            output_shape: vec![c],
+            argmax: Vec::new(),
+            batch: 0,
+        })
+    }
+}
+
+impl Layer for GlobalPool {
+    fn spec(&self) -> LayerSpec {
+        match self.kind {
+            PoolKind::Max => LayerSpec::GlobalMaxPooling2D,
+            PoolKind::Average => LayerSpec::GlobalAveragePooling2D,
+        }
+    }
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+    fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn forward(&mut self, x: &Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
+        let n = x.batch();
+        let hw = self.input_shape[0] * self.input_shape[1];
+        let c = self.input_shape[2];
+        let mut y = Tensor::zeros(&[n, c]);
+        match self.kind {
+            PoolKind::Average => pool::global_avg_pool_forward(n, hw, c, x.data(), y.data_mut()),
+            PoolKind::Max => {
+                self.argmax.resize(n * c, 0);
+                pool::global_max_pool_forward(n, hw, c, x.data(), y.data_mut(), &mut self.argmax)
+            }
+        }
+        self.batch = n;
+        y
+    }
+
+    fn backward(&mut self, dy: &Tensor) -> Tensor {
+        let n = self.batch;
+        let hw = self.input_shape[0] * self.input_shape[1];
+        let c = self.input_shape[2];
+        let mut dx = Tensor::zeros(&batched(n, &self.input_shape));
+        match self.kind {
+            PoolKind::Average => pool::global_avg_pool_backward(n, hw, c, dy.data(), dx.data_mut()),
+            PoolKind::Max => pool::global_max_pool_backward(dy.data(), &self.argmax, dx.data_mut()),
+        }
+        dx
+    }
+}

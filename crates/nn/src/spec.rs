@@ -1,0 +1,132 @@
+//! `LayerSpec`: the serializable description of any layer, and how to build
+//! it for a given input shape.
+
+use crate::error::config_err;
+use crate::layer::Layer;
+use crate::layers::activation::ActivationLayer;
+use crate::layers::batch_norm::BatchNormConfig;
+use crate::layers::conv2d::Conv2dConfig;
+use crate::layers::dense::DenseConfig;
+use crate::layers::dropout::DropoutConfig;
+use crate::layers::flatten::Flatten;
+use crate::layers::pooling::{image_shape, GlobalPool, Pool2d, PoolConfig, PoolKind};
+use crate::{Result, Rng};
+use convnet_tensor::activation::Activation;
+use serde::{Deserialize, Serialize};
+
+/// Any layer's configuration, tagged by its Keras class name in files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum LayerSpec {
+    /// 2-D convolution.
+    Conv2D(Conv2dConfig),
+    /// Fully connected layer.
+    Dense(DenseConfig),
+    /// Max pooling.
+    MaxPooling2D(PoolConfig),
+    /// Average pooling.
+    AveragePooling2D(PoolConfig),
+    /// Mean over all pixels of each channel.
+    GlobalAveragePooling2D,
+    /// Maximum over all pixels of each channel.
+    GlobalMaxPooling2D,
+    /// Batch normalization over channels.
+    BatchNormalization(BatchNormConfig),
+    /// Inverted dropout.
+    Dropout(DropoutConfig),
+    /// Flattening to `[N, features]`.
+    Flatten,
+    /// A standalone activation.
+    Activation {
+        /// The function.
+        activation: Activation,
+    },
+}
+
+impl LayerSpec {
+    /// The Keras class name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerSpec::Conv2D(_) => "Conv2D",
+            LayerSpec::Dense(_) => "Dense",
+            LayerSpec::MaxPooling2D(_) => "MaxPooling2D",
+            LayerSpec::AveragePooling2D(_) => "AveragePooling2D",
+            LayerSpec::GlobalAveragePooling2D => "GlobalAveragePooling2D",
+            LayerSpec::GlobalMaxPooling2D => "GlobalMaxPooling2D",
+            LayerSpec::BatchNormalization(_) => "BatchNormalization",
+            LayerSpec::Dropout(_) => "Dropout",
+            LayerSpec::Flatten => "Flatten",
+            LayerSpec::Activation { .. } => "Activation",
+        }
+    }
+
+    /// Per-sample output shape for a per-sample input shape (pure; used by
+    /// the summary and to fail before any allocation).
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        match self {
+            LayerSpec::Conv2D(c) => c.output_shape(input),
+            LayerSpec::Dense(d) => d.output_shape(input),
+            LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => p.output_shape(input),
+            LayerSpec::GlobalAveragePooling2D | LayerSpec::GlobalMaxPooling2D => {
+                let [_, _, c] = image_shape(self.kind(), input)?;
+                Ok(vec![c])
+            }
+            LayerSpec::Flatten => Ok(vec![input.iter().product()]),
+            LayerSpec::Dropout(d) => {
+                if !(0.0..1.0).contains(&d.rate) {
+                    return Err(config_err(
+                        "Dropout",
+                        format!("rate must be in [0, 1), found {}", d.rate),
+                    ));
+                }
+                Ok(input.to_vec())
+            }
+            LayerSpec::BatchNormalization(_) | LayerSpec::Activation { .. } => {
+                if input.is_empty() {
+                    return Err(config_err(self.kind(), "needs a non-empty input shape"));
+                }
+                Ok(input.to_vec())
+            }
+        }
+    }
+
+    /// `(trainable, non_trainable)` parameter counts for an input shape,
+    /// computed without building the layer.
+    pub fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
+        let last = input.last().copied().unwrap_or(0);
+        Ok(match self {
+            LayerSpec::Conv2D(c) => {
+                let [_, _, ch] = image_shape("Conv2D", input)?;
+                let k = c.kernel_size[0] * c.kernel_size[1] * ch * c.filters;
+                (k + if c.use_bias { c.filters } else { 0 }, 0)
+            }
+            LayerSpec::Dense(d) => (last * d.units + if d.use_bias { d.units } else { 0 }, 0),
+            LayerSpec::BatchNormalization(b) => {
+                (last * (b.center as usize + b.scale as usize), 2 * last)
+            }
+            _ => (0, 0),
+        })
+    }
+
+    /// Builds the layer for a per-sample input shape, drawing initial
+    /// weights from `rng`.
+    pub fn build(&self, input: &[usize], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(match self {
+            LayerSpec::Conv2D(c) => Box::new(c.build(input, rng)?),
+            LayerSpec::Dense(d) => Box::new(d.build(input, rng)?),
+            LayerSpec::MaxPooling2D(p) => Box::new(Pool2d::build(PoolKind::Max, p, input)?),
+            LayerSpec::AveragePooling2D(p) => Box::new(Pool2d::build(PoolKind::Average, p, input)?),
+            LayerSpec::GlobalAveragePooling2D => {
+                Box::new(GlobalPool::build(PoolKind::Average, input)?)
+            }
+            LayerSpec::GlobalMaxPooling2D => Box::new(GlobalPool::build(PoolKind::Max, input)?),
+            LayerSpec::BatchNormalization(b) => Box::new(b.build(input)?),
+            LayerSpec::Dropout(d) => Box::new(d.build(input)?),
+            LayerSpec::Flatten => Box::new(Flatten::build(input)),
+            LayerSpec::Activation { activation } => {
+                self.output_shape(input)?;
+                Box::new(ActivationLayer::build(*activation, input))
+            }
+        })
+    }
+}
