@@ -1,0 +1,202 @@
+//! Golden tests against PyTorch.
+//!
+//! The fixtures in `tests/golden/` were written by
+//! `tools/golden/gen_golden.py` (PyTorch in f64 on f32-rounded inputs,
+//! Keras's conventions reproduced by hand; see the script's docstring), so
+//! these tests need no Python.
+//!
+//! Tolerance policy (the one used everywhere): a value passes when
+//! `|ours - golden| <= 1e-4 * (1 + |golden|)`. Our kernels compute in f32
+//! with different summation orders, so we expect about 1e-6 relative error;
+//! 1e-4 leaves room for long sums without hiding real mistakes.
+
+use convnet_nn::*;
+use rand::SeedableRng;
+use serde_json::Value;
+
+const TOL: f32 = 1e-4;
+
+fn cases(file: &str) -> Vec<Value> {
+    let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+fn tensor(v: &Value) -> Tensor {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::from_vec(&shape, data).unwrap()
+}
+
+fn pair(v: &Value) -> [usize; 2] {
+    [v[0].as_u64().unwrap() as usize, v[1].as_u64().unwrap() as usize]
+}
+
+fn padding(v: &Value) -> Padding {
+    match v.as_str().unwrap() {
+        "same" => Padding::Same,
+        _ => Padding::Valid,
+    }
+}
+
+#[track_caller]
+fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    for (i, (g, w)) in got.data().iter().zip(want.data()).enumerate() {
+        assert!(
+            (g - w).abs() <= TOL * (1.0 + w.abs()),
+            "{what}: index {i}: ours {g} vs PyTorch {w}"
+        );
+    }
+}
+
+fn set_param(layer: &mut dyn Layer, name: &str, value: &Tensor) {
+    let p = layer
+        .params_mut()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no parameter {name}"));
+    assert_eq!(p.value.shape(), value.shape(), "parameter {name}");
+    p.value = value.clone();
+}
+
+fn grad(layer: &dyn Layer, name: &str) -> Tensor {
+    layer.params().into_iter().find(|p| p.name == name).unwrap().grad.clone()
+}
+
+fn run(layer: &mut dyn Layer, x: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
+    let mut rng = Rng::seed_from_u64(0);
+    let y = layer.forward(x, Mode::Train, &mut rng);
+    let dx = layer.backward(dy);
+    (y, dx)
+}
+
+#[test]
+fn conv2d_matches_pytorch() {
+    let all = cases("conv2d.json");
+    assert_eq!(all.len(), 8);
+    for c in all {
+        let k = pair(&c["kernel"]);
+        let s = pair(&c["stride"]);
+        let d = pair(&c["dilation"]);
+        let mut cfg = Conv2dConfig::new(c["filters"].as_u64().unwrap() as usize, 1)
+            .with_kernel(k[0], k[1])
+            .with_padding(padding(&c["padding"]));
+        cfg.strides = s;
+        cfg.dilation_rate = d;
+        let x = tensor(&c["x"]);
+        let mut rng = Rng::seed_from_u64(0);
+        let mut layer = cfg.build(&x.shape()[1..], &mut rng).unwrap();
+        set_param(&mut layer, "kernel", &tensor(&c["kernel_hwio"]));
+        set_param(&mut layer, "bias", &tensor(&c["bias"]));
+        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+        let what = format!("conv k={k:?} s={s:?} d={d:?} {}", c["padding"]);
+        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+        assert_close(&grad(&layer, "kernel"), &tensor(&c["dkernel"]), &format!("{what} dkernel"));
+        assert_close(&grad(&layer, "bias"), &tensor(&c["dbias"]), &format!("{what} dbias"));
+    }
+}
+
+#[test]
+fn pooling_matches_pytorch() {
+    let all = cases("pooling.json");
+    assert_eq!(all.len(), 10);
+    for c in all {
+        let p = pair(&c["pool"]);
+        let s = pair(&c["stride"]);
+        let cfg = PoolConfig {
+            pool_size: p,
+            strides: Some(s),
+            padding: padding(&c["padding"]),
+        };
+        let spec = match c["kind"].as_str().unwrap() {
+            "max" => LayerSpec::MaxPooling2D(cfg),
+            _ => LayerSpec::AveragePooling2D(cfg),
+        };
+        let x = tensor(&c["x"]);
+        let mut rng = Rng::seed_from_u64(0);
+        let mut layer = spec.build(&x.shape()[1..], &mut rng).unwrap();
+        let (y, dx) = run(layer.as_mut(), &x, &tensor(&c["dy"]));
+        let what = format!("{} pool {p:?} s={s:?} {}", c["kind"], c["padding"]);
+        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+    }
+}
+
+#[test]
+fn batch_norm_matches_pytorch_with_keras_moving_statistics() {
+    let all = cases("batch_norm.json");
+    assert_eq!(all.len(), 2);
+    for c in all {
+        let x = tensor(&c["x"]);
+        let mut rng = Rng::seed_from_u64(0);
+        let mut layer = BatchNormConfig::new().build(&x.shape()[1..]).unwrap();
+        set_param(&mut layer, "gamma", &tensor(&c["gamma"]));
+        set_param(&mut layer, "beta", &tensor(&c["beta"]));
+        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+        let what = format!("batch norm {:?}", x.shape());
+        assert_close(&y, &tensor(&c["y_train"]), &format!("{what} train forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+        assert_close(&grad(&layer, "gamma"), &tensor(&c["dgamma"]), &format!("{what} dgamma"));
+        assert_close(&grad(&layer, "beta"), &tensor(&c["dbeta"]), &format!("{what} dbeta"));
+        let state = |name: &str| {
+            layer.params().into_iter().find(|p| p.name == name).unwrap().value.clone()
+        };
+        assert_close(&state("moving_mean"), &tensor(&c["moving_mean"]), "moving mean");
+        assert_close(&state("moving_variance"), &tensor(&c["moving_variance"]), "moving variance");
+        let y_eval = layer.forward(&x, Mode::Eval, &mut rng);
+        assert_close(&y_eval, &tensor(&c["y_eval"]), &format!("{what} eval forward"));
+    }
+}
+
+#[test]
+fn losses_match_pytorch() {
+    let all = cases("losses.json");
+    assert_eq!(all.len(), 7);
+    for c in all {
+        let name = c["loss"].as_str().unwrap();
+        let loss = Loss::from_name(name).unwrap_or_else(|| panic!("unknown loss {name}"));
+        let (value, g) = loss.compute(&tensor(&c["pred"]), &tensor(&c["target"]));
+        let want = c["value"].as_f64().unwrap() as f32;
+        assert!(
+            (value - want).abs() <= TOL * (1.0 + want.abs()),
+            "{name}: ours {value} vs PyTorch {want}"
+        );
+        assert_close(&g, &tensor(&c["grad"]), &format!("{name} gradient"));
+    }
+}
+
+#[test]
+fn dense_with_each_activation_matches_pytorch() {
+    let all = cases("dense_activations.json");
+    assert_eq!(all.len(), 7);
+    for c in all {
+        let name = c["activation"].as_str().unwrap();
+        let act = Activation::from_name(name).unwrap();
+        let x = tensor(&c["x"]);
+        let mut rng = Rng::seed_from_u64(0);
+        let mut layer = DenseConfig::new(5)
+            .with_activation(act)
+            .build(&x.shape()[1..], &mut rng)
+            .unwrap();
+        set_param(&mut layer, "kernel", &tensor(&c["kernel"]));
+        set_param(&mut layer, "bias", &tensor(&c["bias"]));
+        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+        assert_close(&y, &tensor(&c["y"]), &format!("dense+{name} forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("dense+{name} dx"));
+        assert_close(&grad(&layer, "kernel"), &tensor(&c["dkernel"]), &format!("dense+{name} dkernel"));
+        assert_close(&grad(&layer, "bias"), &tensor(&c["dbias"]), &format!("dense+{name} dbias"));
+    }
+}
