@@ -65,6 +65,11 @@ pub trait Layer: Send {
     fn forward(&mut self, x: &Tensor, mode: Mode, rng: &mut Rng) -> Tensor;
     /// Backward pass; valid after a [`Mode::Train`] forward.
     fn backward(&mut self, dy: &Tensor) -> Tensor;
+    /// Backward pass when the input gradient is not needed (the first
+    /// layer of a model): accumulates the parameter gradients only.
+    fn backward_params(&mut self, dy: &Tensor) {
+        let _ = self.backward(dy);
+    }
     /// Parameters and state, in a fixed order.
     fn params(&self) -> Vec<&Param> {
         Vec::new()

@@ -10,17 +10,30 @@
 //! so the same seed gives the same weights, dropout masks and shuffles.
 #![deny(missing_docs)]
 
+pub mod callbacks;
+pub mod data;
 mod error;
+mod fit;
 pub mod gradcheck;
 mod init;
 mod layer;
 pub mod layers;
 mod loss;
+mod model;
+pub mod optim;
+pub mod save;
+mod schedule;
 mod spec;
+mod summary;
 
+pub use callbacks::{
+    Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau,
+};
 pub use convnet_tensor::activation::Activation;
 pub use convnet_tensor::{Padding, Tensor};
+pub use data::{DataSource, Subset, TensorData};
 pub use error::{NnError, Result};
+pub use fit::{EpochLogs, Evaluation, FitConfig, History, Verbosity};
 pub use init::Initializer;
 pub use layer::{Layer, Mode, Param};
 pub use layers::batch_norm::BatchNormConfig;
@@ -29,7 +42,11 @@ pub use layers::dense::DenseConfig;
 pub use layers::dropout::DropoutConfig;
 pub use layers::pooling::PoolConfig;
 pub use loss::{Loss, EPSILON};
+pub use model::{Model, Sequential};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use schedule::Schedule;
 pub use spec::LayerSpec;
+pub use summary::{Summary, SummaryRow};
 
 /// The random number generator used everywhere: seeded ChaCha8.
 pub type Rng = rand_chacha::ChaCha8Rng;

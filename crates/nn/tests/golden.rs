@@ -40,7 +40,10 @@ fn tensor(v: &Value) -> Tensor {
 }
 
 fn pair(v: &Value) -> [usize; 2] {
-    [v[0].as_u64().unwrap() as usize, v[1].as_u64().unwrap() as usize]
+    [
+        v[0].as_u64().unwrap() as usize,
+        v[1].as_u64().unwrap() as usize,
+    ]
 }
 
 fn padding(v: &Value) -> Padding {
@@ -72,7 +75,13 @@ fn set_param(layer: &mut dyn Layer, name: &str, value: &Tensor) {
 }
 
 fn grad(layer: &dyn Layer, name: &str) -> Tensor {
-    layer.params().into_iter().find(|p| p.name == name).unwrap().grad.clone()
+    layer
+        .params()
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap()
+        .grad
+        .clone()
 }
 
 fn run(layer: &mut dyn Layer, x: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
@@ -104,8 +113,16 @@ fn conv2d_matches_pytorch() {
         let what = format!("conv k={k:?} s={s:?} d={d:?} {}", c["padding"]);
         assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
         assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
-        assert_close(&grad(&layer, "kernel"), &tensor(&c["dkernel"]), &format!("{what} dkernel"));
-        assert_close(&grad(&layer, "bias"), &tensor(&c["dbias"]), &format!("{what} dbias"));
+        assert_close(
+            &grad(&layer, "kernel"),
+            &tensor(&c["dkernel"]),
+            &format!("{what} dkernel"),
+        );
+        assert_close(
+            &grad(&layer, "bias"),
+            &tensor(&c["dbias"]),
+            &format!("{what} dbias"),
+        );
     }
 }
 
@@ -149,15 +166,41 @@ fn batch_norm_matches_pytorch_with_keras_moving_statistics() {
         let what = format!("batch norm {:?}", x.shape());
         assert_close(&y, &tensor(&c["y_train"]), &format!("{what} train forward"));
         assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
-        assert_close(&grad(&layer, "gamma"), &tensor(&c["dgamma"]), &format!("{what} dgamma"));
-        assert_close(&grad(&layer, "beta"), &tensor(&c["dbeta"]), &format!("{what} dbeta"));
+        assert_close(
+            &grad(&layer, "gamma"),
+            &tensor(&c["dgamma"]),
+            &format!("{what} dgamma"),
+        );
+        assert_close(
+            &grad(&layer, "beta"),
+            &tensor(&c["dbeta"]),
+            &format!("{what} dbeta"),
+        );
         let state = |name: &str| {
-            layer.params().into_iter().find(|p| p.name == name).unwrap().value.clone()
+            layer
+                .params()
+                .into_iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .value
+                .clone()
         };
-        assert_close(&state("moving_mean"), &tensor(&c["moving_mean"]), "moving mean");
-        assert_close(&state("moving_variance"), &tensor(&c["moving_variance"]), "moving variance");
+        assert_close(
+            &state("moving_mean"),
+            &tensor(&c["moving_mean"]),
+            "moving mean",
+        );
+        assert_close(
+            &state("moving_variance"),
+            &tensor(&c["moving_variance"]),
+            "moving variance",
+        );
         let y_eval = layer.forward(&x, Mode::Eval, &mut rng);
-        assert_close(&y_eval, &tensor(&c["y_eval"]), &format!("{what} eval forward"));
+        assert_close(
+            &y_eval,
+            &tensor(&c["y_eval"]),
+            &format!("{what} eval forward"),
+        );
     }
 }
 
@@ -196,7 +239,15 @@ fn dense_with_each_activation_matches_pytorch() {
         let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
         assert_close(&y, &tensor(&c["y"]), &format!("dense+{name} forward"));
         assert_close(&dx, &tensor(&c["dx"]), &format!("dense+{name} dx"));
-        assert_close(&grad(&layer, "kernel"), &tensor(&c["dkernel"]), &format!("dense+{name} dkernel"));
-        assert_close(&grad(&layer, "bias"), &tensor(&c["dbias"]), &format!("dense+{name} dbias"));
+        assert_close(
+            &grad(&layer, "kernel"),
+            &tensor(&c["dkernel"]),
+            &format!("dense+{name} dkernel"),
+        );
+        assert_close(
+            &grad(&layer, "bias"),
+            &tensor(&c["dbias"]),
+            &format!("dense+{name} dbias"),
+        );
     }
 }

@@ -1,0 +1,518 @@
+//! compile / fit / evaluate: the training loop.
+//!
+//! One training step on a batch `(x, y)`:
+//!
+//! ```text
+//! z = layers(x)                      (Mode::Train; the head is split off)
+//! fused loss (softmax+CE, sigmoid+BCE):  (L, dz) = loss_from_logits(z, y)
+//! otherwise:                          p = head(z); (L, dp) = loss(p, y); dz = head'(dp)
+//! L += l2 * sum ||kernel||^2,         dkernel += 2 l2 kernel
+//! backward(dz); optimizer step at lr = schedule(epoch) * plateau factor; zero grads
+//! ```
+//!
+//! Accuracy follows the loss, as Keras's `"accuracy"` does: categorical
+//! (argmax) for categorical losses and multi-output MSE, sparse for integer
+//! labels, binary (threshold 0.5) for binary cross-entropy and 1-output MSE.
+
+use crate::callbacks::{Callback, Control};
+use crate::data::{DataSource, Subset};
+use crate::error::config_err;
+use crate::model::Training;
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::{Loss, Mode, Model, NnError, Param, Result, Schedule};
+use convnet_tensor::Tensor;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// How much `fit` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// Nothing.
+    Silent,
+    /// A progress bar per epoch, then a summary line.
+    #[default]
+    ProgressBar,
+    /// One summary line per epoch.
+    EpochLines,
+}
+
+/// Settings of `fit`, Keras's arguments.
+#[derive(Clone, Debug)]
+pub struct FitConfig {
+    /// Last epoch (exclusive upper bound, as in Keras: `epochs=3` trains 0, 1, 2).
+    pub epochs: usize,
+    /// First epoch (to continue a run).
+    pub initial_epoch: usize,
+    /// Samples per gradient step.
+    pub batch_size: usize,
+    /// Reshuffle the training samples every epoch.
+    pub shuffle: bool,
+    /// Fraction of the samples, taken from the end before shuffling, held
+    /// out for validation (ignored when validation data is given).
+    pub validation_split: f32,
+    /// Cap on the batches per epoch.
+    pub steps_per_epoch: Option<usize>,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Output.
+    pub verbosity: Verbosity,
+}
+
+impl Default for FitConfig {
+    fn default() -> Self {
+        FitConfig {
+            epochs: 1,
+            initial_epoch: 0,
+            batch_size: 32,
+            shuffle: true,
+            validation_split: 0.0,
+            steps_per_epoch: None,
+            schedule: Schedule::Constant,
+            verbosity: Verbosity::ProgressBar,
+        }
+    }
+}
+
+impl FitConfig {
+    /// Keras's defaults: 1 epoch, batch 32, shuffled, no validation.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Number of epochs.
+    pub fn with_epochs(mut self, e: usize) -> Self {
+        self.epochs = e;
+        self
+    }
+    /// Epoch to start from.
+    pub fn with_initial_epoch(mut self, e: usize) -> Self {
+        self.initial_epoch = e;
+        self
+    }
+    /// Batch size.
+    pub fn with_batch_size(mut self, b: usize) -> Self {
+        self.batch_size = b;
+        self
+    }
+    /// Shuffle or not.
+    pub fn with_shuffle(mut self, s: bool) -> Self {
+        self.shuffle = s;
+        self
+    }
+    /// Validation fraction taken from the end.
+    pub fn with_validation_split(mut self, v: f32) -> Self {
+        self.validation_split = v;
+        self
+    }
+    /// Cap on batches per epoch.
+    pub fn with_steps_per_epoch(mut self, s: usize) -> Self {
+        self.steps_per_epoch = Some(s);
+        self
+    }
+    /// Learning-rate schedule.
+    pub fn with_schedule(mut self, s: Schedule) -> Self {
+        self.schedule = s;
+        self
+    }
+    /// Output.
+    pub fn with_verbosity(mut self, v: Verbosity) -> Self {
+        self.verbosity = v;
+        self
+    }
+}
+
+/// Loss and metrics of one epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLogs {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub loss: f32,
+    /// Training accuracy over the epoch.
+    pub accuracy: f32,
+    /// Validation loss.
+    pub val_loss: Option<f32>,
+    /// Validation accuracy.
+    pub val_accuracy: Option<f32>,
+    /// Learning rate used.
+    pub lr: f32,
+    /// Wall time of the epoch (training and validation).
+    pub seconds: f32,
+}
+
+impl EpochLogs {
+    /// The value of `"loss"`, `"accuracy"`, `"val_loss"` or `"val_accuracy"`.
+    pub fn get(&self, metric: &str) -> Option<f32> {
+        match metric {
+            "loss" => Some(self.loss),
+            "accuracy" => Some(self.accuracy),
+            "val_loss" => self.val_loss,
+            "val_accuracy" => self.val_accuracy,
+            _ => None,
+        }
+    }
+}
+
+/// Per-epoch logs of a `fit` call.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// One entry per completed epoch.
+    pub epochs: Vec<EpochLogs>,
+}
+
+impl History {
+    /// CSV with a header: `epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds`.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from(crate::callbacks::CSV_HEADER);
+        s.push('\n');
+        for e in &self.epochs {
+            s.push_str(&crate::callbacks::csv_row(e));
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// Loss and accuracy of an evaluation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Mean loss.
+    pub loss: f32,
+    /// Accuracy.
+    pub accuracy: f32,
+}
+
+/// Counts correct predictions for the accuracy that fits `loss`.
+fn count_correct(loss: Loss, p: &Tensor, y: &Tensor) -> (usize, usize) {
+    let k = p.sample_len().max(1);
+    let n = p.batch();
+    let binary = matches!(
+        loss,
+        Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits
+    ) || (loss == Loss::MeanSquaredError && k == 1);
+    if binary {
+        let hits = p
+            .data()
+            .iter()
+            .zip(y.data())
+            .filter(|(a, b)| (**a > 0.5) == (**b > 0.5))
+            .count();
+        return (hits, p.len());
+    }
+    let pred = p.argmax_rows();
+    let truth: Vec<usize> = if loss.is_sparse() {
+        y.data().iter().map(|&v| v as usize).collect()
+    } else {
+        y.argmax_rows()
+    };
+    let hits = pred.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    (hits, n)
+}
+
+impl Model {
+    /// Sets the loss and the optimizer (with fresh state).
+    pub fn compile(&mut self, optimizer: OptimizerConfig, loss: Loss) {
+        self.training = Some(Training {
+            loss,
+            optimizer: Optimizer::new(optimizer),
+            l2: 0.0,
+            lr_factor: 1.0,
+        });
+    }
+
+    /// Adds Keras's `kernel_regularizer=l2(l2)` to every Conv2D and Dense kernel.
+    pub fn set_l2(&mut self, l2: f32) -> Result<()> {
+        self.training_mut()?.l2 = l2;
+        Ok(())
+    }
+
+    /// The compiled loss.
+    pub fn loss(&self) -> Option<Loss> {
+        self.training.as_ref().map(|t| t.loss)
+    }
+
+    /// The optimizer and its state.
+    pub fn optimizer(&self) -> Option<&Optimizer> {
+        self.training.as_ref().map(|t| &t.optimizer)
+    }
+
+    /// The optimizer, mutable (for restoring checkpoints).
+    pub fn optimizer_mut(&mut self) -> Option<&mut Optimizer> {
+        self.training.as_mut().map(|t| &mut t.optimizer)
+    }
+
+    /// The multiplier ReduceLROnPlateau applies to the scheduled rate.
+    pub fn lr_factor(&self) -> f32 {
+        self.training.as_ref().map_or(1.0, |t| t.lr_factor)
+    }
+
+    /// Sets that multiplier.
+    pub fn set_lr_factor(&mut self, f: f32) {
+        if let Some(t) = &mut self.training {
+            t.lr_factor = f;
+        }
+    }
+
+    fn training_mut(&mut self) -> Result<&mut Training> {
+        self.training
+            .as_mut()
+            .ok_or_else(|| config_err("model", "call compile() before fit() or evaluate()"))
+    }
+
+    /// The loss actually applied to the logits, and whether it is fused.
+    fn effective_loss(&self, loss: Loss) -> (Loss, bool) {
+        match loss.fused_with(self.head()) {
+            Some(f) => (f, true),
+            None => (loss, false),
+        }
+    }
+
+    /// Loss, its gradient w.r.t. the logits, and the probabilities.
+    fn loss_and_grad(&self, loss: Loss, z: &Tensor, y: &Tensor) -> (f32, Tensor, Tensor) {
+        let (eff, fused) = self.effective_loss(loss);
+        let row = z.sample_len().max(1);
+        let mut p = z.clone();
+        self.head().forward(p.data_mut(), row);
+        if fused {
+            let (l, dz) = eff.compute(z, y);
+            (l, dz, p)
+        } else {
+            let (l, mut dz) = eff.compute(&p, y);
+            self.head().backward(p.data(), dz.data_mut(), row);
+            (l, dz, p)
+        }
+    }
+
+    /// Checks a batch's shapes against the model and the loss.
+    fn check_batch(&self, loss: Loss, x: &Tensor, y: &Tensor) -> Result<()> {
+        self.check_input(x, "inputs")?;
+        let mut out = vec![x.batch()];
+        out.extend_from_slice(self.output_shape());
+        loss.check_targets(&out, y.shape())
+    }
+
+    /// One gradient step on a batch; returns the loss (before the step)
+    /// and the number of correct predictions.
+    pub fn train_step(&mut self, x: &Tensor, y: &Tensor, lr: f32) -> Result<(f32, usize, usize)> {
+        let loss = self.training_mut()?.loss;
+        self.check_batch(loss, x, y)?;
+        let z = self.forward(x, Mode::Train, false);
+        let (mut l, dz, p) = self.loss_and_grad(loss, &z, y);
+        let (hits, total) = count_correct(loss, &p, y);
+        self.backward(&dz);
+        let Model {
+            layers, training, ..
+        } = self;
+        let training = training.as_mut().expect("checked by training_mut");
+        let l2 = training.l2;
+        let mut pairs: Vec<(&mut [f32], &[f32])> = Vec::new();
+        let mut penalty = 0.0f64;
+        for layer in layers.iter_mut() {
+            for p in layer.params_mut() {
+                if !p.trainable {
+                    continue;
+                }
+                if l2 > 0.0 && p.name == "kernel" {
+                    let (v, g) = (p.value.data(), p.grad.data_mut());
+                    for (g, w) in g.iter_mut().zip(v) {
+                        *g += 2.0 * l2 * w;
+                        penalty += (w * w) as f64;
+                    }
+                }
+                let Param { value, grad, .. } = p;
+                pairs.push((value.data_mut(), grad.data()));
+            }
+        }
+        l += (l2 as f64 * penalty) as f32;
+        training.optimizer.step(&mut pairs, lr);
+        self.zero_grad();
+        Ok((l, hits, total))
+    }
+
+    /// Trains on `train`, Keras-style. Validation comes from `validation`
+    /// if given, otherwise from `config.validation_split` (the last samples
+    /// of `train`, before shuffling).
+    pub fn fit(
+        &mut self,
+        train: &dyn DataSource,
+        validation: Option<&dyn DataSource>,
+        config: &FitConfig,
+        callbacks: &mut [&mut dyn Callback],
+    ) -> Result<History> {
+        self.training_mut()?;
+        if config.batch_size == 0 {
+            return Err(config_err("batch_size", "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&config.validation_split) {
+            return Err(config_err(
+                "validation_split",
+                format!("must be in [0, 1), found {}", config.validation_split),
+            ));
+        }
+        if train.input_shape() != self.input_shape() {
+            return Err(config_err(
+                "training data",
+                format!(
+                    "samples have shape {:?} but the model expects {:?}",
+                    train.input_shape(),
+                    self.input_shape()
+                ),
+            ));
+        }
+        let n_all = train.len();
+        let n_val = if validation.is_none() {
+            (n_all as f64 * config.validation_split as f64).floor() as usize
+        } else {
+            0
+        };
+        let n_train = n_all - n_val;
+        if n_train == 0 {
+            return Err(config_err("training data", "no samples left to train on"));
+        }
+        let train_view = Subset::new(train, (0..n_train).collect());
+        let split_view = Subset::new(train, (n_train..n_all).collect());
+        let val: Option<&dyn DataSource> = match validation {
+            Some(v) => Some(v),
+            None if n_val > 0 => Some(&split_view),
+            None => None,
+        };
+        let steps_full = n_train.div_ceil(config.batch_size);
+        let steps = config
+            .steps_per_epoch
+            .map_or(steps_full, |s| s.min(steps_full));
+        let base_lr = self.training_mut()?.optimizer.config.learning_rate();
+
+        for cb in callbacks.iter_mut() {
+            cb.on_train_begin(self)?;
+        }
+        let mut history = History::default();
+        for epoch in config.initial_epoch..config.epochs {
+            let start = Instant::now();
+            let lr = config.schedule.rate(base_lr, epoch) * self.lr_factor();
+            let mut order: Vec<usize> = (0..n_train).collect();
+            if config.shuffle {
+                order.shuffle(&mut self.rng);
+            }
+            order.truncate(steps * config.batch_size);
+            let seed: u64 = self.rng.gen();
+            let bar = progress_bar(config.verbosity, steps, epoch, config.epochs);
+            let (mut sum_loss, mut hits, mut total) = (0.0f64, 0usize, 0usize);
+            for (bi, batch) in train_view
+                .batches(order, config.batch_size, seed)
+                .enumerate()
+            {
+                let (x, y) = batch?;
+                let (l, h, t) = self.train_step(&x, &y, lr)?;
+                if !l.is_finite() {
+                    bar.abandon();
+                    return Err(NnError::NonFinite {
+                        epoch: epoch + 1,
+                        batch: bi + 1,
+                        value: l,
+                    });
+                }
+                sum_loss += l as f64;
+                hits += h;
+                total += t;
+                bar.set_position(bi as u64 + 1);
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.4}",
+                    sum_loss / (bi + 1) as f64,
+                    hits as f64 / total.max(1) as f64
+                ));
+            }
+            bar.finish_and_clear();
+            let (val_loss, val_accuracy) = match val {
+                Some(v) => {
+                    let e = self.evaluate(v, 256.max(config.batch_size))?;
+                    (Some(e.loss), Some(e.accuracy))
+                }
+                None => (None, None),
+            };
+            let logs = EpochLogs {
+                epoch: epoch + 1,
+                loss: (sum_loss / steps.max(1) as f64) as f32,
+                accuracy: hits as f32 / total.max(1) as f32,
+                val_loss,
+                val_accuracy,
+                lr,
+                seconds: start.elapsed().as_secs_f32(),
+            };
+            if config.verbosity != Verbosity::Silent {
+                eprintln!("{}", epoch_line(&logs, config.epochs));
+            }
+            history.epochs.push(logs.clone());
+            let mut stop = false;
+            for cb in callbacks.iter_mut() {
+                if cb.on_epoch_end(self, &logs, &history)? == Control::Stop {
+                    stop = true;
+                }
+            }
+            if stop {
+                break;
+            }
+        }
+        for cb in callbacks.iter_mut() {
+            cb.on_train_end(self)?;
+        }
+        Ok(history)
+    }
+
+    /// Mean loss and accuracy over a data source, in inference mode.
+    pub fn evaluate(&mut self, data: &dyn DataSource, batch_size: usize) -> Result<Evaluation> {
+        let loss = self
+            .training
+            .as_ref()
+            .map(|t| t.loss)
+            .ok_or_else(|| config_err("model", "call compile() before evaluate()"))?;
+        let n = data.len();
+        if n == 0 {
+            return Err(config_err("evaluation data", "is empty"));
+        }
+        let (mut sum, mut hits, mut total) = (0.0f64, 0usize, 0usize);
+        for batch in data.batches((0..n).collect(), batch_size.max(1), 0) {
+            let (x, y) = batch?;
+            self.check_batch(loss, &x, &y)?;
+            let z = self.forward(&x, Mode::Eval, false);
+            let (l, _, p) = self.loss_and_grad(loss, &z, &y);
+            sum += l as f64 * x.batch() as f64;
+            let (h, t) = count_correct(loss, &p, &y);
+            hits += h;
+            total += t;
+        }
+        Ok(Evaluation {
+            loss: (sum / n as f64) as f32,
+            accuracy: hits as f32 / total.max(1) as f32,
+        })
+    }
+}
+
+fn progress_bar(v: Verbosity, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if v != Verbosity::ProgressBar {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "Epoch {}/{epochs} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ETA {{eta}}",
+            epoch + 1
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+fn epoch_line(l: &EpochLogs, epochs: usize) -> String {
+    let mut s = format!(
+        "Epoch {}/{epochs} - {:.1}s - loss: {:.4} - accuracy: {:.4}",
+        l.epoch, l.seconds, l.loss, l.accuracy
+    );
+    if let (Some(vl), Some(va)) = (l.val_loss, l.val_accuracy) {
+        s.push_str(&format!(" - val_loss: {vl:.4} - val_accuracy: {va:.4}"));
+    }
+    s.push_str(&format!(" - lr: {:.3e}", l.lr));
+    s
+}
