@@ -206,11 +206,57 @@ def dense_activation_cases():
     return cases
 
 
+def training_step_cases():
+    """Two full training steps (forward, loss, backward, update) of a tiny
+    net Conv2D(2, 3x3, relu) -> Flatten -> Dense(3, softmax) with categorical
+    cross-entropy, for SGD with momentum and for Adam (Keras's update rules,
+    which PyTorch's optimizers reproduce: see the comments)."""
+    cases = []
+    x = rnd(4, 1, 5, 5)
+    labels = torch.tensor([0, 2, 1, 2])
+    conv_w0 = rnd(2, 1, 3, 3) * 0.5
+    conv_b0 = rnd(2) * 0.1
+    dense_w0 = rnd(18, 3) * 0.5  # rows in NHWC-flatten order, as convnet flattens
+    dense_b0 = rnd(3) * 0.1
+    for name, make in [
+        # Keras SGD: v = m v - lr g; w += v. PyTorch: b = m b + g; w -= lr b. Equal for constant lr.
+        ("sgd_momentum", lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9)),
+        # Keras Adam puts eps on sqrt(v) before bias correction; with eps=1e-7 the
+        # difference from PyTorch's placement is far below the tolerance.
+        ("adam", lambda ps: torch.optim.Adam(ps, lr=0.01, betas=(0.9, 0.999), eps=1e-7)),
+    ]:
+        cw = conv_w0.clone().requires_grad_()
+        cb = conv_b0.clone().requires_grad_()
+        dw = dense_w0.clone().requires_grad_()
+        db = dense_b0.clone().requires_grad_()
+        opt = make([cw, cb, dw, db])
+        losses = []
+        for _ in range(2):
+            opt.zero_grad()
+            h = F.relu(F.conv2d(x, cw, cb))
+            h = nhwc(h).reshape(4, -1)
+            z = h @ dw + db
+            loss = F.cross_entropy(z, labels)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        cases.append({
+            "optimizer": name, "x": t(nhwc(x)), "labels": t(labels.double()),
+            "conv_kernel": t(conv_w0.permute(2, 3, 1, 0)), "conv_bias": t(conv_b0),
+            "dense_kernel": t(dense_w0), "dense_bias": t(dense_b0),
+            "losses": losses,
+            "conv_kernel_after": t(cw.permute(2, 3, 1, 0)), "conv_bias_after": t(cb),
+            "dense_kernel_after": t(dw), "dense_bias_after": t(db),
+        })
+    return cases
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     for name, fn in [("conv2d", conv_cases), ("pooling", pool_cases),
                      ("batch_norm", batch_norm_cases), ("losses", loss_cases),
-                     ("dense_activations", dense_activation_cases)]:
+                     ("dense_activations", dense_activation_cases),
+                     ("training_steps", training_step_cases)]:
         path = os.path.join(OUT, name + ".json")
         with open(path, "w") as f:
             json.dump({"generator": "tools/golden/gen_golden.py",

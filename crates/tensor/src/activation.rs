@@ -73,7 +73,12 @@ impl Activation {
     pub fn forward(&self, x: &mut [f32], row: usize) {
         match *self {
             Activation::Linear => {}
-            Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
+            // `if v < 0` rather than `max`, so that NaN propagates as in PyTorch.
+            Activation::Relu => x.iter_mut().for_each(|v| {
+                if *v < 0.0 {
+                    *v = 0.0
+                }
+            }),
             Activation::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
             Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
             Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {

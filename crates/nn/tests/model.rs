@@ -1,0 +1,420 @@
+//! Sequential, summary, compile/fit/evaluate/predict, callbacks, save/load.
+
+use convnet_nn::*;
+use rand::{Rng as _, SeedableRng};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn relu_conv(f: usize, k: usize) -> Conv2dConfig {
+    Conv2dConfig::new(f, k)
+        .with_padding(Padding::Same)
+        .with_activation(Activation::Relu)
+}
+
+fn m1(dense: usize) -> Sequential {
+    Sequential::new(&[28, 28, 1])
+        .conv2d(relu_conv(32, 5))
+        .max_pool(PoolConfig::new(2))
+        .conv2d(relu_conv(64, 5))
+        .max_pool(PoolConfig::new(2))
+        .flatten()
+        .dense(DenseConfig::new(dense).with_activation(Activation::Relu))
+        .dense(DenseConfig::new(10).with_activation(Activation::Softmax))
+}
+
+/// The final net of the MNIST architecture experiment (issue: 327,242 params).
+fn m2() -> Sequential {
+    let c = |f, k| Conv2dConfig::new(f, k).with_activation(Activation::Relu);
+    Sequential::new(&[28, 28, 1])
+        .conv2d(c(32, 3))
+        .batch_norm()
+        .conv2d(c(32, 3))
+        .batch_norm()
+        .conv2d(c(32, 5).with_stride(2).with_padding(Padding::Same))
+        .batch_norm()
+        .dropout(0.4)
+        .conv2d(c(64, 3))
+        .batch_norm()
+        .conv2d(c(64, 3))
+        .batch_norm()
+        .conv2d(c(64, 5).with_stride(2).with_padding(Padding::Same))
+        .batch_norm()
+        .dropout(0.4)
+        .conv2d(c(128, 4))
+        .batch_norm()
+        .flatten()
+        .dropout(0.4)
+        .dense(DenseConfig::new(10).with_activation(Activation::Softmax))
+}
+
+#[test]
+fn summary_counts_equal_keras() {
+    let s = m1(128).summary().unwrap();
+    assert_eq!(s.total(), 454_922);
+    assert_eq!(s.non_trainable, 0);
+    assert_eq!(m1(1024).summary().unwrap().total(), 3_274_634);
+    let s = m2().summary().unwrap();
+    assert_eq!((s.total(), s.non_trainable), (327_242, 832));
+    // The built model agrees with the pure count.
+    assert_eq!(m2().build(0).unwrap().param_counts(), (326_410, 832));
+    let shapes: Vec<Vec<usize>> = s.rows.iter().map(|r| r.output_shape.clone()).collect();
+    assert_eq!(shapes[0], vec![26, 26, 32]);
+    assert_eq!(shapes[4], vec![12, 12, 32]);
+    assert_eq!(shapes[14], vec![1, 1, 128]);
+}
+
+#[test]
+fn summary_prints_names_shapes_counts_and_formulas() {
+    let text = m1(128).summary().unwrap().with_formulas(true).to_string();
+    for needle in [
+        "conv2d (Conv2D)",
+        "conv2d_1 (Conv2D)",
+        "max_pooling2d_1 (MaxPooling2D)",
+        "(None, 28, 28, 32)",
+        "(None, 3136)",
+        "401,536",
+        "Total params: 454,922 (1.74 MB)",
+        "Non-trainable params: 0",
+        // conv 5x5 same on 28: total padding 4; pool 2 on 28.
+        "H,W: floor((28 + 4 - 5) / 1) + 1 = 28",
+        "H,W: floor((28 + 0 - 2) / 2) + 1 = 14",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    let plain = m1(128).summary().unwrap().to_string();
+    assert!(!plain.contains("floor"));
+}
+
+#[test]
+fn shape_errors_name_the_layer() {
+    let bad = Sequential::new(&[8, 8, 1])
+        .conv2d(Conv2dConfig::new(4, 5))
+        .conv2d(Conv2dConfig::new(4, 5));
+    let e = bad.summary().unwrap_err().to_string();
+    assert!(
+        e.starts_with("layer 1 (Conv2D)") && e.contains("[4, 4, 4]"),
+        "{e}"
+    );
+    let e = Sequential::new(&[10])
+        .conv2d(Conv2dConfig::new(2, 3))
+        .build(0);
+    assert!(e.is_err());
+}
+
+fn blobs(n: usize, seed: u64) -> TensorData {
+    // Two classes of 6x6 images: bright top half or bright bottom half, plus noise.
+    let mut rng = Rng::seed_from_u64(seed);
+    let mut x = Tensor::zeros(&[n, 6, 6, 1]);
+    let mut y = Tensor::zeros(&[n, 2]);
+    for i in 0..n {
+        let class = i % 2;
+        for r in 0..6 {
+            for c in 0..6 {
+                let bright = (r < 3) == (class == 0);
+                x.data_mut()[i * 36 + r * 6 + c] =
+                    if bright { 0.8 } else { 0.2 } + rng.gen_range(-0.2..0.2);
+            }
+        }
+        y.data_mut()[i * 2 + class] = 1.0;
+    }
+    TensorData::new(x, y).unwrap()
+}
+
+fn small_net() -> Sequential {
+    Sequential::new(&[6, 6, 1])
+        .conv2d(relu_conv(4, 3))
+        .batch_norm()
+        .max_pool(PoolConfig::new(2))
+        .flatten()
+        .dropout(0.2)
+        .dense(DenseConfig::new(2).with_activation(Activation::Softmax))
+}
+
+fn quiet(epochs: usize) -> FitConfig {
+    FitConfig::new()
+        .with_epochs(epochs)
+        .with_batch_size(16)
+        .with_verbosity(Verbosity::Silent)
+}
+
+fn weights(m: &Model) -> Vec<Vec<f32>> {
+    m.named_params()
+        .into_iter()
+        .map(|(_, p)| p.value.data().to_vec())
+        .collect()
+}
+
+#[test]
+fn fit_learns_and_is_reproducible() {
+    let data = blobs(128, 1);
+    let train = |seed| {
+        let mut m = small_net().build(seed).unwrap();
+        m.compile(
+            OptimizerConfig::adam().with_learning_rate(0.01),
+            Loss::CategoricalCrossentropy,
+        );
+        let h = m.fit(&data, None, &quiet(5), &mut []).unwrap();
+        (m, h)
+    };
+    let (mut a, ha) = train(3);
+    let (b, hb) = train(3);
+    let (c, _) = train(4);
+    assert_eq!(weights(&a), weights(&b), "same seed, same weights");
+    assert_eq!(ha.epochs[4].loss, hb.epochs[4].loss);
+    assert_ne!(weights(&a), weights(&c));
+    assert!(ha.epochs[4].loss < ha.epochs[0].loss);
+    let e = a.evaluate(&blobs(64, 9), 32).unwrap();
+    assert!(e.accuracy > 0.9, "{e:?}");
+    // predict returns probabilities (the softmax head is applied).
+    let p = a.predict(&blobs(4, 2).x().clone(), 3).unwrap();
+    assert_eq!(p.shape(), &[4, 2]);
+    for row in p.data().chunks(2) {
+        assert!((row[0] + row[1] - 1.0).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn training_is_bit_identical_across_thread_counts() {
+    let data = blobs(64, 1);
+    let run = |threads| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut m = small_net().build(5).unwrap();
+            m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+            m.fit(&data, None, &quiet(2), &mut []).unwrap();
+            weights(&m)
+        })
+    };
+    assert_eq!(run(1), run(2));
+}
+
+#[test]
+fn validation_split_takes_the_last_samples() {
+    let data = blobs(100, 1);
+    let mut m = small_net().build(0).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    let h = m
+        .fit(&data, None, &quiet(1).with_validation_split(0.2), &mut [])
+        .unwrap();
+    let val = Subset::new(&data, (80..100).collect());
+    let e = m.evaluate(&val, 7).unwrap();
+    assert!((h.epochs[0].val_loss.unwrap() - e.loss).abs() < 1e-5);
+    assert!(m
+        .fit(&data, None, &quiet(1).with_validation_split(1.5), &mut [])
+        .is_err());
+}
+
+#[test]
+fn early_stopping_and_plateau_react_to_a_stalled_metric() {
+    let data = blobs(64, 1);
+    let mut m = small_net().build(0).unwrap();
+    // A learning rate of 1e-9 cannot improve anything measurably.
+    m.compile(
+        OptimizerConfig::sgd().with_learning_rate(1e-9),
+        Loss::CategoricalCrossentropy,
+    );
+    let mut es = EarlyStopping::new("loss", 2).with_min_delta(1.0);
+    let mut rop = ReduceLrOnPlateau::new("loss")
+        .with_patience(1)
+        .with_factor(0.5);
+    let h = m
+        .fit(
+            &data,
+            None,
+            &quiet(10).with_shuffle(false),
+            &mut [&mut es, &mut rop],
+        )
+        .unwrap();
+    assert_eq!(
+        h.epochs.len(),
+        3,
+        "stopped after patience 2 past the first epoch"
+    );
+    assert_eq!(es.stopped_epoch, Some(3));
+    assert!(m.lr_factor() < 1.0);
+}
+
+#[test]
+fn early_stopping_restores_the_best_weights() {
+    let data = blobs(64, 1);
+    let mut m = small_net().build(0).unwrap();
+    // A large learning rate makes the loss jump around after the first epochs.
+    m.compile(
+        OptimizerConfig::sgd().with_learning_rate(3.0),
+        Loss::CategoricalCrossentropy,
+    );
+    let mut es = EarlyStopping::new("loss", 2).with_restore_best_weights(true);
+    let mut snapshots = Snapshots(Vec::new());
+    let h = m
+        .fit(&data, None, &quiet(8), &mut [&mut snapshots, &mut es])
+        .unwrap();
+    let losses: Vec<f32> = h.epochs.iter().map(|e| e.loss).collect();
+    let best = (0..losses.len())
+        .min_by(|&a, &b| losses[a].partial_cmp(&losses[b]).unwrap())
+        .unwrap();
+    assert!(
+        best + 1 < losses.len(),
+        "the last epoch was the best: {losses:?}"
+    );
+    assert_eq!(weights(&m), snapshots.0[best], "losses {losses:?}");
+}
+
+struct Snapshots(Vec<Vec<Vec<f32>>>);
+impl Callback for Snapshots {
+    fn on_epoch_end(&mut self, m: &mut Model, _: &EpochLogs, _: &History) -> Result<Control> {
+        self.0.push(weights(m));
+        Ok(Control::Continue)
+    }
+}
+
+#[test]
+fn non_finite_loss_stops_with_epoch_and_batch() {
+    let mut data = blobs(64, 1);
+    let mut x = data.x().clone();
+    x.data_mut()[36 * 40] = f32::NAN; // sample 40 lands in batch 3 without shuffling
+    data = TensorData::new(x, data.y().clone()).unwrap();
+    let mut m = small_net().build(0).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    let e = m
+        .fit(&data, None, &quiet(2).with_shuffle(false), &mut [])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("epoch 1, batch 3") && e.contains("lower learning rate"),
+        "{e}"
+    );
+}
+
+#[test]
+fn save_load_round_trip_and_checkpoint_callbacks() {
+    let dir = std::env::temp_dir().join(format!("convnet-model-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = blobs(64, 1);
+    let mut m = small_net().build(0).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    let mut ckpt = ModelCheckpoint::new(dir.join("best"), "loss").with_save_best_only(true);
+    let mut csv = CsvLogger::new(dir.join("log.csv"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let h = m
+        .fit(&data, None, &quiet(3), &mut [&mut ckpt, &mut csv])
+        .unwrap();
+    assert!(ckpt.saves >= 1);
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    assert_eq!(log.lines().count(), 4);
+    assert_eq!(h.to_csv().lines().next(), log.lines().next());
+
+    m.save(&dir.join("final")).unwrap();
+    let mut loaded = Model::load(&dir.join("final")).unwrap();
+    let x = blobs(8, 3).x().clone();
+    assert_eq!(
+        m.predict(&x, 4).unwrap().data(),
+        loaded.predict(&x, 4).unwrap().data()
+    );
+    assert_eq!(loaded.spec(), m.spec());
+
+    // A truncated weights file is reported, naming the file.
+    let w = dir.join("final").join(save::WEIGHTS_FILE);
+    let bytes = std::fs::read(&w).unwrap();
+    std::fs::write(&w, &bytes[..bytes.len() / 2]).unwrap();
+    let e = Model::load(&dir.join("final")).err().unwrap().to_string();
+    assert!(
+        e.contains("weights.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
+    // A weights file for another architecture is reported, naming the tensor.
+    let other = Sequential::new(&[6, 6, 1])
+        .flatten()
+        .dense(DenseConfig::new(2));
+    let mut tensors = BTreeMap::new();
+    tensors.insert("layer1.kernel".to_string(), Tensor::zeros(&[36, 3]));
+    let mut om = other.build(0).unwrap();
+    let e = om
+        .set_weights(Path::new("x.safetensors"), &tensors)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'layer1.kernel' has shape [36, 3]"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn golden(file: &str) -> Vec<serde_json::Value> {
+    let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    v["cases"].as_array().unwrap().clone()
+}
+
+fn tensor(v: &serde_json::Value) -> Tensor {
+    let shape: Vec<usize> = v["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_f64().unwrap() as f32)
+        .collect();
+    Tensor::from_vec(&shape, data).unwrap()
+}
+
+#[test]
+fn sgd_momentum_and_adam_steps_match_pytorch() {
+    // Fixtures: tools/golden/gen_golden.py (training_step_cases). Tolerance
+    // policy as in tests/golden.rs: |ours - golden| <= 1e-4 (1 + |golden|).
+    for c in golden("training_steps.json") {
+        let name = c["optimizer"].as_str().unwrap();
+        let mut m = Sequential::new(&[5, 5, 1])
+            .conv2d(Conv2dConfig::new(2, 3).with_activation(Activation::Relu))
+            .flatten()
+            .dense(DenseConfig::new(3).with_activation(Activation::Softmax))
+            .build(0)
+            .unwrap();
+        let mut w = BTreeMap::new();
+        w.insert("layer0.kernel".to_string(), tensor(&c["conv_kernel"]));
+        w.insert("layer0.bias".to_string(), tensor(&c["conv_bias"]));
+        w.insert("layer2.kernel".to_string(), tensor(&c["dense_kernel"]));
+        w.insert("layer2.bias".to_string(), tensor(&c["dense_bias"]));
+        m.set_weights(Path::new("fixture"), &w).unwrap();
+        let (opt, lr) = match name {
+            "sgd_momentum" => (
+                OptimizerConfig::sgd()
+                    .with_learning_rate(0.1)
+                    .with_momentum(0.9),
+                0.1,
+            ),
+            _ => (OptimizerConfig::adam().with_learning_rate(0.01), 0.01),
+        };
+        m.compile(opt, Loss::SparseCategoricalCrossentropy);
+        let x = tensor(&c["x"]);
+        let y = tensor(&c["labels"]);
+        for step in 0..2 {
+            let (l, _, _) = m.train_step(&x, &y, lr).unwrap();
+            let want = c["losses"][step].as_f64().unwrap() as f32;
+            assert!(
+                (l - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                "{name} step {step}: loss {l} vs {want}"
+            );
+        }
+        let params = m.named_params();
+        for (key, fixture) in [
+            ("layer0.kernel", "conv_kernel_after"),
+            ("layer0.bias", "conv_bias_after"),
+            ("layer2.kernel", "dense_kernel_after"),
+            ("layer2.bias", "dense_bias_after"),
+        ] {
+            let ours = &params.iter().find(|(n, _)| n == key).unwrap().1.value;
+            let want = tensor(&c[fixture]);
+            for (i, (a, b)) in ours.data().iter().zip(want.data()).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{name} {key}[{i}]: {a} vs PyTorch {b}"
+                );
+            }
+        }
+    }
+}
