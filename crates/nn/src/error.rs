@@ -35,6 +35,19 @@ pub enum NnError {
         /// The offending value.
         value: f32,
     },
+    /// A model notation that cannot be parsed; displays the notation with
+    /// a caret under the offending token.
+    #[error("{msg}\n  {notation}\n  {caret}", caret = caret(*start, *len))]
+    Notation {
+        /// The whole notation.
+        notation: String,
+        /// Byte offset of the offending token.
+        start: usize,
+        /// Its length.
+        len: usize,
+        /// What is wrong and what was expected.
+        msg: String,
+    },
     /// A tensor-level error.
     #[error(transparent)]
     Tensor(#[from] TensorError),
@@ -57,4 +70,8 @@ pub(crate) fn config_err(what: impl Into<String>, msg: impl Into<String>) -> NnE
         what: what.into(),
         msg: msg.into(),
     }
+}
+
+fn caret(start: usize, len: usize) -> String {
+    format!("{}{}", " ".repeat(start), "^".repeat(len.max(1)))
 }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod callbacks;
+pub mod checkpoint;
 pub mod data;
 mod error;
 mod fit;
@@ -20,6 +21,7 @@ mod layer;
 pub mod layers;
 mod loss;
 mod model;
+pub mod notation;
 pub mod optim;
 pub mod save;
 mod schedule;
@@ -29,6 +31,7 @@ mod summary;
 pub use callbacks::{
     Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau,
 };
+pub use checkpoint::{Checkpointer, TrainState};
 pub use convnet_tensor::activation::Activation;
 pub use convnet_tensor::{Padding, Tensor};
 pub use data::{DataSource, Subset, TensorData};
@@ -43,6 +46,7 @@ pub use layers::dropout::DropoutConfig;
 pub use layers::pooling::PoolConfig;
 pub use loss::{Loss, EPSILON};
 pub use model::{Model, Sequential};
+pub use notation::{parse_notation, to_notation, NotationOptions};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use spec::LayerSpec;

@@ -418,3 +418,45 @@ fn sgd_momentum_and_adam_steps_match_pytorch() {
         }
     }
 }
+
+#[test]
+fn resuming_from_a_checkpoint_gives_the_uninterrupted_weights() {
+    let dir = std::env::temp_dir().join(format!("convnet-resume-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data = blobs(96, 1);
+    let make = || {
+        let mut m = small_net().build(11).unwrap();
+        m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+        m
+    };
+    let mut straight = make();
+    straight.fit(&data, None, &quiet(4), &mut []).unwrap();
+
+    let mut first = make();
+    let mut ck = Checkpointer::new(&dir);
+    first.fit(&data, None, &quiet(2), &mut [&mut ck]).unwrap();
+    drop(first);
+    let (mut resumed, state) = Model::load_checkpoint(&dir).unwrap();
+    assert_eq!(state.epochs_done, 2);
+    assert_eq!(state.history.epochs.len(), 2);
+    let mut ck = Checkpointer::new(&dir).with_previous(state.history.clone());
+    resumed
+        .fit(
+            &data,
+            None,
+            &quiet(4).with_initial_epoch(state.epochs_done),
+            &mut [&mut ck],
+        )
+        .unwrap();
+    assert_eq!(weights(&resumed), weights(&straight));
+    let (_, state) = Model::load_checkpoint(&dir).unwrap();
+    assert_eq!(state.history.epochs.len(), 4);
+    // Only the newest checkpoint folder is kept.
+    let folders: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert_eq!(folders.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
