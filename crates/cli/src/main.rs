@@ -1,0 +1,82 @@
+//! `convnet`: train, evaluate and inspect CNNs from the command line.
+//!
+//! This binary is glue: it parses arguments (clap), loads data through
+//! `convnet-data`, builds and trains models through `convnet-nn`, and maps
+//! every error to a one-line message and an exit code (0 success, 1 runtime
+//! failure, 2 bad usage or bad input).
+
+mod data_arg;
+mod error;
+mod model_arg;
+mod run;
+mod train;
+
+use clap::{Parser, Subcommand};
+use error::{CliError, CliResult};
+
+#[derive(Parser)]
+#[command(
+    name = "convnet",
+    version,
+    about = "Build, train and inspect convolutional neural networks",
+    long_about = "Build, train and inspect convolutional neural networks.\n\n\
+        Models are written in the compact notation of CNN-design experiments, e.g.\n\
+        32C5-P2-64C5-P2-128-D0.4-10: 32 maps of 5x5, 2x2 max-pool, 64 maps of 5x5,\n\
+        2x2 max-pool, dense 128, dropout 40 %, 10-way softmax.\n\n\
+        Start with `convnet train`: it trains the recommended MNIST net on the bundled MNIST."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model (by default the recommended MNIST net on the bundled MNIST).
+    Train(train::TrainArgs),
+    /// Evaluate a trained run on its test data.
+    Evaluate(train::EvaluateArgs),
+    /// Print a model's layers, output shapes and parameter counts.
+    Summary(train::SummaryArgs),
+}
+
+fn run() -> CliResult<()> {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                print!("{e}");
+                return Ok(());
+            }
+            let _ = e.print();
+            std::process::exit(2);
+        }
+    };
+    match cli.command {
+        Command::Train(a) => train::train(a),
+        Command::Evaluate(a) => train::evaluate(a),
+        Command::Summary(a) => train::summary(a),
+    }
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(e.code);
+    }
+}
+
+/// Sets the number of worker threads (all cores when `None`).
+pub fn set_threads(threads: Option<usize>) -> CliResult<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            return Err(CliError::usage("--threads must be at least 1"));
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| CliError::runtime(format!("cannot start {n} threads: {e}")))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! `--model`: a notation (`32C5-P2-64C5-P2-128-D0.4-10`) or a model file
+//! (`.json` or `.toml`, the `Sequential` format documented in README.md).
+
+use crate::error::{CliError, CliResult};
+use convnet_nn::{parse_notation, NotationOptions, Padding, Sequential};
+use std::path::Path;
+
+/// The recommended MNIST net that `convnet train` uses by default.
+pub const DEFAULT_MNIST_MODEL: &str = "32C5-P2-64C5-P2-128-D0.4-10";
+
+/// Resolves a model argument for inputs of `input` shape.
+pub fn resolve_model(arg: &str, input: &[usize], padding: Padding) -> CliResult<Sequential> {
+    let path = Path::new(arg);
+    let lower = arg.to_ascii_lowercase();
+    if lower.ends_with(".json") || lower.ends_with(".toml") {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("{arg}: cannot read model file: {e}")))?;
+        let seq: Sequential = if lower.ends_with(".json") {
+            serde_json::from_str(&text)
+                .map_err(|e| CliError::usage(format!("{arg}: invalid model file: {e}")))?
+        } else {
+            toml::from_str(&text)
+                .map_err(|e| CliError::usage(format!("{arg}: invalid model file: {e}")))?
+        };
+        seq.output_shapes()
+            .map_err(|e| CliError::usage(format!("{arg}: {e}")))?;
+        return Ok(seq);
+    }
+    let opts = NotationOptions::default()
+        .with_padding(padding)
+        .with_input(input);
+    Ok(parse_notation(arg, &opts)?)
+}
+
+/// Parses `HxWxC`, `HxW` (one channel) or a square count like `784`.
+pub fn parse_input_shape(s: &str) -> CliResult<Vec<usize>> {
+    let bad = || {
+        CliError::usage(format!(
+            "--input '{s}': expected HxWxC (e.g. 28x28x1), HxW or a square like 784"
+        ))
+    };
+    let dims: Vec<usize> = s
+        .split('x')
+        .map(|d| d.parse::<usize>().ok().filter(|&v| v > 0))
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    match dims.len() {
+        3 => Ok(dims),
+        2 => Ok(vec![dims[0], dims[1], 1]),
+        1 => {
+            let r = (dims[0] as f64).sqrt().round() as usize;
+            if r * r == dims[0] {
+                Ok(vec![r, r, 1])
+            } else {
+                Err(bad())
+            }
+        }
+        _ => Err(bad()),
+    }
+}

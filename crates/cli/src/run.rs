@@ -1,0 +1,103 @@
+//! The run folder: what `train` writes and `evaluate`, `predict` and
+//! `train --resume` read.
+//!
+//! ```text
+//! RUN/run.json                 the command's settings (RunConfig)
+//! RUN/model.json               architecture of the final model
+//! RUN/weights.safetensors      its weights
+//! RUN/history.csv              per-epoch loss, accuracy, validation, lr, seconds
+//! RUN/metrics.json             test loss and accuracy
+//! RUN/checkpoints/             the newest epoch checkpoint (see convnet_nn::checkpoint)
+//! ```
+
+use crate::error::{CliError, CliResult};
+use convnet_nn::{Loss, OptimizerConfig, Schedule, Sequential};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Settings of a training run, saved as `run.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// The model as given (notation or file name), for the record.
+    pub model_arg: String,
+    /// The resolved model.
+    pub model: Sequential,
+    /// `--data`.
+    pub data: String,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// Use only the first N training samples.
+    pub limit: Option<usize>,
+    /// Epochs in total.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Optimizer.
+    pub optimizer: OptimizerConfig,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Loss.
+    pub loss: Loss,
+    /// L2 on kernels.
+    pub l2: f32,
+    /// Validation fraction.
+    pub validation_split: f32,
+    /// EarlyStopping patience on val_loss (or loss).
+    pub early_stopping: Option<usize>,
+    /// ReduceLROnPlateau patience.
+    pub reduce_lr_on_plateau: Option<usize>,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// File names inside a run folder.
+pub const RUN_FILE: &str = "run.json";
+/// History file.
+pub const HISTORY_FILE: &str = "history.csv";
+/// Test metrics file.
+pub const METRICS_FILE: &str = "metrics.json";
+/// Checkpoint folder.
+pub const CHECKPOINTS: &str = "checkpoints";
+
+impl RunConfig {
+    /// Reads `RUN/run.json`.
+    pub fn load(run: &Path) -> CliResult<RunConfig> {
+        let p = run.join(RUN_FILE);
+        let text = std::fs::read_to_string(&p).map_err(|e| {
+            CliError::usage(format!(
+                "{}: {e} (is '{}' a run folder made by `convnet train`?)",
+                p.display(),
+                run.display()
+            ))
+        })?;
+        serde_json::from_str(&text)
+            .map_err(|e| CliError::usage(format!("{}: invalid run file: {e}", p.display())))
+    }
+
+    /// Writes `RUN/run.json` atomically.
+    pub fn save(&self, run: &Path) -> CliResult<()> {
+        let json = serde_json::to_vec_pretty(self).expect("serializable");
+        convnet_nn::save::write_atomic(&run.join(RUN_FILE), &json)?;
+        Ok(())
+    }
+}
+
+/// A new run folder under `out`: `out/NAME`, or the first free `out/run-NNN`.
+pub fn new_run_dir(out: &Path, name: Option<&str>) -> CliResult<PathBuf> {
+    let dir = match name {
+        Some(n) => out.join(n),
+        None => (1..)
+            .map(|i| out.join(format!("run-{i:03}")))
+            .find(|p| !p.exists())
+            .expect("some name is free"),
+    };
+    if dir.join(RUN_FILE).exists() {
+        return Err(CliError::usage(format!(
+            "{} already holds a run; pick another --name or continue it with --resume",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::runtime(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}

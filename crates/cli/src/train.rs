@@ -1,0 +1,405 @@
+//! `convnet train`, `convnet evaluate` and `convnet summary`.
+
+use crate::data_arg::{self, Loaded};
+use crate::error::{CliError, CliResult};
+use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
+use crate::run::{new_run_dir, RunConfig, CHECKPOINTS, HISTORY_FILE, METRICS_FILE};
+use clap::Args;
+use convnet_data::LabeledImages;
+use convnet_nn::save::write_atomic;
+use convnet_nn::{
+    Callback, Checkpointer, EarlyStopping, FitConfig, History, Loss, Model, OptimizerConfig,
+    Padding, ReduceLrOnPlateau, Schedule, TensorData, Verbosity,
+};
+use convnet_tensor::Tensor;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of `convnet train`.
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Model: a notation such as 32C5-P2-64C5-P2-128-D0.4-10, or a .json/.toml model file.
+    #[arg(long, short, default_value = DEFAULT_MNIST_MODEL)]
+    model: String,
+    /// Data: mnist (bundled), fashion-mnist, or idx:DIR (four MNIST-format IDX files).
+    #[arg(long, default_value = "mnist")]
+    data: String,
+    /// Folder of the data files, for sources that need one.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Train on the first N training samples only.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Default padding of conv layers in the notation: same or valid.
+    #[arg(long, default_value = "same")]
+    padding: String,
+    /// Number of epochs.
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    /// Samples per gradient step.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Optimizer: adam, adamw, sgd or rmsprop.
+    #[arg(long, default_value = "adam")]
+    optimizer: String,
+    /// Learning rate (default: the optimizer's Keras default).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// SGD Nesterov momentum.
+    #[arg(long)]
+    nesterov: bool,
+    /// Learning-rate schedule: constant, exp:DECAY (lr * DECAY^epoch), step:EVERY:FACTOR, cosine, onecycle.
+    #[arg(long, default_value = "exp:0.95")]
+    schedule: String,
+    /// Loss: auto (sparse categorical cross-entropy, or binary for one output),
+    /// categorical_crossentropy, sparse_categorical_crossentropy, binary_crossentropy, mse.
+    #[arg(long, default_value = "auto")]
+    loss: String,
+    /// L2 penalty on every kernel (Keras's kernel_regularizer).
+    #[arg(long, default_value_t = 0.0)]
+    l2: f32,
+    /// Fraction of the training samples (taken from the end) held out for validation.
+    #[arg(long, default_value_t = 0.1)]
+    validation_split: f32,
+    /// Stop when val_loss has not improved for this many epochs (restores the best weights).
+    #[arg(long)]
+    early_stopping: Option<usize>,
+    /// Divide the learning rate by 10 when val_loss has not improved for this many epochs.
+    #[arg(long)]
+    reduce_lr_on_plateau: Option<usize>,
+    /// Random seed: same seed, same result.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Folder for runs.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Run name (default: the first free run-NNN).
+    #[arg(long)]
+    name: Option<String>,
+    /// Continue the run in this folder from its newest checkpoint.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// No progress bars; one line per epoch.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// Options of `convnet evaluate`.
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A run folder written by `convnet train`.
+    run: PathBuf,
+    /// Data to evaluate on (default: the run's own data source, test split).
+    #[arg(long)]
+    data: Option<String>,
+    /// Folder of the data files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Options of `convnet summary`.
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// Model: a notation (e.g. 32C5-P2-64C5-P2-128-D0.4-10), a .json/.toml model file, or a run folder.
+    #[arg(default_value = DEFAULT_MNIST_MODEL)]
+    model: String,
+    /// Input shape HxWxC when the notation does not start with one.
+    #[arg(long, default_value = "28x28x1")]
+    input: String,
+    /// Default padding of conv layers in the notation: same or valid.
+    #[arg(long, default_value = "same")]
+    padding: String,
+    /// Also show how each output size follows from floor((N + 2P - M) / S) + 1.
+    #[arg(long)]
+    formulas: bool,
+}
+
+fn parse_padding(s: &str) -> CliResult<Padding> {
+    match s {
+        "same" => Ok(Padding::Same),
+        "valid" => Ok(Padding::Valid),
+        _ => Err(CliError::usage(format!(
+            "--padding '{s}': expected same or valid"
+        ))),
+    }
+}
+
+fn parse_schedule(s: &str) -> CliResult<Schedule> {
+    let bad = || {
+        CliError::usage(format!(
+            "--schedule '{s}': expected constant, exp:DECAY, step:EVERY:FACTOR, cosine or onecycle"
+        ))
+    };
+    let parts: Vec<&str> = s.split(':').collect();
+    Ok(match parts.as_slice() {
+        ["constant"] => Schedule::Constant,
+        ["exp", d] => Schedule::Exponential {
+            decay: d.parse().map_err(|_| bad())?,
+        },
+        ["step", every, factor] => Schedule::Step {
+            every: every.parse().map_err(|_| bad())?,
+            factor: factor.parse().map_err(|_| bad())?,
+        },
+        ["cosine"] => Schedule::Cosine {
+            epochs: 0,
+            min_lr: 0.0,
+        },
+        ["onecycle"] => Schedule::OneCycle { epochs: 0 },
+        _ => return Err(bad()),
+    })
+}
+
+/// Fills in the run length for schedules that need it.
+fn sized_schedule(s: Schedule, epochs: usize) -> Schedule {
+    match s {
+        Schedule::Cosine { epochs: 0, min_lr } => Schedule::Cosine { epochs, min_lr },
+        Schedule::OneCycle { epochs: 0 } => Schedule::OneCycle { epochs },
+        other => other,
+    }
+}
+
+fn parse_loss(s: &str, outputs: usize) -> CliResult<Loss> {
+    if s == "auto" {
+        return Ok(if outputs == 1 {
+            Loss::BinaryCrossentropy
+        } else {
+            Loss::SparseCategoricalCrossentropy
+        });
+    }
+    Loss::from_name(s).ok_or_else(|| {
+        CliError::usage(format!(
+            "--loss '{s}': expected auto, categorical_crossentropy, sparse_categorical_crossentropy, \
+             binary_crossentropy or mse"
+        ))
+    })
+}
+
+/// Targets in the form `loss` expects, from class indices.
+pub fn targets(labels: &Tensor, loss: Loss, outputs: usize) -> CliResult<Tensor> {
+    if outputs == 1 {
+        return Ok(labels
+            .clone()
+            .reshape(&[labels.len(), 1])
+            .expect("same length"));
+    }
+    if let Some(&bad) = labels.data().iter().find(|&&l| l as usize >= outputs) {
+        return Err(CliError::usage(format!(
+            "the data has label {bad} but the model has only {outputs} outputs"
+        )));
+    }
+    Ok(if loss.is_sparse() {
+        labels.clone()
+    } else {
+        convnet_data::one_hot(labels, outputs)
+    })
+}
+
+fn dataset(split: &LabeledImages, loss: Loss, outputs: usize) -> CliResult<TensorData> {
+    Ok(TensorData::new(
+        split.images.clone(),
+        targets(&split.labels, loss, outputs)?,
+    )?)
+}
+
+fn outputs_of(model: &Model) -> usize {
+    model.output_shape().iter().product()
+}
+
+/// `convnet train`.
+pub fn train(a: TrainArgs) -> CliResult<()> {
+    crate::set_threads(a.threads)?;
+    let verbosity = if a.quiet {
+        Verbosity::EpochLines
+    } else {
+        Verbosity::ProgressBar
+    };
+    let (run_dir, cfg, mut model, done, previous) = match &a.resume {
+        Some(run) => {
+            let cfg = RunConfig::load(run)?;
+            let (model, state) = Model::load_checkpoint(&run.join(CHECKPOINTS))?;
+            eprintln!(
+                "Resuming {} after epoch {} of {}",
+                run.display(),
+                state.epochs_done,
+                cfg.epochs
+            );
+            (run.clone(), cfg, model, state.epochs_done, state.history)
+        }
+        None => {
+            let padding = parse_padding(&a.padding)?;
+            let loaded = data_arg::load(&a.data, a.data_dir.as_deref())?;
+            let input = loaded.train.images.shape()[1..].to_vec();
+            let seq = resolve_model(&a.model, &input, padding)?;
+            if seq.input_shape != input {
+                return Err(CliError::usage(format!(
+                    "the model expects inputs {:?} but the data has {:?}",
+                    seq.input_shape, input
+                )));
+            }
+            let outputs: usize = seq.output_shape()?.iter().product();
+            let loss = parse_loss(&a.loss, outputs)?;
+            let mut optimizer = OptimizerConfig::from_name(&a.optimizer).ok_or_else(|| {
+                CliError::usage(format!(
+                    "--optimizer '{}': expected adam, adamw, sgd or rmsprop",
+                    a.optimizer
+                ))
+            })?;
+            if let Some(lr) = a.lr {
+                optimizer = optimizer.with_learning_rate(lr);
+            }
+            optimizer = optimizer
+                .with_momentum(a.momentum)
+                .with_nesterov(a.nesterov);
+            let cfg = RunConfig {
+                model_arg: a.model.clone(),
+                model: seq.clone(),
+                data: a.data.clone(),
+                data_dir: a.data_dir.clone(),
+                limit: a.limit,
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                optimizer: optimizer.clone(),
+                schedule: sized_schedule(parse_schedule(&a.schedule)?, a.epochs),
+                loss,
+                l2: a.l2,
+                validation_split: a.validation_split,
+                early_stopping: a.early_stopping,
+                reduce_lr_on_plateau: a.reduce_lr_on_plateau,
+                seed: a.seed,
+            };
+            let mut model = seq.build(a.seed)?;
+            model.compile(optimizer, loss);
+            println!("{}", seq.summary()?);
+            let dir = new_run_dir(&a.out, a.name.as_deref())?;
+            cfg.save(&dir)?;
+            (dir, cfg, model, 0, History::default())
+        }
+    };
+    model.set_l2(cfg.l2)?;
+    let loaded = data_arg::load(&cfg.data, cfg.data_dir.as_deref())?;
+    let train_split = match cfg.limit {
+        Some(n) => loaded.train.take(n),
+        None => loaded.train.clone(),
+    };
+    let outputs = outputs_of(&model);
+    let train_data = dataset(&train_split, cfg.loss, outputs)?;
+    let fit_cfg = FitConfig::new()
+        .with_epochs(cfg.epochs)
+        .with_initial_epoch(done)
+        .with_batch_size(cfg.batch_size)
+        .with_validation_split(cfg.validation_split)
+        .with_schedule(cfg.schedule.clone())
+        .with_verbosity(verbosity);
+    let monitor = if cfg.validation_split > 0.0 {
+        "val_loss"
+    } else {
+        "loss"
+    };
+    let mut checkpointer =
+        Checkpointer::new(run_dir.join(CHECKPOINTS)).with_previous(previous.clone());
+    let mut early = cfg
+        .early_stopping
+        .map(|p| EarlyStopping::new(monitor, p).with_restore_best_weights(true));
+    let mut plateau = cfg
+        .reduce_lr_on_plateau
+        .map(|p| ReduceLrOnPlateau::new(monitor).with_patience(p));
+    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut checkpointer];
+    if let Some(e) = early.as_mut() {
+        callbacks.push(e);
+    }
+    if let Some(p) = plateau.as_mut() {
+        callbacks.push(p);
+    }
+    let start = Instant::now();
+    let history = model.fit(&train_data, None, &fit_cfg, &mut callbacks)?;
+    let train_secs = start.elapsed().as_secs_f32();
+    let mut all = previous;
+    all.epochs.extend(history.epochs);
+    model.save(&run_dir)?;
+    write_atomic(&run_dir.join(HISTORY_FILE), all.to_csv().as_bytes())?;
+    println!(
+        "Trained {} epoch(s) in {:.1}s; run saved in {}",
+        all.epochs.len().saturating_sub(done),
+        train_secs,
+        run_dir.display()
+    );
+    if let Some(test) = &loaded.test {
+        report_test(&mut model, test, cfg.loss, &run_dir)?;
+    }
+    Ok(())
+}
+
+fn report_test(
+    model: &mut Model,
+    test: &LabeledImages,
+    loss: Loss,
+    run_dir: &Path,
+) -> CliResult<()> {
+    let outputs = outputs_of(model);
+    let data = dataset(test, loss, outputs)?;
+    let e = model.evaluate(&data, 256)?;
+    println!(
+        "Test accuracy: {:.4} ({:.2} %), test loss {:.4}, on {} images",
+        e.accuracy,
+        e.accuracy * 100.0,
+        e.loss,
+        test.len()
+    );
+    let json = format!(
+        "{{\n  \"test_loss\": {},\n  \"test_accuracy\": {},\n  \"test_samples\": {}\n}}\n",
+        e.loss,
+        e.accuracy,
+        test.len()
+    );
+    write_atomic(&run_dir.join(METRICS_FILE), json.as_bytes())?;
+    Ok(())
+}
+
+/// `convnet evaluate`.
+pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
+    crate::set_threads(a.threads)?;
+    let cfg = crate::run::RunConfig::load(&a.run)?;
+    let mut model = Model::load(&a.run)?;
+    model.compile(cfg.optimizer.clone(), cfg.loss);
+    let data = a.data.as_deref().unwrap_or(&cfg.data);
+    let dir = a.data_dir.as_deref().or(cfg.data_dir.as_deref());
+    let loaded: Loaded = data_arg::load(data, dir)?;
+    let test = loaded
+        .test
+        .ok_or_else(|| CliError::usage(format!("--data '{data}' has no test split")))?;
+    let outputs = outputs_of(&model);
+    let ds = dataset(&test, cfg.loss, outputs)?;
+    let e = model.evaluate(&ds, a.batch_size)?;
+    println!(
+        "loss {:.4} - accuracy {:.4} ({:.2} %) on {} images",
+        e.loss,
+        e.accuracy,
+        e.accuracy * 100.0,
+        test.len()
+    );
+    Ok(())
+}
+
+/// `convnet summary`.
+pub fn summary(a: SummaryArgs) -> CliResult<()> {
+    let seq = if Path::new(&a.model).join(crate::run::RUN_FILE).exists() {
+        crate::run::RunConfig::load(Path::new(&a.model))?.model
+    } else {
+        let input = parse_input_shape(&a.input)?;
+        resolve_model(&a.model, &input, parse_padding(&a.padding)?)?
+    };
+    println!("{}", seq.summary()?.with_formulas(a.formulas));
+    Ok(())
+}
