@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a model (by default the recommended MNIST net on the bundled MNIST).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Evaluate a trained run on its test data.
     Evaluate(train::EvaluateArgs),
     /// Print a model's layers, output shapes and parameter counts.
@@ -54,7 +54,7 @@ fn run() -> CliResult<()> {
         }
     };
     match cli.command {
-        Command::Train(a) => train::train(a),
+        Command::Train(a) => train::train(*a),
         Command::Evaluate(a) => train::evaluate(a),
         Command::Summary(a) => train::summary(a),
     }
