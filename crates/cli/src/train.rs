@@ -33,9 +33,9 @@ pub struct TrainArgs {
     /// Default padding of conv layers in the notation: same or valid.
     #[arg(long, default_value = "same")]
     padding: String,
-    /// Number of epochs.
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
+    /// Number of epochs in total [default: 3]; with --resume, a new total for the run.
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Samples per gradient step.
     #[arg(long, default_value_t = 64)]
     batch_size: usize,
@@ -227,7 +227,12 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     };
     let (run_dir, cfg, mut model, done, previous) = match &a.resume {
         Some(run) => {
-            let cfg = RunConfig::load(run)?;
+            let mut cfg = RunConfig::load(run)?;
+            if let Some(e) = a.epochs {
+                cfg.epochs = e;
+                cfg.schedule = sized_schedule(cfg.schedule.clone(), e);
+                cfg.save(run)?;
+            }
             let (model, state) = Model::load_checkpoint(&run.join(CHECKPOINTS))?;
             eprintln!(
                 "Resuming {} after epoch {} of {}",
@@ -268,10 +273,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 data: a.data.clone(),
                 data_dir: a.data_dir.clone(),
                 limit: a.limit,
-                epochs: a.epochs,
+                epochs: a.epochs.unwrap_or(3),
                 batch_size: a.batch_size,
                 optimizer: optimizer.clone(),
-                schedule: sized_schedule(parse_schedule(&a.schedule)?, a.epochs),
+                schedule: sized_schedule(parse_schedule(&a.schedule)?, a.epochs.unwrap_or(3)),
                 loss,
                 l2: a.l2,
                 validation_split: a.validation_split,

@@ -1,0 +1,266 @@
+//! Tests that drive the built `convnet` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn convnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run convnet")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("convnet-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn notation_round_trips_to_keras_parameter_counts() {
+    for (notation, extra, total) in [
+        ("32C5-P2-64C5-P2-128-10", &[][..], "454,922"),
+        ("32C5-P2-64C5-P2-1024-10", &[][..], "3,274,634"),
+        ("32C5-P2-64C5-P2-128-D0.4-10", &[][..], "454,922"),
+        (
+            "784-[32C3-BN-32C3-BN-32C5S2s-BN-D0.4]-[64C3-BN-64C3-BN-64C5S2s-BN-D0.4]-128C4-BN-F-D0.4-10",
+            &["--padding", "valid"][..],
+            "327,242",
+        ),
+    ] {
+        let mut args = vec!["summary", notation];
+        args.extend_from_slice(extra);
+        let o = convnet(&args);
+        let t = text(&o);
+        assert!(o.status.success(), "{notation}: {t}");
+        assert!(t.contains(&format!("Total params: {total}")), "{notation}: {t}");
+    }
+    let o = convnet(&["summary", "784-[32C3v-BN-32C3v-BN-32C5S2-BN-D0.4]-[64C3v-BN-64C3v-BN-64C5S2-BN-D0.4]-128C4v-BN-F-D0.4-10"]);
+    assert!(
+        text(&o).contains("Non-trainable params: 832"),
+        "{}",
+        text(&o)
+    );
+    let o = convnet(&["summary", "32C5S2-10", "--formulas"]);
+    assert!(
+        text(&o).contains("floor((28 + 3 - 5) / 2) + 1 = 14"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn every_malformed_notation_gets_a_pointed_error_and_exit_code_2() {
+    for (notation, message, caret) in [
+        ("32C5-P2-X5-10", "unknown layer 'X5'", "          ^^"),
+        ("32C5-Q-10", "unknown layer 'Q'", "       ^"),
+        ("32CC5-10", "a conv is NCk", "  ^^^^^"),
+        (
+            "32C5-D1.5-10",
+            "dropout rate must be in [0, 1)",
+            "       ^^^^",
+        ),
+        ("32C5-Dx-10", "dropout needs a rate", "       ^^"),
+        ("32C5-P0-10", "a max-pool is Pk", "       ^^"),
+        ("32C5-Ak-10", "an avg-pool is Ak", "       ^^"),
+        ("32C5--10", "empty token", "      "),
+        ("[32C5-P2-10", "unbalanced brackets", "  ^"),
+        ("32C5-P2]-10", "without a matching '['", "         ^"),
+        (
+            "32C5-P2-64C29v-10",
+            "smaller than the window",
+            "          ^^^^^^",
+        ),
+        ("32C5-128-P2-10", "needs an image input", "           ^^"),
+    ] {
+        let o = convnet(&["summary", notation]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{notation}: {t}");
+        assert!(
+            t.contains(message),
+            "{notation}: expected {message:?} in {t}"
+        );
+        assert!(
+            t.contains(&format!("  {notation}\n{caret}")),
+            "{notation}: caret {caret:?} in {t}"
+        );
+        assert!(!t.contains("panicked") && !t.contains("backtrace"), "{t}");
+    }
+}
+
+#[test]
+fn bad_usage_exits_with_2_and_one_line() {
+    for args in [
+        &["train", "--optimizer", "adamax"][..],
+        &["train", "--schedule", "exp"][..],
+        &["train", "--data", "nope"][..],
+        &["evaluate", "/nonexistent/run"][..],
+        &["summary", "missing.toml"][..],
+        &["frobnicate"][..],
+    ] {
+        let o = convnet(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+    }
+    let o = convnet(&["train", "--help"]);
+    assert!(o.status.success() && text(&o).contains("--validation-split"));
+}
+
+#[test]
+fn readme_model_files_parse() {
+    let dir = tmp("files");
+    let toml = r#"
+input_shape = [28, 28, 1]
+
+[[layers]]
+type = "Conv2D"
+filters = 32
+kernel_size = [5, 5]
+padding = "same"
+strides = [1, 1]
+activation = { name = "relu" }
+
+[[layers]]
+type = "MaxPooling2D"
+pool_size = [2, 2]
+
+[[layers]]
+type = "Flatten"
+
+[[layers]]
+type = "Dense"
+units = 10
+activation = { name = "softmax" }
+"#;
+    let p = dir.join("m.toml");
+    std::fs::write(&p, toml).unwrap();
+    let o = convnet(&["summary", p.to_str().unwrap()]);
+    // 5*5*32+32 + 14*14*32*10+10
+    assert!(text(&o).contains("Total params: 63,562"), "{}", text(&o));
+    let json = r#"{"input_shape":[8,8,3],"layers":[{"type":"Conv2D","filters":4,"kernel_size":[3,3]},{"type":"GlobalAveragePooling2D"},{"type":"Dense","units":1,"activation":{"name":"sigmoid"}}]}"#;
+    let p = dir.join("m.json");
+    std::fs::write(&p, json).unwrap();
+    let o = convnet(&["summary", p.to_str().unwrap()]);
+    assert!(text(&o).contains("Total params: 117"), "{}", text(&o));
+    std::fs::write(
+        &p,
+        r#"{"input_shape":[8,8,3],"layers":[{"type":"Conv3D"}]}"#,
+    )
+    .unwrap();
+    let o = convnet(&["summary", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("m.json") && text(&o).contains("Conv3D"),
+        "{}",
+        text(&o)
+    );
+}
+
+fn train(out: &Path, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--model",
+        "8C5-P2-16-10",
+        "--limit",
+        "600",
+        "--batch-size",
+        "50",
+        "--validation-split",
+        "0.1",
+        "--quiet",
+        "--seed",
+        "7",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        name,
+    ];
+    args.extend_from_slice(extra);
+    convnet(&args)
+}
+
+#[test]
+fn train_save_evaluate_and_resume() {
+    let out = tmp("train");
+    let o = train(&out, "a", &["--epochs", "2"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("Total params") && t.contains("Test accuracy"),
+        "{t}"
+    );
+    let run = out.join("a");
+    for f in [
+        "run.json",
+        "model.json",
+        "weights.safetensors",
+        "history.csv",
+        "metrics.json",
+        "checkpoints/LATEST",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(run.join("history.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+
+    // Save -> load -> identical predictions: evaluate reproduces the test accuracy printed by train.
+    let acc = |s: &str| {
+        s.lines()
+            .find(|l| l.contains("Test accuracy"))
+            .map(|l| l.split_whitespace().nth(2).unwrap().to_string())
+    };
+    let o2 = convnet(&["evaluate", run.to_str().unwrap()]);
+    let t2 = text(&o2);
+    assert!(o2.status.success(), "{t2}");
+    let train_acc = acc(&t).unwrap();
+    assert!(
+        t2.contains(&format!("accuracy {train_acc}")),
+        "train said {train_acc}, evaluate said {t2}"
+    );
+
+    // Train 1 epoch, resume to 2: the same weights as the uninterrupted run.
+    let o = train(&out, "b", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = convnet(&[
+        "train",
+        "--resume",
+        out.join("b").to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let wa = std::fs::read(run.join("weights.safetensors")).unwrap();
+    let wb = std::fs::read(out.join("b").join("weights.safetensors")).unwrap();
+    assert!(
+        wa == wb,
+        "resumed weights differ from the uninterrupted run"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("b/history.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    // A second run into the same name is refused without touching the first.
+    let o = train(&out, "a", &["--epochs", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(std::fs::read(run.join("weights.safetensors")).unwrap(), wa);
+    let _ = std::fs::remove_dir_all(&out);
+}
