@@ -1,13 +1,24 @@
-//! Data for convnet: readers for MNIST-style IDX files and (later) CIFAR-10,
-//! CSV and image folders, plus normalization and augmentation.
+//! Data for convnet: readers for MNIST-style IDX files, CIFAR-10 binary
+//! batches, Kaggle CSV and folders of class sub-folders, plus normalization
+//! and augmentation.
 //!
 //! Every reader validates its input and reports errors that name the file,
 //! the field and what was expected ([`DataError`]).
 #![deny(missing_docs)]
 
+pub mod augment;
+pub mod cifar;
+pub mod csv;
 mod error;
+pub mod folder;
 pub mod idx;
 pub mod mnist;
+pub mod normalize;
 
+pub use augment::{AugmentConfig, Augmented, FillMode, Transform};
+pub use cifar::load_cifar10;
+pub use csv::{read_kaggle_csv, submission_csv, CsvImages};
 pub use error::{DataError, Result};
+pub use folder::{load_image, load_image_folder, load_images, FolderOptions, ImageFolder};
 pub use mnist::{one_hot, LabeledImages, Mnist};
+pub use normalize::FeaturewiseStats;

@@ -399,30 +399,49 @@ impl Model {
             let seed: u64 = self.rng.gen();
             let bar = progress_bar(config.verbosity, steps, epoch, config.epochs);
             let (mut sum_loss, mut hits, mut total) = (0.0f64, 0usize, 0usize);
-            for (bi, batch) in train_view
-                .batches(order, config.batch_size, seed)
-                .enumerate()
-            {
-                let (x, y) = batch?;
-                let (l, h, t) = self.train_step(&x, &y, lr)?;
-                if !l.is_finite() {
-                    bar.abandon();
-                    return Err(NnError::NonFinite {
-                        epoch: epoch + 1,
-                        batch: bi + 1,
-                        value: l,
-                    });
+            let chunks: Vec<Vec<usize>> = order
+                .chunks(config.batch_size)
+                .map(|c| c.to_vec())
+                .collect();
+            // Batches (and their augmentation) are produced on a background
+            // thread, two ahead of the training step.
+            let outcome: Result<()> = std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(2);
+                let source = &train_view;
+                scope.spawn(move || {
+                    for (i, idx) in chunks.iter().enumerate() {
+                        if tx
+                            .send(source.batch(idx, seed.wrapping_add(i as u64)))
+                            .is_err()
+                        {
+                            break; // training stopped early
+                        }
+                    }
+                });
+                for (bi, batch) in rx.iter().enumerate() {
+                    let (x, y) = batch?;
+                    let (l, h, t) = self.train_step(&x, &y, lr)?;
+                    if !l.is_finite() {
+                        bar.abandon();
+                        return Err(NnError::NonFinite {
+                            epoch: epoch + 1,
+                            batch: bi + 1,
+                            value: l,
+                        });
+                    }
+                    sum_loss += l as f64;
+                    hits += h;
+                    total += t;
+                    bar.set_position(bi as u64 + 1);
+                    bar.set_message(format!(
+                        "loss {:.4} acc {:.4}",
+                        sum_loss / (bi + 1) as f64,
+                        hits as f64 / total.max(1) as f64
+                    ));
                 }
-                sum_loss += l as f64;
-                hits += h;
-                total += t;
-                bar.set_position(bi as u64 + 1);
-                bar.set_message(format!(
-                    "loss {:.4} acc {:.4}",
-                    sum_loss / (bi + 1) as f64,
-                    hits as f64 / total.max(1) as f64
-                ));
-            }
+                Ok(())
+            });
+            outcome?;
             bar.finish_and_clear();
             let (val_loss, val_accuracy) = match val {
                 Some(v) => {

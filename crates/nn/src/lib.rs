@@ -34,7 +34,7 @@ pub use callbacks::{
 pub use checkpoint::{Checkpointer, TrainState};
 pub use convnet_tensor::activation::Activation;
 pub use convnet_tensor::{Padding, Tensor};
-pub use data::{DataSource, Subset, TensorData};
+pub use data::{Batch, DataSource, Subset, TensorData};
 pub use error::{NnError, Result};
 pub use fit::{EpochLogs, Evaluation, FitConfig, History, Verbosity};
 pub use init::Initializer;
