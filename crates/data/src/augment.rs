@@ -296,6 +296,7 @@ impl Transform {
     }
 
     /// Applies the transform to one `h x w x c` image (NHWC sample).
+    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
         img: &[f32],

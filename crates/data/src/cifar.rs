@@ -28,7 +28,7 @@ pub const CLASSES: [&str; 10] = [
 
 /// Parses one batch file's bytes; `path` names the file in errors.
 pub fn parse_cifar_batch(path: &Path, bytes: &[u8]) -> Result<LabeledImages> {
-    if bytes.is_empty() || bytes.len() % RECORD != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(RECORD) {
         return Err(format_err(
             path,
             "file size",
@@ -38,7 +38,7 @@ pub fn parse_cifar_batch(path: &Path, bytes: &[u8]) -> Result<LabeledImages> {
                 bytes.len(),
                 bytes.len() / RECORD,
                 bytes.len() % RECORD,
-                if bytes.len() % RECORD != 0 {
+                if !bytes.len().is_multiple_of(RECORD) {
                     ": truncated?"
                 } else {
                     ""

@@ -26,9 +26,9 @@ impl FeaturewiseStats {
         let mut sum = vec![0.0f64; c];
         let mut sq = vec![0.0f64; c];
         for px in x.data().chunks_exact(c) {
-            for i in 0..c {
-                sum[i] += px[i] as f64;
-                sq[i] += (px[i] as f64).powi(2);
+            for ((s, q), &v) in sum.iter_mut().zip(sq.iter_mut()).zip(px) {
+                *s += v as f64;
+                *q += (v as f64).powi(2);
             }
         }
         let n = (x.len() / c).max(1) as f64;
@@ -47,10 +47,10 @@ impl FeaturewiseStats {
     pub fn apply(&self, x: &mut Tensor, scale: bool) {
         let c = self.mean.len();
         for px in x.data_mut().chunks_exact_mut(c) {
-            for i in 0..c {
-                px[i] -= self.mean[i];
+            for ((v, m), s) in px.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v -= m;
                 if scale {
-                    px[i] /= self.std[i] + 1e-6;
+                    *v /= s + 1e-6;
                 }
             }
         }
