@@ -7,7 +7,9 @@
 
 mod data_arg;
 mod error;
+mod inspect;
 mod model_arg;
+mod predict;
 mod run;
 mod train;
 
@@ -35,9 +37,11 @@ enum Command {
     /// Train a model (by default the recommended MNIST net on the bundled MNIST).
     Train(Box<train::TrainArgs>),
     /// Evaluate a trained run on its test data.
-    Evaluate(train::EvaluateArgs),
+    Evaluate(inspect::EvaluateArgs),
+    /// Predict labels and probabilities for images, folders or a Kaggle CSV.
+    Predict(predict::PredictArgs),
     /// Print a model's layers, output shapes and parameter counts.
-    Summary(train::SummaryArgs),
+    Summary(inspect::SummaryArgs),
 }
 
 fn run() -> CliResult<()> {
@@ -55,8 +59,9 @@ fn run() -> CliResult<()> {
     };
     match cli.command {
         Command::Train(a) => train::train(*a),
-        Command::Evaluate(a) => train::evaluate(a),
-        Command::Summary(a) => train::summary(a),
+        Command::Evaluate(a) => inspect::evaluate(a),
+        Command::Summary(a) => inspect::summary(a),
+        Command::Predict(a) => predict::predict(a),
     }
 }
 

@@ -46,6 +46,12 @@ pub struct RunConfig {
     pub early_stopping: Option<usize>,
     /// ReduceLROnPlateau patience.
     pub reduce_lr_on_plateau: Option<usize>,
+    /// Augmentation of the training batches.
+    #[serde(default)]
+    pub augment: convnet_data::AugmentConfig,
+    /// Class names (image folders, CIFAR-10), label order.
+    #[serde(default)]
+    pub classes: Option<Vec<String>>,
     /// Seed.
     pub seed: u64,
 }

@@ -1,11 +1,12 @@
-//! `convnet train`, `convnet evaluate` and `convnet summary`.
+//! `convnet train`.
 
-use crate::data_arg::{self, Loaded};
+use crate::data_arg;
 use crate::error::{CliError, CliResult};
 use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
 use crate::run::{new_run_dir, RunConfig, CHECKPOINTS, HISTORY_FILE, METRICS_FILE};
 use clap::Args;
 use convnet_data::LabeledImages;
+use convnet_data::{AugmentConfig, Augmented, FillMode};
 use convnet_nn::save::write_atomic;
 use convnet_nn::{
     Callback, Checkpointer, EarlyStopping, FitConfig, History, Loss, Model, OptimizerConfig,
@@ -30,6 +31,9 @@ pub struct TrainArgs {
     /// Train on the first N training samples only.
     #[arg(long)]
     limit: Option<usize>,
+    /// Input size HxWxC: the size images of a folder are resized to (default 128x128x3 for folders).
+    #[arg(long)]
+    input: Option<String>,
     /// Default padding of conv layers in the notation: same or valid.
     #[arg(long, default_value = "same")]
     padding: String,
@@ -82,6 +86,64 @@ pub struct TrainArgs {
     /// Run name (default: the first free run-NNN).
     #[arg(long)]
     name: Option<String>,
+    /// Augmentation: maximum rotation in degrees.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    rotation: f32,
+    /// Augmentation: horizontal shift, fraction of the width (< 1) or pixels.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    width_shift: f32,
+    /// Augmentation: vertical shift, fraction of the height (< 1) or pixels.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    height_shift: f32,
+    /// Augmentation: maximum shear in degrees.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    shear: f32,
+    /// Augmentation: zoom factors from [1 - Z, 1 + Z].
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    zoom: f32,
+    /// Augmentation: random left-right flips.
+    #[arg(long, help_heading = "Augmentation (Keras ImageDataGenerator)")]
+    horizontal_flip: bool,
+    /// Augmentation: random top-bottom flips.
+    #[arg(long, help_heading = "Augmentation (Keras ImageDataGenerator)")]
+    vertical_flip: bool,
+    /// Augmentation: brightness factor range LO,HI (e.g. 0.8,1.2).
+    #[arg(long, help_heading = "Augmentation (Keras ImageDataGenerator)")]
+    brightness: Option<String>,
+    /// Augmentation: fill mode for pixels from outside: nearest, constant, reflect or wrap.
+    #[arg(
+        long,
+        default_value = "nearest",
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    fill_mode: String,
+    /// Augmentation: the value for --fill-mode constant.
+    #[arg(
+        long,
+        default_value_t = 0.0,
+        help_heading = "Augmentation (Keras ImageDataGenerator)"
+    )]
+    cval: f32,
     /// Continue the run in this folder from its newest checkpoint.
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -90,43 +152,7 @@ pub struct TrainArgs {
     quiet: bool,
 }
 
-/// Options of `convnet evaluate`.
-#[derive(Args)]
-pub struct EvaluateArgs {
-    /// A run folder written by `convnet train`.
-    run: PathBuf,
-    /// Data to evaluate on (default: the run's own data source, test split).
-    #[arg(long)]
-    data: Option<String>,
-    /// Folder of the data files.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Batch size.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-}
-
-/// Options of `convnet summary`.
-#[derive(Args)]
-pub struct SummaryArgs {
-    /// Model: a notation (e.g. 32C5-P2-64C5-P2-128-D0.4-10), a .json/.toml model file, or a run folder.
-    #[arg(default_value = DEFAULT_MNIST_MODEL)]
-    model: String,
-    /// Input shape HxWxC when the notation does not start with one.
-    #[arg(long, default_value = "28x28x1")]
-    input: String,
-    /// Default padding of conv layers in the notation: same or valid.
-    #[arg(long, default_value = "same")]
-    padding: String,
-    /// Also show how each output size follows from floor((N + 2P - M) / S) + 1.
-    #[arg(long)]
-    formulas: bool,
-}
-
-fn parse_padding(s: &str) -> CliResult<Padding> {
+pub fn parse_padding(s: &str) -> CliResult<Padding> {
     match s {
         "same" => Ok(Padding::Same),
         "valid" => Ok(Padding::Valid),
@@ -159,6 +185,33 @@ fn parse_schedule(s: &str) -> CliResult<Schedule> {
         ["onecycle"] => Schedule::OneCycle { epochs: 0 },
         _ => return Err(bad()),
     })
+}
+
+fn parse_augment(a: &TrainArgs) -> CliResult<AugmentConfig> {
+    let fill = FillMode::from_name(&a.fill_mode).ok_or_else(|| {
+        CliError::usage(format!(
+            "--fill-mode '{}': expected nearest, constant, reflect or wrap",
+            a.fill_mode
+        ))
+    })?;
+    let mut cfg = AugmentConfig::new()
+        .with_rotation(a.rotation)
+        .with_shift(a.width_shift, a.height_shift)
+        .with_shear(a.shear)
+        .with_zoom(a.zoom)
+        .with_flips(a.horizontal_flip, a.vertical_flip)
+        .with_fill(fill, a.cval);
+    if let Some(b) = &a.brightness {
+        let parts: Vec<f32> = b.split(',').filter_map(|v| v.trim().parse().ok()).collect();
+        if parts.len() != 2 {
+            return Err(CliError::usage(format!(
+                "--brightness '{b}': expected LO,HI, e.g. 0.8,1.2"
+            )));
+        }
+        cfg = cfg.with_brightness(parts[0], parts[1]);
+    }
+    cfg.validate().map_err(|e| CliError::usage(e.to_string()))?;
+    Ok(cfg)
 }
 
 /// Fills in the run length for schedules that need it.
@@ -206,14 +259,14 @@ pub fn targets(labels: &Tensor, loss: Loss, outputs: usize) -> CliResult<Tensor>
     })
 }
 
-fn dataset(split: &LabeledImages, loss: Loss, outputs: usize) -> CliResult<TensorData> {
+pub fn dataset(split: &LabeledImages, loss: Loss, outputs: usize) -> CliResult<TensorData> {
     Ok(TensorData::new(
         split.images.clone(),
         targets(&split.labels, loss, outputs)?,
     )?)
 }
 
-fn outputs_of(model: &Model) -> usize {
+pub fn outputs_of(model: &Model) -> usize {
     model.output_shape().iter().product()
 }
 
@@ -225,7 +278,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     } else {
         Verbosity::ProgressBar
     };
-    let (run_dir, cfg, mut model, done, previous) = match &a.resume {
+    let (run_dir, cfg, mut model, done, previous, loaded) = match &a.resume {
         Some(run) => {
             let mut cfg = RunConfig::load(run)?;
             if let Some(e) = a.epochs {
@@ -240,16 +293,36 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 state.epochs_done,
                 cfg.epochs
             );
-            (run.clone(), cfg, model, state.epochs_done, state.history)
+            let loaded = data_arg::load(
+                &cfg.data,
+                cfg.data_dir.as_deref(),
+                Some(&cfg.model.input_shape),
+                cfg.seed,
+            )?;
+            (
+                run.clone(),
+                cfg,
+                model,
+                state.epochs_done,
+                state.history,
+                loaded,
+            )
         }
         None => {
             let padding = parse_padding(&a.padding)?;
-            let loaded = data_arg::load(&a.data, a.data_dir.as_deref())?;
+            let folder = a.data.starts_with("folder");
+            let input_arg = match (&a.input, folder) {
+                (Some(s), _) => Some(parse_input_shape(s)?),
+                (None, true) => Some(vec![128, 128, 3]),
+                (None, false) => None,
+            };
+            let loaded =
+                data_arg::load(&a.data, a.data_dir.as_deref(), input_arg.as_deref(), a.seed)?;
             let input = loaded.train.images.shape()[1..].to_vec();
             let seq = resolve_model(&a.model, &input, padding)?;
             if seq.input_shape != input {
                 return Err(CliError::usage(format!(
-                    "the model expects inputs {:?} but the data has {:?}",
+                    "the model expects inputs {:?} but the data has {:?} (set --input to match)",
                     seq.input_shape, input
                 )));
             }
@@ -267,21 +340,30 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             optimizer = optimizer
                 .with_momentum(a.momentum)
                 .with_nesterov(a.nesterov);
+            if !(0.0..1.0).contains(&a.validation_split) {
+                return Err(CliError::usage(format!(
+                    "--validation-split {}: expected a fraction in [0, 1)",
+                    a.validation_split
+                )));
+            }
+            let epochs = a.epochs.unwrap_or(3);
             let cfg = RunConfig {
                 model_arg: a.model.clone(),
                 model: seq.clone(),
                 data: a.data.clone(),
                 data_dir: a.data_dir.clone(),
                 limit: a.limit,
-                epochs: a.epochs.unwrap_or(3),
+                epochs,
                 batch_size: a.batch_size,
                 optimizer: optimizer.clone(),
-                schedule: sized_schedule(parse_schedule(&a.schedule)?, a.epochs.unwrap_or(3)),
+                schedule: sized_schedule(parse_schedule(&a.schedule)?, epochs),
                 loss,
                 l2: a.l2,
                 validation_split: a.validation_split,
                 early_stopping: a.early_stopping,
                 reduce_lr_on_plateau: a.reduce_lr_on_plateau,
+                augment: parse_augment(&a)?,
+                classes: loaded.classes.clone(),
                 seed: a.seed,
             };
             let mut model = seq.build(a.seed)?;
@@ -289,29 +371,37 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             println!("{}", seq.summary()?);
             let dir = new_run_dir(&a.out, a.name.as_deref())?;
             cfg.save(&dir)?;
-            (dir, cfg, model, 0, History::default())
+            (dir, cfg, model, 0, History::default(), loaded)
         }
     };
     model.set_l2(cfg.l2)?;
-    let loaded = data_arg::load(&cfg.data, cfg.data_dir.as_deref())?;
-    let train_split = match cfg.limit {
+    let all = match cfg.limit {
         Some(n) => loaded.train.take(n),
         None => loaded.train.clone(),
     };
+    // Validation: the last fraction of the training samples, never augmented.
+    let n_val = (all.len() as f64 * cfg.validation_split as f64).floor() as usize;
+    let n_train = all.len() - n_val;
+    if n_train == 0 {
+        return Err(CliError::usage(
+            "no training samples left after the validation split",
+        ));
+    }
     let outputs = outputs_of(&model);
-    let train_data = dataset(&train_split, cfg.loss, outputs)?;
+    let train_data = dataset(&all.range(0, n_train), cfg.loss, outputs)?;
+    let val_data = if n_val > 0 {
+        Some(dataset(&all.range(n_train, all.len()), cfg.loss, outputs)?)
+    } else {
+        None
+    };
+    let augmented = Augmented::new(train_data, cfg.augment.clone())?;
     let fit_cfg = FitConfig::new()
         .with_epochs(cfg.epochs)
         .with_initial_epoch(done)
         .with_batch_size(cfg.batch_size)
-        .with_validation_split(cfg.validation_split)
         .with_schedule(cfg.schedule.clone())
         .with_verbosity(verbosity);
-    let monitor = if cfg.validation_split > 0.0 {
-        "val_loss"
-    } else {
-        "loss"
-    };
+    let monitor = if n_val > 0 { "val_loss" } else { "loss" };
     let mut checkpointer =
         Checkpointer::new(run_dir.join(CHECKPOINTS)).with_previous(previous.clone());
     let mut early = cfg
@@ -328,20 +418,31 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         callbacks.push(p);
     }
     let start = Instant::now();
-    let history = model.fit(&train_data, None, &fit_cfg, &mut callbacks)?;
+    let val_ref = val_data.as_ref().map(|v| v as &dyn convnet_nn::DataSource);
+    let history = model.fit(&augmented, val_ref, &fit_cfg, &mut callbacks)?;
     let train_secs = start.elapsed().as_secs_f32();
-    let mut all = previous;
-    all.epochs.extend(history.epochs);
+    let mut all_history = previous;
+    all_history.epochs.extend(history.epochs);
     model.save(&run_dir)?;
-    write_atomic(&run_dir.join(HISTORY_FILE), all.to_csv().as_bytes())?;
+    write_atomic(&run_dir.join(HISTORY_FILE), all_history.to_csv().as_bytes())?;
     println!(
         "Trained {} epoch(s) in {:.1}s; run saved in {}",
-        all.epochs.len().saturating_sub(done),
+        all_history.epochs.len().saturating_sub(done),
         train_secs,
         run_dir.display()
     );
-    if let Some(test) = &loaded.test {
-        report_test(&mut model, test, cfg.loss, &run_dir)?;
+    match &loaded.test {
+        Some(test) => report_test(&mut model, test, cfg.loss, &run_dir)?,
+        None => {
+            if let Some(last) = all_history.epochs.last() {
+                if let (Some(vl), Some(va)) = (last.val_loss, last.val_accuracy) {
+                    println!(
+                        "Validation accuracy: {va:.4} ({:.2} %), validation loss {vl:.4}, on {n_val} held-out samples (the data has no test split)",
+                        va * 100.0
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -369,42 +470,5 @@ fn report_test(
         test.len()
     );
     write_atomic(&run_dir.join(METRICS_FILE), json.as_bytes())?;
-    Ok(())
-}
-
-/// `convnet evaluate`.
-pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
-    crate::set_threads(a.threads)?;
-    let cfg = crate::run::RunConfig::load(&a.run)?;
-    let mut model = Model::load(&a.run)?;
-    model.compile(cfg.optimizer.clone(), cfg.loss);
-    let data = a.data.as_deref().unwrap_or(&cfg.data);
-    let dir = a.data_dir.as_deref().or(cfg.data_dir.as_deref());
-    let loaded: Loaded = data_arg::load(data, dir)?;
-    let test = loaded
-        .test
-        .ok_or_else(|| CliError::usage(format!("--data '{data}' has no test split")))?;
-    let outputs = outputs_of(&model);
-    let ds = dataset(&test, cfg.loss, outputs)?;
-    let e = model.evaluate(&ds, a.batch_size)?;
-    println!(
-        "loss {:.4} - accuracy {:.4} ({:.2} %) on {} images",
-        e.loss,
-        e.accuracy,
-        e.accuracy * 100.0,
-        test.len()
-    );
-    Ok(())
-}
-
-/// `convnet summary`.
-pub fn summary(a: SummaryArgs) -> CliResult<()> {
-    let seq = if Path::new(&a.model).join(crate::run::RUN_FILE).exists() {
-        crate::run::RunConfig::load(Path::new(&a.model))?.model
-    } else {
-        let input = parse_input_shape(&a.input)?;
-        resolve_model(&a.model, &input, parse_padding(&a.padding)?)?
-    };
-    println!("{}", seq.summary()?.with_formulas(a.formulas));
     Ok(())
 }

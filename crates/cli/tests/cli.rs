@@ -264,3 +264,108 @@ fn train_save_evaluate_and_resume() {
     assert_eq!(std::fs::read(run.join("weights.safetensors")).unwrap(), wa);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn predict_images_folders_and_kaggle_csv() {
+    let out = tmp("predict");
+    // A tiny binary cats-vs-dogs net on the bundled photos, with augmentation.
+    let o = convnet(&[
+        "train",
+        "--data",
+        "folder:../../data/cats-vs-dogs",
+        "--input",
+        "24x24x3",
+        "--model",
+        "4C3-P2-8-1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--rotation",
+        "10",
+        "--zoom",
+        "0.1",
+        "--horizontal-flip",
+        "--brightness",
+        "0.8,1.2",
+        "--validation-split",
+        "0.25",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "cd",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("Validation accuracy") && t.contains("on 20 held-out"),
+        "{t}"
+    );
+    let run = out.join("cd");
+    let csv_out = out.join("pred.csv");
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        "../../data/cats-vs-dogs",
+        "--output",
+        csv_out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = std::fs::read_to_string(&csv_out).unwrap();
+    assert_eq!(rows.lines().count(), 81, "header + 80 images");
+    assert!(rows.lines().nth(1).unwrap().contains("cat.0.jpg"));
+    assert!(rows
+        .lines()
+        .skip(1)
+        .all(|l| l.contains(",cats,") || l.contains(",dogs,")));
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        "../../data/cats-vs-dogs/dogs/dog.0.jpg",
+    ]);
+    assert!(
+        o.status.success() && text(&o).contains("dog.0.jpg\t"),
+        "{}",
+        text(&o)
+    );
+
+    // A digit net on MNIST, then a Kaggle test CSV -> submission.
+    let o = train(&out, "digits", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let header: Vec<String> = (0..784).map(|i| format!("pixel{i}")).collect();
+    let row = |v: usize| {
+        (0..784)
+            .map(|i| ((i * v) % 256).to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let test_csv = out.join("test.csv");
+    std::fs::write(
+        &test_csv,
+        format!("{}\n{}\n{}\n{}\n", header.join(","), row(1), row(2), row(3)),
+    )
+    .unwrap();
+    let sub = out.join("submission.csv");
+    let o = convnet(&[
+        "predict",
+        out.join("digits").to_str().unwrap(),
+        "--csv",
+        test_csv.to_str().unwrap(),
+        "--submission",
+        sub.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = std::fs::read_to_string(&sub).unwrap();
+    let lines: Vec<&str> = s.lines().collect();
+    assert_eq!(lines[0], "ImageId,Label");
+    assert_eq!(lines.len(), 4);
+    assert!(lines[3].starts_with("3,"));
+    // Bad inputs exit with 2.
+    let o = convnet(&["predict", run.to_str().unwrap(), "missing.png"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = convnet(&["train", "--zoom", "1.5", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("zoom_range"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -1,0 +1,83 @@
+//! `convnet evaluate` and `convnet summary`.
+
+use crate::data_arg::{self, Loaded};
+use crate::error::{CliError, CliResult};
+use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
+use crate::run::RunConfig;
+use crate::train::{dataset, outputs_of, parse_padding};
+use clap::Args;
+use convnet_nn::Model;
+use std::path::{Path, PathBuf};
+
+/// Options of `convnet evaluate`.
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// A run folder written by `convnet train`.
+    run: PathBuf,
+    /// Data to evaluate on (default: the run's own data source, test split).
+    #[arg(long)]
+    data: Option<String>,
+    /// Folder of the data files.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Options of `convnet summary`.
+#[derive(Args)]
+pub struct SummaryArgs {
+    /// Model: a notation (e.g. 32C5-P2-64C5-P2-128-D0.4-10), a .json/.toml model file, or a run folder.
+    #[arg(default_value = DEFAULT_MNIST_MODEL)]
+    model: String,
+    /// Input shape HxWxC when the notation does not start with one.
+    #[arg(long, default_value = "28x28x1")]
+    input: String,
+    /// Default padding of conv layers in the notation: same or valid.
+    #[arg(long, default_value = "same")]
+    padding: String,
+    /// Also show how each output size follows from floor((N + 2P - M) / S) + 1.
+    #[arg(long)]
+    formulas: bool,
+}
+
+/// `convnet evaluate`.
+pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
+    crate::set_threads(a.threads)?;
+    let cfg = RunConfig::load(&a.run)?;
+    let mut model = Model::load(&a.run)?;
+    model.compile(cfg.optimizer.clone(), cfg.loss);
+    let data = a.data.as_deref().unwrap_or(&cfg.data);
+    let dir = a.data_dir.as_deref().or(cfg.data_dir.as_deref());
+    let loaded: Loaded = data_arg::load(data, dir, Some(&cfg.model.input_shape), cfg.seed)?;
+    let test = loaded
+        .test
+        .ok_or_else(|| CliError::usage(format!("--data '{data}' has no test split")))?;
+    let outputs = outputs_of(&model);
+    let ds = dataset(&test, cfg.loss, outputs)?;
+    let e = model.evaluate(&ds, a.batch_size)?;
+    println!(
+        "loss {:.4} - accuracy {:.4} ({:.2} %) on {} images",
+        e.loss,
+        e.accuracy,
+        e.accuracy * 100.0,
+        test.len()
+    );
+    Ok(())
+}
+
+/// `convnet summary`.
+pub fn summary(a: SummaryArgs) -> CliResult<()> {
+    let seq = if Path::new(&a.model).join(crate::run::RUN_FILE).exists() {
+        RunConfig::load(Path::new(&a.model))?.model
+    } else {
+        let input = parse_input_shape(&a.input)?;
+        resolve_model(&a.model, &input, parse_padding(&a.padding)?)?
+    };
+    println!("{}", seq.summary()?.with_formulas(a.formulas));
+    Ok(())
+}
