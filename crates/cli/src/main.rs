@@ -5,6 +5,7 @@
 //! every error to a one-line message and an exit code (0 success, 1 runtime
 //! failure, 2 bad usage or bad input).
 
+mod bench;
 mod data_arg;
 mod error;
 mod inspect;
@@ -40,6 +41,8 @@ enum Command {
     Evaluate(inspect::EvaluateArgs),
     /// Predict labels and probabilities for images, folders or a Kaggle CSV.
     Predict(predict::PredictArgs),
+    /// Time training and inference of the reference nets (M1, M2, M3) on synthetic data.
+    Bench(bench::BenchArgs),
     /// Print a model's layers, output shapes and parameter counts.
     Summary(inspect::SummaryArgs),
 }
@@ -62,6 +65,7 @@ fn run() -> CliResult<()> {
         Command::Evaluate(a) => inspect::evaluate(a),
         Command::Summary(a) => inspect::summary(a),
         Command::Predict(a) => predict::predict(a),
+        Command::Bench(a) => bench::bench(a),
     }
 }
 

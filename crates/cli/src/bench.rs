@@ -1,0 +1,241 @@
+//! `convnet bench`: training and inference speed of the reference nets on
+//! synthetic data, steady state after warm-up, with achieved GFLOP/s and
+//! peak memory. Each configuration runs in its own child process so that
+//! its peak resident memory is its own.
+//!
+//! FLOPs count 2 per multiply-add of the conv and dense layers; a training
+//! step is counted as 3 forward passes (forward, input gradient, weight
+//! gradient), the usual convention (M1: about 66 MFLOP per training image).
+
+use crate::error::{CliError, CliResult};
+use clap::Args;
+use convnet_nn::{parse_notation, LayerSpec, Loss, Mode, NotationOptions, OptimizerConfig, Padding, Sequential};
+use convnet_tensor::Tensor;
+use rand::{Rng as _, SeedableRng};
+use std::time::Instant;
+
+/// The reference nets of the speed issue.
+pub const NETS: [(&str, &str, &str); 3] = [
+    ("m1", "28x28x1-32C5-P2-64C5-P2-128-D0.4-10", "same"),
+    (
+        "m2",
+        "28x28x1-32C3v-BN-32C3v-BN-32C5S2s-BN-D0.4-64C3v-BN-64C3v-BN-64C5S2s-BN-D0.4-128C4v-BN-F-D0.4-10",
+        "valid",
+    ),
+    (
+        "m3",
+        "128x128x3-32C3v-32C3v-P2-BN-D0.2-32C3v-32C3v-P2-BN-D0.2-64C3v-64C3v-64C3v-P2-BN-D0.2-64-D0.2-1",
+        "valid",
+    ),
+];
+
+/// The configurations `convnet bench` runs by default: (net, mode, batch).
+pub const DEFAULT_CONFIGS: [(&str, &str, usize); 7] = [
+    ("m1", "train", 128),
+    ("m1", "train", 32),
+    ("m1", "infer", 256),
+    ("m2", "train", 128),
+    ("m2", "infer", 256),
+    ("m3", "train", 32),
+    ("m3", "infer", 64),
+];
+
+/// Options of `convnet bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// One configuration NET:MODE:BATCH (e.g. m1:train:128); default: all of the speed issue's.
+    #[arg(long)]
+    config: Vec<String>,
+    /// Seconds of timed steps per configuration (after warm-up).
+    #[arg(long, default_value_t = 5.0)]
+    seconds: f32,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// The machine's peak in GFLOP/s for the percent column (default: measured with a 2048^3 GEMM).
+    #[arg(long)]
+    peak: Option<f64>,
+    /// Run the configurations in this process instead of one child process each (no per-config memory).
+    #[arg(long)]
+    in_process: bool,
+}
+
+/// The model description of a reference net.
+pub fn net(name: &str) -> CliResult<Sequential> {
+    let (_, notation, pad) = NETS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .ok_or_else(|| CliError::usage(format!("unknown net '{name}': expected m1, m2 or m3")))?;
+    let padding = if *pad == "same" { Padding::Same } else { Padding::Valid };
+    Ok(parse_notation(notation, &NotationOptions::default().with_padding(padding))?)
+}
+
+/// Forward multiply-adds per sample.
+pub fn forward_macs(seq: &Sequential) -> CliResult<usize> {
+    let shapes = seq.output_shapes()?;
+    let mut input = seq.input_shape.clone();
+    let mut macs = 0;
+    for (l, out) in seq.layers.iter().zip(&shapes) {
+        macs += match l {
+            LayerSpec::Conv2D(c) => out.iter().product::<usize>() * c.kernel_size[0] * c.kernel_size[1] * input[2],
+            LayerSpec::Dense(d) => input.iter().product::<usize>() / input.last().unwrap() * input.last().unwrap() * d.units,
+            _ => 0,
+        };
+        input = out.clone();
+    }
+    Ok(macs)
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`).
+pub fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// GFLOP/s of a 2048^3 matrix product on all threads.
+pub fn measure_peak() -> f64 {
+    use convnet_tensor::gemm::{matmul, MatRef, Threads};
+    let n = 2048;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let mut c = vec![0.0; n * n];
+    matmul(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&a, n, n), false, Threads::Pool);
+    let start = Instant::now();
+    let reps = 3;
+    for _ in 0..reps {
+        matmul(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&a, n, n), false, Threads::Pool);
+    }
+    2.0 * (n * n * n * reps) as f64 / start.elapsed().as_secs_f64() / 1e9
+}
+
+/// Result of one configuration.
+pub struct BenchResult {
+    /// Images per second.
+    pub images_per_sec: f64,
+    /// Achieved GFLOP/s.
+    pub gflops: f64,
+    /// Peak resident memory, MiB.
+    pub peak_mib: Option<f64>,
+}
+
+/// Runs one configuration in this process.
+pub fn run_config(name: &str, mode: &str, batch: usize, seconds: f32) -> CliResult<BenchResult> {
+    let seq = net(name)?;
+    let mut model = seq.build(1)?;
+    let outputs: usize = seq.output_shape()?.iter().product();
+    let loss = if outputs == 1 { Loss::BinaryCrossentropy } else { Loss::SparseCategoricalCrossentropy };
+    model.compile(OptimizerConfig::adam(), loss);
+    let mut rng = convnet_nn::Rng::seed_from_u64(0);
+    let mut shape = vec![batch];
+    shape.extend_from_slice(&seq.input_shape);
+    let n: usize = shape.iter().product();
+    let x = Tensor::from_vec(&shape, (0..n).map(|_| rng.gen::<f32>()).collect()).expect("sizes");
+    let y = if outputs == 1 {
+        Tensor::from_vec(&[batch, 1], (0..batch).map(|i| (i % 2) as f32).collect()).expect("sizes")
+    } else {
+        Tensor::from_vec(&[batch], (0..batch).map(|i| (i % outputs) as f32).collect()).expect("sizes")
+    };
+    let train = match mode {
+        "train" => true,
+        "infer" => false,
+        _ => return Err(CliError::usage(format!("mode '{mode}': expected train or infer"))),
+    };
+    let mut step = || -> CliResult<()> {
+        if train {
+            model.train_step(&x, &y, 1e-3)?;
+        } else {
+            let _ = model.forward(&x, Mode::Eval, true);
+        }
+        Ok(())
+    };
+    for _ in 0..3 {
+        step()?;
+    }
+    let start = Instant::now();
+    let mut steps = 0;
+    while steps < 5 || start.elapsed().as_secs_f32() < seconds {
+        step()?;
+        steps += 1;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let images_per_sec = (steps * batch) as f64 / secs;
+    let flop_per_image = 2.0 * forward_macs(&seq)? as f64 * if train { 3.0 } else { 1.0 };
+    Ok(BenchResult {
+        images_per_sec,
+        gflops: images_per_sec * flop_per_image / 1e9,
+        peak_mib: peak_rss_mib(),
+    })
+}
+
+fn parse_config(s: &str) -> CliResult<(String, String, usize)> {
+    let parts: Vec<&str> = s.split(':').collect();
+    match parts.as_slice() {
+        [n, m, b] => Ok((
+            n.to_string(),
+            m.to_string(),
+            b.parse().map_err(|_| CliError::usage(format!("--config '{s}': bad batch size")))?,
+        )),
+        _ => Err(CliError::usage(format!("--config '{s}': expected NET:MODE:BATCH, e.g. m1:train:128"))),
+    }
+}
+
+/// `convnet bench`.
+pub fn bench(a: BenchArgs) -> CliResult<()> {
+    crate::set_threads(a.threads)?;
+    let configs: Vec<(String, String, usize)> = if a.config.is_empty() {
+        DEFAULT_CONFIGS.iter().map(|(n, m, b)| (n.to_string(), m.to_string(), *b)).collect()
+    } else {
+        a.config.iter().map(|s| parse_config(s)).collect::<CliResult<_>>()?
+    };
+    // A child process runs exactly one configuration and prints one machine-readable line.
+    if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {
+        let (n, m, b) = &configs[0];
+        let r = run_config(n, m, *b, a.seconds)?;
+        println!("RESULT {} {} {}", r.images_per_sec, r.gflops, r.peak_mib.unwrap_or(f64::NAN));
+        return Ok(());
+    }
+    let peak = a.peak.unwrap_or_else(measure_peak);
+    println!(
+        "threads {}, peak {peak:.1} GFLOP/s ({})",
+        rayon::current_num_threads(),
+        if a.peak.is_some() { "given" } else { "measured, 2048^3 GEMM" }
+    );
+    println!("{:<4} {:<6} {:>6} {:>10} {:>9} {:>7} {:>10}", "net", "mode", "batch", "images/s", "GFLOP/s", "% peak", "peak MiB");
+    for (n, m, b) in configs {
+        let r = if a.in_process {
+            run_config(&n, &m, b, a.seconds)?
+        } else {
+            let exe = std::env::current_exe().map_err(|e| CliError::runtime(e.to_string()))?;
+            let mut cmd = std::process::Command::new(exe);
+            cmd.env("CONVNET_BENCH_CHILD", "1")
+                .args(["bench", "--config", &format!("{n}:{m}:{b}"), "--seconds", &a.seconds.to_string()]);
+            if let Some(t) = a.threads {
+                cmd.args(["--threads", &t.to_string()]);
+            }
+            let out = cmd.output().map_err(|e| CliError::runtime(format!("cannot run the benchmark child: {e}")))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("RESULT "))
+                .ok_or_else(|| CliError::runtime(format!("benchmark {n}:{m}:{b} failed: {}", String::from_utf8_lossy(&out.stderr))))?;
+            let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            BenchResult {
+                images_per_sec: v[0],
+                gflops: v[1],
+                peak_mib: v.get(2).copied().filter(|x| x.is_finite()),
+            }
+        };
+        println!(
+            "{:<4} {:<6} {:>6} {:>10.1} {:>9.1} {:>6.1}% {:>10}",
+            n,
+            m,
+            b,
+            r.images_per_sec,
+            r.gflops,
+            100.0 * r.gflops / peak,
+            r.peak_mib.map_or("-".into(), |p| format!("{p:.0}"))
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+"""Peers for `convnet bench`: the same nets in PyTorch eager (NCHW and
+channels_last) and, when installed, Keras 3 on TensorFlow, on synthetic
+data, with the same thread count; and a comparison that runs ours and
+theirs alternately in one run and prints the ratios.
+
+    pip install torch            # (tensorflow-cpu keras for the Keras column)
+    cargo build --release -p convnet-cli
+    python3 tools/bench_peers.py compare --threads 2 --seconds 5 --rounds 2
+
+Each configuration runs in its own process so that its peak resident
+memory (ru_maxrss) is its own. Images/s is the steady state after 3
+warm-up steps.
+"""
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+
+CONFIGS = [("m1", "train", 128), ("m1", "train", 32), ("m1", "infer", 256),
+           ("m2", "train", 128), ("m2", "infer", 256), ("m3", "train", 32), ("m3", "infer", 64)]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONVNET = os.path.join(ROOT, "target", "release", "convnet")
+
+
+def torch_net(name):
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    class SamePad(nn.Module):
+        """TensorFlow 'same' padding for a stride-2 5x5 conv (odd pixel bottom/right)."""
+
+        def __init__(self, n, k, s):
+            super().__init__()
+            out = -(-n // s)
+            total = max((out - 1) * s + k - n, 0)
+            self.pad = (total // 2, total - total // 2, total // 2, total - total // 2)
+
+        def forward(self, x):
+            return F.pad(x, self.pad)
+
+    R = nn.ReLU
+    if name == "m1":
+        return nn.Sequential(nn.Conv2d(1, 32, 5, padding=2), R(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 5, padding=2), R(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(3136, 128), R(), nn.Dropout(0.4), nn.Linear(128, 10)), (1, 28, 28), 10
+    if name == "m2":
+        return nn.Sequential(
+            nn.Conv2d(1, 32, 3), R(), nn.BatchNorm2d(32), nn.Conv2d(32, 32, 3), R(), nn.BatchNorm2d(32),
+            SamePad(24, 5, 2), nn.Conv2d(32, 32, 5, stride=2), R(), nn.BatchNorm2d(32), nn.Dropout(0.4),
+            nn.Conv2d(32, 64, 3), R(), nn.BatchNorm2d(64), nn.Conv2d(64, 64, 3), R(), nn.BatchNorm2d(64),
+            SamePad(8, 5, 2), nn.Conv2d(64, 64, 5, stride=2), R(), nn.BatchNorm2d(64), nn.Dropout(0.4),
+            nn.Conv2d(64, 128, 4), R(), nn.BatchNorm2d(128), nn.Flatten(), nn.Dropout(0.4),
+            nn.Linear(128, 10)), (1, 28, 28), 10
+    if name == "m3":
+        def block(cin, cout, n):
+            layers = []
+            for i in range(n):
+                layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3), R()]
+            return layers + [nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.Dropout(0.2)]
+        return nn.Sequential(*block(3, 32, 2), *block(32, 32, 2), *block(32, 64, 3), nn.Flatten(),
+                             nn.Linear(11 * 11 * 64, 64), R(), nn.Dropout(0.2), nn.Linear(64, 1)), (3, 128, 128), 1
+    raise SystemExit(f"unknown net {name}")
+
+
+def run_torch(name, mode, batch, seconds, threads, channels_last):
+    import torch
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net, shape, classes = torch_net(name)
+    x = torch.rand(batch, *shape)
+    if classes == 1:
+        y = (torch.arange(batch) % 2).float().unsqueeze(1)
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+    else:
+        y = torch.arange(batch) % classes
+        loss_fn = torch.nn.CrossEntropyLoss()
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step():
+        if mode == "train":
+            net.train()
+            opt.zero_grad()
+            loss_fn(net(x), y).backward()
+            opt.step()
+        else:
+            net.eval()
+            with torch.no_grad():
+                net(x)
+
+    for _ in range(3):
+        step()
+    start, steps = time.perf_counter(), 0
+    while steps < 5 or time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    return steps * batch / (time.perf_counter() - start)
+
+
+def run_keras(name, mode, batch, seconds, threads):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+    import numpy as np
+    import keras
+    from keras import layers as L
+    if name == "m1":
+        model = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 5, padding="same", activation="relu"),
+                                  L.MaxPooling2D(2), L.Conv2D(64, 5, padding="same", activation="relu"),
+                                  L.MaxPooling2D(2), L.Flatten(), L.Dense(128, activation="relu"),
+                                  L.Dropout(0.4), L.Dense(10, activation="softmax")])
+        shape, classes = (28, 28, 1), 10
+    elif name == "m2":
+        c = lambda f, k, **kw: L.Conv2D(f, k, activation="relu", **kw)
+        model = keras.Sequential([keras.Input((28, 28, 1)), c(32, 3), L.BatchNormalization(), c(32, 3),
+                                  L.BatchNormalization(), c(32, 5, strides=2, padding="same"), L.BatchNormalization(),
+                                  L.Dropout(0.4), c(64, 3), L.BatchNormalization(), c(64, 3), L.BatchNormalization(),
+                                  c(64, 5, strides=2, padding="same"), L.BatchNormalization(), L.Dropout(0.4),
+                                  c(128, 4), L.BatchNormalization(), L.Flatten(), L.Dropout(0.4),
+                                  L.Dense(10, activation="softmax")])
+        shape, classes = (28, 28, 1), 10
+    else:
+        c = lambda f: L.Conv2D(f, 3, activation="relu")
+        blk = lambda f, n: [c(f) for _ in range(n)] + [L.MaxPooling2D(2), L.BatchNormalization(), L.Dropout(0.2)]
+        model = keras.Sequential([keras.Input((128, 128, 3)), *blk(32, 2), *blk(32, 2), *blk(64, 3), L.Flatten(),
+                                  L.Dense(64, activation="relu"), L.Dropout(0.2), L.Dense(1, activation="sigmoid")])
+        shape, classes = (128, 128, 3), 1
+    loss = "binary_crossentropy" if classes == 1 else "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss)
+    x = np.random.rand(batch, *shape).astype("float32")
+    y = (np.arange(batch) % max(classes, 2)).astype("float32" if classes == 1 else "int32")
+    step = (lambda: model.train_on_batch(x, y)) if mode == "train" else (lambda: model.predict_on_batch(x))
+    for _ in range(3):
+        step()
+    start, steps = time.perf_counter(), 0
+    while steps < 5 or time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    return steps * batch / (time.perf_counter() - start)
+
+
+def child(args):
+    if args.peer == "torch":
+        ips = run_torch(args.net, args.mode, args.batch, args.seconds, args.threads, args.channels_last)
+    else:
+        ips = run_keras(args.net, args.mode, args.batch, args.seconds, args.threads)
+    print(f"RESULT {ips} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}")
+
+
+def spawn(cmd, env=None):
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    for line in out.stdout.splitlines():
+        if line.startswith("RESULT "):
+            v = [float(t) for t in line.split()[1:]]
+            return v[0], v[-1]
+    sys.stderr.write(f"failed: {' '.join(cmd)}\n{out.stderr[-2000:]}\n")
+    return None
+
+
+def ours(net, mode, batch, seconds, threads):
+    env = dict(os.environ, CONVNET_BENCH_CHILD="1")
+    r = spawn([CONVNET, "bench", "--config", f"{net}:{mode}:{batch}", "--seconds", str(seconds),
+               "--threads", str(threads)], env)
+    if r is None:
+        return None
+    return r  # (images/s, peak MiB); convnet prints (ips, gflops, mib): spawn keeps first and last
+
+
+def theirs(peer, net, mode, batch, seconds, threads, channels_last=False):
+    cmd = [sys.executable, os.path.abspath(__file__), "child", "--peer", peer, "--net", net, "--mode", mode,
+           "--batch", str(batch), "--seconds", str(seconds), "--threads", str(threads)]
+    if channels_last:
+        cmd.append("--channels-last")
+    return spawn(cmd)
+
+
+def compare(args):
+    have_keras = subprocess.run([sys.executable, "-c", "import keras, tensorflow"], capture_output=True).returncode == 0
+    configs = CONFIGS if not args.config else [(c.split(":")[0], c.split(":")[1], int(c.split(":")[2])) for c in args.config]
+    print(f"threads {args.threads}, {args.seconds}s per measurement, best of {args.rounds} alternating rounds")
+    hdr = f"{'config':<16}{'convnet':>10}{'torch NCHW':>12}{'torch CL':>10}"
+    if have_keras:
+        hdr += f"{'keras/tf':>10}"
+    hdr += f"{'ratio':>8}{'MiB ours':>10}{'MiB torch':>10}{'mem ratio':>10}"
+    print(hdr)
+    for net, mode, batch in configs:
+        best = {}
+        for _ in range(args.rounds):
+            runs = [("ours", lambda: ours(net, mode, batch, args.seconds, args.threads)),
+                    ("nchw", lambda: theirs("torch", net, mode, batch, args.seconds, args.threads)),
+                    ("cl", lambda: theirs("torch", net, mode, batch, args.seconds, args.threads, True))]
+            if have_keras:
+                runs.append(("keras", lambda: theirs("keras", net, mode, batch, args.seconds, args.threads)))
+            for key, fn in runs:
+                r = fn()
+                if r and (key not in best or r[0] > best[key][0]):
+                    best[key] = r
+        peers = [best[k][0] for k in ("nchw", "cl", "keras") if k in best]
+        torch_mem = min(best[k][1] for k in ("nchw", "cl") if k in best)
+        line = f"{net}:{mode}:{batch:<6}".ljust(16)
+        line += f"{best['ours'][0]:>10.1f}{best.get('nchw', (0,))[0]:>12.1f}{best.get('cl', (0,))[0]:>10.1f}"
+        if have_keras:
+            line += f"{best.get('keras', (0,))[0]:>10.1f}"
+        line += f"{best['ours'][0] / max(peers):>8.2f}{best['ours'][1]:>10.0f}{torch_mem:>10.0f}{best['ours'][1] / torch_mem:>10.2f}"
+        print(line, flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("child")
+    c.add_argument("--peer", choices=["torch", "keras"], required=True)
+    c.add_argument("--net", required=True)
+    c.add_argument("--mode", required=True)
+    c.add_argument("--batch", type=int, required=True)
+    c.add_argument("--seconds", type=float, default=5)
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--channels-last", action="store_true")
+    k = sub.add_parser("compare")
+    k.add_argument("--threads", type=int, default=2)
+    k.add_argument("--seconds", type=float, default=5)
+    k.add_argument("--rounds", type=int, default=2)
+    k.add_argument("--config", action="append", default=[])
+    args = p.parse_args()
+    child(args) if args.cmd == "child" else compare(args)
+
+
+if __name__ == "__main__":
+    main()
