@@ -9,7 +9,9 @@
 
 use crate::error::{CliError, CliResult};
 use clap::Args;
-use convnet_nn::{parse_notation, LayerSpec, Loss, Mode, NotationOptions, OptimizerConfig, Padding, Sequential};
+use convnet_nn::{
+    parse_notation, LayerSpec, Loss, Mode, NotationOptions, OptimizerConfig, Padding, Sequential,
+};
 use convnet_tensor::Tensor;
 use rand::{Rng as _, SeedableRng};
 use std::time::Instant;
@@ -58,6 +60,61 @@ pub struct BenchArgs {
     /// Run the configurations in this process instead of one child process each (no per-config memory).
     #[arg(long)]
     in_process: bool,
+    /// Also print the time of every layer's forward and backward pass (training configurations).
+    #[arg(long)]
+    layers: bool,
+}
+
+/// Prints the mean forward and backward time of every layer of a training step.
+pub fn layer_times(name: &str, batch: usize, steps: usize) -> CliResult<()> {
+    let seq = net(name)?;
+    let mut model = seq.build(1)?;
+    let mut rng = convnet_nn::Rng::seed_from_u64(0);
+    let mut shape = vec![batch];
+    shape.extend_from_slice(&seq.input_shape);
+    let n: usize = shape.iter().product();
+    let x = Tensor::from_vec(&shape, (0..n).map(|_| rng.gen::<f32>()).collect()).expect("sizes");
+    let layers = model.layers_mut();
+    let mut fwd = vec![0.0f64; layers.len()];
+    let mut bwd = vec![0.0f64; layers.len()];
+    for step in 0..steps + 2 {
+        let mut h = x.clone();
+        for (i, l) in layers.iter_mut().enumerate() {
+            let t = Instant::now();
+            h = l.forward(h, Mode::Train, &mut rng);
+            if step >= 2 {
+                fwd[i] += t.elapsed().as_secs_f64();
+            }
+        }
+        let mut g = Tensor::full(h.shape(), 0.01);
+        for (i, l) in layers.iter_mut().enumerate().rev() {
+            let t = Instant::now();
+            if i == 0 {
+                l.backward_params(std::mem::take(&mut g));
+            } else {
+                g = l.backward(g);
+            }
+            if step >= 2 {
+                bwd[i] += t.elapsed().as_secs_f64();
+            }
+        }
+    }
+    println!("{name} batch {batch}: mean ms per step");
+    for (i, l) in layers.iter().enumerate() {
+        println!(
+            "  {:>2} {:<20} {:>8.2} fwd {:>8.2} bwd",
+            i,
+            l.spec().kind(),
+            1e3 * fwd[i] / steps as f64,
+            1e3 * bwd[i] / steps as f64
+        );
+    }
+    println!(
+        "  total                   {:>8.2} fwd {:>8.2} bwd",
+        1e3 * fwd.iter().sum::<f64>() / steps as f64,
+        1e3 * bwd.iter().sum::<f64>() / steps as f64
+    );
+    Ok(())
 }
 
 /// The model description of a reference net.
@@ -66,8 +123,15 @@ pub fn net(name: &str) -> CliResult<Sequential> {
         .iter()
         .find(|(n, _, _)| *n == name)
         .ok_or_else(|| CliError::usage(format!("unknown net '{name}': expected m1, m2 or m3")))?;
-    let padding = if *pad == "same" { Padding::Same } else { Padding::Valid };
-    Ok(parse_notation(notation, &NotationOptions::default().with_padding(padding))?)
+    let padding = if *pad == "same" {
+        Padding::Same
+    } else {
+        Padding::Valid
+    };
+    Ok(parse_notation(
+        notation,
+        &NotationOptions::default().with_padding(padding),
+    )?)
 }
 
 /// Forward multiply-adds per sample.
@@ -77,8 +141,14 @@ pub fn forward_macs(seq: &Sequential) -> CliResult<usize> {
     let mut macs = 0;
     for (l, out) in seq.layers.iter().zip(&shapes) {
         macs += match l {
-            LayerSpec::Conv2D(c) => out.iter().product::<usize>() * c.kernel_size[0] * c.kernel_size[1] * input[2],
-            LayerSpec::Dense(d) => input.iter().product::<usize>() / input.last().unwrap() * input.last().unwrap() * d.units,
+            LayerSpec::Conv2D(c) => {
+                out.iter().product::<usize>() * c.kernel_size[0] * c.kernel_size[1] * input[2]
+            }
+            LayerSpec::Dense(d) => {
+                input.iter().product::<usize>() / input.last().unwrap()
+                    * input.last().unwrap()
+                    * d.units
+            }
             _ => 0,
         };
         input = out.clone();
@@ -100,11 +170,23 @@ pub fn measure_peak() -> f64 {
     let n = 2048;
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let mut c = vec![0.0; n * n];
-    matmul(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&a, n, n), false, Threads::Pool);
+    matmul(
+        &mut c,
+        MatRef::row_major(&a, n, n),
+        MatRef::row_major(&a, n, n),
+        false,
+        Threads::Pool,
+    );
     let start = Instant::now();
     let reps = 3;
     for _ in 0..reps {
-        matmul(&mut c, MatRef::row_major(&a, n, n), MatRef::row_major(&a, n, n), false, Threads::Pool);
+        matmul(
+            &mut c,
+            MatRef::row_major(&a, n, n),
+            MatRef::row_major(&a, n, n),
+            false,
+            Threads::Pool,
+        );
     }
     2.0 * (n * n * n * reps) as f64 / start.elapsed().as_secs_f64() / 1e9
 }
@@ -124,7 +206,11 @@ pub fn run_config(name: &str, mode: &str, batch: usize, seconds: f32) -> CliResu
     let seq = net(name)?;
     let mut model = seq.build(1)?;
     let outputs: usize = seq.output_shape()?.iter().product();
-    let loss = if outputs == 1 { Loss::BinaryCrossentropy } else { Loss::SparseCategoricalCrossentropy };
+    let loss = if outputs == 1 {
+        Loss::BinaryCrossentropy
+    } else {
+        Loss::SparseCategoricalCrossentropy
+    };
     model.compile(OptimizerConfig::adam(), loss);
     let mut rng = convnet_nn::Rng::seed_from_u64(0);
     let mut shape = vec![batch];
@@ -134,12 +220,17 @@ pub fn run_config(name: &str, mode: &str, batch: usize, seconds: f32) -> CliResu
     let y = if outputs == 1 {
         Tensor::from_vec(&[batch, 1], (0..batch).map(|i| (i % 2) as f32).collect()).expect("sizes")
     } else {
-        Tensor::from_vec(&[batch], (0..batch).map(|i| (i % outputs) as f32).collect()).expect("sizes")
+        Tensor::from_vec(&[batch], (0..batch).map(|i| (i % outputs) as f32).collect())
+            .expect("sizes")
     };
     let train = match mode {
         "train" => true,
         "infer" => false,
-        _ => return Err(CliError::usage(format!("mode '{mode}': expected train or infer"))),
+        _ => {
+            return Err(CliError::usage(format!(
+                "mode '{mode}': expected train or infer"
+            )))
+        }
     };
     let mut step = || -> CliResult<()> {
         if train {
@@ -174,9 +265,12 @@ fn parse_config(s: &str) -> CliResult<(String, String, usize)> {
         [n, m, b] => Ok((
             n.to_string(),
             m.to_string(),
-            b.parse().map_err(|_| CliError::usage(format!("--config '{s}': bad batch size")))?,
+            b.parse()
+                .map_err(|_| CliError::usage(format!("--config '{s}': bad batch size")))?,
         )),
-        _ => Err(CliError::usage(format!("--config '{s}': expected NET:MODE:BATCH, e.g. m1:train:128"))),
+        _ => Err(CliError::usage(format!(
+            "--config '{s}': expected NET:MODE:BATCH, e.g. m1:train:128"
+        ))),
     }
 }
 
@@ -184,42 +278,84 @@ fn parse_config(s: &str) -> CliResult<(String, String, usize)> {
 pub fn bench(a: BenchArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
     let configs: Vec<(String, String, usize)> = if a.config.is_empty() {
-        DEFAULT_CONFIGS.iter().map(|(n, m, b)| (n.to_string(), m.to_string(), *b)).collect()
+        DEFAULT_CONFIGS
+            .iter()
+            .map(|(n, m, b)| (n.to_string(), m.to_string(), *b))
+            .collect()
     } else {
-        a.config.iter().map(|s| parse_config(s)).collect::<CliResult<_>>()?
+        a.config
+            .iter()
+            .map(|s| parse_config(s))
+            .collect::<CliResult<_>>()?
     };
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {
         let (n, m, b) = &configs[0];
         let r = run_config(n, m, *b, a.seconds)?;
-        println!("RESULT {} {} {}", r.images_per_sec, r.gflops, r.peak_mib.unwrap_or(f64::NAN));
+        println!(
+            "RESULT {} {} {}",
+            r.images_per_sec,
+            r.gflops,
+            r.peak_mib.unwrap_or(f64::NAN)
+        );
+        return Ok(());
+    }
+    if a.layers {
+        for (n, m, b) in &configs {
+            if m == "train" {
+                layer_times(n, *b, 10)?;
+            }
+        }
         return Ok(());
     }
     let peak = a.peak.unwrap_or_else(measure_peak);
     println!(
         "threads {}, peak {peak:.1} GFLOP/s ({})",
         rayon::current_num_threads(),
-        if a.peak.is_some() { "given" } else { "measured, 2048^3 GEMM" }
+        if a.peak.is_some() {
+            "given"
+        } else {
+            "measured, 2048^3 GEMM"
+        }
     );
-    println!("{:<4} {:<6} {:>6} {:>10} {:>9} {:>7} {:>10}", "net", "mode", "batch", "images/s", "GFLOP/s", "% peak", "peak MiB");
+    println!(
+        "{:<4} {:<6} {:>6} {:>10} {:>9} {:>7} {:>10}",
+        "net", "mode", "batch", "images/s", "GFLOP/s", "% peak", "peak MiB"
+    );
     for (n, m, b) in configs {
         let r = if a.in_process {
             run_config(&n, &m, b, a.seconds)?
         } else {
             let exe = std::env::current_exe().map_err(|e| CliError::runtime(e.to_string()))?;
             let mut cmd = std::process::Command::new(exe);
-            cmd.env("CONVNET_BENCH_CHILD", "1")
-                .args(["bench", "--config", &format!("{n}:{m}:{b}"), "--seconds", &a.seconds.to_string()]);
+            cmd.env("CONVNET_BENCH_CHILD", "1").args([
+                "bench",
+                "--config",
+                &format!("{n}:{m}:{b}"),
+                "--seconds",
+                &a.seconds.to_string(),
+            ]);
             if let Some(t) = a.threads {
                 cmd.args(["--threads", &t.to_string()]);
             }
-            let out = cmd.output().map_err(|e| CliError::runtime(format!("cannot run the benchmark child: {e}")))?;
+            let out = cmd
+                .output()
+                .map_err(|e| CliError::runtime(format!("cannot run the benchmark child: {e}")))?;
             let text = String::from_utf8_lossy(&out.stdout);
             let line = text
                 .lines()
                 .find(|l| l.starts_with("RESULT "))
-                .ok_or_else(|| CliError::runtime(format!("benchmark {n}:{m}:{b} failed: {}", String::from_utf8_lossy(&out.stderr))))?;
-            let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+                .ok_or_else(|| {
+                    CliError::runtime(format!(
+                        "benchmark {n}:{m}:{b} failed: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ))
+                })?;
+            let v: Vec<f64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
             BenchResult {
                 images_per_sec: v[0],
                 gflops: v[1],

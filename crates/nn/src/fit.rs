@@ -301,7 +301,7 @@ impl Model {
         let z = self.forward(x, Mode::Train, false);
         let (mut l, dz, p) = self.loss_and_grad(loss, &z, y);
         let (hits, total) = count_correct(loss, &p, y);
-        self.backward(&dz);
+        self.backward(dz);
         let Model {
             layers, training, ..
         } = self;

@@ -71,7 +71,7 @@ pub fn check_layer(
 ) -> Result<(), String> {
     let forward = |layer: &mut dyn Layer, x: &Tensor| {
         let mut rng = Rng::seed_from_u64(seed);
-        layer.forward(x, Mode::Train, &mut rng)
+        layer.forward(x.clone(), Mode::Train, &mut rng)
     };
     let y = forward(layer, x);
     let mut rng = Rng::seed_from_u64(seed ^ 0x9e37_79b9);
@@ -82,7 +82,7 @@ pub fn check_layer(
         p.grad.data_mut().fill(0.0);
     }
     forward(layer, x);
-    let dx = layer.backward(&r_t);
+    let dx = layer.backward(r_t);
 
     // Input gradient.
     let idx = sample(x.len());

@@ -50,10 +50,12 @@ impl Param {
 /// A built layer: its input shape is known and its parameters exist.
 ///
 /// Shapes exclude the batch axis: `[H, W, C]` for images, `[F]` for vectors.
-/// `forward` in [`Mode::Train`] keeps what `backward` needs; `backward`
-/// takes the gradient of the loss with respect to the layer's output,
-/// *adds* the parameter gradients into each [`Param::grad`], and returns the
-/// gradient with respect to the input.
+/// `forward` takes its input by value (so a layer that needs it for the
+/// backward pass keeps it without a copy) and, in [`Mode::Train`], keeps
+/// what `backward` needs; `backward` takes the gradient of the loss with
+/// respect to the layer's output (by value, so it can be reused in place),
+/// *adds* the parameter gradients into each [`Param::grad`], and returns
+/// the gradient with respect to the input.
 pub trait Layer: Send {
     /// The configuration this layer was built from.
     fn spec(&self) -> LayerSpec;
@@ -62,12 +64,12 @@ pub trait Layer: Send {
     /// Per-sample output shape.
     fn output_shape(&self) -> &[usize];
     /// Forward pass over a batch `[N, ...input_shape]`.
-    fn forward(&mut self, x: &Tensor, mode: Mode, rng: &mut Rng) -> Tensor;
+    fn forward(&mut self, x: Tensor, mode: Mode, rng: &mut Rng) -> Tensor;
     /// Backward pass; valid after a [`Mode::Train`] forward.
-    fn backward(&mut self, dy: &Tensor) -> Tensor;
+    fn backward(&mut self, dy: Tensor) -> Tensor;
     /// Backward pass when the input gradient is not needed (the first
     /// layer of a model): accumulates the parameter gradients only.
-    fn backward_params(&mut self, dy: &Tensor) {
+    fn backward_params(&mut self, dy: Tensor) {
         let _ = self.backward(dy);
     }
     /// Parameters and state, in a fixed order.

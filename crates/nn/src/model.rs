@@ -241,7 +241,7 @@ impl Model {
     pub fn forward(&mut self, x: &Tensor, mode: Mode, with_head: bool) -> Tensor {
         let mut h = x.clone();
         for layer in &mut self.layers {
-            h = layer.forward(&h, mode, &mut self.rng);
+            h = layer.forward(h, mode, &mut self.rng);
         }
         if with_head {
             let row = h.sample_len().max(1);
@@ -252,14 +252,14 @@ impl Model {
 
     /// Backpropagates the gradient of the loss w.r.t. the logits through
     /// every layer, accumulating parameter gradients.
-    pub fn backward(&mut self, dlogits: &Tensor) {
-        let mut g = dlogits.clone();
+    pub fn backward(&mut self, dlogits: Tensor) {
+        let mut g = dlogits;
         for (i, layer) in self.layers.iter_mut().enumerate().rev() {
             if i == 0 {
                 // Nobody needs the gradient w.r.t. the model's input.
-                layer.backward_params(&g);
+                layer.backward_params(std::mem::take(&mut g));
             } else {
-                g = layer.backward(&g);
+                g = layer.backward(g);
             }
         }
     }

@@ -86,8 +86,8 @@ fn grad(layer: &dyn Layer, name: &str) -> Tensor {
 
 fn run(layer: &mut dyn Layer, x: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
     let mut rng = Rng::seed_from_u64(0);
-    let y = layer.forward(x, Mode::Train, &mut rng);
-    let dx = layer.backward(dy);
+    let y = layer.forward(x.clone(), Mode::Train, &mut rng);
+    let dx = layer.backward(dy.clone());
     (y, dx)
 }
 
@@ -195,7 +195,7 @@ fn batch_norm_matches_pytorch_with_keras_moving_statistics() {
             &tensor(&c["moving_variance"]),
             "moving variance",
         );
-        let y_eval = layer.forward(&x, Mode::Eval, &mut rng);
+        let y_eval = layer.forward(x.clone(), Mode::Eval, &mut rng);
         assert_close(
             &y_eval,
             &tensor(&c["y_eval"]),

@@ -218,11 +218,11 @@ fn check_layer_with_wrong_backward() -> String {
         fn output_shape(&self) -> &[usize] {
             &self.0
         }
-        fn forward(&mut self, x: &Tensor, _: Mode, _: &mut Rng) -> Tensor {
-            x.clone()
+        fn forward(&mut self, x: Tensor, _: Mode, _: &mut Rng) -> Tensor {
+            x
         }
-        fn backward(&mut self, dy: &Tensor) -> Tensor {
-            let mut d = dy.clone();
+        fn backward(&mut self, dy: Tensor) -> Tensor {
+            let mut d = dy;
             d.data_mut().iter_mut().for_each(|v| *v *= 2.0);
             d
         }

@@ -4,6 +4,7 @@
 //! multiply-add), so `Gelem/s` reads as GFLOP/s. Compare with the
 //! `gemm-peak` group of `benches/gemm.rs` on the same machine.
 
+use convnet_tensor::activation::Activation;
 use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 use convnet_tensor::{Conv2dGeometry, Padding};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -65,7 +66,7 @@ fn bench(c: &mut Criterion) {
         let flops = 2 * g.forward_macs() as u64;
         group.throughput(Throughput::Elements(flops));
         group.bench_function(BenchmarkId::new("forward", label), |bch| {
-            bch.iter(|| conv2d_forward(&g, &x, &w, Some(&b), &mut y))
+            bch.iter(|| conv2d_forward(&g, &x, &w, Some(&b), Activation::Linear, &mut y))
         });
         group.bench_function(BenchmarkId::new("backward-input", label), |bch| {
             bch.iter(|| conv2d_backward_input(&g, &dy, &w, &mut dx))

@@ -12,7 +12,11 @@
 //! softmax    y_i = e^x_i / sum_j e^x_j     dx_i = y_i (dy_i - sum_j dy_j y_j)   (per row)
 //! ```
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+/// Slices at least this long are processed in parallel blocks.
+const PAR_MIN: usize = 1 << 15;
 
 /// An activation function, as Keras names them.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -70,7 +74,38 @@ impl Activation {
     }
 
     /// Applies the activation in place; `row` is the softmax axis length.
+    /// Long slices are split into blocks of whole rows and run in parallel.
     pub fn forward(&self, x: &mut [f32], row: usize) {
+        if *self == Activation::Linear {
+            return;
+        }
+        let block = par_block(x.len(), row);
+        if block < x.len() {
+            x.par_chunks_mut(block)
+                .for_each(|b| self.forward_serial(b, row));
+        } else {
+            self.forward_serial(x, row);
+        }
+    }
+
+    /// Turns `dy` (gradient w.r.t. the output) into the gradient w.r.t. the
+    /// input, in place, given the forward output `y`; parallel when long.
+    pub fn backward(&self, y: &[f32], dy: &mut [f32], row: usize) {
+        if *self == Activation::Linear {
+            return;
+        }
+        let block = par_block(dy.len(), row);
+        if block < dy.len() {
+            dy.par_chunks_mut(block)
+                .zip(y.par_chunks(block))
+                .for_each(|(d, y)| self.backward_serial(y, d, row));
+        } else {
+            self.backward_serial(y, dy, row);
+        }
+    }
+
+    /// [`Activation::forward`] on the calling thread.
+    pub fn forward_serial(&self, x: &mut [f32], row: usize) {
         match *self {
             Activation::Linear => {}
             // `if v < 0` rather than `max`, so that NaN propagates as in PyTorch.
@@ -95,9 +130,8 @@ impl Activation {
         }
     }
 
-    /// Turns `dy` (gradient w.r.t. the output) into the gradient w.r.t. the
-    /// input, in place, given the forward output `y`.
-    pub fn backward(&self, y: &[f32], dy: &mut [f32], row: usize) {
+    /// [`Activation::backward`] on the calling thread.
+    pub fn backward_serial(&self, y: &[f32], dy: &mut [f32], row: usize) {
         match *self {
             Activation::Linear => {}
             Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, &y)| {
@@ -125,6 +159,16 @@ impl Activation {
             }
         }
     }
+}
+
+/// Block length for parallel element-wise work: a multiple of `row`, at
+/// least [`PAR_MIN`] values (or the whole slice when it is shorter).
+fn par_block(len: usize, row: usize) -> usize {
+    let row = row.max(1);
+    if len < 2 * PAR_MIN {
+        return len.max(1);
+    }
+    PAR_MIN.div_ceil(row) * row
 }
 
 /// Numerically stable logistic sigmoid.

@@ -24,6 +24,7 @@
 //! single-threaded GEMM. Weight gradients are summed over chunks in chunk
 //! order, so results are bit-identical whatever the thread count.
 
+use crate::activation::Activation;
 use crate::gemm::{matmul, MatRef, Threads};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -117,14 +118,16 @@ fn col2im(g: &Conv2dGeometry, cols: &[f32], imgs: usize, dx: &mut [f32]) {
     }
 }
 
-/// Forward pass: `y = conv(x, w) + b` (see the module docs for shapes).
+/// Forward pass: `y = act(conv(x, w) + b)` (see the module docs for shapes).
 ///
-/// `y` is overwritten.
+/// The bias and the activation are applied to each chunk right after its
+/// GEMM, while it is in cache. `y` is overwritten.
 pub fn conv2d_forward(
     g: &Conv2dGeometry,
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
+    act: Activation,
     y: &mut [f32],
 ) {
     assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
@@ -170,6 +173,7 @@ pub fn conv2d_forward(
                     }
                 }
             }
+            act.forward_serial(y_chunk, g.f);
         });
 }
 

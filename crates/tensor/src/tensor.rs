@@ -160,6 +160,23 @@ impl Tensor {
         }
     }
 
+    /// Copies `src` into this tensor's buffer (same length), in parallel
+    /// blocks; used to keep activations for the backward pass without
+    /// allocating a new buffer every step.
+    pub fn copy_from_par(&mut self, src: &Tensor) {
+        use rayon::prelude::*;
+        assert_eq!(
+            self.data.len(),
+            src.data.len(),
+            "copy_from_par: lengths differ"
+        );
+        self.shape = src.shape.clone();
+        self.data
+            .par_chunks_mut(1 << 16)
+            .zip(src.data.par_chunks(1 << 16))
+            .for_each(|(d, s)| d.copy_from_slice(s));
+    }
+
     /// Largest absolute difference to another tensor of the same length.
     pub fn max_abs_diff(&self, other: &Tensor) -> f32 {
         self.data

@@ -1,6 +1,7 @@
 //! Property tests: the fast kernels against the slow references over random
 //! shapes, strides, paddings and dilations.
 
+use convnet_tensor::activation::Activation;
 use convnet_tensor::{conv, pool, reference, Conv2dGeometry, Padding, Pool2dGeometry};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -49,7 +50,7 @@ proptest! {
         let dy = random(g.output_len(), seed ^ 3);
 
         let mut y = vec![0.0; g.output_len()];
-        conv::conv2d_forward(&g, &x, &wt, Some(&b), &mut y);
+        conv::conv2d_forward(&g, &x, &wt, Some(&b), Activation::Linear, &mut y);
         close(&y, &reference::conv2d_forward(&g, &x, &wt, Some(&b)), "forward")?;
 
         let mut dx = vec![7.0; g.input_len()];
@@ -124,6 +125,6 @@ fn same_padding_places_the_odd_pixel_bottom_right() {
     let g = Conv2dGeometry::new([1, 3, 3, 1], 1, (2, 2), (1, 1), (1, 1), Padding::Same).unwrap();
     let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
     let mut y = vec![0.0; 9];
-    conv::conv2d_forward(&g, &x, &[1.0; 4], None, &mut y);
+    conv::conv2d_forward(&g, &x, &[1.0; 4], None, Activation::Linear, &mut y);
     assert_eq!(y, vec![12.0, 16.0, 9.0, 24.0, 28.0, 15.0, 15.0, 17.0, 9.0]);
 }

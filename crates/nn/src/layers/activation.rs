@@ -38,8 +38,8 @@ impl Layer for ActivationLayer {
     fn output_shape(&self) -> &[usize] {
         &self.shape
     }
-    fn forward(&mut self, x: &Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
-        let mut y = x.clone();
+    fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
+        let mut y = x;
         let row = *self.shape.last().unwrap_or(&1);
         self.activation.forward(y.data_mut(), row);
         if mode == Mode::Train {
@@ -47,12 +47,12 @@ impl Layer for ActivationLayer {
         }
         y
     }
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
+    fn backward(&mut self, dy: Tensor) -> Tensor {
         let y = self
             .y
             .as_ref()
             .expect("Activation backward before a training forward");
-        let mut dx = dy.clone();
+        let mut dx = dy;
         let row = *self.shape.last().unwrap_or(&1);
         self.activation.backward(y.data(), dx.data_mut(), row);
         dx

@@ -150,7 +150,7 @@ impl Layer for BatchNorm {
         &self.shape
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let c = self.channels();
         let (gamma, beta) = self.gamma_beta();
         let mut y = Tensor::zeros(&batched(x.batch(), &self.shape));
@@ -177,11 +177,7 @@ impl Layer for BatchNorm {
                 mv.iter_mut()
                     .zip(&var)
                     .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
-                self.cache = Some(Cache {
-                    x: x.clone(),
-                    mean,
-                    rstd,
-                });
+                self.cache = Some(Cache { x, mean, rstd });
             }
             Mode::Eval => kernel::batch_norm_forward_eval(
                 x.data(),
@@ -197,12 +193,12 @@ impl Layer for BatchNorm {
         y
     }
 
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
+    fn backward(&mut self, dy: Tensor) -> Tensor {
         let c = self.channels();
         let (gamma, _) = self.gamma_beta();
         let cache = self
             .cache
-            .as_ref()
+            .take()
             .expect("BatchNormalization backward before a training forward");
         let mut dx = Tensor::zeros(cache.x.shape());
         let mut dgamma = vec![0.0; c];

@@ -159,6 +159,15 @@ impl Conv2dConfig {
     }
 }
 
+/// Keeps a copy of an activation output for the backward pass, reusing the
+/// buffer of the previous step when the size matches.
+pub(crate) fn keep_output(slot: &mut Option<Tensor>, y: &Tensor) {
+    match slot {
+        Some(t) if t.len() == y.len() => t.copy_from_par(y),
+        _ => *slot = Some(y.clone()),
+    }
+}
+
 /// A built Conv2D layer.
 pub struct Conv2d {
     config: Conv2dConfig,
@@ -172,6 +181,36 @@ pub struct Conv2d {
     y: Option<Tensor>,
 }
 
+impl Conv2d {
+    /// Turns `dy` into the pre-activation gradient `dz` (in place) and adds
+    /// the kernel and bias gradients; returns the cached input and `dz`.
+    fn weight_gradients(&mut self, dy: Tensor) -> (Tensor, Tensor) {
+        let x = self
+            .x
+            .take()
+            .expect("Conv2D backward before a training forward");
+        let g = self
+            .config
+            .geometry(&self.input_shape, x.batch())
+            .expect("validated at build");
+        let mut dz = dy;
+        if self.config.activation != Activation::Linear {
+            let y = self.y.as_ref().expect("kept by the training forward");
+            self.config
+                .activation
+                .backward(y.data(), dz.data_mut(), g.f);
+        }
+        conv2d_backward_weight(
+            &g,
+            x.data(),
+            dz.data(),
+            self.kernel.grad.data_mut(),
+            self.bias.as_mut().map(|b| b.grad.data_mut()),
+        );
+        (x, dz)
+    }
+}
+
 impl Layer for Conv2d {
     fn spec(&self) -> LayerSpec {
         LayerSpec::Conv2D(self.config.clone())
@@ -183,55 +222,44 @@ impl Layer for Conv2d {
         &self.output_shape
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let n = x.batch();
         let g = self
             .config
             .geometry(&self.input_shape, n)
             .expect("validated at build");
+        let act = self.config.activation;
         let mut y = Tensor::zeros(&batched(n, &self.output_shape));
         conv2d_forward(
             &g,
             x.data(),
             self.kernel.value.data(),
             self.bias.as_ref().map(|b| b.value.data()),
+            act,
             y.data_mut(),
         );
-        self.config.activation.forward(y.data_mut(), g.f);
         if mode == Mode::Train {
-            self.x = Some(x.clone());
-            self.y = Some(y.clone());
+            self.x = Some(x);
+            if act != Activation::Linear {
+                keep_output(&mut self.y, &y);
+            }
         }
         y
     }
 
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
-        let x = self
-            .x
-            .as_ref()
-            .expect("Conv2D backward before a training forward");
-        let y = self
-            .y
-            .as_ref()
-            .expect("Conv2D backward before a training forward");
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        let (x, dz) = self.weight_gradients(dy);
         let g = self
             .config
             .geometry(&self.input_shape, x.batch())
             .expect("validated at build");
-        let mut dz = dy.clone();
-        self.config
-            .activation
-            .backward(y.data(), dz.data_mut(), g.f);
-        conv2d_backward_weight(
-            &g,
-            x.data(),
-            dz.data(),
-            self.kernel.grad.data_mut(),
-            self.bias.as_mut().map(|b| b.grad.data_mut()),
-        );
         let mut dx = Tensor::zeros(x.shape());
         conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
         dx
+    }
+
+    fn backward_params(&mut self, dy: Tensor) {
+        self.weight_gradients(dy);
     }
 
     fn params(&self) -> Vec<&Param> {

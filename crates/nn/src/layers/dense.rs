@@ -10,6 +10,7 @@
 
 use crate::error::config_err;
 use crate::layer::{Layer, Mode, Param};
+use crate::layers::conv2d::keep_output;
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::Activation;
 use convnet_tensor::gemm::{matmul, MatRef, Threads};
@@ -127,6 +128,37 @@ impl Dense {
     }
 }
 
+impl Dense {
+    /// `dz = act'(y) * dy` in place, `dkernel += x^T dz`, `dbias += sum dz`.
+    fn weight_gradients(&mut self, dy: Tensor) -> (Tensor, Tensor) {
+        let x = self
+            .x
+            .take()
+            .expect("Dense backward before a training forward");
+        let (fi, u) = (self.fan_in(), self.config.units);
+        let rows = x.len() / fi;
+        let mut dz = dy;
+        if self.config.activation != Activation::Linear {
+            let y = self.y.as_ref().expect("kept by the training forward");
+            self.config.activation.backward(y.data(), dz.data_mut(), u);
+        }
+        matmul(
+            self.kernel.grad.data_mut(),
+            MatRef::row_major(x.data(), rows, fi).t(),
+            MatRef::row_major(dz.data(), rows, u),
+            true,
+            Threads::Pool,
+        );
+        if let Some(b) = &mut self.bias {
+            let g = b.grad.data_mut();
+            for row in dz.data().chunks_exact(u) {
+                g.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+            }
+        }
+        (x, dz)
+    }
+}
+
 impl Layer for Dense {
     fn spec(&self) -> LayerSpec {
         LayerSpec::Dense(self.config.clone())
@@ -138,7 +170,7 @@ impl Layer for Dense {
         &self.output_shape
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let (fi, u) = (self.fan_in(), self.config.units);
         let rows = x.len() / fi;
         let mut shape = x.shape().to_vec();
@@ -158,50 +190,34 @@ impl Layer for Dense {
                     .for_each(|(v, b)| *v += b);
             }
         }
-        self.config.activation.forward(y.data_mut(), u);
+        let act = self.config.activation;
+        act.forward(y.data_mut(), u);
         if mode == Mode::Train {
-            self.x = Some(x.clone());
-            self.y = Some(y.clone());
+            self.x = Some(x);
+            if act != Activation::Linear {
+                keep_output(&mut self.y, &y);
+            }
         }
         y
     }
 
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
-        let x = self
-            .x
-            .as_ref()
-            .expect("Dense backward before a training forward");
-        let y = self
-            .y
-            .as_ref()
-            .expect("Dense backward before a training forward");
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        let (x, dz) = self.weight_gradients(dy);
         let (fi, u) = (self.fan_in(), self.config.units);
         let rows = x.len() / fi;
-        let mut dz = dy.clone();
-        self.config.activation.backward(y.data(), dz.data_mut(), u);
-        let dzm = MatRef::row_major(dz.data(), rows, u);
-        matmul(
-            self.kernel.grad.data_mut(),
-            MatRef::row_major(x.data(), rows, fi).t(),
-            dzm,
-            true,
-            Threads::Pool,
-        );
-        if let Some(b) = &mut self.bias {
-            let g = b.grad.data_mut();
-            for row in dz.data().chunks_exact(u) {
-                g.iter_mut().zip(row).for_each(|(g, d)| *g += d);
-            }
-        }
         let mut dx = Tensor::zeros(x.shape());
         matmul(
             dx.data_mut(),
-            dzm,
+            MatRef::row_major(dz.data(), rows, u),
             MatRef::row_major(self.kernel.value.data(), fi, u).t(),
             false,
             Threads::Pool,
         );
         dx
+    }
+
+    fn backward_params(&mut self, dy: Tensor) {
+        self.weight_gradients(dy);
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -65,17 +65,17 @@ impl Layer for Dropout {
         &self.shape
     }
 
-    fn forward(&mut self, x: &Tensor, mode: Mode, rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, mode: Mode, rng: &mut Rng) -> Tensor {
         if mode == Mode::Eval || self.rate == 0.0 {
             self.mask.clear();
-            return x.clone();
+            return x;
         }
         let keep = 1.0 - self.rate;
         let scale = 1.0 / keep;
         self.mask.clear();
         self.mask
             .extend((0..x.len()).map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 }));
-        let mut y = x.clone();
+        let mut y = x;
         y.data_mut()
             .iter_mut()
             .zip(&self.mask)
@@ -83,8 +83,8 @@ impl Layer for Dropout {
         y
     }
 
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
-        let mut dx = dy.clone();
+    fn backward(&mut self, dy: Tensor) -> Tensor {
+        let mut dx = dy;
         if !self.mask.is_empty() {
             dx.data_mut()
                 .iter_mut()

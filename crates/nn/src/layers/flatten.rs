@@ -33,15 +33,13 @@ impl Layer for Flatten {
     fn output_shape(&self) -> &[usize] {
         &self.output_shape
     }
-    fn forward(&mut self, x: &Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
         let n = x.batch();
-        x.clone()
-            .reshape(&[n, self.output_shape[0]])
-            .expect("same length")
+        x.reshape(&[n, self.output_shape[0]]).expect("same length")
     }
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
+    fn backward(&mut self, dy: Tensor) -> Tensor {
         let mut shape = vec![dy.batch()];
         shape.extend_from_slice(&self.input_shape);
-        dy.clone().reshape(&shape).expect("same length")
+        dy.reshape(&shape).expect("same length")
     }
 }

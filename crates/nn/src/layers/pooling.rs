@@ -125,7 +125,7 @@ impl Layer for Pool2d {
         &self.output_shape
     }
 
-    fn forward(&mut self, x: &Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
         let n = x.batch();
         let g = self
             .config
@@ -143,7 +143,7 @@ impl Layer for Pool2d {
         y
     }
 
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
+    fn backward(&mut self, dy: Tensor) -> Tensor {
         let n = self.batch;
         let g = self
             .config
@@ -195,7 +195,7 @@ impl Layer for GlobalPool {
         &self.output_shape
     }
 
-    fn forward(&mut self, x: &Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
+    fn forward(&mut self, x: Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
         let n = x.batch();
         let hw = self.input_shape[0] * self.input_shape[1];
         let c = self.input_shape[2];
@@ -211,7 +211,7 @@ impl Layer for GlobalPool {
         y
     }
 
-    fn backward(&mut self, dy: &Tensor) -> Tensor {
+    fn backward(&mut self, dy: Tensor) -> Tensor {
         let n = self.batch;
         let hw = self.input_shape[0] * self.input_shape[1];
         let c = self.input_shape[2];
