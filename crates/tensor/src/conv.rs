@@ -42,6 +42,19 @@ fn is_pointwise(g: &Conv2dGeometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_top == 0 && g.pad_left == 0
 }
 
+/// Copies a run that is often only a few values long (single-channel
+/// inputs), where a plain loop beats a `memcpy` call.
+#[inline(always)]
+fn copy_small(dst: &mut [f32], src: &[f32]) {
+    if dst.len() <= 16 {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 /// Fills `cols [imgs*OH*OW, P]` with the receptive fields of `x [imgs, H, W, C]`.
 fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
     let p = g.patch_len();
@@ -64,7 +77,7 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
                     let x_last = x0 + ((g.kw - 1) * g.dw) as isize;
                     if g.dw == 1 && x0 >= 0 && x_last < g.w as isize {
                         // The whole kernel row is one contiguous run in NHWC.
-                        seg.copy_from_slice(&line[x0 as usize * c..(x_last as usize + 1) * c]);
+                        copy_small(seg, &line[x0 as usize * c..(x_last as usize + 1) * c]);
                         continue;
                     }
                     for kx in 0..g.kw {
@@ -73,7 +86,7 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
                         if ix < 0 || ix >= g.w as isize {
                             d.fill(0.0);
                         } else {
-                            d.copy_from_slice(&line[ix as usize * c..(ix as usize + 1) * c]);
+                            copy_small(d, &line[ix as usize * c..(ix as usize + 1) * c]);
                         }
                     }
                 }

@@ -43,16 +43,23 @@ pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: 
                     let o = (oy * g.ow + ox) * g.c;
                     let yo = &mut yb[o..o + g.c];
                     let ao = &mut ab[o..o + g.c];
-                    yo.fill(f32::NEG_INFINITY);
+                    // Start from the first in-range cell, then compare the
+                    // others with branch-free selects (vectorized over channels).
+                    let first = base + (y0 * g.w + x0) * g.c;
+                    yo.copy_from_slice(&x[first..first + g.c]);
+                    for (ch, a) in ao.iter_mut().enumerate() {
+                        *a = (first + ch) as u32;
+                    }
                     for iy in y0..y1 {
                         for ix in x0..x1 {
                             let i = base + (iy * g.w + ix) * g.c;
-                            for ch in 0..g.c {
-                                let v = x[i + ch];
-                                if v > yo[ch] {
-                                    yo[ch] = v;
-                                    ao[ch] = (i + ch) as u32;
-                                }
+                            let xs = &x[i..i + g.c];
+                            for (ch, ((m, a), &v)) in
+                                yo.iter_mut().zip(ao.iter_mut()).zip(xs).enumerate()
+                            {
+                                let better = v > *m;
+                                *m = if better { v } else { *m };
+                                *a = if better { (i + ch) as u32 } else { *a };
                             }
                         }
                     }
