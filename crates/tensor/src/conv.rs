@@ -30,7 +30,7 @@ use crate::Conv2dGeometry;
 use rayon::prelude::*;
 
 /// GEMM rows a chunk aims for: enough to amortize packing the weights.
-const TARGET_ROWS: usize = 1024;
+const TARGET_ROWS: usize = 2048;
 
 /// Images per parallel chunk; a function of the geometry only.
 fn chunk_images(g: &Conv2dGeometry) -> usize {
