@@ -9,7 +9,9 @@ mod bench;
 mod data_arg;
 mod error;
 mod inspect;
+mod lab;
 mod model_arg;
+mod pictures;
 mod predict;
 mod run;
 mod train;
@@ -41,6 +43,12 @@ enum Command {
     Evaluate(inspect::EvaluateArgs),
     /// Predict labels and probabilities for images, folders or a Kaggle CSV.
     Predict(predict::PredictArgs),
+    /// Run a family of architecture variants on MNIST and compare them (table + plot).
+    Experiment(Box<lab::ExperimentArgs>),
+    /// Train N nets on random 90 % bags of MNIST and combine their softmax outputs.
+    Ensemble(Box<lab::EnsembleArgs>),
+    /// Show what a trained net does to one image: feature maps, pooling, filters, probabilities.
+    Explain(pictures::ExplainArgs),
     /// Time training and inference of the reference nets (M1, M2, M3) on synthetic data.
     Bench(bench::BenchArgs),
     /// Print a model's layers, output shapes and parameter counts.
@@ -66,6 +74,9 @@ fn run() -> CliResult<()> {
         Command::Summary(a) => inspect::summary(a),
         Command::Predict(a) => predict::predict(a),
         Command::Bench(a) => bench::bench(a),
+        Command::Explain(a) => pictures::run_explain(a),
+        Command::Experiment(a) => lab::run_experiment(*a),
+        Command::Ensemble(a) => lab::run_ensemble(*a),
     }
 }
 

@@ -431,19 +431,36 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         train_secs,
         run_dir.display()
     );
-    match &loaded.test {
-        Some(test) => report_test(&mut model, test, cfg.loss, &run_dir)?,
+    let val_split = all.range(n_train, all.len());
+    let (result_line, eval): (String, Option<(&LabeledImages, &str)>) = match &loaded.test {
+        Some(test) => (
+            report_test(&mut model, test, cfg.loss, &run_dir)?,
+            Some((test, "test")),
+        ),
         None => {
-            if let Some(last) = all_history.epochs.last() {
-                if let (Some(vl), Some(va)) = (last.val_loss, last.val_accuracy) {
-                    println!(
+            let line = match all_history.epochs.last() {
+                Some(last) => match (last.val_loss, last.val_accuracy) {
+                    (Some(vl), Some(va)) => format!(
                         "Validation accuracy: {va:.4} ({:.2} %), validation loss {vl:.4}, on {n_val} held-out samples (the data has no test split)",
                         va * 100.0
-                    );
-                }
-            }
+                    ),
+                    _ => format!("Final training accuracy: {:.4} (no test split, no validation)", last.accuracy),
+                },
+                None => "No epochs were trained".to_string(),
+            };
+            println!("{line}");
+            (line, (n_val > 0).then_some((&val_split, "validation")))
         }
-    }
+    };
+    crate::pictures::write_run_pictures(
+        &run_dir,
+        &mut model,
+        &cfg,
+        &all_history,
+        eval,
+        &result_line,
+    )?;
+    println!("Pictures and report.html written to {}", run_dir.display());
     Ok(())
 }
 
@@ -452,17 +469,18 @@ fn report_test(
     test: &LabeledImages,
     loss: Loss,
     run_dir: &Path,
-) -> CliResult<()> {
+) -> CliResult<String> {
     let outputs = outputs_of(model);
     let data = dataset(test, loss, outputs)?;
     let e = model.evaluate(&data, 256)?;
-    println!(
+    let line = format!(
         "Test accuracy: {:.4} ({:.2} %), test loss {:.4}, on {} images",
         e.accuracy,
         e.accuracy * 100.0,
         e.loss,
         test.len()
     );
+    println!("{line}");
     let json = format!(
         "{{\n  \"test_loss\": {},\n  \"test_accuracy\": {},\n  \"test_samples\": {}\n}}\n",
         e.loss,
@@ -470,5 +488,5 @@ fn report_test(
         test.len()
     );
     write_atomic(&run_dir.join(METRICS_FILE), json.as_bytes())?;
-    Ok(())
+    Ok(line)
 }

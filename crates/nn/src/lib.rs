@@ -26,7 +26,7 @@ pub mod optim;
 pub mod save;
 mod schedule;
 mod spec;
-mod summary;
+pub mod summary;
 
 pub use callbacks::{
     Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau,

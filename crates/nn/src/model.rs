@@ -250,6 +250,22 @@ impl Model {
         h
     }
 
+    /// Every layer's output for a batch, in inference mode (the head is
+    /// applied to the last one), for looking inside the net.
+    pub fn trace(&mut self, x: &Tensor) -> Vec<Tensor> {
+        let mut outs = Vec::with_capacity(self.layers.len());
+        let mut h = x.clone();
+        for layer in &mut self.layers {
+            h = layer.forward(h, Mode::Eval, &mut self.rng);
+            outs.push(h.clone());
+        }
+        if let Some(last) = outs.last_mut() {
+            let row = last.sample_len().max(1);
+            self.head.forward(last.data_mut(), row);
+        }
+        outs
+    }
+
     /// Backpropagates the gradient of the loss w.r.t. the logits through
     /// every layer, accumulating parameter gradients.
     pub fn backward(&mut self, dlogits: Tensor) {

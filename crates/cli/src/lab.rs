@@ -1,0 +1,242 @@
+//! `convnet experiment` and `convnet ensemble`.
+
+use crate::data_arg::bundled_mnist;
+use crate::error::{CliError, CliResult};
+use clap::Args;
+use convnet_data::Mnist;
+use convnet_lab::experiment::{self, ExperimentConfig, Family, Variant};
+use convnet_lab::plot::{line_chart, Series};
+use convnet_lab::LabError;
+use convnet_nn::save::write_atomic;
+use convnet_nn::Verbosity;
+use std::path::{Path, PathBuf};
+
+impl From<LabError> for CliError {
+    fn from(e: LabError) -> Self {
+        match e {
+            LabError::Nn(n) => n.into(),
+            LabError::Data(d) => d.into(),
+            LabError::Config(m) => CliError::usage(m),
+            LabError::Io { .. } => CliError::runtime(e.to_string()),
+        }
+    }
+}
+
+/// Budget options shared by `experiment` and `ensemble`.
+#[derive(Args, Clone)]
+pub struct Budget {
+    /// Epochs per net [default: 3; --full: 20].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Training images, the first of MNIST's 60,000 [default: 10000; --full: 54000].
+    #[arg(long)]
+    train_size: Option<usize>,
+    /// Validation images, the last of MNIST's 60,000 [default: 2000; --full: 6000].
+    #[arg(long)]
+    val_size: Option<usize>,
+    /// Test images, the first of MNIST's 10,000 test images.
+    #[arg(long, default_value_t = 10_000)]
+    test_size: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The kernel's budget: 20 epochs on 54,000 images with 6,000 for validation.
+    #[arg(long)]
+    full: bool,
+    /// Folder with the MNIST IDX files (default: the bundled copy).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print nothing but the results.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl Budget {
+    fn config(&self) -> ExperimentConfig {
+        let mut c = if self.full {
+            ExperimentConfig::full()
+        } else {
+            ExperimentConfig::quick()
+        };
+        if let Some(e) = self.epochs {
+            c.epochs = e;
+        }
+        if let Some(t) = self.train_size {
+            c.train_size = t;
+        }
+        if let Some(v) = self.val_size {
+            c.val_size = v;
+        }
+        c.test_size = self.test_size;
+        c.batch_size = self.batch_size;
+        c.seed = self.seed;
+        c.verbosity = if self.quiet {
+            Verbosity::Silent
+        } else {
+            Verbosity::EpochLines
+        };
+        c
+    }
+
+    fn data(&self) -> CliResult<Mnist> {
+        Ok(Mnist::load(
+            &self.data_dir.clone().unwrap_or_else(bundled_mnist),
+        )?)
+    }
+}
+
+/// Options of `convnet experiment`.
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// conv-pool-pairs, feature-maps, dense-size, dropout, advanced, loss, batch-size;
+    /// or a comma-separated list of notations; or a .toml family file.
+    name: String,
+    /// Default padding of the notations of a custom list.
+    #[arg(long, default_value = "same")]
+    padding: String,
+    /// Folder for the results (a sub-folder per experiment).
+    #[arg(long, default_value = "experiments")]
+    out: PathBuf,
+    #[command(flatten)]
+    budget: Budget,
+}
+
+/// Resolves a family argument.
+pub fn family(name: &str, padding: &str) -> CliResult<Family> {
+    if name.to_ascii_lowercase().ends_with(".toml") {
+        return Ok(experiment::from_toml(Path::new(name))?);
+    }
+    if experiment::FAMILIES.contains(&name) {
+        return Ok(experiment::builtin(name)?);
+    }
+    if name.contains('C') || name.contains(',') {
+        let f = experiment::from_notations(name, padding);
+        for v in &f.variants {
+            v.model()?;
+        }
+        return Ok(f);
+    }
+    Ok(experiment::builtin(name)?)
+}
+
+/// `convnet experiment`.
+pub fn run_experiment(a: ExperimentArgs) -> CliResult<()> {
+    crate::set_threads(a.budget.threads)?;
+    let fam = family(&a.name, &a.padding)?;
+    for v in &fam.variants {
+        v.model()?;
+    }
+    let cfg = a.budget.config();
+    let data = a.budget.data()?;
+    let results = experiment::run_family(&fam, &data, &cfg)?;
+    let dir = a.out.join(&fam.name);
+    let md = experiment::markdown_table(&fam, &results, &cfg);
+    println!("{md}");
+    write_atomic(&dir.join("results.md"), md.as_bytes())?;
+    write_atomic(
+        &dir.join("results.csv"),
+        experiment::csv_table(&results).as_bytes(),
+    )?;
+    let json = serde_json::to_vec_pretty(&results).expect("serializable");
+    write_atomic(&dir.join("results.json"), &json)?;
+    let series: Vec<Series<'_>> = results
+        .iter()
+        .map(|r| Series {
+            label: &r.name,
+            points: r
+                .history
+                .epochs
+                .iter()
+                .filter_map(|e| e.val_accuracy.map(|v| (e.epoch as f32, v)))
+                .collect(),
+        })
+        .collect();
+    let png = dir.join("val_accuracy.png");
+    line_chart(
+        &png,
+        &format!("{}: validation accuracy", fam.name),
+        "epoch",
+        "validation accuracy",
+        &series,
+        (900, 560),
+    )?;
+    println!(
+        "Results written to {} (results.md, results.csv, results.json, val_accuracy.png)",
+        dir.display()
+    );
+    Ok(())
+}
+
+/// Options of `convnet ensemble`.
+#[derive(Args)]
+pub struct EnsembleArgs {
+    /// The members' architecture (notation).
+    #[arg(default_value = experiment::FINAL_NET)]
+    model: String,
+    /// Number of nets.
+    #[arg(long, short, default_value_t = 5)]
+    nets: usize,
+    /// Default padding of the notation.
+    #[arg(long, default_value = "valid")]
+    padding: String,
+    /// Train with the kernel's augmentation (rotation 10, zoom 0.1, shifts 0.1).
+    #[arg(long)]
+    augment: bool,
+    /// Folder for the saved nets.
+    #[arg(long, default_value = "ensembles/ensemble")]
+    out: PathBuf,
+    #[command(flatten)]
+    budget: Budget,
+}
+
+/// `convnet ensemble`.
+pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
+    crate::set_threads(a.budget.threads)?;
+    if a.nets == 0 {
+        return Err(CliError::usage("--nets must be at least 1"));
+    }
+    let mut v = Variant::new("member", a.model.clone(), &a.padding);
+    v.model()?;
+    if a.augment {
+        v.augment = Some(experiment::kernel_augmentation());
+    }
+    let mut cfg = a.budget.config();
+    // Members train on 90 % bags of the whole training pool.
+    if a.budget.train_size.is_none() {
+        cfg.train_size = 60_000;
+    }
+    let data = a.budget.data()?;
+    let r = convnet_lab::ensemble::run_ensemble(&v, a.nets, &data, &cfg, &a.out)?;
+    let mut report = format!(
+        "Ensemble of {} x `{}` ({} epochs each, 90 % bags of {} images{}), test on {} images:\n\n| net | test accuracy |\n|---|---|\n",
+        a.nets,
+        a.model,
+        cfg.epochs,
+        cfg.train_size,
+        if a.augment { ", augmented" } else { "" },
+        cfg.test_size
+    );
+    for (i, m) in r.members.iter().enumerate() {
+        report.push_str(&format!("| net {} | {:.2} % |\n", i + 1, 100.0 * m));
+    }
+    let mean = r.members.iter().sum::<f32>() / r.members.len() as f32;
+    report.push_str(&format!(
+        "| mean of nets | {:.2} % |\n| **ensemble** | **{:.2} %** |\n",
+        100.0 * mean,
+        100.0 * r.ensemble
+    ));
+    println!("{report}");
+    write_atomic(&a.out.join("ensemble.md"), report.as_bytes())?;
+    let json = format!(
+        "{{\n  \"model\": {:?},\n  \"members\": {:?},\n  \"ensemble_accuracy\": {}\n}}\n",
+        a.model, r.members, r.ensemble
+    );
+    write_atomic(&a.out.join("ensemble.json"), json.as_bytes())?;
+    Ok(())
+}
