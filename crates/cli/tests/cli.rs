@@ -369,3 +369,136 @@ fn predict_images_folders_and_kaggle_csv() {
     assert!(text(&o).contains("zoom_range"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn train_writes_pictures_and_report_and_explain_draws_the_net() {
+    let out = tmp("pictures");
+    let o = train(&out, "p", &["--epochs", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = out.join("p");
+    for (f, min_w) in [
+        ("loss.png", 700),
+        ("accuracy.png", 700),
+        ("confusion_matrix.png", 500),
+        ("mistakes.png", 600),
+    ] {
+        let img = image::open(run.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert!(
+            img.width() >= min_w,
+            "{f}: {}x{}",
+            img.width(),
+            img.height()
+        );
+    }
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    for needle in [
+        "<img src=\"loss.png\"",
+        "confusion_matrix.png",
+        "mistakes.png",
+        "floor((28 + 4 - 5) / 1) + 1 = 28",
+        "Test accuracy",
+    ] {
+        assert!(html.contains(needle), "report.html lacks {needle}");
+    }
+    let o = convnet(&["explain", run.to_str().unwrap(), "--index", "0"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("true class: 7"), "{t}");
+    for f in [
+        "input.png",
+        "layer00_conv_maps.png",
+        "filters.png",
+        "layer01_pooling.png",
+        "probabilities.png",
+    ] {
+        assert!(
+            run.join("explain/index-0").join(f).exists(),
+            "missing {f}: {t}"
+        );
+    }
+    let o = convnet(&["explain", run.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn experiment_and_ensemble_commands_on_a_tiny_budget() {
+    let out = tmp("experiment");
+    let o = convnet(&[
+        "experiment",
+        "conv-pool-pairs",
+        "--epochs",
+        "1",
+        "--train-size",
+        "200",
+        "--val-size",
+        "100",
+        "--test-size",
+        "100",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("| 2 pairs | `[24C5-P2]-[48C5-P2]-256-10` |"),
+        "{t}"
+    );
+    let dir = out.join("conv-pool-pairs");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("results.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+    assert!(image::open(dir.join("val_accuracy.png")).unwrap().width() == 900);
+    let o = convnet(&[
+        "experiment",
+        "8C3-P2-10,4C3-P2-10",
+        "--epochs",
+        "1",
+        "--train-size",
+        "100",
+        "--val-size",
+        "50",
+        "--test-size",
+        "50",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = convnet(&[
+        "experiment",
+        "no-such-family",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let ens = out.join("ens");
+    let o = convnet(&[
+        "ensemble",
+        "8C3-P2-10",
+        "--nets",
+        "2",
+        "--epochs",
+        "1",
+        "--train-size",
+        "300",
+        "--test-size",
+        "100",
+        "--quiet",
+        "--out",
+        ens.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("| net 2 |") && t.contains("**ensemble**"), "{t}");
+    assert!(
+        ens.join("net-01/weights.safetensors").exists() && ens.join("net-02/model.json").exists()
+    );
+    assert!(ens.join("ensemble.json").exists());
+    let _ = std::fs::remove_dir_all(&out);
+}

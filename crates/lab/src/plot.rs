@@ -94,7 +94,8 @@ pub fn line_chart(
     draw().map_err(|e| io_err(path, e))
 }
 
-/// A bar chart of `values` with `labels`, written to `path`.
+/// A bar chart of `values` with `labels` under the bars, written to `path`;
+/// the bar at `highlight` is red.
 pub fn bar_chart(
     path: &Path,
     title: &str,
@@ -107,31 +108,34 @@ pub fn bar_chart(
     let draw = || -> std::result::Result<(), Box<dyn std::error::Error>> {
         let root = BitMapBackend::new(path, size).into_drawing_area();
         root.fill(&WHITE)?;
-        let n = values.len().max(1);
+        let n = values.len().max(1) as u32;
         let top = values.iter().copied().fold(0.0f32, f32::max).max(1e-6) * 1.1;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 20))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(50)
-            .build_cartesian_2d(0f32..n as f32, 0f32..top)?;
-        let labels_owned: Vec<String> = labels.to_vec();
+            .build_cartesian_2d((0u32..n).into_segmented(), 0f32..top)?;
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| {
-                let i = (*x - 0.5).round() as usize;
-                labels_owned.get(i).cloned().unwrap_or_default()
+            .x_labels(n as usize)
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                    labels.get(*i as usize).cloned().unwrap_or_default()
+                }
+                SegmentValue::Last => String::new(),
             })
             .draw()?;
-        chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
+        for (i, &v) in values.iter().enumerate() {
             let color = if Some(i) == highlight { RED } else { BLUE };
-            Rectangle::new(
-                [(i as f32 + 0.15, 0.0), (i as f32 + 0.85, v)],
-                color.filled(),
-            )
-        }))?;
+            chart.draw_series(
+                Histogram::vertical(&chart)
+                    .style(color.filled())
+                    .margin(6)
+                    .data(std::iter::once((i as u32, v))),
+            )?;
+        }
         root.present()?;
         Ok(())
     };
