@@ -19,8 +19,16 @@ pub fn resolve_model(arg: &str, input: &[usize], padding: Padding) -> CliResult<
             serde_json::from_str(&text)
                 .map_err(|e| CliError::usage(format!("{arg}: invalid model file: {e}")))?
         } else {
-            toml::from_str(&text)
-                .map_err(|e| CliError::usage(format!("{arg}: invalid model file: {e}")))?
+            toml::from_str(&text).map_err(|e| {
+                let at = e.span().map_or(String::new(), |sp| {
+                    let line = text[..sp.start].matches('\n').count() + 1;
+                    format!(" at line {line}")
+                });
+                CliError::usage(format!(
+                    "{arg}: invalid model file{at}: {}",
+                    e.message().trim()
+                ))
+            })?
         };
         seq.output_shapes()
             .map_err(|e| CliError::usage(format!("{arg}: {e}")))?;

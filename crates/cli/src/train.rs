@@ -286,11 +286,19 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 cfg.schedule = sized_schedule(cfg.schedule.clone(), e);
                 cfg.save(run)?;
             }
-            let (model, state) = Model::load_checkpoint(&run.join(CHECKPOINTS))?;
+            let ckpt = run.join(CHECKPOINTS);
+            let (model, done, history) = if ckpt.join(convnet_nn::checkpoint::LATEST).exists() {
+                let (model, state) = Model::load_checkpoint(&ckpt)?;
+                (model, state.epochs_done, state.history)
+            } else {
+                // Stopped before the first checkpoint: start over, same seed.
+                let mut model = cfg.model.build(cfg.seed)?;
+                model.compile(cfg.optimizer.clone(), cfg.loss);
+                (model, 0, History::default())
+            };
             eprintln!(
-                "Resuming {} after epoch {} of {}",
+                "Resuming {} after epoch {done} of {}",
                 run.display(),
-                state.epochs_done,
                 cfg.epochs
             );
             let loaded = data_arg::load(
@@ -299,14 +307,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 Some(&cfg.model.input_shape),
                 cfg.seed,
             )?;
-            (
-                run.clone(),
-                cfg,
-                model,
-                state.epochs_done,
-                state.history,
-                loaded,
-            )
+            (run.clone(), cfg, model, done, history, loaded)
         }
         None => {
             let padding = parse_padding(&a.padding)?;
@@ -327,6 +328,12 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 )));
             }
             let outputs: usize = seq.output_shape()?.iter().product();
+            // Fail on labels the model cannot output before anything is written.
+            targets(
+                &loaded.train.labels,
+                Loss::SparseCategoricalCrossentropy,
+                outputs,
+            )?;
             let loss = parse_loss(&a.loss, outputs)?;
             let mut optimizer = OptimizerConfig::from_name(&a.optimizer).ok_or_else(|| {
                 CliError::usage(format!(
@@ -366,10 +373,13 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 classes: loaded.classes.clone(),
                 seed: a.seed,
             };
+            if let Some(avail) = convnet_nn::available_memory() {
+                seq.check_memory(a.batch_size, avail)?;
+            }
             let mut model = seq.build(a.seed)?;
             model.compile(optimizer, loss);
-            println!("{}", seq.summary()?);
             let dir = new_run_dir(&a.out, a.name.as_deref())?;
+            println!("{}", seq.summary()?);
             cfg.save(&dir)?;
             (dir, cfg, model, 0, History::default(), loaded)
         }

@@ -361,6 +361,9 @@ impl Model {
                 ),
             ));
         }
+        if let Some(avail) = available_memory() {
+            self.spec().check_memory(config.batch_size, avail)?;
+        }
         let n_all = train.len();
         let n_val = if validation.is_none() {
             (n_all as f64 * config.validation_split as f64).floor() as usize
@@ -506,6 +509,14 @@ impl Model {
             accuracy: hits as f32 / total.max(1) as f32,
         })
     }
+}
+
+/// Memory the system can still give this process (Linux `MemAvailable`).
+pub fn available_memory() -> Option<u128> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn progress_bar(v: Verbosity, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {

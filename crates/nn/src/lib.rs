@@ -36,7 +36,7 @@ pub use convnet_tensor::activation::Activation;
 pub use convnet_tensor::{Padding, Tensor};
 pub use data::{Batch, DataSource, Subset, TensorData};
 pub use error::{NnError, Result};
-pub use fit::{EpochLogs, Evaluation, FitConfig, History, Verbosity};
+pub use fit::{available_memory, EpochLogs, Evaluation, FitConfig, History, Verbosity};
 pub use init::Initializer;
 pub use layer::{Layer, Mode, Param};
 pub use layers::batch_norm::BatchNormConfig;

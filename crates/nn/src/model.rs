@@ -115,6 +115,49 @@ impl Sequential {
             .unwrap_or_else(|| self.input_shape.clone()))
     }
 
+    /// Bytes a training step with batches of `batch` samples needs, roughly:
+    /// parameters four times (values, gradients, two optimizer slots) plus,
+    /// per sample, every layer's output kept for backward three times
+    /// (output, cached copy, gradient) and the largest im2col buffer.
+    pub fn training_bytes(&self, batch: usize) -> Result<u128> {
+        let shapes = self.output_shapes()?;
+        let mut params = 0u128;
+        let mut acts = self.input_shape.iter().product::<usize>() as u128;
+        let mut input = self.input_shape.clone();
+        let mut cols = 0u128;
+        for (l, out) in self.layers.iter().zip(&shapes) {
+            let (t, nt) = l.param_counts(&input)?;
+            params += (t + nt) as u128;
+            let n_out = out.iter().product::<usize>() as u128;
+            acts += n_out;
+            if let LayerSpec::Conv2D(c) = l {
+                let patch = (c.kernel_size[0] * c.kernel_size[1] * input[2]) as u128;
+                cols = cols.max(n_out / c.filters as u128 * patch);
+            }
+            input = out.clone();
+        }
+        Ok(4 * (4 * params + batch as u128 * (3 * acts + cols)))
+    }
+
+    /// Fails before allocating when a training step would need more memory
+    /// than `available` bytes, saying how much it needs.
+    pub fn check_memory(&self, batch: usize, available: u128) -> Result<()> {
+        let need = self.training_bytes(batch)?;
+        if need > available {
+            let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+            return Err(config_err(
+                "memory",
+                format!(
+                    "training this model with batch size {batch} needs about {:.2} GiB but only {:.2} GiB is available; \
+                     use a smaller --batch-size or a smaller model",
+                    gib(need),
+                    gib(available)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Builds the model, drawing initial weights from `seed`.
     pub fn build(&self, seed: u64) -> Result<Model> {
         let shapes = self.output_shapes()?;

@@ -460,3 +460,23 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_weights() {
     assert_eq!(folders.len(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_model_that_cannot_fit_fails_before_allocating() {
+    let m1 = m1(128);
+    let need = m1.training_bytes(128).unwrap();
+    // 455k params x 16 bytes, plus per sample ~ 3 x 46k activations and 19.6k x 25 im2col values.
+    assert!(need > 7_000_000 && need < 200_000_000, "{need}");
+    assert!(m1.training_bytes(256).unwrap() > need);
+    let e = m1.check_memory(128, 1 << 20).unwrap_err().to_string();
+    assert!(
+        e.contains("batch size 128 needs about") && e.contains("GiB"),
+        "{e}"
+    );
+    // A huge image net is refused by fit without allocating its activations.
+    let huge = Sequential::new(&[4096, 4096, 3])
+        .conv2d(Conv2dConfig::new(64, 3))
+        .flatten()
+        .dense(DenseConfig::new(2));
+    assert!(huge.training_bytes(1024).unwrap() > 1u128 << 40);
+}

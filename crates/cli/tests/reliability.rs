@@ -1,0 +1,770 @@
+//! Reliability: a catalogue of malformed inputs, SIGKILL at random moments
+//! with resume, divergence, and determinism across thread counts.
+
+use convnet_data::idx::{encode_idx, read_idx, IdxArray};
+use convnet_data::Mnist;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn convnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run convnet")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("convnet-rel-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A small MNIST-format folder: the first `n` training and `m` test images.
+fn small_idx(dir: &Path, n: usize, m: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = Mnist::bundled_dir();
+    for (name, count) in [
+        ("train-images-idx3-ubyte", n),
+        ("train-labels-idx1-ubyte", n),
+        ("t10k-images-idx3-ubyte", m),
+        ("t10k-labels-idx1-ubyte", m),
+    ] {
+        let a = read_idx(&src.join(format!("{name}.gz"))).unwrap();
+        let per: usize = a.dims[1..].iter().product();
+        let mut dims = a.dims.clone();
+        dims[0] = count;
+        let b = IdxArray {
+            dims,
+            data: a.data[..count * per].to_vec(),
+        };
+        std::fs::write(dir.join(name), encode_idx(&b)).unwrap();
+    }
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn catalogue_of_malformed_inputs() {
+    let d = tmp("catalogue");
+    let data = d.join("idx");
+    small_idx(&data, 200, 50);
+    let idx_arg = format!("idx:{}", data.display());
+    // A finished run that nothing below may change.
+    let run = d.join("runs/good");
+    let o = convnet(&[
+        "train",
+        "--data",
+        &idx_arg,
+        "--model",
+        "4C3-P2-10",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        d.join("runs").to_str().unwrap(),
+        "--name",
+        "good",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let before = snapshot(&run);
+
+    // Malformed files.
+    let bad = d.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let write = |name: &str, bytes: &[u8]| {
+        let p = bad.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good_labels = std::fs::read(data.join("train-labels-idx1-ubyte")).unwrap();
+    let good_images = std::fs::read(data.join("train-images-idx3-ubyte")).unwrap();
+    let idx_case = |label: &str, images: &[u8], labels: &[u8]| {
+        let dir = bad.join(label);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"] {
+            std::fs::copy(data.join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("train-images-idx3-ubyte"), images).unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), labels).unwrap();
+        format!("idx:{}", dir.display())
+    };
+    let mut wrong_magic = good_images.clone();
+    wrong_magic[0] = 0x12;
+    let mut float_type = good_images.clone();
+    float_type[2] = 0x0d;
+    let truncated = good_images[..good_images.len() - 100].to_vec();
+    let mut more_labels = good_labels.clone();
+    more_labels[7] = 201; // the header says 201 labels, 200 follow
+    let mut gz = vec![0x1f, 0x8b];
+    gz.extend_from_slice(b"not really gzip");
+    let header: Vec<String> = std::iter::once("label".into())
+        .chain((0..784).map(|i| format!("pixel{i}")))
+        .collect();
+    let row = (0..784).map(|_| "0").collect::<Vec<_>>().join(",");
+    let csv_short = write(
+        "short.csv",
+        format!("{}\n3,{}\n", header.join(","), &row[..row.len() - 2]).as_bytes(),
+    );
+    let csv_text = write(
+        "text.csv",
+        format!("{}\nx,{}\n", header.join(","), row).as_bytes(),
+    );
+    let csv_range = write(
+        "range.csv",
+        format!("{}\n3,300,{}\n", header.join(","), &row[2..]).as_bytes(),
+    );
+    let csv_header = write("header.csv", b"label,a,b,c\n1,2,3,4\n");
+    let csv_empty = write("empty.csv", b"");
+    let folder_empty = bad.join("folder-empty");
+    std::fs::create_dir_all(folder_empty.join("cats")).unwrap();
+    std::fs::create_dir_all(folder_empty.join("dogs")).unwrap();
+    let folder_broken = bad.join("folder-broken");
+    std::fs::create_dir_all(folder_broken.join("cats")).unwrap();
+    std::fs::write(folder_broken.join("cats/x.jpg"), b"\xff\xd8 broken").unwrap();
+    let folder_none = bad.join("folder-none");
+    std::fs::create_dir_all(&folder_none).unwrap();
+    let cifar = bad.join("cifar");
+    std::fs::create_dir_all(&cifar).unwrap();
+    std::fs::write(cifar.join("data_batch_1.bin"), vec![0u8; 3073 + 10]).unwrap();
+    let cifar_label = bad.join("cifar-label");
+    std::fs::create_dir_all(&cifar_label).unwrap();
+    let mut rec = vec![0u8; 3073];
+    rec[0] = 12;
+    std::fs::write(cifar_label.join("data_batch_1.bin"), &rec).unwrap();
+    std::fs::write(cifar_label.join("test_batch.bin"), &rec).unwrap();
+    let model_json = write(
+        "model.json",
+        b"{\"input_shape\": [28, 28, 1], \"layers\": [{\"type\": \"Conv2D\", \"filters\": 4}]}",
+    );
+    let model_toml = write(
+        "model.toml",
+        b"input_shape = [28, 28, 1]\n[[layers]]\ntype = \"Dense\"\nunits = \"ten\"\n",
+    );
+    let model_shape = write("shape.json", b"{\"input_shape\": [4, 4, 1], \"layers\": [{\"type\": \"Conv2D\", \"filters\": 4, \"kernel_size\": [5, 5]}]}");
+    let out = d.join("runs").to_str().unwrap().to_string();
+    let run_s = run.to_str().unwrap().to_string();
+    let bad_ckpt = d.join("runs/badckpt");
+    std::fs::create_dir_all(bad_ckpt.join("checkpoints")).unwrap();
+    std::fs::copy(run.join("run.json"), bad_ckpt.join("run.json")).unwrap();
+    std::fs::write(bad_ckpt.join("checkpoints/LATEST"), b"../../etc").unwrap();
+    let trunc_ckpt = d.join("runs/truncckpt");
+    std::fs::create_dir_all(&trunc_ckpt).unwrap();
+    for e in std::fs::read_dir(&run).unwrap().flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), trunc_ckpt.join(e.file_name())).unwrap();
+        }
+    }
+    let w = std::fs::read(run.join("weights.safetensors")).unwrap();
+    std::fs::write(trunc_ckpt.join("weights.safetensors"), &w[..w.len() - 9]).unwrap();
+    let bad_json = d.join("runs/badjson");
+    std::fs::create_dir_all(&bad_json).unwrap();
+    std::fs::write(bad_json.join("run.json"), b"{ not json").unwrap();
+
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("magic", &wrong_magic, &good_labels),
+                "--out".into(),
+                out.clone(),
+            ],
+            "magic number",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("float", &float_type, &good_labels),
+                "--out".into(),
+                out.clone(),
+            ],
+            "0x00000d03",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("trunc", &truncated, &good_labels),
+                "--out".into(),
+                out.clone(),
+            ],
+            "truncated",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("count", &good_images, &more_labels),
+                "--out".into(),
+                out.clone(),
+            ],
+            "data: expected 201 bytes",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("swap", &good_labels, &good_images),
+                "--out".into(),
+                out.clone(),
+            ],
+            "dimensions",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("gz", &gz, &good_labels),
+                "--out".into(),
+                out.clone(),
+            ],
+            "gzip",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_case("empty", b"", &good_labels),
+                "--out".into(),
+                out.clone(),
+            ],
+            "4 bytes",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("idx:{}", bad.join("nowhere").display()),
+                "--out".into(),
+                out.clone(),
+            ],
+            "nowhere",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("csv:{csv_short}"),
+                "--out".into(),
+                out.clone(),
+            ],
+            "line 2: expected 785",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("csv:{csv_text}"),
+                "--out".into(),
+                out.clone(),
+            ],
+            "column 'label': expected an integer",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("csv:{csv_range}"),
+                "--out".into(),
+                out.clone(),
+            ],
+            "pixel value 0..255",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("csv:{csv_header}"),
+                "--out".into(),
+                out.clone(),
+            ],
+            "header",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("csv:{csv_empty}"),
+                "--out".into(),
+                out.clone(),
+            ],
+            "empty file",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("folder:{}", folder_empty.display()),
+                "--out".into(),
+                out.clone(),
+            ],
+            "class folder",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("folder:{}", folder_broken.display()),
+                "--input".into(),
+                "8x8x3".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "x.jpg",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("folder:{}", folder_none.display()),
+                "--out".into(),
+                out.clone(),
+            ],
+            "no sub-folders",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("cifar10:{}", cifar.display()),
+                "--out".into(),
+                out.clone(),
+            ],
+            "file size",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                format!("cifar10:{}", cifar_label.display()),
+                "--out".into(),
+                out.clone(),
+            ],
+            "label of record 0",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--model".into(),
+                model_json.clone(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "model.json",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--model".into(),
+                model_toml.clone(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "model.toml",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--model".into(),
+                model_shape.clone(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "smaller than the window",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--model".into(),
+                "32C5-P2-Q3-10".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "unknown layer 'Q3'",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--model".into(),
+                "16x16x1-8C3-10".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "expects inputs",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--model".into(),
+                "8C3-P2-5".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "only 5 outputs",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--validation-split".into(),
+                "1.5".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "validation-split",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--out".into(),
+                out.clone(),
+                "--name".into(),
+                "good".into(),
+            ],
+            "already holds a run",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--data".into(),
+                idx_arg.clone(),
+                "--batch-size".into(),
+                "100000000".into(),
+                "--model".into(),
+                "256C3-256C3-10".into(),
+                "--out".into(),
+                out.clone(),
+            ],
+            "needs about",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--resume".into(),
+                bad_ckpt.to_str().unwrap().into(),
+            ],
+            "expected a checkpoint name",
+        ),
+        (
+            vec![
+                "train".into(),
+                "--resume".into(),
+                bad_json.to_str().unwrap().into(),
+            ],
+            "invalid run file",
+        ),
+        (
+            vec!["evaluate".into(), trunc_ckpt.to_str().unwrap().into()],
+            "truncated",
+        ),
+        (
+            vec![
+                "evaluate".into(),
+                d.join("runs/none").to_str().unwrap().into(),
+            ],
+            "run.json",
+        ),
+        (
+            vec![
+                "predict".into(),
+                run_s.clone(),
+                bad.join("missing.png").to_str().unwrap().into(),
+            ],
+            "missing.png",
+        ),
+        (
+            vec![
+                "predict".into(),
+                run_s.clone(),
+                "--csv".into(),
+                csv_text.clone(),
+            ],
+            "text.csv",
+        ),
+        (
+            vec![
+                "predict".into(),
+                run_s.clone(),
+                folder_broken.join("cats/x.jpg").to_str().unwrap().into(),
+            ],
+            "x.jpg",
+        ),
+        (
+            vec![
+                "explain".into(),
+                run_s.clone(),
+                "--index".into(),
+                "99999".into(),
+            ],
+            "--index 99999",
+        ),
+        (
+            vec!["summary".into(), "32C5-P2-64C5-P2-128-D2-10".into()],
+            "dropout rate",
+        ),
+    ];
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    for (args, needle) in &cases {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = convnet(&a);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{a:?}: {t}");
+        assert!(t.contains(needle), "{a:?}: expected {needle:?} in {t}");
+        assert!(!t.contains("panicked"), "{a:?}: {t}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.trim_end().lines().count() <= 3,
+            "{a:?}: not a short message: {err}"
+        );
+        assert!(o.stdout.is_empty(), "{a:?}: printed before failing: {t}");
+    }
+    assert_eq!(
+        snapshot(&run),
+        before,
+        "a failed command changed the saved run"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+fn train_args<'a>(data: &'a str, out: &'a str, name: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        data,
+        "--model",
+        "8C3-P2-D0.2-16-10",
+        "--epochs",
+        "60",
+        "--batch-size",
+        "25",
+        "--validation-split",
+        "0.2",
+        "--quiet",
+        "--seed",
+        "3",
+        "--out",
+        out,
+        "--name",
+        name,
+    ]
+}
+
+#[test]
+fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights() {
+    let d = tmp("kill");
+    let data = d.join("idx");
+    small_idx(&data, 500, 100);
+    let data_arg = format!("idx:{}", data.display());
+    let out = d.join("runs");
+    let out_s = out.to_str().unwrap().to_string();
+    let o = convnet(&train_args(&data_arg, &out_s, "straight"));
+    assert!(o.status.success(), "{}", text(&o));
+    let want = std::fs::read(out.join("straight/weights.safetensors")).unwrap();
+
+    let run = out.join("killed");
+    let run_s = run.to_str().unwrap().to_string();
+    // A small deterministic generator for the kill times.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut kills, mut attempts) = (0, 0);
+    loop {
+        attempts += 1;
+        assert!(attempts < 400, "the run never finished");
+        let args: Vec<String> = if run.join("run.json").exists() {
+            vec![
+                "train".into(),
+                "--resume".into(),
+                run_s.clone(),
+                "--quiet".into(),
+            ]
+        } else {
+            let _ = std::fs::remove_dir_all(&run);
+            train_args(&data_arg, &out_s, "killed")
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_convnet"))
+            .args(&args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let wait_ms = if kills < 24 {
+            20 + next() % 250
+        } else {
+            60_000
+        };
+        let start = std::time::Instant::now();
+        let mut finished = None;
+        while start.elapsed() < Duration::from_millis(wait_ms) {
+            if let Some(status) = child.try_wait().unwrap() {
+                finished = Some(status);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        match finished {
+            Some(status) => {
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(status.success(), "attempt {attempts}: {err}");
+                if kills >= 20 {
+                    break;
+                }
+                // Finished before enough kills: start the scenario over.
+                let _ = std::fs::remove_dir_all(&run);
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                kills += 1;
+                // No checkpoint is ever half-written: the newest one always loads.
+                let ck = run.join("checkpoints");
+                if ck.join("LATEST").exists() {
+                    convnet_nn::Model::load_checkpoint(&ck)
+                        .unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
+                }
+            }
+        }
+    }
+    let got = std::fs::read(run.join("weights.safetensors")).unwrap();
+    assert!(
+        got == want,
+        "weights after {kills} kills differ from the uninterrupted run"
+    );
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    assert_eq!(history.lines().count(), 61, "one row per epoch");
+    eprintln!("{kills} kills in {attempts} attempts; final weights identical");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn divergence_stops_with_a_clear_message_and_exit_code_1() {
+    let d = tmp("nan");
+    let data = d.join("idx");
+    small_idx(&data, 200, 50);
+    let data_arg = format!("idx:{}", data.display());
+    let o = convnet(&[
+        "train",
+        "--data",
+        &data_arg,
+        "--model",
+        "4C3-P2-10",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e30",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        d.join("runs").to_str().unwrap(),
+        "--name",
+        "nan",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("epoch 1, batch") && t.contains("lower learning rate"),
+        "{t}"
+    );
+    assert!(
+        !d.join("runs/nan/checkpoints/LATEST").exists(),
+        "no checkpoint of a diverged epoch"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn same_seed_same_weights_whatever_the_thread_count() {
+    let d = tmp("threads");
+    let data = d.join("idx");
+    small_idx(&data, 300, 50);
+    let data_arg = format!("idx:{}", data.display());
+    let out = d.join("runs");
+    let mut weights = Vec::new();
+    for (name, threads) in [("t1", "1"), ("t2", "2"), ("t2b", "2")] {
+        let o = convnet(&[
+            "train",
+            "--data",
+            &data_arg,
+            "--model",
+            "8C3-BN-P2-D0.2-16-10",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "30",
+            "--quiet",
+            "--threads",
+            threads,
+            "--out",
+            out.to_str().unwrap(),
+            "--name",
+            name,
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        weights.push(std::fs::read(out.join(name).join("weights.safetensors")).unwrap());
+    }
+    assert!(weights[1] == weights[2], "same threads, different weights");
+    assert!(
+        weights[0] == weights[1],
+        "1 and 2 threads give different weights"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
