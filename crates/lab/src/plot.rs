@@ -64,10 +64,25 @@ pub fn line_chart(
             .x_label_area_size(40)
             .y_label_area_size(60)
             .build_cartesian_2d(x0..x1, y0..y1)?;
+        // Whole-number x values (epochs) get whole-number ticks.
+        let integral = all.iter().all(|p| p.0.fract() == 0.0);
+        let ticks = if integral {
+            ((x1 - x0) as usize + 1).min(12)
+        } else {
+            10
+        };
         chart
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
+            .x_labels(ticks)
+            .x_label_formatter(&|x| {
+                if integral {
+                    format!("{}", x.round())
+                } else {
+                    format!("{x:.2}")
+                }
+            })
             .draw()?;
         for (i, s) in series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
