@@ -85,6 +85,7 @@ impl Sequential {
     /// The per-sample output shape of every layer, checking each one; the
     /// error names the first layer that cannot take its input.
     pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
+        convnet_tensor::shape::checked_product(&self.input_shape, "input shape")?;
         if self.input_shape.is_empty() || self.input_shape.contains(&0) {
             return Err(config_err(
                 "input shape",
@@ -122,21 +123,28 @@ impl Sequential {
     pub fn training_bytes(&self, batch: usize) -> Result<u128> {
         let shapes = self.output_shapes()?;
         let mut params = 0u128;
-        let mut acts = self.input_shape.iter().product::<usize>() as u128;
+        let mut acts = self
+            .input_shape
+            .iter()
+            .map(|&d| d as u128)
+            .product::<u128>();
         let mut input = self.input_shape.clone();
         let mut cols = 0u128;
         for (l, out) in self.layers.iter().zip(&shapes) {
             let (t, nt) = l.param_counts(&input)?;
             params += (t + nt) as u128;
-            let n_out = out.iter().product::<usize>() as u128;
+            let n_out = out.iter().map(|&d| d as u128).product::<u128>();
             acts += n_out;
             if let LayerSpec::Conv2D(c) = l {
-                let patch = (c.kernel_size[0] * c.kernel_size[1] * input[2]) as u128;
+                let patch = c.kernel_size[0] as u128 * c.kernel_size[1] as u128 * input[2] as u128;
                 cols = cols.max(n_out / c.filters as u128 * patch);
             }
             input = out.clone();
         }
-        Ok(4 * (4 * params + batch as u128 * (3 * acts + cols)))
+        let per_sample = acts.saturating_mul(3).saturating_add(cols);
+        Ok(params
+            .saturating_mul(16)
+            .saturating_add((batch as u128).saturating_mul(per_sample).saturating_mul(4)))
     }
 
     /// Fails before allocating when a training step would need more memory

@@ -179,7 +179,9 @@ fn parse_pool(rest: &str) -> Option<PoolConfig> {
     let (k, s) = split_stride(rest)?;
     let k = parse_usize(k)?;
     let mut p = PoolConfig::new(k);
-    if let Some(s) = s {
+    // A stride equal to the pool size is the default: store it as such so
+    // that equal models compare equal (found by the notation fuzzer).
+    if let Some(s) = s.filter(|&s| s != k) {
         p = p.with_stride(s);
     }
     Some(p)
@@ -320,6 +322,15 @@ pub fn parse_notation(notation: &str, opts: &NotationOptions) -> Result<Sequenti
         }
         return Err(err(s, 0, s.len(), msg));
     }
+    // Any other failure (an input size too large to hold) points at the input.
+    if let Err(e) = seq.output_shapes() {
+        let len = if idx == 1 {
+            tokens[0].text.len()
+        } else {
+            s.len()
+        };
+        return Err(err(s, 0, len, e.to_string()));
+    }
     Ok(seq)
 }
 
@@ -428,6 +439,11 @@ mod tests {
         );
         let e = parse("128-32C3-10").unwrap_err().to_string();
         assert!(e.contains("needs an image input"), "{e}");
+        // A regression input of the notation fuzzer: an input too large to hold.
+        let e = parse("17043000000015892x100572x1-8C3-10")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more elements than fit in memory"), "{e}");
         let e = parse_notation("32C5-10", &NotationOptions::default())
             .unwrap_err()
             .to_string();
@@ -436,7 +452,10 @@ mod tests {
 
     #[test]
     fn round_trips_through_to_notation() {
+        // "A1S1\n\n\x0b" is a regression input of the notation fuzzer.
         for s in [
+            "A1S1\n\n\x0b",
+            "P2S2-10",
             "28x28x1-32C5s-P2-64C5S2v-A2S1-BN-F-D0.4-128-10",
             "28x28x1-32C3s-GAP-1",
         ] {

@@ -43,6 +43,13 @@ pub enum LayerSpec {
     },
 }
 
+fn checked(dims: &[usize]) -> Result<usize> {
+    Ok(convnet_tensor::shape::checked_product(
+        dims,
+        "parameter count",
+    )?)
+}
+
 impl LayerSpec {
     /// The Keras class name.
     pub fn kind(&self) -> &'static str {
@@ -71,7 +78,9 @@ impl LayerSpec {
                 let [_, _, c] = image_shape(self.kind(), input)?;
                 Ok(vec![c])
             }
-            LayerSpec::Flatten => Ok(vec![input.iter().product()]),
+            LayerSpec::Flatten => Ok(vec![convnet_tensor::shape::checked_product(
+                input, "Flatten",
+            )?]),
             LayerSpec::Dropout(d) => {
                 if !(0.0..1.0).contains(&d.rate) {
                     return Err(config_err(
@@ -97,10 +106,13 @@ impl LayerSpec {
         Ok(match self {
             LayerSpec::Conv2D(c) => {
                 let [_, _, ch] = image_shape("Conv2D", input)?;
-                let k = c.kernel_size[0] * c.kernel_size[1] * ch * c.filters;
+                let k = checked(&[c.kernel_size[0], c.kernel_size[1], ch, c.filters])?;
                 (k + if c.use_bias { c.filters } else { 0 }, 0)
             }
-            LayerSpec::Dense(d) => (last * d.units + if d.use_bias { d.units } else { 0 }, 0),
+            LayerSpec::Dense(d) => (
+                checked(&[last, d.units])? + if d.use_bias { d.units } else { 0 },
+                0,
+            ),
             LayerSpec::BatchNormalization(b) => {
                 (last * (b.center as usize + b.scale as usize), 2 * last)
             }

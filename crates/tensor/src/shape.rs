@@ -57,7 +57,14 @@ pub fn axis_geometry(
             msg: format!("window {m}, stride {s} and dilation {d} must all be at least 1"),
         });
     }
-    let m_eff = (m - 1) * d + 1;
+    let too_big = || TensorError::Shape {
+        op: "axis_geometry",
+        msg: format!("window {m} with dilation {d} and stride {s} over {n} pixels is too large"),
+    };
+    let m_eff = (m - 1)
+        .checked_mul(d)
+        .and_then(|v| v.checked_add(1))
+        .ok_or_else(too_big)?;
     match padding {
         Padding::Valid => {
             if n < m_eff {
@@ -83,7 +90,11 @@ pub fn axis_geometry(
                 });
             }
             let out = n.div_ceil(s);
-            let total = ((out - 1) * s + m_eff).saturating_sub(n);
+            let total = (out - 1)
+                .checked_mul(s)
+                .and_then(|v| v.checked_add(m_eff))
+                .ok_or_else(too_big)?
+                .saturating_sub(n);
             Ok(AxisGeometry {
                 out,
                 pad_before: total / 2,
@@ -91,6 +102,16 @@ pub fn axis_geometry(
             })
         }
     }
+}
+
+/// The product of `dims`, or an error naming `what` when it overflows.
+pub fn checked_product(dims: &[usize], what: &'static str) -> Result<usize, TensorError> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| TensorError::Shape {
+            op: what,
+            msg: format!("shape {dims:?} has more elements than fit in memory"),
+        })
 }
 
 /// Validated geometry of a 2-D convolution over an NHWC batch.
@@ -152,6 +173,14 @@ impl Conv2dGeometry {
         }
         let y = axis_geometry(h, kernel.0, stride.0, dilation.0, padding)?;
         let x = axis_geometry(w, kernel.1, stride.1, dilation.1, padding)?;
+        // Every size the kernels compute must fit in a usize.
+        checked_product(&[kernel.0, kernel.1, c, filters], "Conv2dGeometry")?;
+        checked_product(&[n.max(1), y.out, x.out, filters.max(c)], "Conv2dGeometry")?;
+        checked_product(
+            &[n.max(1), y.out, x.out, kernel.0, kernel.1, c],
+            "Conv2dGeometry",
+        )?;
+        checked_product(&[n.max(1), h, w, c], "Conv2dGeometry")?;
         Ok(Conv2dGeometry {
             n,
             h,

@@ -83,6 +83,8 @@ impl DenseConfig {
         }
         let mut out = input.to_vec();
         *out.last_mut().unwrap() = self.units;
+        convnet_tensor::shape::checked_product(&out, "Dense")?;
+        convnet_tensor::shape::checked_product(&[*input.last().unwrap(), self.units], "Dense")?;
         Ok(out)
     }
 
