@@ -17,6 +17,7 @@
 //! (`buf = momentum buf + g; w -= lr buf`), and Adam differs from PyTorch's
 //! only in where eps enters, which the golden test's tolerance absorbs.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// An optimizer's configuration.
@@ -208,24 +209,29 @@ impl Optimizer {
                 Vec::new()
             };
         }
+        let (slots_a, slots_b) = (&mut self.slots_a, &mut self.slots_b);
+        let config = self.config.clone();
         for (i, (w, g)) in params.iter_mut().enumerate() {
-            match self.config {
+            let g: &[f32] = g;
+            match config {
                 OptimizerConfig::Sgd {
                     momentum, nesterov, ..
                 } => {
-                    let v = &mut self.slots_a[i];
-                    for j in 0..w.len() {
-                        if momentum == 0.0 {
-                            w[j] -= lr * g[j];
-                        } else {
-                            v[j] = momentum * v[j] - lr * g[j];
-                            w[j] += if nesterov {
-                                momentum * v[j] - lr * g[j]
+                    let v = &mut slots_a[i];
+                    par_blocks2(w, v, g, |w, v, g| {
+                        for j in 0..w.len() {
+                            if momentum == 0.0 {
+                                w[j] -= lr * g[j];
                             } else {
-                                v[j]
-                            };
+                                v[j] = momentum * v[j] - lr * g[j];
+                                w[j] += if nesterov {
+                                    momentum * v[j] - lr * g[j]
+                                } else {
+                                    v[j]
+                                };
+                            }
                         }
-                    }
+                    });
                 }
                 OptimizerConfig::Adam {
                     beta_1,
@@ -239,27 +245,59 @@ impl Optimizer {
                     epsilon,
                     ..
                 } => {
-                    if let OptimizerConfig::AdamW { weight_decay, .. } = self.config {
-                        w.iter_mut().for_each(|v| *v -= *v * weight_decay * lr);
-                    }
+                    let decay = match config {
+                        OptimizerConfig::AdamW { weight_decay, .. } => weight_decay * lr,
+                        _ => 0.0,
+                    };
                     let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                    let (m, v) = (&mut self.slots_a[i], &mut self.slots_b[i]);
-                    for j in 0..w.len() {
-                        m[j] += (g[j] - m[j]) * (1.0 - beta_1);
-                        v[j] += (g[j] * g[j] - v[j]) * (1.0 - beta_2);
-                        w[j] -= alpha * m[j] / (v[j].sqrt() + epsilon);
-                    }
+                    let (m, v) = (&mut slots_a[i], &mut slots_b[i]);
+                    par_blocks3(w, m, v, g, |w, m, v, g| {
+                        for j in 0..w.len() {
+                            w[j] -= w[j] * decay;
+                            m[j] += (g[j] - m[j]) * (1.0 - beta_1);
+                            v[j] += (g[j] * g[j] - v[j]) * (1.0 - beta_2);
+                            w[j] -= alpha * m[j] / (v[j].sqrt() + epsilon);
+                        }
+                    });
                 }
                 OptimizerConfig::RmsProp { rho, epsilon, .. } => {
-                    let v = &mut self.slots_a[i];
-                    for j in 0..w.len() {
-                        v[j] = rho * v[j] + (1.0 - rho) * g[j] * g[j];
-                        w[j] -= lr * g[j] / (v[j].sqrt() + epsilon);
-                    }
+                    let v = &mut slots_a[i];
+                    par_blocks2(w, v, g, |w, v, g| {
+                        for j in 0..w.len() {
+                            v[j] = rho * v[j] + (1.0 - rho) * g[j] * g[j];
+                            w[j] -= lr * g[j] / (v[j].sqrt() + epsilon);
+                        }
+                    });
                 }
             }
         }
     }
+}
+
+/// Values per block of the element-wise updates, run in parallel.
+const BLOCK: usize = 1 << 14;
+
+/// Runs `f` over matching blocks of a parameter, one slot and its gradient.
+fn par_blocks2<F>(w: &mut [f32], a: &mut [f32], g: &[f32], f: F)
+where
+    F: Fn(&mut [f32], &mut [f32], &[f32]) + Sync,
+{
+    w.par_chunks_mut(BLOCK)
+        .zip(a.par_chunks_mut(BLOCK))
+        .zip(g.par_chunks(BLOCK))
+        .for_each(|((w, a), g)| f(w, a, g));
+}
+
+/// Runs `f` over matching blocks of a parameter, two slots and its gradient.
+fn par_blocks3<F>(w: &mut [f32], a: &mut [f32], b: &mut [f32], g: &[f32], f: F)
+where
+    F: Fn(&mut [f32], &mut [f32], &mut [f32], &[f32]) + Sync,
+{
+    w.par_chunks_mut(BLOCK)
+        .zip(a.par_chunks_mut(BLOCK))
+        .zip(b.par_chunks_mut(BLOCK))
+        .zip(g.par_chunks(BLOCK))
+        .for_each(|(((w, a), b), g)| f(w, a, b, g));
 }
 
 #[cfg(test)]

@@ -14,11 +14,20 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// A tensor of zeros.
+    /// A tensor of zeros. Large tensors are zeroed by all threads.
     pub fn zeros(shape: &[usize]) -> Self {
+        let n: usize = shape.iter().product();
+        let data = if n >= 1 << 17 {
+            use rayon::prelude::*;
+            let mut v = Vec::with_capacity(n);
+            v.par_extend(rayon::iter::repeat_n(0.0f32, n));
+            v
+        } else {
+            vec![0.0; n]
+        };
         Tensor {
             shape: shape.to_vec(),
-            data: vec![0.0; shape.iter().product()],
+            data,
         }
     }
 

@@ -7,14 +7,19 @@
 //! eval:  y = x
 //! ```
 //!
-//! The mask is drawn from the RNG that the caller passes, so training is
-//! reproducible from the seed.
+//! The mask is drawn from the RNG that the caller passes (one draw seeds
+//! fixed blocks that are filled in parallel), so training is reproducible
+//! from the seed whatever the thread count.
 
 use crate::error::config_err;
 use crate::layer::{Layer, Mode};
 use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::Tensor;
-use rand::Rng as _;
+use rand::{Rng as _, SeedableRng};
+use rayon::prelude::*;
+
+/// Values per independently seeded block of the dropout mask.
+const MASK_BLOCK: usize = 1 << 14;
 use serde::{Deserialize, Serialize};
 
 /// Configuration of a Dropout layer.
@@ -72,14 +77,26 @@ impl Layer for Dropout {
         }
         let keep = 1.0 - self.rate;
         let scale = 1.0 / keep;
-        self.mask.clear();
+        // One draw from the model's RNG seeds every block of the mask, so
+        // the blocks are filled in parallel and the result does not depend
+        // on the thread count.
+        let base: u64 = rng.gen();
+        self.mask.resize(x.len(), 0.0);
         self.mask
-            .extend((0..x.len()).map(|_| if rng.gen::<f32>() < keep { scale } else { 0.0 }));
+            .par_chunks_mut(MASK_BLOCK)
+            .enumerate()
+            .for_each(|(i, block)| {
+                let mut r =
+                    Rng::seed_from_u64(base ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                for m in block.iter_mut() {
+                    *m = if r.gen::<f32>() < keep { scale } else { 0.0 };
+                }
+            });
         let mut y = x;
         y.data_mut()
-            .iter_mut()
-            .zip(&self.mask)
-            .for_each(|(v, m)| *v *= m);
+            .par_chunks_mut(MASK_BLOCK)
+            .zip(self.mask.par_chunks(MASK_BLOCK))
+            .for_each(|(v, m)| v.iter_mut().zip(m).for_each(|(v, m)| *v *= m));
         y
     }
 
@@ -87,9 +104,9 @@ impl Layer for Dropout {
         let mut dx = dy;
         if !self.mask.is_empty() {
             dx.data_mut()
-                .iter_mut()
-                .zip(&self.mask)
-                .for_each(|(v, m)| *v *= m);
+                .par_chunks_mut(MASK_BLOCK)
+                .zip(self.mask.par_chunks(MASK_BLOCK))
+                .for_each(|(v, m)| v.iter_mut().zip(m).for_each(|(v, m)| *v *= m));
         }
         dx
     }
