@@ -39,8 +39,12 @@ pub enum Verbosity {
     EpochLines,
 }
 
+/// A per-epoch learning-rate function: `(epoch, base_lr) -> lr` (Keras's
+/// `LearningRateScheduler`).
+pub type LrFn = std::sync::Arc<dyn Fn(usize, f32) -> f32 + Send + Sync>;
+
 /// Settings of `fit`, Keras's arguments.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct FitConfig {
     /// Last epoch (exclusive upper bound, as in Keras: `epochs=3` trains 0, 1, 2).
     pub epochs: usize,
@@ -57,8 +61,26 @@ pub struct FitConfig {
     pub steps_per_epoch: Option<usize>,
     /// Learning-rate schedule.
     pub schedule: Schedule,
+    /// A custom per-epoch learning rate; overrides `schedule` when set.
+    pub lr_fn: Option<LrFn>,
     /// Output.
     pub verbosity: Verbosity,
+}
+
+impl std::fmt::Debug for FitConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FitConfig")
+            .field("epochs", &self.epochs)
+            .field("initial_epoch", &self.initial_epoch)
+            .field("batch_size", &self.batch_size)
+            .field("shuffle", &self.shuffle)
+            .field("validation_split", &self.validation_split)
+            .field("steps_per_epoch", &self.steps_per_epoch)
+            .field("schedule", &self.schedule)
+            .field("lr_fn", &self.lr_fn.as_ref().map(|_| "custom"))
+            .field("verbosity", &self.verbosity)
+            .finish()
+    }
 }
 
 impl Default for FitConfig {
@@ -71,6 +93,7 @@ impl Default for FitConfig {
             validation_split: 0.0,
             steps_per_epoch: None,
             schedule: Schedule::Constant,
+            lr_fn: None,
             verbosity: Verbosity::ProgressBar,
         }
     }
@@ -114,6 +137,11 @@ impl FitConfig {
     /// Learning-rate schedule.
     pub fn with_schedule(mut self, s: Schedule) -> Self {
         self.schedule = s;
+        self
+    }
+    /// A custom per-epoch learning rate, e.g. `|e, lr| lr * 0.95f32.powi(e as i32)`.
+    pub fn with_lr_fn(mut self, f: impl Fn(usize, f32) -> f32 + Send + Sync + 'static) -> Self {
+        self.lr_fn = Some(std::sync::Arc::new(f));
         self
     }
     /// Output.
@@ -393,7 +421,11 @@ impl Model {
         let mut history = History::default();
         for epoch in config.initial_epoch..config.epochs {
             let start = Instant::now();
-            let lr = config.schedule.rate(base_lr, epoch) * self.lr_factor();
+            let scheduled = match &config.lr_fn {
+                Some(f) => f(epoch, base_lr),
+                None => config.schedule.rate(base_lr, epoch),
+            };
+            let lr = scheduled * self.lr_factor();
             let mut order: Vec<usize> = (0..n_train).collect();
             if config.shuffle {
                 order.shuffle(&mut self.rng);

@@ -480,3 +480,20 @@ fn a_model_that_cannot_fit_fails_before_allocating() {
         .dense(DenseConfig::new(2));
     assert!(huge.training_bytes(1024).unwrap() > 1u128 << 40);
 }
+
+#[test]
+fn a_custom_learning_rate_function_sets_each_epoch() {
+    let data = blobs(32, 1);
+    let mut m = small_net().build(0).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    let h = m
+        .fit(
+            &data,
+            None,
+            &quiet(3).with_lr_fn(|e, lr| lr * 0.5f32.powi(e as i32)),
+            &mut [],
+        )
+        .unwrap();
+    let lrs: Vec<f32> = h.epochs.iter().map(|e| e.lr).collect();
+    assert_eq!(lrs, vec![1e-3, 5e-4, 2.5e-4]);
+}
