@@ -144,11 +144,8 @@ pub fn forward_macs(seq: &Sequential) -> CliResult<usize> {
             LayerSpec::Conv2D(c) => {
                 out.iter().product::<usize>() * c.kernel_size[0] * c.kernel_size[1] * input[2]
             }
-            LayerSpec::Dense(d) => {
-                input.iter().product::<usize>() / input.last().unwrap()
-                    * input.last().unwrap()
-                    * d.units
-            }
+            // rows x fan-in x units = every input value times the units.
+            LayerSpec::Dense(d) => input.iter().product::<usize>() * d.units,
             _ => 0,
         };
         input = out.clone();

@@ -14,7 +14,6 @@ use convnet_nn::{
     Schedule, Sequential, TensorData, Verbosity,
 };
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 
 /// One architecture of a family.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -334,7 +333,6 @@ pub fn run_variant(
         .with_batch_size(v.batch_size.unwrap_or(cfg.batch_size))
         .with_schedule(Schedule::Exponential { decay: 0.95 })
         .with_verbosity(cfg.verbosity);
-    let start = Instant::now();
     let history = match &v.augment {
         Some(a) => {
             let aug = Augmented::new(train, a.clone())?;
@@ -342,13 +340,15 @@ pub fn run_variant(
         }
         None => model.fit(&train, Some(&val), &fit, &mut [])?,
     };
-    let secs = start.elapsed().as_secs_f32();
     let test_eval = model.evaluate(&test, 500)?;
     let last = history.epochs.last().expect("at least one epoch");
     let result = VariantResult {
         name: v.name.clone(),
         notation: v.notation.clone(),
-        params: model.param_counts().0 + model.param_counts().1,
+        params: {
+            let (t, nt) = model.param_counts();
+            t + nt
+        },
         best_val_accuracy: history
             .epochs
             .iter()
@@ -360,7 +360,6 @@ pub fn run_variant(
             / history.epochs.len() as f32,
         history: history.clone(),
     };
-    let _ = secs;
     Ok((model, result))
 }
 

@@ -10,34 +10,14 @@
 //! with different summation orders, so we expect about 1e-6 relative error;
 //! 1e-4 leaves room for long sums without hiding real mistakes.
 
+mod common;
+
+use common::{cases, tensor};
 use convnet_nn::*;
 use rand::SeedableRng;
 use serde_json::Value;
 
 const TOL: f32 = 1e-4;
-
-fn cases(file: &str) -> Vec<Value> {
-    let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let v: Value = serde_json::from_str(&text).unwrap();
-    v["cases"].as_array().unwrap().clone()
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f32> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_vec(&shape, data).unwrap()
-}
 
 fn pair(v: &Value) -> [usize; 2] {
     [

@@ -1,5 +1,8 @@
 //! Sequential, summary, compile/fit/evaluate/predict, callbacks, save/load.
 
+mod common;
+
+use common::{cases, tensor};
 use convnet_nn::*;
 use rand::{Rng as _, SeedableRng};
 use std::collections::BTreeMap;
@@ -339,34 +342,11 @@ fn save_load_round_trip_and_checkpoint_callbacks() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn golden(file: &str) -> Vec<serde_json::Value> {
-    let path = format!("{}/tests/golden/{file}", env!("CARGO_MANIFEST_DIR"));
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    v["cases"].as_array().unwrap().clone()
-}
-
-fn tensor(v: &serde_json::Value) -> Tensor {
-    let shape: Vec<usize> = v["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f32> = v["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_vec(&shape, data).unwrap()
-}
-
 #[test]
 fn sgd_momentum_and_adam_steps_match_pytorch() {
     // Fixtures: tools/golden/gen_golden.py (training_step_cases). Tolerance
     // policy as in tests/golden.rs: |ours - golden| <= 1e-4 (1 + |golden|).
-    for c in golden("training_steps.json") {
+    for c in cases("training_steps.json") {
         let name = c["optimizer"].as_str().unwrap();
         let mut m = Sequential::new(&[5, 5, 1])
             .conv2d(Conv2dConfig::new(2, 3).with_activation(Activation::Relu))

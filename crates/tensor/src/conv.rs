@@ -42,6 +42,24 @@ fn is_pointwise(g: &Conv2dGeometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_top == 0 && g.pad_left == 0
 }
 
+thread_local! {
+    /// Each worker thread's im2col buffer, kept across calls so that a
+    /// chunk's column matrix is neither allocated nor zeroed per chunk.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer of `len` values. Their contents
+/// are stale: `f` must overwrite every value it reads.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
+}
+
 /// Copies a run that is often only a few values long (single-channel
 /// inputs), where a plain loop beats a `memcpy` call.
 #[inline(always)]
@@ -169,15 +187,16 @@ pub fn conv2d_forward(
                     Threads::Single,
                 );
             } else {
-                let mut cols = vec![0.0; rows * p];
-                im2col(g, x_chunk, imgs, &mut cols);
-                matmul(
-                    y_chunk,
-                    MatRef::row_major(&cols, rows, p),
-                    wm,
-                    false,
-                    Threads::Single,
-                );
+                with_scratch(rows * p, |cols| {
+                    im2col(g, x_chunk, imgs, cols);
+                    matmul(
+                        y_chunk,
+                        MatRef::row_major(cols, rows, p),
+                        wm,
+                        false,
+                        Threads::Single,
+                    );
+                });
             }
             if let Some(b) = bias {
                 for row in y_chunk.chunks_exact_mut(g.f) {
@@ -219,10 +238,11 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
             if is_pointwise(g) {
                 matmul(dx_chunk, dym, wt, false, Threads::Single);
             } else {
-                let mut dcols = vec![0.0; rows * p];
-                matmul(&mut dcols, dym, wt, false, Threads::Single);
-                dx_chunk.fill(0.0);
-                col2im(g, &dcols, imgs, dx_chunk);
+                with_scratch(rows * p, |dcols| {
+                    matmul(dcols, dym, wt, false, Threads::Single);
+                    dx_chunk.fill(0.0);
+                    col2im(g, dcols, imgs, dx_chunk);
+                });
             }
         });
 }
@@ -273,10 +293,11 @@ pub fn conv2d_backward_weight(
                 let xt = MatRef::row_major(x_chunk, rows, p).t();
                 matmul(&mut part, xt, dym, false, Threads::Single);
             } else {
-                let mut cols = vec![0.0; rows * p];
-                im2col(g, x_chunk, imgs, &mut cols);
-                let ct = MatRef::row_major(&cols, rows, p).t();
-                matmul(&mut part, ct, dym, false, Threads::Single);
+                with_scratch(rows * p, |cols| {
+                    im2col(g, x_chunk, imgs, cols);
+                    let ct = MatRef::row_major(cols, rows, p).t();
+                    matmul(&mut part, ct, dym, false, Threads::Single);
+                });
             }
             let mut bpart = Vec::new();
             if with_bias {

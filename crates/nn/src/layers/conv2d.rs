@@ -9,7 +9,7 @@
 //! [`convnet_tensor::conv`]. Parameters: `KH*KW*C*F + F`, as in Keras.
 
 use crate::error::config_err;
-use crate::layer::{batched, Layer, Mode, Param};
+use crate::layer::{batched, keep_output, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::Activation;
 use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
@@ -156,15 +156,6 @@ impl Conv2dConfig {
             x: None,
             y: None,
         })
-    }
-}
-
-/// Keeps a copy of an activation output for the backward pass, reusing the
-/// buffer of the previous step when the size matches.
-pub(crate) fn keep_output(slot: &mut Option<Tensor>, y: &Tensor) {
-    match slot {
-        Some(t) if t.len() == y.len() => t.copy_from_par(y),
-        _ => *slot = Some(y.clone()),
     }
 }
 

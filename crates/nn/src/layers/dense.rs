@@ -9,8 +9,7 @@
 //! Parameters: `IN*UNITS + UNITS`, as in Keras.
 
 use crate::error::config_err;
-use crate::layer::{Layer, Mode, Param};
-use crate::layers::conv2d::keep_output;
+use crate::layer::{keep_output, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::Activation;
 use convnet_tensor::gemm::{matmul, MatRef, Threads};
