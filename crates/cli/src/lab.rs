@@ -191,6 +191,10 @@ pub struct EnsembleArgs {
     /// Folder for the saved nets.
     #[arg(long, default_value = "ensembles/ensemble")]
     out: PathBuf,
+    /// Load the members an earlier, stopped run already saved in --out
+    /// instead of training them again.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     budget: Budget,
 }
@@ -212,9 +216,9 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
         cfg.train_size = 60_000;
     }
     let data = a.budget.data()?;
-    let r = convnet_lab::ensemble::run_ensemble(&v, a.nets, &data, &cfg, &a.out)?;
+    let r = convnet_lab::ensemble::run_ensemble(&v, a.nets, &data, &cfg, &a.out, a.resume)?;
     let mut report = format!(
-        "Ensemble of {} x `{}` ({} epochs each, 90 % bags of {} images{}), test on {} images:\n\n| net | test accuracy |\n|---|---|\n",
+        "Ensemble of {} x `{}` ({} epochs each, 90 % bags of {} images{}), test on {} images:\n\n| net | test accuracy | training seconds |\n|---|---|---|\n",
         a.nets,
         a.model,
         cfg.epochs,
@@ -223,19 +227,29 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
         cfg.test_size
     );
     for (i, m) in r.members.iter().enumerate() {
-        report.push_str(&format!("| net {} | {:.2} % |\n", i + 1, 100.0 * m));
+        let secs = if r.loaded[i] {
+            "loaded (earlier run)".to_string()
+        } else {
+            format!("{:.0}", r.seconds[i])
+        };
+        report.push_str(&format!(
+            "| net {} | {:.2} % | {secs} |\n",
+            i + 1,
+            100.0 * m
+        ));
     }
     let mean = r.members.iter().sum::<f32>() / r.members.len() as f32;
     report.push_str(&format!(
-        "| mean of nets | {:.2} % |\n| **ensemble** | **{:.2} %** |\n",
+        "| mean of nets | {:.2} % | |\n| **ensemble** | **{:.2} %** | {:.0} in all |\n",
         100.0 * mean,
-        100.0 * r.ensemble
+        100.0 * r.ensemble,
+        r.seconds.iter().sum::<f64>()
     ));
     println!("{report}");
     write_atomic(&a.out.join("ensemble.md"), report.as_bytes())?;
     let json = format!(
-        "{{\n  \"model\": {:?},\n  \"members\": {:?},\n  \"ensemble_accuracy\": {}\n}}\n",
-        a.model, r.members, r.ensemble
+        "{{\n  \"model\": {:?},\n  \"members\": {:?},\n  \"seconds\": {:?},\n  \"ensemble_accuracy\": {}\n}}\n",
+        a.model, r.members, r.seconds, r.ensemble
     );
     write_atomic(&a.out.join("ensemble.json"), json.as_bytes())?;
     Ok(())

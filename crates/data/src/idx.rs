@@ -23,6 +23,12 @@ pub struct IdxArray {
 /// Reads a whole file, decompressing it if it is gzipped.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| io_err(path, e))?;
+    decode_maybe_gz(path, raw)
+}
+
+/// Decompresses `raw` if it starts with the gzip magic, else returns it as
+/// is; `path` is only used in error messages.
+pub fn decode_maybe_gz(path: &Path, raw: Vec<u8>) -> Result<Vec<u8>> {
     if raw.len() >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
         let mut out = Vec::new();
         GzDecoder::new(&raw[..])

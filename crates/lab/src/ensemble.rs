@@ -18,6 +18,10 @@ pub struct EnsembleResult {
     pub members: Vec<f32>,
     /// The ensemble's test accuracy.
     pub ensemble: f32,
+    /// Seconds each member took to train (0 for a member loaded from disk).
+    pub seconds: Vec<f64>,
+    /// Whether each member was loaded from an earlier, interrupted run.
+    pub loaded: Vec<bool>,
 }
 
 /// Fraction of the training images each member sees.
@@ -45,24 +49,60 @@ fn accuracy(pred: &[usize], labels: &Tensor) -> f32 {
 }
 
 /// Trains `n` members of `variant` and saves them under `out/net-NN`.
+///
+/// With `resume`, a member whose folder already holds a saved model (from an
+/// earlier run that was stopped) is loaded instead of trained again, so a
+/// long ensemble loses at most the member that was in training. Its bag is
+/// still drawn, so the following members see the same bags as in a run that
+/// was never stopped.
 pub fn run_ensemble(
     variant: &Variant,
     n: usize,
     data: &Mnist,
     cfg: &ExperimentConfig,
     out: &Path,
+    resume: bool,
 ) -> Result<EnsembleResult> {
     let seq = variant.model()?;
     let pool = cfg.train_size.min(data.train.len());
     let test = data.test.take(cfg.test_size);
     let mut probs = Vec::new();
     let mut members = Vec::new();
+    let mut seconds = Vec::new();
+    let mut loaded = Vec::new();
     for i in 0..n {
         let seed = cfg.seed.wrapping_add(i as u64);
         let mut idx: Vec<usize> = (0..pool).collect();
         idx.shuffle(&mut Rng::seed_from_u64(seed ^ 0xBA66));
         idx.truncate((pool as f64 * BAG_FRACTION).round() as usize);
         idx.sort_unstable();
+        let dir = out.join(format!("net-{:02}", i + 1));
+        if resume && dir.join("model.json").exists() {
+            let mut model = Model::load(&dir)?;
+            if model.spec() != &seq {
+                return Err(crate::error::LabError::Config(format!(
+                    "{}: the saved net is not `{}`; use another --out or remove the folder",
+                    dir.display(),
+                    variant.notation
+                )));
+            }
+            let p = model.predict(&test.images, 500)?;
+            let acc = accuracy(&p.argmax_rows(), &test.labels);
+            if cfg.verbosity != convnet_nn::Verbosity::Silent {
+                eprintln!(
+                    "[net {}/{n}] loaded from {}: test accuracy {:.2} %",
+                    i + 1,
+                    dir.display(),
+                    100.0 * acc
+                );
+            }
+            members.push(acc);
+            probs.push(p);
+            seconds.push(0.0);
+            loaded.push(true);
+            continue;
+        }
+        let start = std::time::Instant::now();
         let x = data.train.images.gather_batch(&idx);
         let y = data.train.labels.gather_batch(&idx);
         let train = TensorData::new(x, y)?;
@@ -80,14 +120,30 @@ pub fn run_ensemble(
             Some(a) => model.fit(&Augmented::new(train, a.clone())?, None, &fit, &mut [])?,
             None => model.fit(&train, None, &fit, &mut [])?,
         };
+        let secs = start.elapsed().as_secs_f64();
         let p = model.predict(&test.images, 500)?;
         let acc = accuracy(&p.argmax_rows(), &test.labels);
-        model.save(&out.join(format!("net-{:02}", i + 1)))?;
+        model.save(&dir)?;
+        if cfg.verbosity != convnet_nn::Verbosity::Silent {
+            eprintln!(
+                "[net {}/{n}] test accuracy {:.2} %, {secs:.0} s of training, saved to {}",
+                i + 1,
+                100.0 * acc,
+                dir.display()
+            );
+        }
         members.push(acc);
         probs.push(p);
+        seconds.push(secs);
+        loaded.push(false);
     }
     let ensemble = accuracy(&combine(&probs), &test.labels);
-    Ok(EnsembleResult { members, ensemble })
+    Ok(EnsembleResult {
+        members,
+        ensemble,
+        seconds,
+        loaded,
+    })
 }
 
 #[cfg(test)]
