@@ -12,6 +12,7 @@
 //! softmax    y_i = e^x_i / sum_j e^x_j     dx_i = y_i (dy_i - sum_j dy_j y_j)   (per row)
 //! ```
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -106,56 +107,69 @@ impl Activation {
 
     /// [`Activation::forward`] on the calling thread.
     pub fn forward_serial(&self, x: &mut [f32], row: usize) {
-        match *self {
-            Activation::Linear => {}
-            // `if v < 0` rather than `max`, so that NaN propagates as in PyTorch.
-            Activation::Relu => x.iter_mut().for_each(|v| {
-                if *v < 0.0 {
-                    *v = 0.0
-                }
-            }),
-            Activation::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
-            Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
-            Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
-                if *v <= 0.0 {
-                    *v *= alpha
-                }
-            }),
-            Activation::Elu { alpha } => x.iter_mut().for_each(|v| {
-                if *v <= 0.0 {
-                    *v = alpha * v.exp_m1()
-                }
-            }),
-            Activation::Softmax => x.chunks_exact_mut(row).for_each(softmax_row),
-        }
+        forward_kernel(*self, x, row)
     }
 
     /// [`Activation::backward`] on the calling thread.
     pub fn backward_serial(&self, y: &[f32], dy: &mut [f32], row: usize) {
-        match *self {
-            Activation::Linear => {}
-            Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, &y)| {
-                if y <= 0.0 {
-                    *d = 0.0
-                }
-            }),
-            Activation::Sigmoid => dy.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (1.0 - y)),
-            Activation::Tanh => dy.iter_mut().zip(y).for_each(|(d, &y)| *d *= 1.0 - y * y),
-            Activation::LeakyRelu { alpha } => dy.iter_mut().zip(y).for_each(|(d, &y)| {
-                if y <= 0.0 {
-                    *d *= alpha
-                }
-            }),
-            Activation::Elu { alpha } => dy.iter_mut().zip(y).for_each(|(d, &y)| {
-                if y <= 0.0 {
-                    *d *= y + alpha
-                }
-            }),
-            Activation::Softmax => {
-                for (d, y) in dy.chunks_exact_mut(row).zip(y.chunks_exact(row)) {
-                    let dot: f32 = d.iter().zip(y).map(|(a, b)| a * b).sum();
-                    d.iter_mut().zip(y).for_each(|(d, &y)| *d = y * (*d - dot));
-                }
+        backward_kernel(*self, y, dy, row)
+    }
+}
+
+/// The body of [`Activation::forward_serial`], compiled for each SIMD level
+/// and picked at run time (the same arithmetic in every version).
+#[multiversion(targets = "simd")]
+fn forward_kernel(act: Activation, x: &mut [f32], row: usize) {
+    match act {
+        Activation::Linear => {}
+        // `if v < 0` rather than `max`, so that NaN propagates as in PyTorch.
+        Activation::Relu => x.iter_mut().for_each(|v| {
+            if *v < 0.0 {
+                *v = 0.0
+            }
+        }),
+        Activation::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
+        Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
+            if *v <= 0.0 {
+                *v *= alpha
+            }
+        }),
+        Activation::Elu { alpha } => x.iter_mut().for_each(|v| {
+            if *v <= 0.0 {
+                *v = alpha * v.exp_m1()
+            }
+        }),
+        Activation::Softmax => x.chunks_exact_mut(row).for_each(softmax_row),
+    }
+}
+
+/// The body of [`Activation::backward_serial`], one version per SIMD level.
+#[multiversion(targets = "simd")]
+fn backward_kernel(act: Activation, y: &[f32], dy: &mut [f32], row: usize) {
+    match act {
+        Activation::Linear => {}
+        Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, &y)| {
+            if y <= 0.0 {
+                *d = 0.0
+            }
+        }),
+        Activation::Sigmoid => dy.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (1.0 - y)),
+        Activation::Tanh => dy.iter_mut().zip(y).for_each(|(d, &y)| *d *= 1.0 - y * y),
+        Activation::LeakyRelu { alpha } => dy.iter_mut().zip(y).for_each(|(d, &y)| {
+            if y <= 0.0 {
+                *d *= alpha
+            }
+        }),
+        Activation::Elu { alpha } => dy.iter_mut().zip(y).for_each(|(d, &y)| {
+            if y <= 0.0 {
+                *d *= y + alpha
+            }
+        }),
+        Activation::Softmax => {
+            for (d, y) in dy.chunks_exact_mut(row).zip(y.chunks_exact(row)) {
+                let dot: f32 = d.iter().zip(y).map(|(a, b)| a * b).sum();
+                d.iter_mut().zip(y).for_each(|(d, &y)| *d = y * (*d - dot));
             }
         }
     }

@@ -27,6 +27,7 @@
 use crate::activation::Activation;
 use crate::gemm::{matmul, MatRef, Threads};
 use crate::Conv2dGeometry;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// GEMM rows a chunk aims for: enough to amortize packing the weights.
@@ -74,6 +75,7 @@ fn copy_small(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Fills `cols [imgs*OH*OW, P]` with the receptive fields of `x [imgs, H, W, C]`.
+#[multiversion(targets = "simd")]
 fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
     let p = g.patch_len();
     let c = g.c;
@@ -115,6 +117,7 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
 }
 
 /// Adds the rows of `cols [imgs*OH*OW, P]` back into `dx [imgs, H, W, C]`.
+#[multiversion(targets = "simd")]
 fn col2im(g: &Conv2dGeometry, cols: &[f32], imgs: usize, dx: &mut [f32]) {
     let p = g.patch_len();
     let c = g.c;
@@ -145,6 +148,26 @@ fn col2im(g: &Conv2dGeometry, cols: &[f32], imgs: usize, dx: &mut [f32]) {
                 }
                 row += 1;
             }
+        }
+    }
+}
+
+/// `y[r, f] += b[f]` for every row `r` of `y [rows, F]`.
+#[multiversion(targets = "simd")]
+fn add_bias(y: &mut [f32], b: &[f32]) {
+    for row in y.chunks_exact_mut(b.len()) {
+        for (v, bb) in row.iter_mut().zip(b) {
+            *v += bb;
+        }
+    }
+}
+
+/// `acc[f] += sum_r dy[r, f]`, rows in order.
+#[multiversion(targets = "simd")]
+fn sum_rows(dy: &[f32], acc: &mut [f32]) {
+    for row in dy.chunks_exact(acc.len()) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a += v;
         }
     }
 }
@@ -199,11 +222,7 @@ pub fn conv2d_forward(
                 });
             }
             if let Some(b) = bias {
-                for row in y_chunk.chunks_exact_mut(g.f) {
-                    for (v, bb) in row.iter_mut().zip(b) {
-                        *v += bb;
-                    }
-                }
+                add_bias(y_chunk, b);
             }
             act.forward_serial(y_chunk, g.f);
         });
@@ -302,11 +321,7 @@ pub fn conv2d_backward_weight(
             let mut bpart = Vec::new();
             if with_bias {
                 bpart = vec![0.0; g.f];
-                for row in dy_chunk.chunks_exact(g.f) {
-                    for (acc, v) in bpart.iter_mut().zip(row) {
-                        *acc += v;
-                    }
-                }
+                sum_rows(dy_chunk, &mut bpart);
             }
             (part, bpart)
         })

@@ -11,6 +11,7 @@
 //! with rayon; channels are the innermost, contiguous loop.
 
 use crate::Pool2dGeometry;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Range of input rows (or columns) a window starting at `start` covers.
@@ -34,38 +35,40 @@ pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: 
     y.par_chunks_mut(per_out)
         .zip(argmax.par_chunks_mut(per_out))
         .enumerate()
-        .for_each(|(b, (yb, ab))| {
-            let base = b * per_in;
-            for oy in 0..g.oh {
-                let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
-                for ox in 0..g.ow {
-                    let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
-                    let o = (oy * g.ow + ox) * g.c;
-                    let yo = &mut yb[o..o + g.c];
-                    let ao = &mut ab[o..o + g.c];
-                    // Start from the first in-range cell, then compare the
-                    // others with branch-free selects (vectorized over channels).
-                    let first = base + (y0 * g.w + x0) * g.c;
-                    yo.copy_from_slice(&x[first..first + g.c]);
-                    for (ch, a) in ao.iter_mut().enumerate() {
-                        *a = (first + ch) as u32;
-                    }
-                    for iy in y0..y1 {
-                        for ix in x0..x1 {
-                            let i = base + (iy * g.w + ix) * g.c;
-                            let xs = &x[i..i + g.c];
-                            for (ch, ((m, a), &v)) in
-                                yo.iter_mut().zip(ao.iter_mut()).zip(xs).enumerate()
-                            {
-                                let better = v > *m;
-                                *m = if better { v } else { *m };
-                                *a = if better { (i + ch) as u32 } else { *a };
-                            }
-                        }
+        .for_each(|(b, (yb, ab))| max_pool_image(g, x, b * per_in, yb, ab));
+}
+
+/// Max pooling of the image at flat offset `base` of `x` into `yb`/`ab`;
+/// compiled for each SIMD level (vectorized over channels).
+#[multiversion(targets = "simd")]
+fn max_pool_image(g: &Pool2dGeometry, x: &[f32], base: usize, yb: &mut [f32], ab: &mut [u32]) {
+    for oy in 0..g.oh {
+        let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+        for ox in 0..g.ow {
+            let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+            let o = (oy * g.ow + ox) * g.c;
+            let yo = &mut yb[o..o + g.c];
+            let ao = &mut ab[o..o + g.c];
+            // Start from the first in-range cell, then compare the
+            // others with branch-free selects (vectorized over channels).
+            let first = base + (y0 * g.w + x0) * g.c;
+            yo.copy_from_slice(&x[first..first + g.c]);
+            for (ch, a) in ao.iter_mut().enumerate() {
+                *a = (first + ch) as u32;
+            }
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let i = base + (iy * g.w + ix) * g.c;
+                    let xs = &x[i..i + g.c];
+                    for (ch, ((m, a), &v)) in yo.iter_mut().zip(ao.iter_mut()).zip(xs).enumerate() {
+                        let better = v > *m;
+                        *m = if better { v } else { *m };
+                        *a = if better { (i + ch) as u32 } else { *a };
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 /// Max pooling backward: `dx[argmax[i]] += dy[i]`. `dx` is overwritten.
@@ -95,30 +98,35 @@ pub fn avg_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32]) {
         return;
     }
     let per_in = g.h * g.w * g.c;
-    y.par_chunks_mut(per_out).enumerate().for_each(|(b, yb)| {
-        let base = b * per_in;
-        for oy in 0..g.oh {
-            let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
-                let o = (oy * g.ow + ox) * g.c;
-                let yo = &mut yb[o..o + g.c];
-                yo.fill(0.0);
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        let i = base + (iy * g.w + ix) * g.c;
-                        for (acc, v) in yo.iter_mut().zip(&x[i..i + g.c]) {
-                            *acc += v;
-                        }
+    y.par_chunks_mut(per_out)
+        .enumerate()
+        .for_each(|(b, yb)| avg_pool_image(g, &x[b * per_in..(b + 1) * per_in], yb));
+}
+
+/// Average pooling of one image `x [H, W, C]` into `yb [OH, OW, C]`.
+#[multiversion(targets = "simd")]
+fn avg_pool_image(g: &Pool2dGeometry, x: &[f32], yb: &mut [f32]) {
+    for oy in 0..g.oh {
+        let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+        for ox in 0..g.ow {
+            let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+            let o = (oy * g.ow + ox) * g.c;
+            let yo = &mut yb[o..o + g.c];
+            yo.fill(0.0);
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let i = (iy * g.w + ix) * g.c;
+                    for (acc, v) in yo.iter_mut().zip(&x[i..i + g.c]) {
+                        *acc += v;
                     }
                 }
-                let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
-                for v in yo.iter_mut() {
-                    *v /= count;
-                }
+            }
+            let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
+            for v in yo.iter_mut() {
+                *v /= count;
             }
         }
-    });
+    }
 }
 
 /// Average pooling backward: each output's gradient is shared equally by the
@@ -131,27 +139,32 @@ pub fn avg_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], dx: &mut [f32]) {
     if per_in == 0 {
         return;
     }
-    dx.par_chunks_mut(per_in).enumerate().for_each(|(b, dxb)| {
-        dxb.fill(0.0);
-        let dyb = &dy[b * per_out..(b + 1) * per_out];
-        for oy in 0..g.oh {
-            let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
-                let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
-                let o = (oy * g.ow + ox) * g.c;
-                let go = &dyb[o..o + g.c];
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        let i = (iy * g.w + ix) * g.c;
-                        for (d, v) in dxb[i..i + g.c].iter_mut().zip(go) {
-                            *d += v / count;
-                        }
+    dx.par_chunks_mut(per_in)
+        .enumerate()
+        .for_each(|(b, dxb)| avg_pool_image_backward(g, &dy[b * per_out..(b + 1) * per_out], dxb));
+}
+
+/// Average pooling backward for one image: `dyb [OH, OW, C]` into `dxb [H, W, C]`.
+#[multiversion(targets = "simd")]
+fn avg_pool_image_backward(g: &Pool2dGeometry, dyb: &[f32], dxb: &mut [f32]) {
+    dxb.fill(0.0);
+    for oy in 0..g.oh {
+        let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+        for ox in 0..g.ow {
+            let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+            let count = ((y1 - y0) * (x1 - x0)).max(1) as f32;
+            let o = (oy * g.ow + ox) * g.c;
+            let go = &dyb[o..o + g.c];
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let i = (iy * g.w + ix) * g.c;
+                    for (d, v) in dxb[i..i + g.c].iter_mut().zip(go) {
+                        *d += v / count;
                     }
                 }
             }
         }
-    });
+    }
 }
 
 /// Global average pooling: `x [N, H, W, C] -> y [N, C]`, the mean over `H*W`.
