@@ -16,12 +16,14 @@
 //! Column sums are taken over fixed row blocks in parallel and combined in
 //! block order in `f64`, so results do not depend on the thread count.
 
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// Rows per parallel block of the column reductions.
 const BLOCK_ROWS: usize = 1024;
 
-/// Column sums of `f(row)` over row blocks, combined in order.
+/// Column sums over row blocks, combined in order: `f(block, acc)` adds
+/// one block's rows into `acc [C]` (in f32, rows in order).
 fn column_sums<F>(x: &[f32], c: usize, f: F) -> Vec<f64>
 where
     F: Fn(&[f32], &mut [f32]) + Sync,
@@ -30,9 +32,7 @@ where
         .par_chunks(BLOCK_ROWS * c)
         .map(|block| {
             let mut acc = vec![0.0f32; c];
-            for row in block.chunks_exact(c) {
-                f(row, &mut acc);
-            }
+            f(block, &mut acc);
             acc
         })
         .collect();
@@ -43,6 +43,92 @@ where
         }
     }
     out
+}
+
+/// `acc[c] += sum_r x[r, c]` over the rows of `x [R, C]`, in row order.
+#[multiversion(targets = "simd")]
+fn add_rows(x: &[f32], acc: &mut [f32]) {
+    for row in x.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+    }
+}
+
+/// `acc[c] += sum_r (x[r, c] - mean[c])^2`, in row order.
+#[multiversion(targets = "simd")]
+fn add_squared_deviations(x: &[f32], mean: &[f32], acc: &mut [f32]) {
+    for row in x.chunks_exact(acc.len()) {
+        for ((a, v), m) in acc.iter_mut().zip(row).zip(mean) {
+            let d = v - m;
+            *a += d * d;
+        }
+    }
+}
+
+/// `y[r, c] = x[r, c] * scale[c] + shift[c]`.
+#[multiversion(targets = "simd")]
+fn scale_shift(x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
+    for (yr, xr) in y
+        .chunks_exact_mut(scale.len())
+        .zip(x.chunks_exact(scale.len()))
+    {
+        for (((y, x), a), b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+            *y = x * a + b;
+        }
+    }
+}
+
+/// Backward column sums of one block: `sb += sum dy`, `sg += sum dy * xhat`.
+#[multiversion(targets = "simd")]
+fn backward_sums(
+    dy: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    sb: &mut [f32],
+    sg: &mut [f32],
+) {
+    let c = mean.len();
+    for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
+        for (((((b, g), &d), &x), &m), &rs) in sb
+            .iter_mut()
+            .zip(sg.iter_mut())
+            .zip(dr)
+            .zip(xr)
+            .zip(mean)
+            .zip(rstd)
+        {
+            *b += d;
+            *g += d * (x - m) * rs;
+        }
+    }
+}
+
+/// Per-channel constants of the input gradient.
+struct BackwardTerms<'a> {
+    gamma: &'a [f32],
+    mean: &'a [f32],
+    rstd: &'a [f32],
+    mean_dy: &'a [f32],
+    mean_dy_xhat: &'a [f32],
+}
+
+/// `dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))` for one block.
+#[multiversion(targets = "simd")]
+fn backward_dx(t: &BackwardTerms, dy: &[f32], x: &[f32], dx: &mut [f32]) {
+    let c = t.mean.len();
+    // Slices of exactly `c` let the compiler drop the bounds checks.
+    let (gamma, mean, rstd) = (&t.gamma[..c], &t.mean[..c], &t.rstd[..c]);
+    let (mean_dy, mean_dy_xhat) = (&t.mean_dy[..c], &t.mean_dy_xhat[..c]);
+    for ((dxr, dr), xr) in dx
+        .chunks_exact_mut(c)
+        .zip(dy.chunks_exact(c))
+        .zip(x.chunks_exact(c))
+    {
+        for i in 0..c {
+            let xhat = (xr[i] - mean[i]) * rstd[i];
+            dxr[i] = gamma[i] * rstd[i] * (dr[i] - mean_dy[i] - xhat * mean_dy_xhat[i]);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -59,18 +145,13 @@ pub fn batch_norm_forward_train(
     rstd: &mut [f32],
 ) -> Vec<f32> {
     let r = (x.len() / c).max(1) as f64;
-    let sums = column_sums(x, c, |row, acc| {
-        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v)
-    });
+    let sums = column_sums(x, c, |block, acc| add_rows(block, acc));
     for (m, s) in mean.iter_mut().zip(&sums) {
         *m = (s / r) as f32;
     }
     let mean_ref: &[f32] = mean;
-    let sq = column_sums(x, c, |row, acc| {
-        for ((a, v), m) in acc.iter_mut().zip(row).zip(mean_ref) {
-            let d = v - m;
-            *a += d * d;
-        }
+    let sq = column_sums(x, c, |block, acc| {
+        add_squared_deviations(block, mean_ref, acc)
     });
     let var: Vec<f32> = sq.iter().map(|s| (s / r) as f32).collect();
     for (rs, v) in rstd.iter_mut().zip(&var) {
@@ -110,13 +191,7 @@ fn apply(
     let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
     y.par_chunks_mut(BLOCK_ROWS * c)
         .zip(x.par_chunks(BLOCK_ROWS * c))
-        .for_each(|(yb, xb)| {
-            for (yr, xr) in yb.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
-                for i in 0..c {
-                    yr[i] = xr[i] * scale[i] + shift[i];
-                }
-            }
-        });
+        .for_each(|(yb, xb)| scale_shift(xb, &scale, &shift, yb));
 }
 
 /// Training backward. Writes `dx` and accumulates `dgamma += sum dy*xhat`
@@ -141,12 +216,7 @@ pub fn batch_norm_backward_train(
         .map(|(dyb, xb)| {
             let mut sb = vec![0.0f32; c];
             let mut sg = vec![0.0f32; c];
-            for (dr, xr) in dyb.chunks_exact(c).zip(xb.chunks_exact(c)) {
-                for i in 0..c {
-                    sb[i] += dr[i];
-                    sg[i] += dr[i] * (xr[i] - mean[i]) * rstd[i];
-                }
-            }
+            backward_sums(dyb, xb, mean, rstd, &mut sb, &mut sg);
             (sb, sg)
         })
         .collect();
@@ -164,19 +234,15 @@ pub fn batch_norm_backward_train(
     }
     let mean_dy: Vec<f32> = sum_dy.iter().map(|s| (s / r as f64) as f32).collect();
     let mean_dy_xhat: Vec<f32> = sum_dy_xhat.iter().map(|s| (s / r as f64) as f32).collect();
+    let terms = BackwardTerms {
+        gamma,
+        mean,
+        rstd,
+        mean_dy: &mean_dy,
+        mean_dy_xhat: &mean_dy_xhat,
+    };
     dx.par_chunks_mut(BLOCK_ROWS * c)
         .zip(dy.par_chunks(BLOCK_ROWS * c))
         .zip(x.par_chunks(BLOCK_ROWS * c))
-        .for_each(|((dxb, dyb), xb)| {
-            for ((dxr, dr), xr) in dxb
-                .chunks_exact_mut(c)
-                .zip(dyb.chunks_exact(c))
-                .zip(xb.chunks_exact(c))
-            {
-                for i in 0..c {
-                    let xhat = (xr[i] - mean[i]) * rstd[i];
-                    dxr[i] = gamma[i] * rstd[i] * (dr[i] - mean_dy[i] - xhat * mean_dy_xhat[i]);
-                }
-            }
-        });
+        .for_each(|((dxb, dyb), xb)| backward_dx(&terms, dyb, xb, dxb));
 }
