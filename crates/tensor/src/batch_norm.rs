@@ -145,7 +145,7 @@ pub fn batch_norm_forward_train(
     rstd: &mut [f32],
 ) -> Vec<f32> {
     let r = (x.len() / c).max(1) as f64;
-    let sums = column_sums(x, c, |block, acc| add_rows(block, acc));
+    let sums = column_sums(x, c, add_rows);
     for (m, s) in mean.iter_mut().zip(&sums) {
         *m = (s / r) as f32;
     }
