@@ -89,12 +89,3 @@ pub(crate) fn batched(n: usize, shape: &[usize]) -> Vec<usize> {
     s.extend_from_slice(shape);
     s
 }
-
-/// Keeps a copy of an activation output for the backward pass, reusing the
-/// buffer of the previous step when the size matches.
-pub(crate) fn keep_output(slot: &mut Option<Tensor>, y: &Tensor) {
-    match slot {
-        Some(t) if t.len() == y.len() => t.copy_from_par(y),
-        _ => *slot = Some(y.clone()),
-    }
-}

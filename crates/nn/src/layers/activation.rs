@@ -1,18 +1,19 @@
 //! A standalone activation layer (Keras's `Activation`, `ReLU`, `Softmax`, ...).
 //!
 //! Softmax acts over the last axis. The math is in
-//! [`convnet_tensor::activation`]; the layer keeps its output for backward.
+//! [`convnet_tensor::activation`]; the layer keeps what backward needs from
+//! its output (a bit mask for ReLU, else a copy).
 
 use crate::layer::{Layer, Mode};
 use crate::{LayerSpec, Rng};
-use convnet_tensor::activation::Activation;
+use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::Tensor;
 
 /// A built activation layer.
 pub struct ActivationLayer {
     activation: Activation,
     shape: Vec<usize>,
-    y: Option<Tensor>,
+    saved: Option<SavedOutput>,
 }
 
 impl ActivationLayer {
@@ -21,7 +22,7 @@ impl ActivationLayer {
         ActivationLayer {
             activation,
             shape: input.to_vec(),
-            y: None,
+            saved: None,
         }
     }
 }
@@ -43,18 +44,21 @@ impl Layer for ActivationLayer {
         let row = *self.shape.last().unwrap_or(&1);
         self.activation.forward(y.data_mut(), row);
         if mode == Mode::Train {
-            self.y = Some(y.clone());
+            self.activation.save_output(y.data(), &mut self.saved);
         }
         y
     }
     fn backward(&mut self, dy: Tensor) -> Tensor {
-        let y = self
-            .y
+        let mut dx = dy;
+        if self.activation == Activation::Linear {
+            return dx;
+        }
+        let saved = self
+            .saved
             .as_ref()
             .expect("Activation backward before a training forward");
-        let mut dx = dy;
         let row = *self.shape.last().unwrap_or(&1);
-        self.activation.backward(y.data(), dx.data_mut(), row);
+        self.activation.backward_saved(saved, dx.data_mut(), row);
         dx
     }
 }

@@ -9,9 +9,9 @@
 //! [`convnet_tensor::conv`]. Parameters: `KH*KW*C*F + F`, as in Keras.
 
 use crate::error::config_err;
-use crate::layer::{batched, keep_output, Layer, Mode, Param};
+use crate::layer::{batched, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
-use convnet_tensor::activation::Activation;
+use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
@@ -154,7 +154,7 @@ impl Conv2dConfig {
             kernel: Param::new("kernel", kernel),
             bias,
             x: None,
-            y: None,
+            saved: None,
         })
     }
 }
@@ -168,8 +168,9 @@ pub struct Conv2d {
     bias: Option<Param>,
     /// Input of the last training forward.
     x: Option<Tensor>,
-    /// Output of the last training forward (after the activation).
-    y: Option<Tensor>,
+    /// What the activation's backward needs from the last training
+    /// forward's output (a ReLU bit mask, or a copy of the output).
+    saved: Option<SavedOutput>,
 }
 
 impl Conv2d {
@@ -186,10 +187,10 @@ impl Conv2d {
             .expect("validated at build");
         let mut dz = dy;
         if self.config.activation != Activation::Linear {
-            let y = self.y.as_ref().expect("kept by the training forward");
+            let saved = self.saved.as_ref().expect("kept by the training forward");
             self.config
                 .activation
-                .backward(y.data(), dz.data_mut(), g.f);
+                .backward_saved(saved, dz.data_mut(), g.f);
         }
         conv2d_backward_weight(
             &g,
@@ -231,9 +232,7 @@ impl Layer for Conv2d {
         );
         if mode == Mode::Train {
             self.x = Some(x);
-            if act != Activation::Linear {
-                keep_output(&mut self.y, &y);
-            }
+            act.save_output(y.data(), &mut self.saved);
         }
         y
     }

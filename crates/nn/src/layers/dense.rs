@@ -9,9 +9,9 @@
 //! Parameters: `IN*UNITS + UNITS`, as in Keras.
 
 use crate::error::config_err;
-use crate::layer::{keep_output, Layer, Mode, Param};
+use crate::layer::{Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
-use convnet_tensor::activation::Activation;
+use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::gemm::{matmul, MatRef, Threads};
 use convnet_tensor::Tensor;
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,7 @@ impl DenseConfig {
             kernel: Param::new("kernel", kernel),
             bias,
             x: None,
-            y: None,
+            saved: None,
         })
     }
 }
@@ -120,7 +120,9 @@ pub struct Dense {
     kernel: Param,
     bias: Option<Param>,
     x: Option<Tensor>,
-    y: Option<Tensor>,
+    /// What the activation's backward needs from the last training
+    /// forward's output (a ReLU bit mask, or a copy of the output).
+    saved: Option<SavedOutput>,
 }
 
 impl Dense {
@@ -140,8 +142,10 @@ impl Dense {
         let rows = x.len() / fi;
         let mut dz = dy;
         if self.config.activation != Activation::Linear {
-            let y = self.y.as_ref().expect("kept by the training forward");
-            self.config.activation.backward(y.data(), dz.data_mut(), u);
+            let saved = self.saved.as_ref().expect("kept by the training forward");
+            self.config
+                .activation
+                .backward_saved(saved, dz.data_mut(), u);
         }
         matmul(
             self.kernel.grad.data_mut(),
@@ -195,9 +199,7 @@ impl Layer for Dense {
         act.forward(y.data_mut(), u);
         if mode == Mode::Train {
             self.x = Some(x);
-            if act != Activation::Linear {
-                keep_output(&mut self.y, &y);
-            }
+            act.save_output(y.data(), &mut self.saved);
         }
         y
     }
