@@ -183,7 +183,7 @@ fn pack_positive(y: &[f32], mask: &mut [u64]) {
     for (w, block) in mask.iter_mut().zip(y.chunks(64)) {
         let mut bits = 0u64;
         for (i, &v) in block.iter().enumerate() {
-            bits |= u64::from(!(v <= 0.0)) << i;
+            bits |= u64::from(v > 0.0 || v.is_nan()) << i;
         }
         *w = bits;
     }
