@@ -15,12 +15,14 @@ use crate::error::config_err;
 use crate::layer::{Layer, Mode};
 use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::Tensor;
+use multiversion::multiversion;
 use rand::{Rng as _, SeedableRng};
 use rayon::prelude::*;
 
-/// Values per independently seeded block of the dropout mask.
-const MASK_BLOCK: usize = 1 << 14;
 use serde::{Deserialize, Serialize};
+
+/// Values per independently seeded block of the dropout mask (a multiple of 64).
+const MASK_BLOCK: usize = 1 << 14;
 
 /// Configuration of a Dropout layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,8 +57,9 @@ impl DropoutConfig {
 pub struct Dropout {
     rate: f32,
     shape: Vec<usize>,
-    /// `0` or `1 / (1 - rate)` per value of the last training batch.
-    mask: Vec<f32>,
+    /// The kept values of the last training batch, one bit per value
+    /// (bit `i % 64` of word `i / 64`); empty after an inference forward.
+    mask: Vec<u64>,
 }
 
 impl Layer for Dropout {
@@ -81,33 +84,70 @@ impl Layer for Dropout {
         // the blocks are filled in parallel and the result does not depend
         // on the thread count.
         let base: u64 = rng.gen();
-        self.mask.resize(x.len(), 0.0);
-        self.mask
-            .par_chunks_mut(MASK_BLOCK)
-            .enumerate()
-            .for_each(|(i, block)| {
-                let mut r =
-                    Rng::seed_from_u64(base ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-                for m in block.iter_mut() {
-                    *m = if r.gen::<f32>() < keep { scale } else { 0.0 };
-                }
-            });
+        self.mask.resize(x.len().div_ceil(64), 0);
         let mut y = x;
         y.data_mut()
             .par_chunks_mut(MASK_BLOCK)
-            .zip(self.mask.par_chunks(MASK_BLOCK))
-            .for_each(|(v, m)| v.iter_mut().zip(m).for_each(|(v, m)| *v *= m));
+            .zip(self.mask.par_chunks_mut(MASK_BLOCK / 64))
+            .enumerate()
+            .for_each(|(i, (v, m))| {
+                let mut r =
+                    Rng::seed_from_u64(base ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                for (w, vals) in m.iter_mut().zip(v.chunks(64)) {
+                    let mut bits = 0u64;
+                    for j in 0..vals.len() {
+                        bits |= u64::from(r.gen::<f32>() < keep) << j;
+                    }
+                    *w = bits;
+                }
+                apply_mask(m, scale, v);
+            });
         y
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
         let mut dx = dy;
         if !self.mask.is_empty() {
+            let scale = 1.0 / (1.0 - self.rate);
             dx.data_mut()
                 .par_chunks_mut(MASK_BLOCK)
-                .zip(self.mask.par_chunks(MASK_BLOCK))
-                .for_each(|(v, m)| v.iter_mut().zip(m).for_each(|(v, m)| *v *= m));
+                .zip(self.mask.par_chunks(MASK_BLOCK / 64))
+                .for_each(|(v, m)| apply_mask(m, scale, v));
         }
         dx
+    }
+}
+
+/// `v *= scale` where the mask bit is set, `v *= 0` where it is clear.
+#[multiversion(targets = "simd")]
+fn apply_mask(mask: &[u64], scale: f32, v: &mut [f32]) {
+    for (&w, vals) in mask.iter().zip(v.chunks_mut(64)) {
+        for (j, x) in vals.iter_mut().enumerate() {
+            *x *= if (w >> j) & 1 == 1 { scale } else { 0.0 };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_drops_the_rate_and_backward_uses_the_same_mask() {
+        // Several mask blocks and a length that is not a multiple of 64.
+        let len = 3 * MASK_BLOCK + 77;
+        let mut layer = DropoutConfig::new(0.3).build(&[len]).unwrap();
+        let mut rng = Rng::seed_from_u64(1);
+        let ones = Tensor::from_vec(&[1, len], vec![1.0; len]).unwrap();
+        let y = layer.forward(ones.clone(), Mode::Train, &mut rng);
+        let scale = 1.0 / 0.7f32;
+        assert!(y.data().iter().all(|&v| v == 0.0 || v == scale));
+        let dropped = y.data().iter().filter(|&&v| v == 0.0).count() as f64 / len as f64;
+        assert!((dropped - 0.3).abs() < 0.01, "dropped {dropped}");
+        let dx = layer.backward(ones.clone());
+        assert_eq!(dx.data(), y.data());
+        // Inference is the identity.
+        let e = layer.forward(ones.clone(), Mode::Eval, &mut rng);
+        assert_eq!(e.data(), ones.data());
     }
 }
