@@ -21,10 +21,10 @@ export RUSTC_BOOTSTRAP=1
 mkdir -p logs
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
-    RUSTC_BOOTSTRAP=1 cargo fuzz build -O "$t" >/dev/null
+    RUSTC_BOOTSTRAP=1 cargo fuzz build -O -a "$t" >/dev/null
     start=$(date +%s)
     # Each libFuzzer line gets the seconds since the start in front.
-    RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$t" -- -max_total_time="$secs" \
+    RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a "$t" -- -max_total_time="$secs" \
         -print_final_stats=1 -close_fd_mask=1 2>&1 |
         while IFS= read -r line; do
             printf '%d %s\n' "$(($(date +%s) - start))" "$line"

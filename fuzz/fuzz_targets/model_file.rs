@@ -1,23 +1,8 @@
-//! Model files (JSON and TOML) must parse or fail cleanly, and a parsed
-//! model's shape checks and summary must not panic.
+//! Fuzz target `model_file`: see `convnet_nn::fuzzing::model_file` for what it feeds and checks (the
+//! same function replays the committed corpus in the crate's tests).
 #![no_main]
-use convnet_nn::Sequential;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut models = Vec::new();
-    if let Ok(m) = serde_json::from_slice::<Sequential>(data) {
-        models.push(m);
-    }
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(m) = toml::from_str::<Sequential>(text) {
-            models.push(m);
-        }
-    }
-    for m in models {
-        if m.output_shapes().is_ok() {
-            let _ = m.summary();
-            let _ = m.training_bytes(64);
-        }
-    }
+    convnet_nn::fuzzing::model_file(data);
 });

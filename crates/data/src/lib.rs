@@ -11,6 +11,7 @@ pub mod cifar;
 pub mod csv;
 mod error;
 pub mod folder;
+pub mod fuzzing;
 pub mod idx;
 pub mod mnist;
 pub mod normalize;

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod data;
 mod error;
 mod fit;
+pub mod fuzzing;
 pub mod gradcheck;
 mod init;
 mod layer;

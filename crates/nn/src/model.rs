@@ -18,6 +18,7 @@
 use crate::error::config_err;
 use crate::layer::{Layer, Mode, Param};
 use crate::optim::Optimizer;
+use crate::spec::checked_sum;
 use crate::{
     Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, Loss,
     NnError, PoolConfig, Result, Rng,
@@ -97,12 +98,22 @@ impl Sequential {
         }
         let mut shape = self.input_shape.clone();
         let mut out = Vec::with_capacity(self.layers.len());
+        // Parameter counts are checked too, so that every model that passes
+        // has a summary (found by the notation fuzzer: a stack of huge
+        // Dense layers whose total overflowed).
+        let mut params = 0usize;
         for (i, l) in self.layers.iter().enumerate() {
-            shape = l.output_shape(&shape).map_err(|e| NnError::Shape {
+            let at = |e: NnError| NnError::Shape {
                 index: i,
                 layer: l.kind().into(),
                 msg: format!("input {shape:?}: {e}"),
-            })?;
+            };
+            let next = l.output_shape(&shape).map_err(at)?;
+            let (t, nt) = l.param_counts(&shape).map_err(at)?;
+            params = checked_sum(params, t)
+                .and_then(|p| checked_sum(p, nt))
+                .map_err(at)?;
+            shape = next;
             out.push(shape.clone());
         }
         Ok(out)

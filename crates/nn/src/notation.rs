@@ -448,6 +448,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no input size"), "{e}");
+        // A regression input of the notation fuzzer (corpus replay in debug):
+        // each layer's count fits but their total overflowed in `summary`.
+        let e = parse("F-2147483648-2147483648-2147483648-2147483648-2147483648-10")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("parameters do not fit in memory"), "{e}");
     }
 
     #[test]

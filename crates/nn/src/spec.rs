@@ -50,6 +50,17 @@ fn checked(dims: &[usize]) -> Result<usize> {
     )?)
 }
 
+/// `a + b` for parameter counts, an error instead of an overflow.
+pub(crate) fn checked_sum(a: usize, b: usize) -> Result<usize> {
+    a.checked_add(b).ok_or_else(|| {
+        convnet_tensor::TensorError::Shape {
+            op: "parameter count",
+            msg: format!("{a} + {b} parameters do not fit in memory"),
+        }
+        .into()
+    })
+}
+
 impl LayerSpec {
     /// The Keras class name.
     pub fn kind(&self) -> &'static str {
@@ -101,23 +112,30 @@ impl LayerSpec {
 
     /// `(trainable, non_trainable)` parameter counts for an input shape,
     /// computed without building the layer.
+    /// Their sum is checked to fit in a `usize` too.
     pub fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
         let last = input.last().copied().unwrap_or(0);
-        Ok(match self {
+        let counts = match self {
             LayerSpec::Conv2D(c) => {
                 let [_, _, ch] = image_shape("Conv2D", input)?;
                 let k = checked(&[c.kernel_size[0], c.kernel_size[1], ch, c.filters])?;
-                (k + if c.use_bias { c.filters } else { 0 }, 0)
+                (checked_sum(k, if c.use_bias { c.filters } else { 0 })?, 0)
             }
             LayerSpec::Dense(d) => (
-                checked(&[last, d.units])? + if d.use_bias { d.units } else { 0 },
+                checked_sum(
+                    checked(&[last, d.units])?,
+                    if d.use_bias { d.units } else { 0 },
+                )?,
                 0,
             ),
-            LayerSpec::BatchNormalization(b) => {
-                (last * (b.center as usize + b.scale as usize), 2 * last)
-            }
+            LayerSpec::BatchNormalization(b) => (
+                checked(&[last, b.center as usize + b.scale as usize])?,
+                checked(&[last, 2])?,
+            ),
             _ => (0, 0),
-        })
+        };
+        checked_sum(counts.0, counts.1)?;
+        Ok(counts)
     }
 
     /// Builds the layer for a per-sample input shape, drawing initial

@@ -2,6 +2,7 @@
 //! optionally with the output-size arithmetic of every conv and pooling
 //! layer, `out = floor((N + 2P - M) / S) + 1`, with the numbers filled in.
 
+use crate::spec::checked_sum;
 use crate::{LayerSpec, Result, Sequential};
 use convnet_tensor::shape::axis_geometry;
 use std::collections::HashMap;
@@ -116,8 +117,9 @@ impl Sequential {
             };
             *k += 1;
             let (t, nt) = spec.param_counts(&input)?;
-            trainable += t;
-            non_trainable += nt;
+            trainable = checked_sum(trainable, t)?;
+            non_trainable = checked_sum(non_trainable, nt)?;
+            checked_sum(trainable, non_trainable)?;
             rows.push(SummaryRow {
                 name,
                 kind: spec.kind(),
