@@ -38,6 +38,18 @@ fn chunk_images(g: &Conv2dGeometry) -> usize {
     (TARGET_ROWS / (g.oh * g.ow).max(1)).clamp(1, g.n.max(1))
 }
 
+/// Patch lengths up to this use the direct kernels: with so few values per
+/// receptive field (a 5x5 kernel on one channel: 25) the GEMM's inner
+/// dimension is too short for it to run fast, and im2col costs more than
+/// the arithmetic.
+const DIRECT_MAX_PATCH: usize = 32;
+
+/// True when the direct kernels handle this geometry: a short patch, no
+/// dilation, and a filter count they are compiled for.
+fn is_direct(g: &Conv2dGeometry) -> bool {
+    g.patch_len() <= DIRECT_MAX_PATCH && g.dh == 1 && g.dw == 1 && matches!(g.f, 16 | 32 | 64)
+}
+
 /// True when the im2col matrix is the input itself (1x1, stride 1, no padding).
 fn is_pointwise(g: &Conv2dGeometry) -> bool {
     g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pad_top == 0 && g.pad_left == 0
@@ -113,6 +125,110 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], imgs: usize, cols: &mut [f32]) {
                 row += 1;
             }
         }
+    }
+}
+
+/// For output index `o` along an axis (stride `s`, leading padding `pad`,
+/// kernel size `k`, input size `n`, no dilation), the in-range kernel
+/// positions `lo..hi`: padding taps are cut off, so each kernel row is one
+/// contiguous run of the input row.
+#[inline(always)]
+fn tap_range(o: usize, s: usize, pad: usize, k: usize, n: usize) -> (usize, usize) {
+    let start = (o * s) as isize - pad as isize;
+    let lo = (-start).max(0) as usize;
+    let hi = ((n as isize - start).max(0) as usize).min(k);
+    (lo.min(hi), hi)
+}
+
+/// Direct forward of images `x [imgs, H, W, C]` into `y [imgs, OH, OW, F]`
+/// (before bias and activation), for `F` filters known at compile time so
+/// that each pixel's sums stay in registers; vectorized over the filters.
+#[inline(always)] // into each SIMD version of the dispatcher
+fn direct_forward<const F: usize>(g: &Conv2dGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    let c = g.c;
+    let per_in = g.h * g.w * c;
+    let per_out = g.oh * g.ow * F;
+    for (img, yb) in x.chunks_exact(per_in).zip(y.chunks_exact_mut(per_out)) {
+        for oy in 0..g.oh {
+            let (ky0, ky1) = tap_range(oy, g.sh, g.pad_top, g.kh, g.h);
+            for ox in 0..g.ow {
+                let (kx0, kx1) = tap_range(ox, g.sw, g.pad_left, g.kw, g.w);
+                let run = (kx1 - kx0) * c;
+                let mut acc = [0.0f32; F];
+                for ky in ky0..ky1 {
+                    let iy = oy * g.sh + ky - g.pad_top;
+                    let ix = ox * g.sw + kx0 - g.pad_left;
+                    let xs = &img[(iy * g.w + ix) * c..][..run];
+                    let ws = &w[(ky * g.kw + kx0) * c * F..][..run * F];
+                    for (&xv, wr) in xs.iter().zip(ws.chunks_exact(F)) {
+                        let wr: &[f32; F] = wr.try_into().expect("chunks of F");
+                        for j in 0..F {
+                            acc[j] += xv * wr[j];
+                        }
+                    }
+                }
+                yb[(oy * g.ow + ox) * F..][..F].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
+/// Direct weight gradient of a chunk: `dw[P, F] += sum over pixels of
+/// x_patch[P] * dy[F]`, the transpose of [`direct_forward`].
+#[inline(always)] // into each SIMD version of the dispatcher
+fn direct_backward_weight<const F: usize>(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+) {
+    let c = g.c;
+    let per_in = g.h * g.w * c;
+    let per_out = g.oh * g.ow * F;
+    for (img, db) in x.chunks_exact(per_in).zip(dy.chunks_exact(per_out)) {
+        for oy in 0..g.oh {
+            let (ky0, ky1) = tap_range(oy, g.sh, g.pad_top, g.kh, g.h);
+            for ox in 0..g.ow {
+                let (kx0, kx1) = tap_range(ox, g.sw, g.pad_left, g.kw, g.w);
+                let run = (kx1 - kx0) * c;
+                let mut d = [0.0f32; F];
+                d.copy_from_slice(&db[(oy * g.ow + ox) * F..][..F]);
+                for ky in ky0..ky1 {
+                    let iy = oy * g.sh + ky - g.pad_top;
+                    let ix = ox * g.sw + kx0 - g.pad_left;
+                    let xs = &img[(iy * g.w + ix) * c..][..run];
+                    let ws = &mut dw[(ky * g.kw + kx0) * c * F..][..run * F];
+                    for (&xv, wr) in xs.iter().zip(ws.chunks_exact_mut(F)) {
+                        let wr: &mut [f32; F] = wr.try_into().expect("chunks of F");
+                        for j in 0..F {
+                            wr[j] += xv * d[j];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The direct forward for this geometry's filter count, SIMD-dispatched.
+#[multiversion(targets = "simd")]
+fn direct_forward_dispatch(g: &Conv2dGeometry, x: &[f32], w: &[f32], y: &mut [f32]) {
+    match g.f {
+        16 => direct_forward::<16>(g, x, w, y),
+        32 => direct_forward::<32>(g, x, w, y),
+        64 => direct_forward::<64>(g, x, w, y),
+        _ => unreachable!("is_direct admits 16, 32 or 64 filters"),
+    }
+}
+
+/// The direct weight gradient for this geometry's filter count.
+#[multiversion(targets = "simd")]
+fn direct_backward_weight_dispatch(g: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    match g.f {
+        16 => direct_backward_weight::<16>(g, x, dy, dw),
+        32 => direct_backward_weight::<32>(g, x, dy, dw),
+        64 => direct_backward_weight::<64>(g, x, dy, dw),
+        _ => unreachable!("is_direct admits 16, 32 or 64 filters"),
     }
 }
 
@@ -201,7 +317,9 @@ pub fn conv2d_forward(
             let imgs = y_chunk.len() / per_img_out;
             let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
             let rows = imgs * g.oh * g.ow;
-            if is_pointwise(g) {
+            if is_direct(g) {
+                direct_forward_dispatch(g, x_chunk, w, y_chunk);
+            } else if is_pointwise(g) {
                 matmul(
                     y_chunk,
                     MatRef::row_major(x_chunk, rows, p),
@@ -308,7 +426,9 @@ pub fn conv2d_backward_weight(
             let rows = imgs * g.oh * g.ow;
             let dym = MatRef::row_major(dy_chunk, rows, g.f);
             let mut part = vec![0.0; p * g.f];
-            if is_pointwise(g) {
+            if is_direct(g) {
+                direct_backward_weight_dispatch(g, x_chunk, dy_chunk, &mut part);
+            } else if is_pointwise(g) {
                 let xt = MatRef::row_major(x_chunk, rows, p).t();
                 matmul(&mut part, xt, dym, false, Threads::Single);
             } else {
