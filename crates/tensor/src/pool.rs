@@ -81,12 +81,56 @@ pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u32], dx: &
         return;
     }
     dx.par_chunks_mut(per_in).enumerate().for_each(|(b, dxb)| {
-        dxb.fill(0.0);
-        let base = b * per_in;
-        for i in b * per_out..(b + 1) * per_out {
-            dxb[argmax[i] as usize - base] += dy[i];
+        let (dyb, ab) = (
+            &dy[b * per_out..(b + 1) * per_out],
+            &argmax[b * per_out..(b + 1) * per_out],
+        );
+        if g.sh >= g.ph && g.sw >= g.pw {
+            max_pool_image_backward_disjoint(g, dyb, ab, b * per_in, dxb);
+        } else {
+            dxb.fill(0.0);
+            for (&i, &d) in ab.iter().zip(dyb) {
+                dxb[i as usize - b * per_in] += d;
+            }
         }
     });
+}
+
+/// Max pooling backward of one image when windows do not overlap (stride at
+/// least the window, the usual case): every input cell is written once,
+/// `dy` where it won its window and 0 elsewhere, vectorized over channels,
+/// instead of zeroing `dx` and scattering.
+#[multiversion(targets = "simd")]
+fn max_pool_image_backward_disjoint(
+    g: &Pool2dGeometry,
+    dyb: &[f32],
+    ab: &[u32],
+    base: usize,
+    dxb: &mut [f32],
+) {
+    let c = g.c;
+    // Cells in no window (a remainder, or strides past the window) stay 0.
+    if g.oh * g.ph != g.h || g.ow * g.pw != g.w || g.sh != g.ph || g.sw != g.pw {
+        dxb.fill(0.0);
+    }
+    for oy in 0..g.oh {
+        let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+        for ox in 0..g.ow {
+            let (x0, x1) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+            let o = (oy * g.ow + ox) * c;
+            let (go, ao) = (&dyb[o..o + c], &ab[o..o + c]);
+            for iy in y0..y1 {
+                for ix in x0..x1 {
+                    let i = (iy * g.w + ix) * c;
+                    let flat = (base + i) as u32;
+                    for (ch, ((d, &a), &gv)) in dxb[i..i + c].iter_mut().zip(ao).zip(go).enumerate()
+                    {
+                        *d = if a == flat + ch as u32 { gv } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Average pooling forward (padding excluded from the count).
