@@ -112,21 +112,18 @@ struct BackwardTerms<'a> {
     mean_dy_xhat: &'a [f32],
 }
 
-/// `dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))` for one block.
+/// `dx = gamma * rstd * (dy - mean(dy) - xhat * mean(dy * xhat))` for one
+/// block, written over `dy`.
 #[multiversion(targets = "simd")]
-fn backward_dx(t: &BackwardTerms, dy: &[f32], x: &[f32], dx: &mut [f32]) {
+fn backward_dx(t: &BackwardTerms, x: &[f32], dy: &mut [f32]) {
     let c = t.mean.len();
     // Slices of exactly `c` let the compiler drop the bounds checks.
     let (gamma, mean, rstd) = (&t.gamma[..c], &t.mean[..c], &t.rstd[..c]);
     let (mean_dy, mean_dy_xhat) = (&t.mean_dy[..c], &t.mean_dy_xhat[..c]);
-    for ((dxr, dr), xr) in dx
-        .chunks_exact_mut(c)
-        .zip(dy.chunks_exact(c))
-        .zip(x.chunks_exact(c))
-    {
+    for (dr, xr) in dy.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
         for i in 0..c {
             let xhat = (xr[i] - mean[i]) * rstd[i];
-            dxr[i] = gamma[i] * rstd[i] * (dr[i] - mean_dy[i] - xhat * mean_dy_xhat[i]);
+            dr[i] = gamma[i] * rstd[i] * (dr[i] - mean_dy[i] - xhat * mean_dy_xhat[i]);
         }
     }
 }
@@ -208,6 +205,24 @@ pub fn batch_norm_backward_train(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
+    dx.copy_from_slice(dy);
+    batch_norm_backward_train_in_place(x, dx, c, gamma, mean, rstd, dgamma, dbeta);
+}
+
+/// [`batch_norm_backward_train`] with `dx` written over `dy` (each `dx[i]`
+/// needs only `dy[i]`, `x[i]` and per-channel sums), so a training step
+/// allocates no separate gradient buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_train_in_place(
+    x: &[f32],
+    dy: &mut [f32],
+    c: usize,
+    gamma: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
     let r = (x.len() / c).max(1);
     // Row sums of dy and dy * xhat, block by block.
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
@@ -241,8 +256,7 @@ pub fn batch_norm_backward_train(
         mean_dy: &mean_dy,
         mean_dy_xhat: &mean_dy_xhat,
     };
-    dx.par_chunks_mut(BLOCK_ROWS * c)
-        .zip(dy.par_chunks(BLOCK_ROWS * c))
+    dy.par_chunks_mut(BLOCK_ROWS * c)
         .zip(x.par_chunks(BLOCK_ROWS * c))
-        .for_each(|((dxb, dyb), xb)| backward_dx(&terms, dyb, xb, dxb));
+        .for_each(|(d, xb)| backward_dx(&terms, xb, d));
 }

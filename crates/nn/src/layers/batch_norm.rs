@@ -200,17 +200,17 @@ impl Layer for BatchNorm {
             .cache
             .take()
             .expect("BatchNormalization backward before a training forward");
-        let mut dx = Tensor::zeros(cache.x.shape());
+        // dx is written over dy: no gradient buffer is allocated.
+        let mut dx = dy;
         let mut dgamma = vec![0.0; c];
         let mut dbeta = vec![0.0; c];
-        kernel::batch_norm_backward_train(
+        kernel::batch_norm_backward_train_in_place(
             cache.x.data(),
-            dy.data(),
+            dx.data_mut(),
             c,
             &gamma,
             &cache.mean,
             &cache.rstd,
-            dx.data_mut(),
             &mut dgamma,
             &mut dbeta,
         );

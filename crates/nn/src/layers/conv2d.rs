@@ -243,7 +243,9 @@ impl Layer for Conv2d {
             .config
             .geometry(&self.input_shape, x.batch())
             .expect("validated at build");
-        let mut dx = Tensor::zeros(x.shape());
+        // The input is not needed any more: its buffer receives dx (which
+        // the kernel overwrites), so no gradient buffer is allocated.
+        let mut dx = x;
         conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
         dx
     }

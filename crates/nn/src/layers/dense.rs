@@ -208,7 +208,8 @@ impl Layer for Dense {
         let (x, dz) = self.weight_gradients(dy);
         let (fi, u) = (self.fan_in(), self.config.units);
         let rows = x.len() / fi;
-        let mut dx = Tensor::zeros(x.shape());
+        // dx overwrites the no longer needed input (the product does not read it).
+        let mut dx = x;
         matmul(
             dx.data_mut(),
             MatRef::row_major(dz.data(), rows, u),
