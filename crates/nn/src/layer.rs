@@ -72,6 +72,23 @@ pub trait Layer: Send {
     fn backward_params(&mut self, dy: Tensor) {
         let _ = self.backward(dy);
     }
+    /// Inference only: when this layer is a per-channel affine map
+    /// `y = x * scale + shift` (batch norm with its moving statistics), the
+    /// map, so that [`Model`](crate::Model) can fuse it into the layer before.
+    fn eval_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        None
+    }
+    /// Inference forward followed by `y * scale + shift` per channel in the
+    /// same pass, for layers that can (Conv2D); others hand `x` back.
+    fn forward_eval_affine(
+        &mut self,
+        x: Tensor,
+        scale: &[f32],
+        shift: &[f32],
+    ) -> std::result::Result<Tensor, Tensor> {
+        let _ = (scale, shift);
+        Err(x)
+    }
     /// Parameters and state, in a fixed order.
     fn params(&self) -> Vec<&Param> {
         Vec::new()

@@ -300,10 +300,27 @@ impl Model {
     }
 
     /// Runs the layers; the head is applied only when `with_head`.
+    ///
+    /// In inference, a batch norm right after a Conv2D is applied inside the
+    /// convolution's pass (same arithmetic, one memory pass fewer).
     pub fn forward(&mut self, x: &Tensor, mode: Mode, with_head: bool) -> Tensor {
         let mut h = x.clone();
-        for layer in &mut self.layers {
-            h = layer.forward(h, mode, &mut self.rng);
+        let mut i = 0;
+        while i < self.layers.len() {
+            if mode == Mode::Eval && i + 1 < self.layers.len() {
+                if let Some((scale, shift)) = self.layers[i + 1].eval_affine() {
+                    match self.layers[i].forward_eval_affine(h, &scale, &shift) {
+                        Ok(y) => {
+                            h = y;
+                            i += 2;
+                            continue;
+                        }
+                        Err(x) => h = x,
+                    }
+                }
+            }
+            h = self.layers[i].forward(h, mode, &mut self.rng);
+            i += 1;
         }
         if with_head {
             let row = h.sample_len().max(1);

@@ -477,3 +477,26 @@ fn a_custom_learning_rate_function_sets_each_epoch() {
     let lrs: Vec<f32> = h.epochs.iter().map(|e| e.lr).collect();
     assert_eq!(lrs, vec![1e-3, 5e-4, 2.5e-4]);
 }
+
+#[test]
+fn inference_fuses_batch_norm_into_the_convolution_exactly() {
+    // The final MNIST net: every Conv2D is followed by a BatchNormalization.
+    let mut model = m2().build(3).unwrap();
+    let mut rng = Rng::seed_from_u64(5);
+    let x = Tensor::from_vec(
+        &[6, 28, 28, 1],
+        (0..6 * 784).map(|_| rng.gen_range(0.0..1.0)).collect(),
+    )
+    .unwrap();
+    // A few training forwards move the moving statistics away from 0 and 1.
+    for _ in 0..3 {
+        model.forward(&x, Mode::Train, false);
+    }
+    let fused = model.forward(&x, Mode::Eval, true);
+    // `trace` runs the layers one by one, unfused.
+    let unfused = model.trace(&x).pop().unwrap();
+    assert_eq!(fused.shape(), unfused.shape());
+    for (a, b) in fused.data().iter().zip(unfused.data()) {
+        assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
+    }
+}

@@ -174,6 +174,45 @@ pub fn batch_norm_forward_eval(
     apply(x, c, moving_mean, &rstd, gamma, beta, y);
 }
 
+/// Inference batch norm as the per-channel affine map it is:
+/// `y = x * scale + shift` with `scale = gamma / sqrt(var + eps)` and
+/// `shift = beta - mean * scale` (the exact values [`batch_norm_forward_eval`]
+/// uses, so a layer that applies them itself gives identical results).
+pub fn eval_scale_shift(
+    gamma: &[f32],
+    beta: &[f32],
+    moving_mean: &[f32],
+    moving_var: &[f32],
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let rstd: Vec<f32> = moving_var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    scale_and_shift(moving_mean, &rstd, gamma, beta)
+}
+
+/// `(gamma * rstd, beta - mean * gamma * rstd)` per channel.
+fn scale_and_shift(
+    mean: &[f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let scale: Vec<f32> = gamma.iter().zip(rstd).map(|(g, r)| g * r).collect();
+    let shift: Vec<f32> = (0..scale.len())
+        .map(|i| beta[i] - mean[i] * scale[i])
+        .collect();
+    (scale, shift)
+}
+
+/// `y[r, c] = y[r, c] * scale[c] + shift[c]` in place, on the calling thread.
+#[multiversion(targets = "simd")]
+pub fn scale_shift_in_place(y: &mut [f32], scale: &[f32], shift: &[f32]) {
+    for row in y.chunks_exact_mut(scale.len()) {
+        for ((v, a), b) in row.iter_mut().zip(scale).zip(shift) {
+            *v = *v * a + b;
+        }
+    }
+}
+
 /// `y = gamma * (x - mean) * rstd + beta`, row by row.
 fn apply(
     x: &[f32],
@@ -184,8 +223,7 @@ fn apply(
     beta: &[f32],
     y: &mut [f32],
 ) {
-    let scale: Vec<f32> = gamma.iter().zip(rstd).map(|(g, r)| g * r).collect();
-    let shift: Vec<f32> = (0..c).map(|i| beta[i] - mean[i] * scale[i]).collect();
+    let (scale, shift) = scale_and_shift(mean, rstd, gamma, beta);
     y.par_chunks_mut(BLOCK_ROWS * c)
         .zip(x.par_chunks(BLOCK_ROWS * c))
         .for_each(|(yb, xb)| scale_shift(xb, &scale, &shift, yb));

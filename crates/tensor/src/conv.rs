@@ -300,6 +300,22 @@ pub fn conv2d_forward(
     act: Activation,
     y: &mut [f32],
 ) {
+    conv2d_forward_affine(g, x, w, bias, act, None, y)
+}
+
+/// [`conv2d_forward`] followed by a per-filter affine map
+/// `y = y * scale[f] + shift[f]` in the same pass (an inference batch norm
+/// after the convolution, see `batch_norm::eval_scale_shift`), applied to
+/// each chunk while it is in cache.
+pub fn conv2d_forward_affine(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    affine: Option<(&[f32], &[f32])>,
+    y: &mut [f32],
+) {
     assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
     assert_eq!(w.len(), g.weight_len(), "conv2d_forward: weight length");
     assert_eq!(y.len(), g.output_len(), "conv2d_forward: output length");
@@ -343,6 +359,9 @@ pub fn conv2d_forward(
                 add_bias(y_chunk, b);
             }
             act.forward_serial(y_chunk, g.f);
+            if let Some((scale, shift)) = affine {
+                crate::batch_norm::scale_shift_in_place(y_chunk, scale, shift);
+            }
         });
 }
 

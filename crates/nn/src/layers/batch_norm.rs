@@ -18,6 +18,7 @@ use crate::layer::{batched, Layer, Mode, Param};
 use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::batch_norm as kernel;
 use convnet_tensor::Tensor;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 fn momentum() -> f32 {
@@ -139,7 +140,21 @@ impl BatchNorm {
     }
 }
 
+/// Values per parallel block of the inference map.
+const EVAL_BLOCK: usize = 1 << 15;
+
 impl Layer for BatchNorm {
+    fn eval_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let (gamma, beta) = self.gamma_beta();
+        Some(kernel::eval_scale_shift(
+            &gamma,
+            &beta,
+            self.moving_mean.value.data(),
+            self.moving_var.value.data(),
+            self.config.epsilon,
+        ))
+    }
+
     fn spec(&self) -> LayerSpec {
         LayerSpec::BatchNormalization(self.config.clone())
     }
@@ -152,44 +167,39 @@ impl Layer for BatchNorm {
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let c = self.channels();
+        if mode == Mode::Eval {
+            // The affine map in place: no output buffer.
+            let (scale, shift) = self.eval_affine().expect("batch norm is affine");
+            let mut y = x;
+            y.data_mut()
+                .par_chunks_mut(EVAL_BLOCK.div_ceil(c) * c)
+                .for_each(|b| kernel::scale_shift_in_place(b, &scale, &shift));
+            return y;
+        }
         let (gamma, beta) = self.gamma_beta();
         let mut y = Tensor::zeros(&batched(x.batch(), &self.shape));
-        match mode {
-            Mode::Train => {
-                let mut mean = vec![0.0; c];
-                let mut rstd = vec![0.0; c];
-                let var = kernel::batch_norm_forward_train(
-                    x.data(),
-                    c,
-                    &gamma,
-                    &beta,
-                    self.config.epsilon,
-                    y.data_mut(),
-                    &mut mean,
-                    &mut rstd,
-                );
-                let m = self.config.momentum;
-                let mm = self.moving_mean.value.data_mut();
-                mm.iter_mut()
-                    .zip(&mean)
-                    .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
-                let mv = self.moving_var.value.data_mut();
-                mv.iter_mut()
-                    .zip(&var)
-                    .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
-                self.cache = Some(Cache { x, mean, rstd });
-            }
-            Mode::Eval => kernel::batch_norm_forward_eval(
-                x.data(),
-                c,
-                &gamma,
-                &beta,
-                self.moving_mean.value.data(),
-                self.moving_var.value.data(),
-                self.config.epsilon,
-                y.data_mut(),
-            ),
-        }
+        let mut mean = vec![0.0; c];
+        let mut rstd = vec![0.0; c];
+        let var = kernel::batch_norm_forward_train(
+            x.data(),
+            c,
+            &gamma,
+            &beta,
+            self.config.epsilon,
+            y.data_mut(),
+            &mut mean,
+            &mut rstd,
+        );
+        let m = self.config.momentum;
+        let mm = self.moving_mean.value.data_mut();
+        mm.iter_mut()
+            .zip(&mean)
+            .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
+        let mv = self.moving_var.value.data_mut();
+        mv.iter_mut()
+            .zip(&var)
+            .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
+        self.cache = Some(Cache { x, mean, rstd });
         y
     }
 

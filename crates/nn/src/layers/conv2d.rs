@@ -12,7 +12,9 @@ use crate::error::config_err;
 use crate::layer::{batched, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
-use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+use convnet_tensor::conv::{
+    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv2d_forward_affine,
+};
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -235,6 +237,33 @@ impl Layer for Conv2d {
             act.save_output(y.data(), &mut self.saved);
         }
         y
+    }
+
+    fn forward_eval_affine(
+        &mut self,
+        x: Tensor,
+        scale: &[f32],
+        shift: &[f32],
+    ) -> std::result::Result<Tensor, Tensor> {
+        let n = x.batch();
+        let g = self
+            .config
+            .geometry(&self.input_shape, n)
+            .expect("validated at build");
+        if scale.len() != g.f {
+            return Err(x);
+        }
+        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        conv2d_forward_affine(
+            &g,
+            x.data(),
+            self.kernel.value.data(),
+            self.bias.as_ref().map(|b| b.value.data()),
+            self.config.activation,
+            Some((scale, shift)),
+            y.data_mut(),
+        );
+        Ok(y)
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
