@@ -209,6 +209,9 @@ pub fn run_config(name: &str, mode: &str, batch: usize, seconds: f32) -> CliResu
         Loss::SparseCategoricalCrossentropy
     };
     model.compile(OptimizerConfig::adam(), loss);
+    if mode == "train" {
+        crate::alloc::purge_immediately_if_large(seq.training_bytes(batch)?);
+    }
     let mut rng = convnet_nn::Rng::seed_from_u64(0);
     let mut shape = vec![batch];
     shape.extend_from_slice(&seq.input_shape);

@@ -5,6 +5,7 @@
 //! every error to a one-line message and an exit code (0 success, 1 runtime
 //! failure, 2 bad usage or bad input).
 
+mod alloc;
 mod bench;
 mod data_arg;
 mod error;
@@ -18,11 +19,6 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
-/// mimalloc keeps freed blocks for reuse instead of returning them to the
-/// system after every batch, which saved the page faults that glibc's heap
-/// trimming caused on every training step.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use error::{CliError, CliResult};
 
 #[derive(Parser)]
@@ -87,6 +83,7 @@ fn run() -> CliResult<()> {
 }
 
 fn main() {
+    alloc::configure();
     if let Err(e) = run() {
         eprintln!("error: {e}");
         std::process::exit(e.code);

@@ -429,6 +429,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     }
     let start = Instant::now();
     let val_ref = val_data.as_ref().map(|v| v as &dyn convnet_nn::DataSource);
+    crate::alloc::purge_immediately_if_large(model.spec().training_bytes(fit_cfg.batch_size)?);
     let history = model.fit(&augmented, val_ref, &fit_cfg, &mut callbacks)?;
     let train_secs = start.elapsed().as_secs_f32();
     let mut all_history = previous;
