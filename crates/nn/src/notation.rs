@@ -200,7 +200,9 @@ fn parse_input(t: &str) -> Option<Vec<usize>> {
     }
     let n = parse_usize(t)?;
     let r = (n as f64).sqrt().round() as usize;
-    (r * r == n && r > 1).then(|| vec![r, r, 1])
+    // checked: near usize::MAX the rounded root squared overflows (found by
+    // the notation fuzzer with overflow checks on).
+    (r.checked_mul(r) == Some(n) && r > 1).then(|| vec![r, r, 1])
 }
 
 const EXPECTED: &str = "expected NCk (conv, e.g. 32C5, 32C5S2, 32C3v), Pk (max-pool), \
@@ -454,6 +456,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("parameters do not fit in memory"), "{e}");
+        // Another: a leading "input size" whose rounded square root squared
+        // overflowed. Not a square, so it is read as a dense layer.
+        assert!(parse_notation("18446744073709551614-10", &NotationOptions::default()).is_err());
     }
 
     #[test]
