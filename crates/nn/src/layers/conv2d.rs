@@ -12,9 +12,7 @@ use crate::error::config_err;
 use crate::layer::{batched, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
-use convnet_tensor::conv::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, conv2d_forward_affine,
-};
+use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward_affine};
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -176,6 +174,26 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// `act(conv(x) + b)`, then the per-filter `affine` map if any.
+    fn convolve(&self, x: &Tensor, affine: Option<(&[f32], &[f32])>) -> Tensor {
+        let n = x.batch();
+        let g = self
+            .config
+            .geometry(&self.input_shape, n)
+            .expect("validated at build");
+        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        conv2d_forward_affine(
+            &g,
+            x.data(),
+            self.kernel.value.data(),
+            self.bias.as_ref().map(|b| b.value.data()),
+            self.config.activation,
+            affine,
+            y.data_mut(),
+        );
+        y
+    }
+
     /// Turns `dy` into the pre-activation gradient `dz` (in place) and adds
     /// the kernel and bias gradients; returns the cached input and `dz`.
     fn weight_gradients(&mut self, dy: Tensor) -> (Tensor, Tensor) {
@@ -217,24 +235,12 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
-        let n = x.batch();
-        let g = self
-            .config
-            .geometry(&self.input_shape, n)
-            .expect("validated at build");
-        let act = self.config.activation;
-        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
-        conv2d_forward(
-            &g,
-            x.data(),
-            self.kernel.value.data(),
-            self.bias.as_ref().map(|b| b.value.data()),
-            act,
-            y.data_mut(),
-        );
+        let y = self.convolve(&x, None);
         if mode == Mode::Train {
             self.x = Some(x);
-            act.save_output(y.data(), &mut self.saved);
+            self.config
+                .activation
+                .save_output(y.data(), &mut self.saved);
         }
         y
     }
@@ -245,25 +251,10 @@ impl Layer for Conv2d {
         scale: &[f32],
         shift: &[f32],
     ) -> std::result::Result<Tensor, Tensor> {
-        let n = x.batch();
-        let g = self
-            .config
-            .geometry(&self.input_shape, n)
-            .expect("validated at build");
-        if scale.len() != g.f {
+        if scale.len() != self.config.filters {
             return Err(x);
         }
-        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
-        conv2d_forward_affine(
-            &g,
-            x.data(),
-            self.kernel.value.data(),
-            self.bias.as_ref().map(|b| b.value.data()),
-            self.config.activation,
-            Some((scale, shift)),
-            y.data_mut(),
-        );
-        Ok(y)
+        Ok(self.convolve(&x, Some((scale, shift))))
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
