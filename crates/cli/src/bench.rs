@@ -63,6 +63,10 @@ pub struct BenchArgs {
     /// Also print the time of every layer's forward and backward pass (training configurations).
     #[arg(long)]
     layers: bool,
+    /// Run every convolution through im2col + GEMM instead of the implicit-GEMM
+    /// kernels (to measure what those kernels bring).
+    #[arg(long)]
+    im2col: bool,
 }
 
 /// Prints the mean forward and backward time of every layer of a training step.
@@ -288,6 +292,9 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
             .map(|s| parse_config(s))
             .collect::<CliResult<_>>()?
     };
+    if a.im2col {
+        convnet_tensor::implicit::set_enabled(false);
+    }
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {
         let (n, m, b) = &configs[0];
@@ -337,6 +344,9 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
             ]);
             if let Some(t) = a.threads {
                 cmd.args(["--threads", &t.to_string()]);
+            }
+            if a.im2col {
+                cmd.arg("--im2col");
             }
             let out = cmd
                 .output()

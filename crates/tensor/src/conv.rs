@@ -26,6 +26,7 @@
 
 use crate::activation::Activation;
 use crate::gemm::{matmul, MatRef, Threads};
+use crate::implicit;
 use crate::Conv2dGeometry;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -343,6 +344,10 @@ pub fn conv2d_forward_affine(
                     false,
                     Threads::Single,
                 );
+            } else if implicit::handles(g) {
+                with_scratch(implicit::padded_len(g, imgs), |xp| {
+                    implicit::forward_chunk(g, x_chunk, imgs, w, xp, y_chunk);
+                });
             } else {
                 with_scratch(rows * p, |cols| {
                     im2col(g, x_chunk, imgs, cols);
@@ -384,6 +389,9 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
     let chunk = chunk_images(g);
     let p = g.patch_len();
     let wt = MatRef::row_major(w, p, g.f).t();
+    // The input gradient as a forward over dy (see `implicit`), when it fits.
+    let plan = (!is_pointwise(g) && implicit::handles_backward_input(g))
+        .then(|| implicit::backward_input_plan(g, w));
     dx.par_chunks_mut(chunk * per_img_in)
         .enumerate()
         .for_each(|(ci, dx_chunk)| {
@@ -393,6 +401,10 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
             let dym = MatRef::row_major(dy_chunk, rows, g.f);
             if is_pointwise(g) {
                 matmul(dx_chunk, dym, wt, false, Threads::Single);
+            } else if let Some((gt, wflip)) = &plan {
+                with_scratch(implicit::padded_len(gt, imgs), |dyp| {
+                    implicit::forward_chunk(gt, dy_chunk, imgs, wflip, dyp, dx_chunk);
+                });
             } else {
                 with_scratch(rows * p, |dcols| {
                     matmul(dcols, dym, wt, false, Threads::Single);
@@ -450,6 +462,10 @@ pub fn conv2d_backward_weight(
             } else if is_pointwise(g) {
                 let xt = MatRef::row_major(x_chunk, rows, p).t();
                 matmul(&mut part, xt, dym, false, Threads::Single);
+            } else if implicit::handles(g) {
+                with_scratch(implicit::padded_len(g, imgs), |xp| {
+                    implicit::backward_weight_chunk(g, x_chunk, imgs, dy_chunk, xp, &mut part);
+                });
             } else {
                 with_scratch(rows * p, |cols| {
                     im2col(g, x_chunk, imgs, cols);

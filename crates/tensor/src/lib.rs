@@ -20,6 +20,7 @@ pub mod batch_norm;
 pub mod conv;
 mod error;
 pub mod gemm;
+pub mod implicit;
 pub mod pool;
 pub mod reference;
 pub mod shape;

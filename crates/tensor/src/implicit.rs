@@ -1,0 +1,448 @@
+//! Implicit-GEMM convolution: the products of the `conv` module docs
+//! without building the im2col matrix, through register-tiled AVX-512
+//! micro-kernels.
+//!
+//! A chunk of images is first copied into a zero-padded buffer
+//!
+//! ```text
+//! xp [imgs, HP, WP, C]   HP = (OH-1)*SH + KH,  WP = (OW-1)*SW + KW
+//! xp[b, iy + PT, ix + PL, c] = x[b, iy, ix, c], zero elsewhere
+//! ```
+//!
+//! so that the receptive field of output pixel `m = (b, oy, ox)` is `KH`
+//! runs of `KW*C` contiguous values, run `ky` starting at
+//! `base_m + ky*WP*C` with `base_m = ((b*HP + oy*SH)*WP + ox*SW)*C`: the
+//! im2col row, in place (`k = ky*KW*C + t` indexes both it and the HWIO
+//! weights `W[P, F]`). The micro-kernels keep a tile of sums in registers:
+//!
+//! ```text
+//! forward      MR pixels x 16*NV filters, over k:
+//!              acc[r][f] += xp[base_r + ky*WP*C + t] * W[k, f]
+//! weight grad  MR consecutive k x 16*NV filters, over the pixels m:
+//!              acc[r][f] += xp[base_m + ky*WP*C + t0 + r] * dY[m, f]
+//! input grad   (stride 1) the forward on dY padded by KH-1-PT, KW-1-PL,
+//!              with W'[ky, kx, f, c] = W[KH-1-ky, KW-1-kx, c, f]
+//! ```
+//!
+//! The input gradient as a forward: `dx[iy, ix, c] = sum dy[oy, ox, f] *
+//! W[ky, kx, c, f]` over `oy = iy + PT - ky`; with `ky' = KH-1-ky` that is
+//! `oy = iy + ky' - (KH-1-PT)`, a stride-1 correlation of `dy` padded by
+//! `KH-1-PT` with the flipped kernel, whose output is `H x W`.
+//!
+//! The kernels need AVX-512F (checked at run time) and a filter count that
+//! is a multiple of 32; everything else takes the im2col path. Each result
+//! is a fixed-order sum that depends only on the geometry, so results are
+//! the same whatever the thread count.
+
+use crate::Conv2dGeometry;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the implicit-GEMM kernels on or off (on by default), so that
+/// benchmarks and tests can compare them with the im2col path in one
+/// process. Affects every convolution started afterwards.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// True when this CPU can run the kernels (AVX-512F), checked once.
+fn cpu_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// True when the forward and weight-gradient kernels handle `g`: no
+/// dilation, padding inside the kernel's reach, filters a multiple of 32.
+pub(crate) fn handles(g: &Conv2dGeometry) -> bool {
+    ENABLED.load(Ordering::Relaxed)
+        && cpu_supported()
+        && g.dh == 1
+        && g.dw == 1
+        && g.pad_top < g.kh
+        && g.pad_left < g.kw
+        && g.f.is_multiple_of(32)
+        && g.f > 0
+        && g.c > 0
+}
+
+/// True when the input gradient can run as a forward: stride 1, input
+/// channels (the transposed convolution's filters) a multiple of 32, and
+/// not much more work than the im2col product. That product costs the
+/// forward's `OH*OW*KH*KW*C*F` multiply-adds; the forward over padded `dy`
+/// costs `H*W*KH*KW*C*F`, mostly on zeros when a 'valid' output is much
+/// smaller than its input (10x10 of 12x12 is 1.44x the work), so it is
+/// used up to 1.3x.
+pub(crate) fn handles_backward_input(g: &Conv2dGeometry) -> bool {
+    g.sh == 1 && g.sw == 1 && 10 * g.h * g.w <= 13 * g.oh * g.ow && handles(&transposed(g))
+}
+
+/// The padded extent `(HP, WP)` of one image in the chunk buffer.
+fn padded_dims(g: &Conv2dGeometry) -> (usize, usize) {
+    ((g.oh - 1) * g.sh + g.kh, (g.ow - 1) * g.sw + g.kw)
+}
+
+/// Values the chunk buffer needs for `imgs` images, plus slack that lets a
+/// weight-gradient tile read a few values past the last run.
+pub(crate) fn padded_len(g: &Conv2dGeometry, imgs: usize) -> usize {
+    let (hp, wp) = padded_dims(g);
+    imgs * hp * wp * g.c + WG_MR_MAX
+}
+
+/// Copies `x [imgs, H, W, C]` into `xp` (see the module docs), zeroing the
+/// border; rows and columns past the padded extent are never read, so they
+/// are dropped.
+fn pad_into(g: &Conv2dGeometry, x: &[f32], imgs: usize, xp: &mut [f32]) {
+    let (hp, wp) = padded_dims(g);
+    let c = g.c;
+    xp.fill(0.0);
+    let cols = g.w.min(wp.saturating_sub(g.pad_left));
+    for b in 0..imgs {
+        for iy in 0..g.h {
+            let py = iy + g.pad_top;
+            if py >= hp {
+                break;
+            }
+            let src = &x[((b * g.h + iy) * g.w) * c..][..cols * c];
+            xp[((b * hp + py) * wp + g.pad_left) * c..][..cols * c].copy_from_slice(src);
+        }
+    }
+}
+
+/// The start of each output pixel's receptive field in the chunk buffer.
+fn pixel_bases(g: &Conv2dGeometry, imgs: usize) -> Vec<usize> {
+    let (hp, wp) = padded_dims(g);
+    let mut bases = Vec::with_capacity(imgs * g.oh * g.ow);
+    for b in 0..imgs {
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                bases.push(((b * hp + oy * g.sh) * wp + ox * g.sw) * g.c);
+            }
+        }
+    }
+    bases
+}
+
+/// The geometry of the input gradient seen as a stride-1 forward over
+/// `dy [N, OH, OW, F]` producing `dx [N, H, W, C]` (module docs).
+fn transposed(g: &Conv2dGeometry) -> Conv2dGeometry {
+    Conv2dGeometry {
+        n: g.n,
+        h: g.oh,
+        w: g.ow,
+        c: g.f,
+        f: g.c,
+        kh: g.kh,
+        kw: g.kw,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        oh: g.h,
+        ow: g.w,
+        pad_top: (g.kh - 1).saturating_sub(g.pad_top),
+        pad_left: (g.kw - 1).saturating_sub(g.pad_left),
+    }
+}
+
+/// The flipped, transposed weights `W'[ky, kx, f, c] = W[KH-1-ky, KW-1-kx, c, f]`
+/// of the input gradient, and its geometry.
+pub(crate) fn backward_input_plan(g: &Conv2dGeometry, w: &[f32]) -> (Conv2dGeometry, Vec<f32>) {
+    let mut wt = vec![0.0; w.len()];
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            let src = &w[((g.kh - 1 - ky) * g.kw + (g.kw - 1 - kx)) * g.c * g.f..][..g.c * g.f];
+            let dst = &mut wt[(ky * g.kw + kx) * g.f * g.c..][..g.f * g.c];
+            for c in 0..g.c {
+                for f in 0..g.f {
+                    dst[f * g.c + c] = src[c * g.f + f];
+                }
+            }
+        }
+    }
+    (transposed(g), wt)
+}
+
+/// Forward of a chunk of `imgs` images: `y [imgs, OH, OW, F]` is
+/// overwritten with the convolution (no bias). `xp` is scratch of
+/// [`padded_len`] values. Requires [`handles`].
+pub(crate) fn forward_chunk(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    imgs: usize,
+    w: &[f32],
+    xp: &mut [f32],
+    y: &mut [f32],
+) {
+    assert!(
+        handles(g),
+        "implicit forward called for an unsupported geometry"
+    );
+    assert_eq!(y.len(), imgs * g.oh * g.ow * g.f);
+    assert_eq!(w.len(), g.weight_len());
+    pad_into(g, x, imgs, xp);
+    let bases = pixel_bases(g, imgs);
+    let (_, wp) = padded_dims(g);
+    let k = Kernel {
+        xp,
+        kh: g.kh,
+        run: g.kw * g.c,
+        row_stride: wp * g.c,
+        f: g.f,
+    };
+    // SAFETY: `handles` checked AVX-512F; every index the kernels form is in
+    // range: bases point at receptive fields inside `xp` (padded extent),
+    // runs stay inside them, `w` is [P, F] and `y` is [pixels, F].
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        avx512::forward(&k, &bases, w, y)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (k, bases);
+}
+
+/// Weight gradient of a chunk: `dw [P, F] += x_col^T * dy`. Requires
+/// [`handles`]; `xp` is scratch of [`padded_len`] values.
+pub(crate) fn backward_weight_chunk(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    imgs: usize,
+    dy: &[f32],
+    xp: &mut [f32],
+    dw: &mut [f32],
+) {
+    assert!(
+        handles(g),
+        "implicit weight gradient called for an unsupported geometry"
+    );
+    assert_eq!(dy.len(), imgs * g.oh * g.ow * g.f);
+    assert_eq!(dw.len(), g.weight_len());
+    pad_into(g, x, imgs, xp);
+    let bases = pixel_bases(g, imgs);
+    let (_, wp) = padded_dims(g);
+    let k = Kernel {
+        xp,
+        kh: g.kh,
+        run: g.kw * g.c,
+        row_stride: wp * g.c,
+        f: g.f,
+    };
+    // SAFETY: as in `forward_chunk`; tiles read at most WG_MR_MAX values
+    // past a run, inside the slack `padded_len` adds.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        avx512::backward_weight(&k, &bases, dy, dw)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (k, bases);
+}
+
+/// What the micro-kernels need to know about the padded chunk.
+struct Kernel<'a> {
+    /// The padded chunk buffer.
+    xp: &'a [f32],
+    /// Runs per receptive field (KH).
+    kh: usize,
+    /// Values per run (KW*C).
+    run: usize,
+    /// Distance between runs (WP*C).
+    row_stride: usize,
+    /// Filters (columns of W and of the output).
+    f: usize,
+}
+
+/// The largest weight-gradient tile height (reads past a run's end).
+const WG_MR_MAX: usize = 12;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Kernel, WG_MR_MAX};
+    use std::arch::x86_64::*;
+
+    /// Pixels per forward tile with 64 filters (6 x 4 accumulators).
+    const FWD_MR4: usize = 6;
+    /// Pixels per forward tile with 32 filters (8 x 2 accumulators).
+    const FWD_MR2: usize = 8;
+    /// Pixels per weight-gradient block: its dY rows stay in L1.
+    const WG_PIXELS: usize = 64;
+
+    /// `y[pixels, F] = x_col * W` by tiles of pixels and 64 or 32 filters.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn forward(k: &Kernel<'_>, bases: &[usize], w: &[f32], y: &mut [f32]) {
+        let mut f0 = 0;
+        while f0 < k.f {
+            if k.f - f0 >= 64 {
+                unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, y, f0) };
+                f0 += 64;
+            } else {
+                unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, y, f0) };
+                f0 += 32;
+            }
+        }
+    }
+
+    /// One block of `16*NV` filters from column `f0`, every pixel.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn forward_columns<const MR: usize, const NV: usize>(
+        k: &Kernel<'_>,
+        bases: &[usize],
+        w: &[f32],
+        y: &mut [f32],
+        f0: usize,
+    ) {
+        let m = bases.len();
+        let mut m0 = 0;
+        while m0 < m {
+            let rows = MR.min(m - m0);
+            // A short last tile repeats its last pixel; only `rows` are stored.
+            let mut tile = [0usize; MR];
+            for (r, b) in tile.iter_mut().enumerate() {
+                *b = bases[m0 + r.min(rows - 1)];
+            }
+            unsafe {
+                forward_tile::<MR, NV>(
+                    k,
+                    &tile,
+                    w.as_ptr().add(f0),
+                    y.as_mut_ptr().add(m0 * k.f + f0),
+                    rows,
+                )
+            };
+            m0 += MR;
+        }
+    }
+
+    /// `out[r, 0..16*NV] = sum_k xp[tile[r] + ky*row_stride + t] * w[k, 0..16*NV]`
+    /// for `r < rows`, the sums held in `MR x NV` registers.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn forward_tile<const MR: usize, const NV: usize>(
+        k: &Kernel<'_>,
+        tile: &[usize; MR],
+        w: *const f32,
+        out: *mut f32,
+        rows: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let mut wk = w;
+        let xp = k.xp.as_ptr();
+        for ky in 0..k.kh {
+            let mut p = [xp; MR];
+            for (pr, &base) in p.iter_mut().zip(tile) {
+                *pr = unsafe { xp.add(base + ky * k.row_stride) };
+            }
+            for t in 0..k.run {
+                let mut b = [_mm512_setzero_ps(); NV];
+                for (v, bv) in b.iter_mut().enumerate() {
+                    *bv = unsafe { _mm512_loadu_ps(wk.add(16 * v)) };
+                }
+                for (row, pr) in acc.iter_mut().zip(&p) {
+                    let a = _mm512_set1_ps(unsafe { *pr.add(t) });
+                    for (av, bv) in row.iter_mut().zip(&b) {
+                        *av = _mm512_fmadd_ps(a, *bv, *av);
+                    }
+                }
+                wk = unsafe { wk.add(k.f) };
+            }
+        }
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for (v, a) in row.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(out.add(r * k.f + 16 * v), *a) };
+            }
+        }
+    }
+
+    /// `dw[P, F] += x_col^T * dy`, pixels in blocks of [`WG_PIXELS`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn backward_weight(
+        k: &Kernel<'_>,
+        bases: &[usize],
+        dy: &[f32],
+        dw: &mut [f32],
+    ) {
+        for (bi, block) in bases.chunks(WG_PIXELS).enumerate() {
+            let dyb = &dy[bi * WG_PIXELS * k.f..];
+            let mut f0 = 0;
+            while f0 < k.f {
+                if k.f - f0 >= 64 {
+                    unsafe { backward_weight_columns::<6, 4>(k, block, dyb, dw, f0) };
+                    f0 += 64;
+                } else {
+                    unsafe { backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0) };
+                    f0 += 32;
+                }
+            }
+        }
+    }
+
+    /// One block of `16*NV` filters from column `f0`, every row of `dw`.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn backward_weight_columns<const MR: usize, const NV: usize>(
+        k: &Kernel<'_>,
+        block: &[usize],
+        dy: &[f32],
+        dw: &mut [f32],
+        f0: usize,
+    ) {
+        for ky in 0..k.kh {
+            let mut t0 = 0;
+            while t0 < k.run {
+                let rows = MR.min(k.run - t0);
+                let row0 = ky * k.run + t0;
+                unsafe {
+                    backward_weight_tile::<MR, NV>(
+                        k,
+                        block,
+                        ky * k.row_stride + t0,
+                        dy.as_ptr().add(f0),
+                        dw.as_mut_ptr().add(row0 * k.f + f0),
+                        rows,
+                    )
+                };
+                t0 += MR;
+            }
+        }
+    }
+
+    /// `dw[r, 0..16*NV] += sum_m xp[base_m + off + r] * dy[m, 0..16*NV]`
+    /// for `r < rows`, over the pixels of `block`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn backward_weight_tile<const MR: usize, const NV: usize>(
+        k: &Kernel<'_>,
+        block: &[usize],
+        off: usize,
+        dy: *const f32,
+        dw: *mut f32,
+        rows: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let xp = unsafe { k.xp.as_ptr().add(off) };
+        for (i, &base) in block.iter().enumerate() {
+            let mut d = [_mm512_setzero_ps(); NV];
+            for (v, dv) in d.iter_mut().enumerate() {
+                *dv = unsafe { _mm512_loadu_ps(dy.add(i * k.f + 16 * v)) };
+            }
+            let px = unsafe { xp.add(base) };
+            for (r, row) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(unsafe { *px.add(r) });
+                for (av, dv) in row.iter_mut().zip(&d) {
+                    *av = _mm512_fmadd_ps(a, *dv, *av);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate().take(rows) {
+            for (v, a) in row.iter().enumerate() {
+                let dst = unsafe { dw.add(r * k.f + 16 * v) };
+                unsafe { _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *a)) };
+            }
+        }
+    }
+}
