@@ -46,9 +46,15 @@ fn chunk_images(g: &Conv2dGeometry) -> usize {
 const DIRECT_MAX_PATCH: usize = 32;
 
 /// True when the direct kernels handle this geometry: a short patch, no
-/// dilation, and a filter count they are compiled for.
+/// dilation, and a filter count they are compiled for, on a machine or a
+/// filter count the faster implicit-GEMM kernels do not take (they tile
+/// several pixels at once; these hold one pixel's sums).
 fn is_direct(g: &Conv2dGeometry) -> bool {
-    g.patch_len() <= DIRECT_MAX_PATCH && g.dh == 1 && g.dw == 1 && matches!(g.f, 16 | 32 | 64)
+    g.patch_len() <= DIRECT_MAX_PATCH
+        && g.dh == 1
+        && g.dw == 1
+        && matches!(g.f, 16 | 32 | 64)
+        && !implicit::handles(g)
 }
 
 /// True when the im2col matrix is the input itself (1x1, stride 1, no padding).

@@ -375,11 +375,23 @@ mod avx512 {
                     unsafe { backward_weight_columns::<6, 4>(k, block, dyb, dw, f0) };
                     f0 += 64;
                 } else {
-                    unsafe { backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0) };
+                    // Runs shorter than a tile waste its rows: a first layer's
+                    // 5x1 run fits a 6-row tile better than a 12-row one.
+                    if waste(k.run, 6) < waste(k.run, WG_MR_MAX) {
+                        unsafe { backward_weight_columns::<6, 2>(k, block, dyb, dw, f0) };
+                    } else {
+                        unsafe { backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0) };
+                    }
                     f0 += 32;
                 }
             }
         }
+    }
+
+    /// Rows computed but not stored when runs of `run` values are cut into
+    /// tiles of `mr`.
+    fn waste(run: usize, mr: usize) -> usize {
+        run.div_ceil(mr) * mr - run
     }
 
     /// One block of `16*NV` filters from column `f0`, every row of `dw`.
