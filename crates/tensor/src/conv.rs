@@ -70,7 +70,7 @@ thread_local! {
 
 /// Runs `f` on this thread's scratch buffer of `len` values. Their contents
 /// are stale: `f` must overwrite every value it reads.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+pub(crate) fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.with(|cell| {
         let mut buf = cell.borrow_mut();
         if buf.len() < len {
@@ -351,9 +351,7 @@ pub fn conv2d_forward_affine(
                     Threads::Single,
                 );
             } else if implicit::handles(g) {
-                with_scratch(implicit::padded_len(g, imgs), |xp| {
-                    implicit::forward_chunk(g, x_chunk, imgs, w, xp, y_chunk);
-                });
+                implicit::forward_chunk(g, x_chunk, imgs, w, y_chunk);
             } else {
                 with_scratch(rows * p, |cols| {
                     im2col(g, x_chunk, imgs, cols);
@@ -408,9 +406,7 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
             if is_pointwise(g) {
                 matmul(dx_chunk, dym, wt, false, Threads::Single);
             } else if let Some((gt, wflip)) = &plan {
-                with_scratch(implicit::padded_len(gt, imgs), |dyp| {
-                    implicit::forward_chunk(gt, dy_chunk, imgs, wflip, dyp, dx_chunk);
-                });
+                implicit::forward_chunk(gt, dy_chunk, imgs, wflip, dx_chunk);
             } else {
                 with_scratch(rows * p, |dcols| {
                     matmul(dcols, dym, wt, false, Threads::Single);
@@ -469,9 +465,7 @@ pub fn conv2d_backward_weight(
                 let xt = MatRef::row_major(x_chunk, rows, p).t();
                 matmul(&mut part, xt, dym, false, Threads::Single);
             } else if implicit::handles(g) {
-                with_scratch(implicit::padded_len(g, imgs), |xp| {
-                    implicit::backward_weight_chunk(g, x_chunk, imgs, dy_chunk, xp, &mut part);
-                });
+                implicit::backward_weight_chunk(g, x_chunk, imgs, dy_chunk, &mut part);
             } else {
                 with_scratch(rows * p, |cols| {
                     im2col(g, x_chunk, imgs, cols);

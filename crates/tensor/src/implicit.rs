@@ -89,41 +89,67 @@ fn padded_dims(g: &Conv2dGeometry) -> (usize, usize) {
     ((g.oh - 1) * g.sh + g.kh, (g.ow - 1) * g.sw + g.kw)
 }
 
-/// Values the chunk buffer needs for `imgs` images, plus slack that lets a
-/// weight-gradient tile read a few values past the last run.
-pub(crate) fn padded_len(g: &Conv2dGeometry, imgs: usize) -> usize {
+/// Calls `f(src, hb, wb)` with the buffer the kernels read for a chunk of
+/// `imgs` images of `x`, `hb x wb` pixels per image: `x` itself when the
+/// convolution reads no padding (a 'valid' one), else a padded copy (see the
+/// module docs) in this thread's scratch. A weight-gradient tile of a run
+/// shorter than the tile reads up to [`WG_MR_MAX`] values past it: such
+/// runs always take the copy, which has that much slack at its end.
+fn with_source<R>(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    imgs: usize,
+    weight_tiles: bool,
+    f: impl FnOnce(&[f32], usize, usize) -> R,
+) -> R {
     let (hp, wp) = padded_dims(g);
-    imgs * hp * wp * g.c + WG_MR_MAX
+    let in_place = g.pad_top == 0
+        && g.pad_left == 0
+        && hp <= g.h
+        && wp <= g.w
+        && (!weight_tiles || g.kw * g.c >= WG_MR_MAX);
+    if in_place {
+        return f(x, g.h, g.w);
+    }
+    crate::conv::with_scratch(imgs * hp * wp * g.c + WG_MR_MAX, |xp| {
+        pad_into(g, x, imgs, xp);
+        f(xp, hp, wp)
+    })
 }
 
-/// Copies `x [imgs, H, W, C]` into `xp` (see the module docs), zeroing the
-/// border; rows and columns past the padded extent are never read, so they
-/// are dropped.
+/// Copies `x [imgs, H, W, C]` into `xp` (see the module docs) and zeroes
+/// the rest of it (the border and the slack); rows and columns past the
+/// padded extent are never read, so they are dropped.
 fn pad_into(g: &Conv2dGeometry, x: &[f32], imgs: usize, xp: &mut [f32]) {
     let (hp, wp) = padded_dims(g);
     let c = g.c;
-    xp.fill(0.0);
     let cols = g.w.min(wp.saturating_sub(g.pad_left));
+    let (left, right) = (g.pad_left * c, (wp - g.pad_left - cols) * c);
     for b in 0..imgs {
-        for iy in 0..g.h {
-            let py = iy + g.pad_top;
-            if py >= hp {
-                break;
+        for py in 0..hp {
+            let row = &mut xp[(b * hp + py) * wp * c..][..wp * c];
+            match py.checked_sub(g.pad_top).filter(|&iy| iy < g.h) {
+                Some(iy) => {
+                    row[..left].fill(0.0);
+                    row[left..left + cols * c]
+                        .copy_from_slice(&x[((b * g.h + iy) * g.w) * c..][..cols * c]);
+                    row[wp * c - right..].fill(0.0);
+                }
+                None => row.fill(0.0),
             }
-            let src = &x[((b * g.h + iy) * g.w) * c..][..cols * c];
-            xp[((b * hp + py) * wp + g.pad_left) * c..][..cols * c].copy_from_slice(src);
         }
     }
+    xp[imgs * hp * wp * c..].fill(0.0);
 }
 
-/// The start of each output pixel's receptive field in the chunk buffer.
-fn pixel_bases(g: &Conv2dGeometry, imgs: usize) -> Vec<usize> {
-    let (hp, wp) = padded_dims(g);
+/// The start of each output pixel's receptive field in a source buffer of
+/// `imgs` images of `hb x wb` pixels.
+fn pixel_bases(g: &Conv2dGeometry, imgs: usize, hb: usize, wb: usize) -> Vec<usize> {
     let mut bases = Vec::with_capacity(imgs * g.oh * g.ow);
     for b in 0..imgs {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
-                bases.push(((b * hp + oy * g.sh) * wp + ox * g.sw) * g.c);
+                bases.push(((b * hb + oy * g.sh) * wb + ox * g.sw) * g.c);
             }
         }
     }
@@ -171,77 +197,72 @@ pub(crate) fn backward_input_plan(g: &Conv2dGeometry, w: &[f32]) -> (Conv2dGeome
 }
 
 /// Forward of a chunk of `imgs` images: `y [imgs, OH, OW, F]` is
-/// overwritten with the convolution (no bias). `xp` is scratch of
-/// [`padded_len`] values. Requires [`handles`].
-pub(crate) fn forward_chunk(
-    g: &Conv2dGeometry,
-    x: &[f32],
-    imgs: usize,
-    w: &[f32],
-    xp: &mut [f32],
-    y: &mut [f32],
-) {
+/// overwritten with the convolution (no bias). Requires [`handles`].
+pub(crate) fn forward_chunk(g: &Conv2dGeometry, x: &[f32], imgs: usize, w: &[f32], y: &mut [f32]) {
     assert!(
         handles(g),
         "implicit forward called for an unsupported geometry"
     );
+    assert_eq!(x.len(), imgs * g.h * g.w * g.c);
     assert_eq!(y.len(), imgs * g.oh * g.ow * g.f);
     assert_eq!(w.len(), g.weight_len());
-    pad_into(g, x, imgs, xp);
-    let bases = pixel_bases(g, imgs);
-    let (_, wp) = padded_dims(g);
-    let k = Kernel {
-        xp,
-        kh: g.kh,
-        run: g.kw * g.c,
-        row_stride: wp * g.c,
-        f: g.f,
-    };
-    // SAFETY: `handles` checked AVX-512F; every index the kernels form is in
-    // range: bases point at receptive fields inside `xp` (padded extent),
-    // runs stay inside them, `w` is [P, F] and `y` is [pixels, F].
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        avx512::forward(&k, &bases, w, y)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (k, bases);
+    with_source(g, x, imgs, false, |src, hb, wb| {
+        let bases = pixel_bases(g, imgs, hb, wb);
+        let k = Kernel {
+            xp: src,
+            kh: g.kh,
+            run: g.kw * g.c,
+            row_stride: wb * g.c,
+            f: g.f,
+        };
+        // SAFETY: `handles` checked AVX-512F; every index the kernels form is
+        // in range: bases point at receptive fields inside `src` (which holds
+        // `hb x wb >= HP x WP` pixels per image), runs stay inside them, `w` is
+        // [P, F] and `y` is [pixels, F].
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            avx512::forward(&k, &bases, w, y)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (k, bases);
+    });
 }
 
 /// Weight gradient of a chunk: `dw [P, F] += x_col^T * dy`. Requires
-/// [`handles`]; `xp` is scratch of [`padded_len`] values.
+/// [`handles`].
 pub(crate) fn backward_weight_chunk(
     g: &Conv2dGeometry,
     x: &[f32],
     imgs: usize,
     dy: &[f32],
-    xp: &mut [f32],
     dw: &mut [f32],
 ) {
     assert!(
         handles(g),
         "implicit weight gradient called for an unsupported geometry"
     );
+    assert_eq!(x.len(), imgs * g.h * g.w * g.c);
     assert_eq!(dy.len(), imgs * g.oh * g.ow * g.f);
     assert_eq!(dw.len(), g.weight_len());
-    pad_into(g, x, imgs, xp);
-    let bases = pixel_bases(g, imgs);
-    let (_, wp) = padded_dims(g);
-    let k = Kernel {
-        xp,
-        kh: g.kh,
-        run: g.kw * g.c,
-        row_stride: wp * g.c,
-        f: g.f,
-    };
-    // SAFETY: as in `forward_chunk`; tiles read at most WG_MR_MAX values
-    // past a run, inside the slack `padded_len` adds.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        avx512::backward_weight(&k, &bases, dy, dw)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (k, bases);
+    with_source(g, x, imgs, true, |src, hb, wb| {
+        let bases = pixel_bases(g, imgs, hb, wb);
+        let k = Kernel {
+            xp: src,
+            kh: g.kh,
+            run: g.kw * g.c,
+            row_stride: wb * g.c,
+            f: g.f,
+        };
+        // SAFETY: as in `forward_chunk`; a tile reads past a run only when
+        // the run is shorter than the tile, and then `src` is the padded copy
+        // with WG_MR_MAX values of slack (`with_source`).
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            avx512::backward_weight(&k, &bases, dy, dw)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (k, bases);
+    });
 }
 
 /// What the micro-kernels need to know about the padded chunk.
@@ -407,15 +428,22 @@ mod avx512 {
             let mut t0 = 0;
             while t0 < k.run {
                 let rows = MR.min(k.run - t0);
-                let row0 = ky * k.run + t0;
+                // A short last tile moves back to end where the run ends and
+                // stores only its own rows, so that it reads inside the run;
+                // a run shorter than the tile reads past it (see `with_source`).
+                let (start, skip) = if rows < MR && k.run >= MR {
+                    (k.run - MR, MR - rows)
+                } else {
+                    (t0, 0)
+                };
                 unsafe {
                     backward_weight_tile::<MR, NV>(
                         k,
                         block,
-                        ky * k.row_stride + t0,
+                        ky * k.row_stride + start,
                         dy.as_ptr().add(f0),
-                        dw.as_mut_ptr().add(row0 * k.f + f0),
-                        rows,
+                        dw.as_mut_ptr().add((ky * k.run + start) * k.f + f0),
+                        skip..skip + rows,
                     )
                 };
                 t0 += MR;
@@ -424,7 +452,7 @@ mod avx512 {
     }
 
     /// `dw[r, 0..16*NV] += sum_m xp[base_m + off + r] * dy[m, 0..16*NV]`
-    /// for `r < rows`, over the pixels of `block`.
+    /// for `r` in `store`, over the pixels of `block`.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn backward_weight_tile<const MR: usize, const NV: usize>(
@@ -433,7 +461,7 @@ mod avx512 {
         off: usize,
         dy: *const f32,
         dw: *mut f32,
-        rows: usize,
+        store: std::ops::Range<usize>,
     ) {
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let xp = unsafe { k.xp.as_ptr().add(off) };
@@ -450,7 +478,12 @@ mod avx512 {
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate().take(rows) {
+        // A fixed-bound loop (unrolled, so `acc` stays in registers) that
+        // skips the rows outside `store`.
+        for (r, row) in acc.iter().enumerate() {
+            if !store.contains(&r) {
+                continue;
+            }
             for (v, a) in row.iter().enumerate() {
                 let dst = unsafe { dw.add(r * k.f + 16 * v) };
                 unsafe { _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *a)) };
