@@ -290,6 +290,11 @@ impl ReduceLrOnPlateau {
         self.patience = p;
         self
     }
+    /// Smallest change of the metric that counts as an improvement.
+    pub fn with_min_delta(mut self, d: f32) -> Self {
+        self.best.min_delta = d;
+        self
+    }
     /// Epochs to wait after a reduction.
     pub fn with_cooldown(mut self, c: usize) -> Self {
         self.cooldown = c;

@@ -220,8 +220,11 @@ fn early_stopping_and_plateau_react_to_a_stalled_metric() {
         Loss::CategoricalCrossentropy,
     );
     let mut es = EarlyStopping::new("loss", 2).with_min_delta(1.0);
+    // min_delta 1.0 on both: dropout's noise in the loss must not count
+    // as an improvement.
     let mut rop = ReduceLrOnPlateau::new("loss")
         .with_patience(1)
+        .with_min_delta(1.0)
         .with_factor(0.5);
     let h = m
         .fit(
