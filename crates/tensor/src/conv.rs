@@ -340,6 +340,28 @@ pub fn conv2d_forward_affine(
             let imgs = y_chunk.len() / per_img_out;
             let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
             let rows = imgs * g.oh * g.ow;
+            if implicit::handles(g) {
+                // Bias, ReLU and the affine map are applied as each tile is
+                // stored; other activations run on the chunk afterwards.
+                let relu = act == Activation::Relu;
+                let epilogue = implicit::Epilogue {
+                    bias,
+                    relu,
+                    affine: if relu || act == Activation::Linear {
+                        affine
+                    } else {
+                        None
+                    },
+                };
+                implicit::forward_chunk(g, x_chunk, imgs, w, epilogue, y_chunk);
+                if !relu && act != Activation::Linear {
+                    act.forward_serial(y_chunk, g.f);
+                    if let Some((scale, shift)) = affine {
+                        crate::batch_norm::scale_shift_in_place(y_chunk, scale, shift);
+                    }
+                }
+                return;
+            }
             if is_direct(g) {
                 direct_forward_dispatch(g, x_chunk, w, y_chunk);
             } else if is_pointwise(g) {
@@ -350,8 +372,6 @@ pub fn conv2d_forward_affine(
                     false,
                     Threads::Single,
                 );
-            } else if implicit::handles(g) {
-                implicit::forward_chunk(g, x_chunk, imgs, w, y_chunk);
             } else {
                 with_scratch(rows * p, |cols| {
                     im2col(g, x_chunk, imgs, cols);
@@ -406,7 +426,8 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
             if is_pointwise(g) {
                 matmul(dx_chunk, dym, wt, false, Threads::Single);
             } else if let Some((gt, wflip)) = &plan {
-                implicit::forward_chunk(gt, dy_chunk, imgs, wflip, dx_chunk);
+                let none = implicit::Epilogue::default();
+                implicit::forward_chunk(gt, dy_chunk, imgs, wflip, none, dx_chunk);
             } else {
                 with_scratch(rows * p, |dcols| {
                     matmul(dcols, dym, wt, false, Threads::Single);

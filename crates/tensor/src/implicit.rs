@@ -196,9 +196,30 @@ pub(crate) fn backward_input_plan(g: &Conv2dGeometry, w: &[f32]) -> (Conv2dGeome
     (transposed(g), wt)
 }
 
+/// What the forward applies to each sum as it stores it:
+/// `y = relu?(sum + bias[f]) * scale[f] + shift[f]`, the sum starting from
+/// the bias and the affine map done as a multiply then an add (not fused),
+/// as `batch_norm::scale_shift_in_place` does.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Epilogue<'a> {
+    /// Per-filter bias.
+    pub bias: Option<&'a [f32]>,
+    /// Whether to apply `max(v, 0)`.
+    pub relu: bool,
+    /// Per-filter `(scale, shift)` after the activation.
+    pub affine: Option<(&'a [f32], &'a [f32])>,
+}
+
 /// Forward of a chunk of `imgs` images: `y [imgs, OH, OW, F]` is
-/// overwritten with the convolution (no bias). Requires [`handles`].
-pub(crate) fn forward_chunk(g: &Conv2dGeometry, x: &[f32], imgs: usize, w: &[f32], y: &mut [f32]) {
+/// overwritten with the convolution and its `epilogue`. Requires [`handles`].
+pub(crate) fn forward_chunk(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    imgs: usize,
+    w: &[f32],
+    epilogue: Epilogue<'_>,
+    y: &mut [f32],
+) {
     assert!(
         handles(g),
         "implicit forward called for an unsupported geometry"
@@ -206,6 +227,10 @@ pub(crate) fn forward_chunk(g: &Conv2dGeometry, x: &[f32], imgs: usize, w: &[f32
     assert_eq!(x.len(), imgs * g.h * g.w * g.c);
     assert_eq!(y.len(), imgs * g.oh * g.ow * g.f);
     assert_eq!(w.len(), g.weight_len());
+    assert!(epilogue.bias.is_none_or(|b| b.len() == g.f));
+    assert!(epilogue
+        .affine
+        .is_none_or(|(s, t)| s.len() == g.f && t.len() == g.f));
     with_source(g, x, imgs, false, |src, hb, wb| {
         let bases = pixel_bases(g, imgs, hb, wb);
         let k = Kernel {
@@ -221,10 +246,10 @@ pub(crate) fn forward_chunk(g: &Conv2dGeometry, x: &[f32], imgs: usize, w: &[f32
         // [P, F] and `y` is [pixels, F].
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx512::forward(&k, &bases, w, y)
+            avx512::forward(&k, &bases, w, epilogue, y)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases);
+        let _ = (k, bases, epilogue);
     });
 }
 
@@ -284,7 +309,7 @@ const WG_MR_MAX: usize = 12;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Kernel, WG_MR_MAX};
+    use super::{Epilogue, Kernel, WG_MR_MAX};
     use std::arch::x86_64::*;
 
     /// Pixels per forward tile with 64 filters (6 x 4 accumulators).
@@ -296,15 +321,46 @@ mod avx512 {
 
     /// `y[pixels, F] = x_col * W` by tiles of pixels and 64 or 32 filters.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn forward(k: &Kernel<'_>, bases: &[usize], w: &[f32], y: &mut [f32]) {
+    pub(super) unsafe fn forward(
+        k: &Kernel<'_>,
+        bases: &[usize],
+        w: &[f32],
+        e: Epilogue<'_>,
+        y: &mut [f32],
+    ) {
         let mut f0 = 0;
         while f0 < k.f {
             if k.f - f0 >= 64 {
-                unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, y, f0) };
+                unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, e, y, f0) };
                 f0 += 64;
             } else {
-                unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, y, f0) };
+                unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, e, y, f0) };
                 f0 += 32;
+            }
+        }
+    }
+
+    /// The epilogue's vectors for the filters `f0..f0 + 16*NV`.
+    struct Block<const NV: usize> {
+        bias: Option<[__m512; NV]>,
+        relu: bool,
+        affine: Option<([__m512; NV], [__m512; NV])>,
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn load<const NV: usize>(v: &[f32], f0: usize) -> [__m512; NV] {
+        let v = &v[f0..f0 + 16 * NV];
+        // SAFETY: the slice above holds the 16*NV values read.
+        std::array::from_fn(|i| unsafe { _mm512_loadu_ps(v.as_ptr().add(16 * i)) })
+    }
+
+    impl<const NV: usize> Block<NV> {
+        #[target_feature(enable = "avx512f")]
+        fn new(e: Epilogue<'_>, f0: usize) -> Self {
+            Block {
+                bias: e.bias.map(|b| load(b, f0)),
+                relu: e.relu,
+                affine: e.affine.map(|(s, t)| (load(s, f0), load(t, f0))),
             }
         }
     }
@@ -315,9 +371,11 @@ mod avx512 {
         k: &Kernel<'_>,
         bases: &[usize],
         w: &[f32],
+        e: Epilogue<'_>,
         y: &mut [f32],
         f0: usize,
     ) {
+        let block = Block::<NV>::new(e, f0);
         let m = bases.len();
         let mut m0 = 0;
         while m0 < m {
@@ -331,6 +389,7 @@ mod avx512 {
                 forward_tile::<MR, NV>(
                     k,
                     &tile,
+                    &block,
                     w.as_ptr().add(f0),
                     y.as_mut_ptr().add(m0 * k.f + f0),
                     rows,
@@ -340,18 +399,19 @@ mod avx512 {
         }
     }
 
-    /// `out[r, 0..16*NV] = sum_k xp[tile[r] + ky*row_stride + t] * w[k, 0..16*NV]`
+    /// `out[r, 0..16*NV] = epilogue(sum_k xp[tile[r] + ky*row_stride + t] * w[k, 0..16*NV])`
     /// for `r < rows`, the sums held in `MR x NV` registers.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn forward_tile<const MR: usize, const NV: usize>(
         k: &Kernel<'_>,
         tile: &[usize; MR],
+        block: &Block<NV>,
         w: *const f32,
         out: *mut f32,
         rows: usize,
     ) {
-        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let mut acc = [block.bias.unwrap_or([_mm512_setzero_ps(); NV]); MR];
         let mut wk = w;
         let xp = k.xp.as_ptr();
         for ky in 0..k.kh {
@@ -373,9 +433,19 @@ mod avx512 {
                 wk = unsafe { wk.add(k.f) };
             }
         }
-        for (r, row) in acc.iter().enumerate().take(rows) {
+        for (r, row) in acc.iter().enumerate() {
+            if r >= rows {
+                break;
+            }
             for (v, a) in row.iter().enumerate() {
-                unsafe { _mm512_storeu_ps(out.add(r * k.f + 16 * v), *a) };
+                let mut a = *a;
+                if block.relu {
+                    a = _mm512_max_ps(a, _mm512_setzero_ps());
+                }
+                if let Some((scale, shift)) = &block.affine {
+                    a = _mm512_add_ps(_mm512_mul_ps(a, scale[v]), shift[v]);
+                }
+                unsafe { _mm512_storeu_ps(out.add(r * k.f + 16 * v), a) };
             }
         }
     }

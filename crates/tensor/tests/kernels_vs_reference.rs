@@ -119,7 +119,19 @@ proptest! {
         let dy = random(g.output_len(), seed ^ 3);
         let mut y = vec![0.0; g.output_len()];
         conv::conv2d_forward(&g, &x, &wt, Some(&b), Activation::Linear, &mut y);
-        close(&y, &reference::conv2d_forward(&g, &x, &wt, Some(&b)), "forward")?;
+        let want = reference::conv2d_forward(&g, &x, &wt, Some(&b));
+        close(&y, &want, "forward")?;
+        // ReLU and an inference batch norm's affine map, applied as tiles are stored.
+        let (scale, shift) = (random(f, seed ^ 4), random(f, seed ^ 5));
+        conv::conv2d_forward_affine(
+            &g, &x, &wt, Some(&b), Activation::Relu, Some((&scale, &shift)), &mut y,
+        );
+        let want: Vec<f32> = want
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v.max(0.0) * scale[i % f] + shift[i % f])
+            .collect();
+        close(&y, &want, "forward with ReLU and affine")?;
         let mut dx = vec![7.0; g.input_len()];
         conv::conv2d_backward_input(&g, &dy, &wt, &mut dx);
         close(&dx, &reference::conv2d_backward_input(&g, &dy, &wt), "backward input")?;
