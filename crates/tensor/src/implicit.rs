@@ -440,7 +440,9 @@ mod avx512 {
             for (v, a) in row.iter().enumerate() {
                 let mut a = *a;
                 if block.relu {
-                    a = _mm512_max_ps(a, _mm512_setzero_ps());
+                    // max(0, a) returns `a` unless 0 > a: NaN and -0.0 pass
+                    // through, as in `Activation::Relu`'s `if v < 0 { 0 }`.
+                    a = _mm512_max_ps(_mm512_setzero_ps(), a);
                 }
                 if let Some((scale, shift)) = &block.affine {
                     a = _mm512_add_ps(_mm512_mul_ps(a, scale[v]), shift[v]);
@@ -559,5 +561,35 @@ mod avx512 {
                 unsafe { _mm512_storeu_ps(dst, _mm512_add_ps(_mm512_loadu_ps(dst), *a)) };
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activation::Activation;
+    use crate::conv::conv2d_forward;
+    use crate::Padding;
+
+    #[test]
+    fn relu_epilogue_passes_nan_through_like_the_activation() {
+        // NaN must survive ReLU (PyTorch's semantics, and what lets training
+        // notice divergence), negative sums become 0.
+        let g =
+            Conv2dGeometry::new([1, 4, 4, 32], 32, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
+        assert_eq!(
+            handles(&g),
+            cpu_supported(),
+            "this geometry is the kernels'"
+        );
+        let mut x = vec![0.5; g.input_len()];
+        x[0] = f32::NAN;
+        let w = vec![-0.01; g.weight_len()];
+        let mut y = vec![1.0; g.output_len()];
+        conv2d_forward(&g, &x, &w, None, Activation::Relu, &mut y);
+        // Output pixel (0, 0) sees input (0, 0); pixel (3, 3) does not.
+        assert!(y[0].is_nan());
+        let last = &y[15 * 32..];
+        assert!(last.iter().all(|&v| v == 0.0), "{last:?}");
     }
 }
