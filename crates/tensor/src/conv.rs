@@ -24,7 +24,7 @@
 //! single-threaded GEMM. Weight gradients are summed over chunks in chunk
 //! order, so results are bit-identical whatever the thread count.
 
-use crate::activation::Activation;
+use crate::activation::{Activation, SavedOutput};
 use crate::gemm::{matmul, MatRef, Threads};
 use crate::implicit;
 use crate::Conv2dGeometry;
@@ -34,9 +34,17 @@ use rayon::prelude::*;
 /// GEMM rows a chunk aims for: enough to amortize packing the weights.
 const TARGET_ROWS: usize = 2048;
 
-/// Images per parallel chunk; a function of the geometry only.
+/// Images per parallel chunk; a function of the geometry only (the weight
+/// gradient sums its chunks' partial sums in chunk order, so the chunks must
+/// not depend on the thread count). About [`TARGET_ROWS`] rows per chunk,
+/// with the chunk count rounded up to a multiple of 4 so that 2 or 4
+/// threads get equal shares: a batch of 128 14x14 images makes 16 chunks
+/// of 8 rather than 13 of 10 (7 against 6 on two threads).
 fn chunk_images(g: &Conv2dGeometry) -> usize {
-    (TARGET_ROWS / (g.oh * g.ow).max(1)).clamp(1, g.n.max(1))
+    let n = g.n.max(1);
+    let rows = (g.oh * g.ow).max(1);
+    let chunks = (n * rows).div_ceil(TARGET_ROWS).next_multiple_of(4).min(n);
+    n.div_ceil(chunks)
 }
 
 /// Patch lengths up to this use the direct kernels: with so few values per
@@ -353,7 +361,7 @@ pub fn conv2d_forward_affine(
                         None
                     },
                 };
-                implicit::forward_chunk(g, x_chunk, imgs, w, epilogue, y_chunk);
+                implicit::forward_chunk(g, x_chunk, imgs, w, epilogue, y_chunk, None);
                 if !relu && act != Activation::Linear {
                     act.forward_serial(y_chunk, g.f);
                     if let Some((scale, shift)) = affine {
@@ -394,6 +402,60 @@ pub fn conv2d_forward_affine(
         });
 }
 
+/// [`conv2d_forward`] in training: also keeps in `slot` what the
+/// activation's backward needs, as [`Activation::save_output`] does. With a
+/// ReLU on the implicit-GEMM kernels the mask bits are packed as the tiles
+/// are stored, without a second pass over `y`.
+pub fn conv2d_forward_saving(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    y: &mut [f32],
+    slot: &mut Option<SavedOutput>,
+) {
+    if act != Activation::Relu || !implicit::handles(g) || g.n == 0 || cfg!(target_endian = "big") {
+        conv2d_forward(g, x, w, bias, act, y);
+        act.save_output(y, slot);
+        return;
+    }
+    assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
+    assert_eq!(w.len(), g.weight_len(), "conv2d_forward: weight length");
+    assert_eq!(y.len(), g.output_len(), "conv2d_forward: output length");
+    let mut mask = match slot.take() {
+        Some(SavedOutput::ReluMask(m)) => m,
+        _ => Vec::new(),
+    };
+    mask.clear();
+    mask.resize(y.len().div_ceil(64), 0);
+    // Bit i % 64 of word i / 64 is bit i % 16 of half-word i / 16 on a
+    // little-endian machine (checked above). F is a multiple of 32, so every
+    // image's outputs start on a half-word.
+    // SAFETY: u16 has a smaller alignment than u64 and the view covers
+    // exactly the words' bytes; `mask` is not used otherwise while it lives.
+    let halves =
+        unsafe { std::slice::from_raw_parts_mut(mask.as_mut_ptr().cast::<u16>(), mask.len() * 4) };
+    let per_img_out = g.oh * g.ow * g.f;
+    let per_img_in = g.h * g.w * g.c;
+    let chunk = chunk_images(g);
+    let epilogue = implicit::Epilogue {
+        bias,
+        relu: true,
+        affine: None,
+    };
+    y.par_chunks_mut(chunk * per_img_out)
+        .zip(halves.par_chunks_mut(chunk * per_img_out / 16))
+        .enumerate()
+        .for_each(|(ci, (y_chunk, m_chunk))| {
+            let imgs = y_chunk.len() / per_img_out;
+            let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
+            let m_chunk = &mut m_chunk[..y_chunk.len() / 16];
+            implicit::forward_chunk(g, x_chunk, imgs, w, epilogue, y_chunk, Some(m_chunk));
+        });
+    *slot = Some(SavedOutput::ReluMask(mask));
+}
+
 /// Backward pass to the input: `dx = col2im(dy * w^T)`.
 ///
 /// `dx` is overwritten.
@@ -427,7 +489,7 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
                 matmul(dx_chunk, dym, wt, false, Threads::Single);
             } else if let Some((gt, wflip)) = &plan {
                 let none = implicit::Epilogue::default();
-                implicit::forward_chunk(gt, dy_chunk, imgs, wflip, none, dx_chunk);
+                implicit::forward_chunk(gt, dy_chunk, imgs, wflip, none, dx_chunk, None);
             } else {
                 with_scratch(rows * p, |dcols| {
                     matmul(dcols, dym, wt, false, Threads::Single);

@@ -219,11 +219,13 @@ pub(crate) fn forward_chunk(
     w: &[f32],
     epilogue: Epilogue<'_>,
     y: &mut [f32],
+    mut relu_mask: Option<&mut [u16]>,
 ) {
     assert!(
         handles(g),
         "implicit forward called for an unsupported geometry"
     );
+    assert!(relu_mask.as_ref().is_none_or(|m| m.len() == y.len() / 16));
     assert_eq!(x.len(), imgs * g.h * g.w * g.c);
     assert_eq!(y.len(), imgs * g.oh * g.ow * g.f);
     assert_eq!(w.len(), g.weight_len());
@@ -246,10 +248,19 @@ pub(crate) fn forward_chunk(
         // [P, F] and `y` is [pixels, F].
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx512::forward(&k, &bases, w, epilogue, y)
+            avx512::forward(
+                &k,
+                &bases,
+                w,
+                epilogue,
+                y,
+                relu_mask
+                    .as_deref_mut()
+                    .map_or(std::ptr::null_mut(), |m| m.as_mut_ptr()),
+            )
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases, epilogue);
+        let _ = (k, bases, epilogue, &mut relu_mask);
     });
 }
 
@@ -327,14 +338,15 @@ mod avx512 {
         w: &[f32],
         e: Epilogue<'_>,
         y: &mut [f32],
+        mask: *mut u16,
     ) {
         let mut f0 = 0;
         while f0 < k.f {
             if k.f - f0 >= 64 {
-                unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, e, y, f0) };
+                unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, e, y, mask, f0) };
                 f0 += 64;
             } else {
-                unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, e, y, f0) };
+                unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, e, y, mask, f0) };
                 f0 += 32;
             }
         }
@@ -373,6 +385,7 @@ mod avx512 {
         w: &[f32],
         e: Epilogue<'_>,
         y: &mut [f32],
+        mask: *mut u16,
         f0: usize,
     ) {
         let block = Block::<NV>::new(e, f0);
@@ -392,6 +405,11 @@ mod avx512 {
                     &block,
                     w.as_ptr().add(f0),
                     y.as_mut_ptr().add(m0 * k.f + f0),
+                    if mask.is_null() {
+                        mask
+                    } else {
+                        mask.add((m0 * k.f + f0) / 16)
+                    },
                     rows,
                 )
             };
@@ -409,6 +427,7 @@ mod avx512 {
         block: &Block<NV>,
         w: *const f32,
         out: *mut f32,
+        mask: *mut u16,
         rows: usize,
     ) {
         let mut acc = [block.bias.unwrap_or([_mm512_setzero_ps(); NV]); MR];
@@ -448,6 +467,12 @@ mod avx512 {
                     a = _mm512_add_ps(_mm512_mul_ps(a, scale[v]), shift[v]);
                 }
                 unsafe { _mm512_storeu_ps(out.add(r * k.f + 16 * v), a) };
+                if !mask.is_null() {
+                    // Bit j set where !(a[j] <= 0), NaN included
+                    // (`SavedOutput::ReluMask`).
+                    let bits = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(a, _mm512_setzero_ps());
+                    unsafe { *mask.add((r * k.f) / 16 + v) = bits };
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Property tests: the fast kernels against the slow references over random
 //! shapes, strides, paddings and dilations.
 
-use convnet_tensor::activation::Activation;
+use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::{conv, pool, reference, Conv2dGeometry, Padding, Pool2dGeometry};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -132,6 +132,18 @@ proptest! {
             .map(|(i, v)| v.max(0.0) * scale[i % f] + shift[i % f])
             .collect();
         close(&y, &want, "forward with ReLU and affine")?;
+        // Training forward with ReLU: the mask packed during the stores
+        // equals the one packed from the output afterwards.
+        let mut slot = Some(SavedOutput::ReluMask(vec![u64::MAX; 3]));
+        conv::conv2d_forward_saving(&g, &x, &wt, Some(&b), Activation::Relu, &mut y, &mut slot);
+        let mut want_slot = None;
+        Activation::Relu.save_output(&y, &mut want_slot);
+        match (slot, want_slot) {
+            (Some(SavedOutput::ReluMask(got)), Some(SavedOutput::ReluMask(want))) => {
+                prop_assert_eq!(got, want, "ReLU mask");
+            }
+            _ => prop_assert!(false, "ReLU keeps a mask"),
+        }
         let mut dx = vec![7.0; g.input_len()];
         conv::conv2d_backward_input(&g, &dy, &wt, &mut dx);
         close(&dx, &reference::conv2d_backward_input(&g, &dy, &wt), "backward input")?;

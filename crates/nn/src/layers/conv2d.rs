@@ -12,7 +12,9 @@ use crate::error::config_err;
 use crate::layer::{batched, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
-use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward_affine};
+use convnet_tensor::conv::{
+    conv2d_backward_input, conv2d_backward_weight, conv2d_forward_affine, conv2d_forward_saving,
+};
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -235,13 +237,27 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
-        let y = self.convolve(&x, None);
-        if mode == Mode::Train {
-            self.x = Some(x);
-            self.config
-                .activation
-                .save_output(y.data(), &mut self.saved);
+        if mode != Mode::Train {
+            return self.convolve(&x, None);
         }
+        // The activation's saved state comes out of the convolution's own
+        // pass (a ReLU mask packed as the output is stored, where it can).
+        let n = x.batch();
+        let g = self
+            .config
+            .geometry(&self.input_shape, n)
+            .expect("validated at build");
+        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        conv2d_forward_saving(
+            &g,
+            x.data(),
+            self.kernel.value.data(),
+            self.bias.as_ref().map(|b| b.value.data()),
+            self.config.activation,
+            y.data_mut(),
+            &mut self.saved,
+        );
+        self.x = Some(x);
         y
     }
 
