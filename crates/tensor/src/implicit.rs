@@ -219,7 +219,7 @@ pub(crate) fn forward_chunk(
     w: &[f32],
     epilogue: Epilogue<'_>,
     y: &mut [f32],
-    mut relu_mask: Option<&mut [u16]>,
+    relu_mask: Option<&mut [u16]>,
 ) {
     assert!(
         handles(g),
@@ -254,13 +254,11 @@ pub(crate) fn forward_chunk(
                 w,
                 epilogue,
                 y,
-                relu_mask
-                    .as_deref_mut()
-                    .map_or(std::ptr::null_mut(), |m| m.as_mut_ptr()),
+                relu_mask.map_or(std::ptr::null_mut(), |m| m.as_mut_ptr()),
             )
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases, epilogue, &mut relu_mask);
+        let _ = (k, bases, epilogue, relu_mask);
     });
 }
 
