@@ -15,6 +15,14 @@
 //!
 //! An option the user set through its `MIMALLOC_*` environment variable is
 //! left alone.
+//!
+//! On top of the allocator, large tensor buffers are recycled between steps
+//! (`convnet_tensor::recycle`): no zero-fill, no page faults, M3 training
+//! 35-45 % faster, but about 35 % more peak memory on M3 (the buffers of the
+//! later layers wait in the free list while the first layers' activations
+//! are live). Large training steps (above [`LARGE_STEP_BYTES`]) put memory
+//! first and turn recycling off along with the purge delay;
+//! `CONVNET_RECYCLE_MIB=N` sets the free list's limit by hand (0: off).
 
 use libmimalloc_sys as ffi;
 
@@ -50,12 +58,22 @@ fn set_if_default(option: ffi::mi_option_t, env: &str, default: i64, value: i64)
 /// Called first thing in `main`.
 pub fn configure() {
     set_if_default(ARENA_EAGER_COMMIT, "MIMALLOC_ARENA_EAGER_COMMIT", 2, 0);
+    if let Some(mib) = std::env::var("CONVNET_RECYCLE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        convnet_tensor::recycle::set_limit(mib << 20);
+    }
 }
 
-/// Returns freed pages to the system at once when a training step of
-/// `step_bytes` (see `Model::training_bytes`) is large.
+/// Returns freed pages to the system at once, and recycles no tensor
+/// buffers, when a training step of `step_bytes` (see
+/// `Model::training_bytes`) is large.
 pub fn purge_immediately_if_large(step_bytes: u128) {
     if step_bytes > LARGE_STEP_BYTES {
         set_if_default(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 1000, 0);
+        if std::env::var_os("CONVNET_RECYCLE_MIB").is_none() {
+            convnet_tensor::recycle::set_limit(0);
+        }
     }
 }

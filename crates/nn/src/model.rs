@@ -304,6 +304,9 @@ impl Model {
     /// In inference, a batch norm right after a Conv2D is applied inside the
     /// convolution's pass (same arithmetic, one memory pass fewer).
     pub fn forward(&mut self, x: &Tensor, mode: Mode, with_head: bool) -> Tensor {
+        // Large buffers the last step freed are reused by this one; older
+        // ones are given back (see convnet_tensor::recycle).
+        convnet_tensor::recycle::new_step();
         let mut h = x.clone();
         let mut i = 0;
         while i < self.layers.len() {

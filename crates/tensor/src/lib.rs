@@ -22,6 +22,7 @@ mod error;
 pub mod gemm;
 pub mod implicit;
 pub mod pool;
+pub mod recycle;
 pub mod reference;
 pub mod shape;
 mod tensor;

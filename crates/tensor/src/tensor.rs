@@ -7,17 +7,48 @@ use crate::TensorError;
 /// Image batches are `[N, H, W, C]` (NHWC); flat batches are `[N, F]`.
 /// The first axis is always the batch axis when a tensor flows through a
 /// model.
-#[derive(Clone, Debug, PartialEq, Default)]
+#[derive(Debug, PartialEq, Default)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
 }
 
+/// A copy, into a recycled buffer when one of the length is free.
+impl Clone for Tensor {
+    fn clone(&self) -> Self {
+        let data = match crate::recycle::take(self.data.len()) {
+            Some(mut buf) => {
+                buf.copy_from_slice(&self.data);
+                buf
+            }
+            None => self.data.clone(),
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+}
+
+/// Large buffers go to the free list of [`crate::recycle`] for the next
+/// step's tensors of the same size.
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        crate::recycle::give(std::mem::take(&mut self.data));
+    }
+}
+
 impl Tensor {
-    /// A tensor of zeros. Large tensors are zeroed by all threads.
+    /// A tensor of zeros. Large tensors reuse a recycled buffer when one of
+    /// the same length is free (see [`crate::recycle`]) and are zeroed by all
+    /// threads.
     pub fn zeros(shape: &[usize]) -> Self {
         let n: usize = shape.iter().product();
-        let data = if n >= 1 << 17 {
+        let data = if let Some(mut v) = crate::recycle::take(n) {
+            use rayon::prelude::*;
+            v.par_chunks_mut(1 << 16).for_each(|c| c.fill(0.0));
+            v
+        } else if n >= 1 << 17 {
             use rayon::prelude::*;
             let mut v = Vec::with_capacity(n);
             v.par_extend(rayon::iter::repeat_n(0.0f32, n));
@@ -28,6 +59,18 @@ impl Tensor {
         Tensor {
             shape: shape.to_vec(),
             data,
+        }
+    }
+
+    /// A tensor whose every value the caller is about to overwrite (a
+    /// kernel's output): a recycled buffer of the same length with its stale
+    /// values when one is free (see [`crate::recycle`]), else zeros. Never
+    /// read it before writing it.
+    pub fn for_overwrite(shape: &[usize]) -> Self {
+        let n: usize = shape.iter().product();
+        Tensor {
+            shape: shape.to_vec(),
+            data: crate::recycle::take(n).unwrap_or_else(|| vec![0.0; n]),
         }
     }
 
@@ -72,8 +115,8 @@ impl Tensor {
     }
 
     /// Consumes the tensor and returns its values.
-    pub fn into_vec(self) -> Vec<f32> {
-        self.data
+    pub fn into_vec(mut self) -> Vec<f32> {
+        std::mem::take(&mut self.data)
     }
 
     /// Number of values.

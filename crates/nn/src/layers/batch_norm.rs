@@ -177,7 +177,7 @@ impl Layer for BatchNorm {
             return y;
         }
         let (gamma, beta) = self.gamma_beta();
-        let mut y = Tensor::zeros(&batched(x.batch(), &self.shape));
+        let mut y = Tensor::for_overwrite(&batched(x.batch(), &self.shape));
         let mut mean = vec![0.0; c];
         let mut rstd = vec![0.0; c];
         let var = kernel::batch_norm_forward_train(

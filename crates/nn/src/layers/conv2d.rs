@@ -183,7 +183,7 @@ impl Conv2d {
             .config
             .geometry(&self.input_shape, n)
             .expect("validated at build");
-        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        let mut y = Tensor::for_overwrite(&batched(n, &self.output_shape));
         conv2d_forward_affine(
             &g,
             x.data(),
@@ -247,7 +247,7 @@ impl Layer for Conv2d {
             .config
             .geometry(&self.input_shape, n)
             .expect("validated at build");
-        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        let mut y = Tensor::for_overwrite(&batched(n, &self.output_shape));
         conv2d_forward_saving(
             &g,
             x.data(),

@@ -180,7 +180,7 @@ impl Layer for Dense {
         let rows = x.len() / fi;
         let mut shape = x.shape().to_vec();
         *shape.last_mut().unwrap() = u;
-        let mut y = Tensor::zeros(&shape);
+        let mut y = Tensor::for_overwrite(&shape);
         matmul(
             y.data_mut(),
             MatRef::row_major(x.data(), rows, fi),

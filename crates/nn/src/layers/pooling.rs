@@ -131,7 +131,7 @@ impl Layer for Pool2d {
             .config
             .geometry(&self.input_shape, n)
             .expect("validated");
-        let mut y = Tensor::zeros(&batched(n, &self.output_shape));
+        let mut y = Tensor::for_overwrite(&batched(n, &self.output_shape));
         match self.kind {
             PoolKind::Max => {
                 self.argmax.resize(g.output_len(), 0);
@@ -149,7 +149,7 @@ impl Layer for Pool2d {
             .config
             .geometry(&self.input_shape, n)
             .expect("validated");
-        let mut dx = Tensor::zeros(&batched(n, &self.input_shape));
+        let mut dx = Tensor::for_overwrite(&batched(n, &self.input_shape));
         match self.kind {
             PoolKind::Max => pool::max_pool2d_backward(&g, dy.data(), &self.argmax, dx.data_mut()),
             PoolKind::Average => pool::avg_pool2d_backward(&g, dy.data(), dx.data_mut()),
