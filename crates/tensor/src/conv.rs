@@ -27,6 +27,7 @@
 use crate::activation::{Activation, SavedOutput};
 use crate::gemm::{matmul, MatRef, Threads};
 use crate::implicit;
+use crate::strided_input;
 use crate::Conv2dGeometry;
 use multiversion::multiversion;
 use rayon::prelude::*;
@@ -478,6 +479,9 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
     // The input gradient as a forward over dy (see `implicit`), when it fits.
     let plan = (!is_pointwise(g) && implicit::handles_backward_input(g))
         .then(|| implicit::backward_input_plan(g, w));
+    // Strided: one stride-1 forward per output phase (see `strided_input`).
+    let phases = (plan.is_none() && implicit::enabled() && strided_input::handles(g))
+        .then(|| strided_input::Plan::new(g, w));
     dx.par_chunks_mut(chunk * per_img_in)
         .enumerate()
         .for_each(|(ci, dx_chunk)| {
@@ -490,6 +494,8 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
             } else if let Some((gt, wflip)) = &plan {
                 let none = implicit::Epilogue::default();
                 implicit::forward_chunk(gt, dy_chunk, imgs, wflip, none, dx_chunk, None);
+            } else if let Some(phases) = &phases {
+                phases.run(g, dy_chunk, imgs, dx_chunk);
             } else {
                 with_scratch(rows * p, |dcols| {
                     matmul(dcols, dym, wt, false, Threads::Single);

@@ -46,6 +46,12 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
+/// True when the kernels are switched on ([`set_enabled`]) and this CPU
+/// runs them.
+pub(crate) fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed) && cpu_supported()
+}
+
 /// True when this CPU can run the kernels (AVX-512F), checked once.
 fn cpu_supported() -> bool {
     #[cfg(target_arch = "x86_64")]

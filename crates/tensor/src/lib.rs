@@ -25,6 +25,7 @@ pub mod pool;
 pub mod recycle;
 pub mod reference;
 pub mod shape;
+mod strided_input;
 mod tensor;
 
 pub use error::TensorError;

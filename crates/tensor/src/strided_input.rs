@@ -1,0 +1,181 @@
+//! The input gradient of a strided convolution as stride-1 forwards, one
+//! per output phase, on the implicit-GEMM kernels (see `implicit`).
+//!
+//! ```text
+//! dx[iy, ix, c] = sum_{ky, kx, f} dy[oy, ox, f] * W[ky, kx, c, f]   over iy = oy*SH + ky - PT
+//! ```
+//!
+//! For a row `iy`, only taps `ky = ry + SH*j` with `ry = (iy + PT) mod SH`
+//! reach it, from `oy = qy - j` where `qy = (iy + PT) div SH`. So the rows of
+//! one phase `ry` (and columns of one phase `rx`) form a stride-1 correlation
+//! of `dy` with the sub-kernel `W[ry + SH*j, rx + SW*i]`, flipped:
+//!
+//! ```text
+//! dx[qy*SH + ry - PT, qx*SW + rx - PL, c]
+//!     = sum_{j', i', f} dyp[u + j', v + i', f] * Wp[j', i', f, c]
+//! Wp[j', i', f, c] = W[ry + SH*(JY-1-j'), rx + SW*(JX-1-i'), c, f]
+//! dyp[p, q, f]     = dy[p + qy0 - (JY-1), q + qx0 - (JX-1), f]  (0 outside dy)
+//! ```
+//!
+//! with `JY = ceil((KH - ry) / SH)` taps, `u = qy - qy0` over the phase's
+//! rows. Each phase's output is scattered into its rows and columns of
+//! `dx`; a phase with no taps (a kernel smaller than the stride) is zero.
+//! The work is the im2col product's, without the `dX_col` matrix and the
+//! scatter-add of col2im.
+
+use crate::implicit::{self, Epilogue};
+use crate::Conv2dGeometry;
+
+/// One output phase `(ry, rx)` of the input gradient.
+#[derive(Debug)]
+struct Phase {
+    ry: usize,
+    rx: usize,
+    /// First `qy`/`qx` of the phase and how many there are.
+    qy0: usize,
+    qx0: usize,
+    /// The stride-1 forward over this phase's padded `dy`.
+    g: Conv2dGeometry,
+    /// `Wp` (module docs), `[JY, JX, F, C]`.
+    w: Vec<f32>,
+}
+
+/// The phases of a strided convolution's input gradient, built once per
+/// call from the weights.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    phases: Vec<Phase>,
+}
+
+/// The phase range along one axis: taps `J`, first `q` and count of `q`.
+fn axis(r: usize, k: usize, s: usize, pad: usize, n: usize) -> (usize, usize, usize) {
+    let taps = k.saturating_sub(r).div_ceil(s);
+    // iy = q*s + r - pad must lie in [0, n).
+    let q0 = pad.saturating_sub(r).div_ceil(s);
+    let q_end = (n + pad).saturating_sub(r).div_ceil(s); // first q with iy >= n
+    (taps, q0, q_end.saturating_sub(q0))
+}
+
+/// True when this geometry's input gradient can run by phases: a stride
+/// above 1, no dilation, and input channels the kernels take.
+pub(crate) fn handles(g: &Conv2dGeometry) -> bool {
+    (g.sh > 1 || g.sw > 1)
+        && g.dh == 1
+        && g.dw == 1
+        && g.n > 0
+        && (0..g.sh).all(|ry| {
+            (0..g.sw).all(|rx| {
+                let (jy, _, ny) = axis(ry, g.kh, g.sh, g.pad_top, g.h);
+                let (jx, _, nx) = axis(rx, g.kw, g.sw, g.pad_left, g.w);
+                jy == 0
+                    || jx == 0
+                    || ny == 0
+                    || nx == 0
+                    || implicit::handles(&phase_geometry(g, jy, jx, ny, nx))
+            })
+        })
+}
+
+fn phase_geometry(
+    g: &Conv2dGeometry,
+    jy: usize,
+    jx: usize,
+    ny: usize,
+    nx: usize,
+) -> Conv2dGeometry {
+    Conv2dGeometry {
+        n: g.n,
+        h: ny + jy - 1,
+        w: nx + jx - 1,
+        c: g.f,
+        f: g.c,
+        kh: jy,
+        kw: jx,
+        sh: 1,
+        sw: 1,
+        dh: 1,
+        dw: 1,
+        oh: ny,
+        ow: nx,
+        pad_top: 0,
+        pad_left: 0,
+    }
+}
+
+impl Plan {
+    /// The phases of `g` with their flipped sub-kernels of `w [KH, KW, C, F]`.
+    pub(crate) fn new(g: &Conv2dGeometry, w: &[f32]) -> Plan {
+        let mut phases = Vec::new();
+        for ry in 0..g.sh {
+            for rx in 0..g.sw {
+                let (jy, qy0, ny) = axis(ry, g.kh, g.sh, g.pad_top, g.h);
+                let (jx, qx0, nx) = axis(rx, g.kw, g.sw, g.pad_left, g.w);
+                if jy == 0 || jx == 0 || ny == 0 || nx == 0 {
+                    continue; // rows/columns no tap reaches: left at zero
+                }
+                let mut wp = vec![0.0; jy * jx * g.f * g.c];
+                for j in 0..jy {
+                    for i in 0..jx {
+                        let ky = ry + g.sh * (jy - 1 - j);
+                        let kx = rx + g.sw * (jx - 1 - i);
+                        let src = &w[(ky * g.kw + kx) * g.c * g.f..][..g.c * g.f];
+                        let dst = &mut wp[(j * jx + i) * g.f * g.c..][..g.f * g.c];
+                        for c in 0..g.c {
+                            for f in 0..g.f {
+                                dst[f * g.c + c] = src[c * g.f + f];
+                            }
+                        }
+                    }
+                }
+                phases.push(Phase {
+                    ry,
+                    rx,
+                    qy0,
+                    qx0,
+                    g: phase_geometry(g, jy, jx, ny, nx),
+                    w: wp,
+                });
+            }
+        }
+        Plan { phases }
+    }
+
+    /// `dx [imgs, H, W, C]` (overwritten) from `dy [imgs, OH, OW, F]`.
+    pub(crate) fn run(&self, g: &Conv2dGeometry, dy: &[f32], imgs: usize, dx: &mut [f32]) {
+        dx.fill(0.0);
+        let f = g.f;
+        for ph in &self.phases {
+            let pg = &ph.g;
+            let (jy, jx) = (pg.kh, pg.kw);
+            // dyp[p, q] = dy[p + qy0 - (JY-1), q + qx0 - (JX-1)], zero outside.
+            let mut dyp = vec![0.0; imgs * pg.h * pg.w * f];
+            for b in 0..imgs {
+                for p in 0..pg.h {
+                    let Some(oy) = (p + ph.qy0).checked_sub(jy - 1).filter(|&oy| oy < g.oh) else {
+                        continue;
+                    };
+                    for q in 0..pg.w {
+                        let Some(ox) = (q + ph.qx0).checked_sub(jx - 1).filter(|&ox| ox < g.ow)
+                        else {
+                            continue;
+                        };
+                        let src = &dy[((b * g.oh + oy) * g.ow + ox) * f..][..f];
+                        dyp[((b * pg.h + p) * pg.w + q) * f..][..f].copy_from_slice(src);
+                    }
+                }
+            }
+            let mut out = vec![0.0; imgs * pg.oh * pg.ow * g.c];
+            implicit::forward_chunk(pg, &dyp, imgs, &ph.w, Epilogue::default(), &mut out, None);
+            for b in 0..imgs {
+                for u in 0..pg.oh {
+                    let iy = (ph.qy0 + u) * g.sh + ph.ry - g.pad_top;
+                    for v in 0..pg.ow {
+                        let ix = (ph.qx0 + v) * g.sw + ph.rx - g.pad_left;
+                        let src = &out[((b * pg.oh + u) * pg.ow + v) * g.c..][..g.c];
+                        dx[((b * g.h + iy) * g.w + ix) * g.c..][..g.c].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+}
