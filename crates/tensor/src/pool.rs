@@ -21,12 +21,24 @@ fn window(start: isize, size: usize, limit: usize) -> (usize, usize) {
     (lo, hi)
 }
 
-/// Max pooling forward; `argmax[i]` receives the flat input index that won
-/// output `i`, which the backward pass needs.
-pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u32]) {
+/// The largest max-pooling window (in cells) whose winners fit the `u8`
+/// indices that [`max_pool2d_forward`] keeps (16x16).
+pub const MAX_POOL_WINDOW_CELLS: usize = 256;
+
+/// Max pooling forward; `argmax[i]` receives the position of the cell that
+/// won output `i` inside its (clipped) window, row-major: `(iy - y0) * PW +
+/// (ix - x0)`. One byte per output instead of a 4-byte input index keeps
+/// the backward pass's state at a quarter of the output's size. Requires
+/// `PH * PW <= MAX_POOL_WINDOW_CELLS`.
+pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: &mut [u8]) {
     assert_eq!(x.len(), g.n * g.h * g.w * g.c, "max_pool2d_forward: input");
     assert_eq!(y.len(), g.output_len(), "max_pool2d_forward: output");
     assert_eq!(argmax.len(), g.output_len(), "max_pool2d_forward: argmax");
+    assert!(
+        g.ph * g.pw <= MAX_POOL_WINDOW_CELLS,
+        "max_pool2d_forward: window of {} cells",
+        g.ph * g.pw
+    );
     let per_out = g.oh * g.ow * g.c;
     if per_out == 0 {
         return;
@@ -35,13 +47,13 @@ pub fn max_pool2d_forward(g: &Pool2dGeometry, x: &[f32], y: &mut [f32], argmax: 
     y.par_chunks_mut(per_out)
         .zip(argmax.par_chunks_mut(per_out))
         .enumerate()
-        .for_each(|(b, (yb, ab))| max_pool_image(g, x, b * per_in, yb, ab));
+        .for_each(|(b, (yb, ab))| max_pool_image(g, &x[b * per_in..(b + 1) * per_in], yb, ab));
 }
 
-/// Max pooling of the image at flat offset `base` of `x` into `yb`/`ab`;
-/// compiled for each SIMD level (vectorized over channels).
+/// Max pooling of one image `xb` into `yb`/`ab`; compiled for each SIMD
+/// level (vectorized over channels).
 #[multiversion(targets = "simd")]
-fn max_pool_image(g: &Pool2dGeometry, x: &[f32], base: usize, yb: &mut [f32], ab: &mut [u32]) {
+fn max_pool_image(g: &Pool2dGeometry, xb: &[f32], yb: &mut [f32], ab: &mut [u8]) {
     for oy in 0..g.oh {
         let (y0, y1) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
         for ox in 0..g.ow {
@@ -51,19 +63,18 @@ fn max_pool_image(g: &Pool2dGeometry, x: &[f32], base: usize, yb: &mut [f32], ab
             let ao = &mut ab[o..o + g.c];
             // Start from the first in-range cell, then compare the
             // others with branch-free selects (vectorized over channels).
-            let first = base + (y0 * g.w + x0) * g.c;
-            yo.copy_from_slice(&x[first..first + g.c]);
-            for (ch, a) in ao.iter_mut().enumerate() {
-                *a = (first + ch) as u32;
-            }
+            let first = (y0 * g.w + x0) * g.c;
+            yo.copy_from_slice(&xb[first..first + g.c]);
+            ao.fill(0);
             for iy in y0..y1 {
                 for ix in x0..x1 {
-                    let i = base + (iy * g.w + ix) * g.c;
-                    let xs = &x[i..i + g.c];
-                    for (ch, ((m, a), &v)) in yo.iter_mut().zip(ao.iter_mut()).zip(xs).enumerate() {
+                    let i = (iy * g.w + ix) * g.c;
+                    let at = ((iy - y0) * g.pw + (ix - x0)) as u8;
+                    let xs = &xb[i..i + g.c];
+                    for ((m, a), &v) in yo.iter_mut().zip(ao.iter_mut()).zip(xs) {
                         let better = v > *m;
                         *m = if better { v } else { *m };
-                        *a = if better { (i + ch) as u32 } else { *a };
+                        *a = if better { at } else { *a };
                     }
                 }
             }
@@ -71,9 +82,11 @@ fn max_pool_image(g: &Pool2dGeometry, x: &[f32], base: usize, yb: &mut [f32], ab
     }
 }
 
-/// Max pooling backward: `dx[argmax[i]] += dy[i]`. `dx` is overwritten.
-pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u32], dx: &mut [f32]) {
+/// Max pooling backward: each output's `dy` goes to the cell that won its
+/// window (summed where windows overlap). `dx` is overwritten.
+pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u8], dx: &mut [f32]) {
     assert_eq!(dy.len(), g.output_len(), "max_pool2d_backward: dy");
+    assert_eq!(argmax.len(), g.output_len(), "max_pool2d_backward: argmax");
     assert_eq!(dx.len(), g.n * g.h * g.w * g.c, "max_pool2d_backward: dx");
     let per_out = g.oh * g.ow * g.c;
     let per_in = g.h * g.w * g.c;
@@ -86,11 +99,20 @@ pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u32], dx: &
             &argmax[b * per_out..(b + 1) * per_out],
         );
         if g.sh >= g.ph && g.sw >= g.pw {
-            max_pool_image_backward_disjoint(g, dyb, ab, b * per_in, dxb);
+            max_pool_image_backward_disjoint(g, dyb, ab, dxb);
         } else {
             dxb.fill(0.0);
-            for (&i, &d) in ab.iter().zip(dyb) {
-                dxb[i as usize - b * per_in] += d;
+            for oy in 0..g.oh {
+                let (y0, _) = window((oy * g.sh) as isize - g.pad_top as isize, g.ph, g.h);
+                for ox in 0..g.ow {
+                    let (x0, _) = window((ox * g.sw) as isize - g.pad_left as isize, g.pw, g.w);
+                    let o = (oy * g.ow + ox) * g.c;
+                    for ch in 0..g.c {
+                        let a = usize::from(ab[o + ch]);
+                        let (iy, ix) = (y0 + a / g.pw, x0 + a % g.pw);
+                        dxb[(iy * g.w + ix) * g.c + ch] += dyb[o + ch];
+                    }
+                }
             }
         }
     });
@@ -101,13 +123,7 @@ pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u32], dx: &
 /// `dy` where it won its window and 0 elsewhere, vectorized over channels,
 /// instead of zeroing `dx` and scattering.
 #[multiversion(targets = "simd")]
-fn max_pool_image_backward_disjoint(
-    g: &Pool2dGeometry,
-    dyb: &[f32],
-    ab: &[u32],
-    base: usize,
-    dxb: &mut [f32],
-) {
+fn max_pool_image_backward_disjoint(g: &Pool2dGeometry, dyb: &[f32], ab: &[u8], dxb: &mut [f32]) {
     let c = g.c;
     // Cells in no window (a remainder, or strides past the window) stay 0.
     if g.oh * g.ph != g.h || g.ow * g.pw != g.w || g.sh != g.ph || g.sw != g.pw {
@@ -122,10 +138,9 @@ fn max_pool_image_backward_disjoint(
             for iy in y0..y1 {
                 for ix in x0..x1 {
                     let i = (iy * g.w + ix) * c;
-                    let flat = (base + i) as u32;
-                    for (ch, ((d, &a), &gv)) in dxb[i..i + c].iter_mut().zip(ao).zip(go).enumerate()
-                    {
-                        *d = if a == flat + ch as u32 { gv } else { 0.0 };
+                    let at = ((iy - y0) * g.pw + (ix - x0)) as u8;
+                    for ((d, &a), &gv) in dxb[i..i + c].iter_mut().zip(ao).zip(go) {
+                        *d = if a == at { gv } else { 0.0 };
                     }
                 }
             }

@@ -168,7 +168,7 @@ proptest! {
         let dy = random(g.output_len(), seed ^ 5);
 
         let mut y = vec![0.0; g.output_len()];
-        let mut arg = vec![0u32; g.output_len()];
+        let mut arg = vec![0u8; g.output_len()];
         pool::max_pool2d_forward(&g, &x, &mut y, &mut arg);
         let mut dx = vec![3.0; x.len()];
         pool::max_pool2d_backward(&g, &dy, &arg, &mut dx);

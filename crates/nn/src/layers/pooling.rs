@@ -92,7 +92,8 @@ pub struct Pool2d {
     config: PoolConfig,
     input_shape: Vec<usize>,
     output_shape: Vec<usize>,
-    argmax: Vec<u32>,
+    /// Each output's winning cell within its window (see `pool::max_pool2d_forward`).
+    argmax: Vec<u8>,
     batch: usize,
 }
 
@@ -100,6 +101,18 @@ impl Pool2d {
     /// Builds a pooling layer for an input `[H, W, C]`.
     pub fn build(kind: PoolKind, config: &PoolConfig, input: &[usize]) -> Result<Pool2d> {
         let output_shape = config.output_shape(input)?;
+        let [ph, pw] = config.pool_size;
+        if kind == PoolKind::Max && ph.saturating_mul(pw) > pool::MAX_POOL_WINDOW_CELLS {
+            return Err(config_err(
+                "MaxPooling2D",
+                format!(
+                    "pool_size {ph}x{pw} has {} cells; at most {} (16x16) are supported \
+                     (GlobalMaxPooling2D pools a whole map)",
+                    ph.saturating_mul(pw),
+                    pool::MAX_POOL_WINDOW_CELLS
+                ),
+            ));
+        }
         Ok(Pool2d {
             kind,
             config: config.clone(),
@@ -221,5 +234,23 @@ impl Layer for GlobalPool {
             PoolKind::Max => pool::global_max_pool_backward(dy.data(), &self.argmax, dx.data_mut()),
         }
         dx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_pool_windows_past_256_cells_are_a_clear_error() {
+        let input = [40, 40, 3];
+        assert!(Pool2d::build(PoolKind::Max, &PoolConfig::new(16), &input).is_ok());
+        let err = Pool2d::build(PoolKind::Max, &PoolConfig::new(17), &input)
+            .err()
+            .expect("17x17 is refused");
+        let msg = err.to_string();
+        assert!(msg.contains("MaxPooling2D") && msg.contains("289 cells"), "{msg}");
+        // Average pooling keeps no winners: any window.
+        assert!(Pool2d::build(PoolKind::Average, &PoolConfig::new(17), &input).is_ok());
     }
 }
