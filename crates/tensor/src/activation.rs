@@ -168,9 +168,7 @@ impl Activation {
         match saved {
             SavedOutput::ReluMask(mask) => {
                 assert!(mask.len() * 64 >= dy.len(), "backward_saved: mask length");
-                dy.par_chunks_mut(PAR_MIN)
-                    .zip(mask.par_chunks(PAR_MIN / 64))
-                    .for_each(|(d, m)| apply_mask(m, d));
+                apply_mask_par(mask, dy);
             }
             SavedOutput::Values(y) => self.backward(y, dy, row),
         }
@@ -189,9 +187,16 @@ fn pack_positive(y: &[f32], mask: &mut [u64]) {
     }
 }
 
+/// [`apply_mask`] over all threads.
+pub(crate) fn apply_mask_par(mask: &[u64], dy: &mut [f32]) {
+    dy.par_chunks_mut(PAR_MIN)
+        .zip(mask.par_chunks(PAR_MIN / 64))
+        .for_each(|(d, m)| apply_mask(m, d));
+}
+
 /// Zeroes `dy` where the mask bit is clear.
 #[multiversion(targets = "simd")]
-fn apply_mask(mask: &[u64], dy: &mut [f32]) {
+pub(crate) fn apply_mask(mask: &[u64], dy: &mut [f32]) {
     for (&w, block) in mask.iter().zip(dy.chunks_mut(64)) {
         for (i, d) in block.iter_mut().enumerate() {
             if (w >> i) & 1 == 0 {

@@ -534,50 +534,117 @@ pub fn conv2d_backward_weight(
     if g.n == 0 {
         return;
     }
-    let per_img_out = g.oh * g.ow * g.f;
-    let per_img_in = g.h * g.w * g.c;
     let chunk = chunk_images(g);
-    let p = g.patch_len();
     let with_bias = db.is_some();
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
-        .par_chunks(chunk * per_img_out)
+        .par_chunks(chunk * g.oh * g.ow * g.f)
         .enumerate()
-        .map(|(ci, dy_chunk)| {
-            let imgs = dy_chunk.len() / per_img_out;
-            let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
-            let rows = imgs * g.oh * g.ow;
-            let dym = MatRef::row_major(dy_chunk, rows, g.f);
-            let mut part = vec![0.0; p * g.f];
-            if is_direct(g) {
-                direct_backward_weight_dispatch(g, x_chunk, dy_chunk, &mut part);
-            } else if is_pointwise(g) {
-                let xt = MatRef::row_major(x_chunk, rows, p).t();
-                matmul(&mut part, xt, dym, false, Threads::Single);
-            } else if implicit::handles(g) {
-                implicit::backward_weight_chunk(g, x_chunk, imgs, dy_chunk, &mut part);
-            } else {
-                with_scratch(rows * p, |cols| {
-                    im2col(g, x_chunk, imgs, cols);
-                    let ct = MatRef::row_major(cols, rows, p).t();
-                    matmul(&mut part, ct, dym, false, Threads::Single);
-                });
-            }
-            let mut bpart = Vec::new();
-            if with_bias {
-                bpart = vec![0.0; g.f];
-                sum_rows(dy_chunk, &mut bpart);
-            }
-            (part, bpart)
+        .map(|(ci, dy_chunk)| weight_chunk(g, x, dy_chunk, ci * chunk, with_bias))
+        .collect();
+    sum_partials(&partials, dw, db);
+}
+
+/// [`conv2d_backward_weight`] for a convolution with a ReLU, in training:
+/// `dy` (the gradient of the ReLU's output) becomes the pre-activation
+/// gradient in place, zero where the saved mask (`SavedOutput::ReluMask`)
+/// is clear, chunk by chunk right before that chunk's products, while it
+/// is in cache (instead of a separate pass over all of `dy`).
+pub fn conv2d_backward_weight_relu(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    dy: &mut [f32],
+    mask: &[u64],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    assert_eq!(
+        dy.len(),
+        g.output_len(),
+        "conv2d_backward_weight: dy length"
+    );
+    assert!(
+        mask.len() * 64 >= dy.len(),
+        "conv2d_backward_weight: mask length"
+    );
+    let chunk = chunk_images(g);
+    let chunk_len = chunk * g.oh * g.ow * g.f;
+    if g.n == 0 || !chunk_len.is_multiple_of(64) {
+        // Chunks that do not start on a mask word: mask first, then sum.
+        crate::activation::apply_mask_par(mask, dy);
+        return conv2d_backward_weight(g, x, dy, dw, db);
+    }
+    assert_eq!(
+        x.len(),
+        g.input_len(),
+        "conv2d_backward_weight: input length"
+    );
+    assert_eq!(
+        dw.len(),
+        g.weight_len(),
+        "conv2d_backward_weight: dw length"
+    );
+    let with_bias = db.is_some();
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
+        .par_chunks_mut(chunk_len)
+        .zip(mask.par_chunks(chunk_len / 64))
+        .enumerate()
+        .map(|(ci, (dy_chunk, m))| {
+            crate::activation::apply_mask(m, dy_chunk);
+            weight_chunk(g, x, dy_chunk, ci * chunk, with_bias)
         })
         .collect();
-    // Sum in chunk order: reproducible whatever the thread count.
-    for (part, _) in &partials {
+    sum_partials(&partials, dw, db);
+}
+
+/// The weight (and bias) gradient of the images `first..` of `x` whose
+/// output gradient is `dy_chunk`, as partial sums.
+fn weight_chunk(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    dy_chunk: &[f32],
+    first: usize,
+    with_bias: bool,
+) -> (Vec<f32>, Vec<f32>) {
+    let per_img_out = g.oh * g.ow * g.f;
+    let per_img_in = g.h * g.w * g.c;
+    let p = g.patch_len();
+    let imgs = dy_chunk.len() / per_img_out;
+    let x_chunk = &x[first * per_img_in..(first + imgs) * per_img_in];
+    let rows = imgs * g.oh * g.ow;
+    let dym = MatRef::row_major(dy_chunk, rows, g.f);
+    let mut part = vec![0.0; p * g.f];
+    if is_direct(g) {
+        direct_backward_weight_dispatch(g, x_chunk, dy_chunk, &mut part);
+    } else if is_pointwise(g) {
+        let xt = MatRef::row_major(x_chunk, rows, p).t();
+        matmul(&mut part, xt, dym, false, Threads::Single);
+    } else if implicit::handles(g) {
+        implicit::backward_weight_chunk(g, x_chunk, imgs, dy_chunk, &mut part);
+    } else {
+        with_scratch(rows * p, |cols| {
+            im2col(g, x_chunk, imgs, cols);
+            let ct = MatRef::row_major(cols, rows, p).t();
+            matmul(&mut part, ct, dym, false, Threads::Single);
+        });
+    }
+    let mut bpart = Vec::new();
+    if with_bias {
+        bpart = vec![0.0; g.f];
+        sum_rows(dy_chunk, &mut bpart);
+    }
+    (part, bpart)
+}
+
+/// Adds the chunks' partial sums in chunk order: reproducible whatever the
+/// thread count.
+fn sum_partials(partials: &[(Vec<f32>, Vec<f32>)], dw: &mut [f32], db: Option<&mut [f32]>) {
+    for (part, _) in partials {
         for (d, s) in dw.iter_mut().zip(part) {
             *d += s;
         }
     }
     if let Some(db) = db {
-        for (_, bpart) in &partials {
+        for (_, bpart) in partials {
             for (d, s) in db.iter_mut().zip(bpart) {
                 *d += s;
             }

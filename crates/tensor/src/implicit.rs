@@ -148,10 +148,18 @@ fn pad_into(g: &Conv2dGeometry, x: &[f32], imgs: usize, xp: &mut [f32]) {
     xp[imgs * hp * wp * c..].fill(0.0);
 }
 
+thread_local! {
+    /// Each worker's pixel-base list, kept across chunks: allocated per
+    /// chunk, it was freed and page-faulted back every time once the
+    /// allocator returns freed pages at once (large training steps).
+    static BASES: std::cell::Cell<Vec<usize>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// The start of each output pixel's receptive field in a source buffer of
-/// `imgs` images of `hb x wb` pixels.
+/// `imgs` images of `hb x wb` pixels (hand it back with [`return_bases`]).
 fn pixel_bases(g: &Conv2dGeometry, imgs: usize, hb: usize, wb: usize) -> Vec<usize> {
-    let mut bases = Vec::with_capacity(imgs * g.oh * g.ow);
+    let mut bases = BASES.take();
+    bases.clear();
     for b in 0..imgs {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
@@ -160,6 +168,11 @@ fn pixel_bases(g: &Conv2dGeometry, imgs: usize, hb: usize, wb: usize) -> Vec<usi
         }
     }
     bases
+}
+
+/// Keeps `bases` for this thread's next [`pixel_bases`].
+fn return_bases(bases: Vec<usize>) {
+    BASES.set(bases);
 }
 
 /// The geometry of the input gradient seen as a stride-1 forward over
@@ -264,7 +277,8 @@ pub(crate) fn forward_chunk(
             )
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases, epilogue, relu_mask);
+        let _ = (k, epilogue, relu_mask);
+        return_bases(bases);
     });
 }
 
@@ -301,7 +315,8 @@ pub(crate) fn backward_weight_chunk(
             avx512::backward_weight(&k, &bases, dy, dw)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases);
+        let _ = k;
+        return_bases(bases);
     });
 }
 

@@ -138,12 +138,25 @@ proptest! {
         conv::conv2d_forward_saving(&g, &x, &wt, Some(&b), Activation::Relu, &mut y, &mut slot);
         let mut want_slot = None;
         Activation::Relu.save_output(&y, &mut want_slot);
-        match (slot, want_slot) {
+        let mask = match (slot, want_slot) {
             (Some(SavedOutput::ReluMask(got)), Some(SavedOutput::ReluMask(want))) => {
-                prop_assert_eq!(got, want, "ReLU mask");
+                prop_assert_eq!(&got, &want, "ReLU mask");
+                got
             }
-            _ => prop_assert!(false, "ReLU keeps a mask"),
-        }
+            _ => return Err(TestCaseError::fail("ReLU keeps a mask")),
+        };
+        // The ReLU backward fused into the weight gradient's chunks equals
+        // masking first and then summing, bit for bit.
+        let mut dz = dy.clone();
+        let (mut dw1, mut db1) = (vec![0.5; g.weight_len()], vec![0.5; f]);
+        conv::conv2d_backward_weight_relu(&g, &x, &mut dz, &mask, &mut dw1, Some(&mut db1));
+        let mut dz2 = dy.clone();
+        Activation::Relu.backward_saved(&SavedOutput::ReluMask(mask), &mut dz2, f);
+        let (mut dw2, mut db2) = (vec![0.5; g.weight_len()], vec![0.5; f]);
+        conv::conv2d_backward_weight(&g, &x, &dz2, &mut dw2, Some(&mut db2));
+        prop_assert_eq!(dz, dz2);
+        prop_assert_eq!(dw1, dw2);
+        prop_assert_eq!(db1, db2);
         let mut dx = vec![7.0; g.input_len()];
         conv::conv2d_backward_input(&g, &dy, &wt, &mut dx);
         close(&dx, &reference::conv2d_backward_input(&g, &dy, &wt), "backward input")?;

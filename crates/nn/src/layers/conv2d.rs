@@ -13,7 +13,8 @@ use crate::layer::{batched, Layer, Mode, Param};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::conv::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward_affine, conv2d_forward_saving,
+    conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_relu,
+    conv2d_forward_affine, conv2d_forward_saving,
 };
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
@@ -208,19 +209,27 @@ impl Conv2d {
             .geometry(&self.input_shape, x.batch())
             .expect("validated at build");
         let mut dz = dy;
-        if self.config.activation != Activation::Linear {
-            let saved = self.saved.as_ref().expect("kept by the training forward");
-            self.config
-                .activation
-                .backward_saved(saved, dz.data_mut(), g.f);
+        let kernel_grad = self.kernel.grad.data_mut();
+        let bias_grad = self.bias.as_mut().map(|b| b.grad.data_mut());
+        match (self.config.activation, &self.saved) {
+            (Activation::Linear, _) => {
+                conv2d_backward_weight(&g, x.data(), dz.data(), kernel_grad, bias_grad)
+            }
+            // The ReLU's mask is applied chunk by chunk inside the pass.
+            (Activation::Relu, Some(SavedOutput::ReluMask(mask))) => conv2d_backward_weight_relu(
+                &g,
+                x.data(),
+                dz.data_mut(),
+                mask,
+                kernel_grad,
+                bias_grad,
+            ),
+            (act, saved) => {
+                let saved = saved.as_ref().expect("kept by the training forward");
+                act.backward_saved(saved, dz.data_mut(), g.f);
+                conv2d_backward_weight(&g, x.data(), dz.data(), kernel_grad, bias_grad)
+            }
         }
-        conv2d_backward_weight(
-            &g,
-            x.data(),
-            dz.data(),
-            self.kernel.grad.data_mut(),
-            self.bias.as_mut().map(|b| b.grad.data_mut()),
-        );
         (x, dz)
     }
 }

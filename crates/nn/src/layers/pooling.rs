@@ -249,7 +249,10 @@ mod tests {
             .err()
             .expect("17x17 is refused");
         let msg = err.to_string();
-        assert!(msg.contains("MaxPooling2D") && msg.contains("289 cells"), "{msg}");
+        assert!(
+            msg.contains("MaxPooling2D") && msg.contains("289 cells"),
+            "{msg}"
+        );
         // Average pooling keeps no winners: any window.
         assert!(Pool2d::build(PoolKind::Average, &PoolConfig::new(17), &input).is_ok());
     }
