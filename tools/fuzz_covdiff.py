@@ -1,3 +1,15 @@
+"""Which source crates gained fuzzing coverage between two corpora.
+
+    B=fuzz/target/x86_64-unknown-linux-gnu/release/model_file
+    $B -runs=0 -print_coverage=1 OLD_CORPUS 2> old.txt
+    $B -runs=0 -print_coverage=1 NEW_CORPUS 2> new.txt
+    python3 tools/fuzz_covdiff.py old.txt new.txt [ours]
+
+Prints the edges gained per crate ("ours" = this repository); with a third
+argument, also the functions of this repository that gained edges. Used to
+tell whether a target still finds paths in convnet's code or only inside a
+dependency's parser.
+"""
 import re, sys, collections
 def load(p):
     d = {}
