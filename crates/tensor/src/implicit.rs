@@ -252,7 +252,37 @@ pub(crate) fn forward_chunk(
     assert!(epilogue
         .affine
         .is_none_or(|(s, t)| s.len() == g.f && t.len() == g.f));
-    with_source(g, x, imgs, false, |src, hb, wb| {
+    with_kernel(g, x, imgs, false, |k, bases| {
+        // SAFETY: `handles` checked AVX-512F; every index the kernels form is
+        // in range: bases point at receptive fields inside the source (which
+        // holds at least HP x WP pixels per image), runs stay inside them,
+        // `w` is [P, F] and `y` is [pixels, F].
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            avx512::forward(
+                k,
+                bases,
+                w,
+                epilogue,
+                y,
+                relu_mask.map_or(std::ptr::null_mut(), |m| m.as_mut_ptr()),
+            )
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (k, bases, epilogue, relu_mask);
+    });
+}
+
+/// Runs `f` with the kernel view of a chunk's source buffer (see
+/// [`with_source`]) and its pixel bases.
+fn with_kernel(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    imgs: usize,
+    weight_tiles: bool,
+    f: impl FnOnce(&Kernel<'_>, &[usize]),
+) {
+    with_source(g, x, imgs, weight_tiles, |src, hb, wb| {
         let bases = pixel_bases(g, imgs, hb, wb);
         let k = Kernel {
             xp: src,
@@ -261,23 +291,7 @@ pub(crate) fn forward_chunk(
             row_stride: wb * g.c,
             f: g.f,
         };
-        // SAFETY: `handles` checked AVX-512F; every index the kernels form is
-        // in range: bases point at receptive fields inside `src` (which holds
-        // `hb x wb >= HP x WP` pixels per image), runs stay inside them, `w` is
-        // [P, F] and `y` is [pixels, F].
-        #[cfg(target_arch = "x86_64")]
-        unsafe {
-            avx512::forward(
-                &k,
-                &bases,
-                w,
-                epilogue,
-                y,
-                relu_mask.map_or(std::ptr::null_mut(), |m| m.as_mut_ptr()),
-            )
-        };
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, epilogue, relu_mask);
+        f(&k, &bases);
         return_bases(bases);
     });
 }
@@ -298,25 +312,16 @@ pub(crate) fn backward_weight_chunk(
     assert_eq!(x.len(), imgs * g.h * g.w * g.c);
     assert_eq!(dy.len(), imgs * g.oh * g.ow * g.f);
     assert_eq!(dw.len(), g.weight_len());
-    with_source(g, x, imgs, true, |src, hb, wb| {
-        let bases = pixel_bases(g, imgs, hb, wb);
-        let k = Kernel {
-            xp: src,
-            kh: g.kh,
-            run: g.kw * g.c,
-            row_stride: wb * g.c,
-            f: g.f,
-        };
+    with_kernel(g, x, imgs, true, |k, bases| {
         // SAFETY: as in `forward_chunk`; a tile reads past a run only when
-        // the run is shorter than the tile, and then `src` is the padded copy
-        // with WG_MR_MAX values of slack (`with_source`).
+        // the run is shorter than the tile, and then the source is the padded
+        // copy with WG_MR_MAX values of slack (`with_source`).
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx512::backward_weight(&k, &bases, dy, dw)
+            avx512::backward_weight(k, bases, dy, dw)
         };
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = k;
-        return_bases(bases);
+        let _ = (k, bases);
     });
 }
 

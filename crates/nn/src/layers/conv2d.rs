@@ -177,23 +177,27 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// `act(conv(x) + b)`, then the per-filter `affine` map if any.
-    fn convolve(&self, x: &Tensor, affine: Option<(&[f32], &[f32])>) -> Tensor {
+    /// `act(conv(x) + b)`, then the per-filter `affine` map if any. In
+    /// training (`save`) the activation's backward state comes out of the
+    /// convolution's own pass (a ReLU mask packed as the output is stored,
+    /// where it can) into `self.saved`.
+    fn convolve(&mut self, x: &Tensor, affine: Option<(&[f32], &[f32])>, save: bool) -> Tensor {
         let n = x.batch();
         let g = self
             .config
             .geometry(&self.input_shape, n)
             .expect("validated at build");
         let mut y = Tensor::for_overwrite(&batched(n, &self.output_shape));
-        conv2d_forward_affine(
-            &g,
-            x.data(),
+        let (w, b) = (
             self.kernel.value.data(),
             self.bias.as_ref().map(|b| b.value.data()),
-            self.config.activation,
-            affine,
-            y.data_mut(),
         );
+        let act = self.config.activation;
+        if save {
+            conv2d_forward_saving(&g, x.data(), w, b, act, y.data_mut(), &mut self.saved);
+        } else {
+            conv2d_forward_affine(&g, x.data(), w, b, act, affine, y.data_mut());
+        }
         y
     }
 
@@ -246,27 +250,11 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
-        if mode != Mode::Train {
-            return self.convolve(&x, None);
+        let train = mode == Mode::Train;
+        let y = self.convolve(&x, None, train);
+        if train {
+            self.x = Some(x);
         }
-        // The activation's saved state comes out of the convolution's own
-        // pass (a ReLU mask packed as the output is stored, where it can).
-        let n = x.batch();
-        let g = self
-            .config
-            .geometry(&self.input_shape, n)
-            .expect("validated at build");
-        let mut y = Tensor::for_overwrite(&batched(n, &self.output_shape));
-        conv2d_forward_saving(
-            &g,
-            x.data(),
-            self.kernel.value.data(),
-            self.bias.as_ref().map(|b| b.value.data()),
-            self.config.activation,
-            y.data_mut(),
-            &mut self.saved,
-        );
-        self.x = Some(x);
         y
     }
 
@@ -279,7 +267,7 @@ impl Layer for Conv2d {
         if scale.len() != self.config.filters {
             return Err(x);
         }
-        Ok(self.convolve(&x, Some((scale, shift))))
+        Ok(self.convolve(&x, Some((scale, shift)), false))
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
