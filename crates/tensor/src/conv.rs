@@ -339,7 +339,6 @@ pub fn conv2d_forward_affine(
         return;
     }
     let per_img_out = g.oh * g.ow * g.f;
-    let per_img_in = g.h * g.w * g.c;
     let chunk = chunk_images(g);
     let p = g.patch_len();
     let wm = MatRef::row_major(w, p, g.f);
@@ -347,7 +346,7 @@ pub fn conv2d_forward_affine(
         .enumerate()
         .for_each(|(ci, y_chunk)| {
             let imgs = y_chunk.len() / per_img_out;
-            let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
+            let x_chunk = images(g, x, ci * chunk, imgs);
             let rows = imgs * g.oh * g.ow;
             if implicit::handles(g) {
                 // Bias, ReLU and the affine map are applied as each tile is
@@ -438,7 +437,6 @@ pub fn conv2d_forward_saving(
     let halves =
         unsafe { std::slice::from_raw_parts_mut(mask.as_mut_ptr().cast::<u16>(), mask.len() * 4) };
     let per_img_out = g.oh * g.ow * g.f;
-    let per_img_in = g.h * g.w * g.c;
     let chunk = chunk_images(g);
     let epilogue = implicit::Epilogue {
         bias,
@@ -450,7 +448,7 @@ pub fn conv2d_forward_saving(
         .enumerate()
         .for_each(|(ci, (y_chunk, m_chunk))| {
             let imgs = y_chunk.len() / per_img_out;
-            let x_chunk = &x[ci * chunk * per_img_in..(ci * chunk + imgs) * per_img_in];
+            let x_chunk = images(g, x, ci * chunk, imgs);
             let m_chunk = &mut m_chunk[..y_chunk.len() / 16];
             implicit::forward_chunk(g, x_chunk, imgs, w, epilogue, y_chunk, Some(m_chunk));
         });
@@ -480,8 +478,8 @@ pub fn conv2d_backward_input(g: &Conv2dGeometry, dy: &[f32], w: &[f32], dx: &mut
     let plan = (!is_pointwise(g) && implicit::handles_backward_input(g))
         .then(|| implicit::backward_input_plan(g, w));
     // Strided: one stride-1 forward per output phase (see `strided_input`).
-    let phases = (plan.is_none() && implicit::enabled() && strided_input::handles(g))
-        .then(|| strided_input::Plan::new(g, w));
+    let phases =
+        (plan.is_none() && strided_input::handles(g)).then(|| strided_input::Plan::new(g, w));
     dx.par_chunks_mut(chunk * per_img_in)
         .enumerate()
         .for_each(|(ci, dx_chunk)| {
@@ -516,21 +514,7 @@ pub fn conv2d_backward_weight(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
-    assert_eq!(
-        x.len(),
-        g.input_len(),
-        "conv2d_backward_weight: input length"
-    );
-    assert_eq!(
-        dy.len(),
-        g.output_len(),
-        "conv2d_backward_weight: dy length"
-    );
-    assert_eq!(
-        dw.len(),
-        g.weight_len(),
-        "conv2d_backward_weight: dw length"
-    );
+    check_weight_args(g, x, dy, dw);
     if g.n == 0 {
         return;
     }
@@ -557,11 +541,7 @@ pub fn conv2d_backward_weight_relu(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
-    assert_eq!(
-        dy.len(),
-        g.output_len(),
-        "conv2d_backward_weight: dy length"
-    );
+    check_weight_args(g, x, dy, dw);
     assert!(
         mask.len() * 64 >= dy.len(),
         "conv2d_backward_weight: mask length"
@@ -573,16 +553,6 @@ pub fn conv2d_backward_weight_relu(
         crate::activation::apply_mask_par(mask, dy);
         return conv2d_backward_weight(g, x, dy, dw, db);
     }
-    assert_eq!(
-        x.len(),
-        g.input_len(),
-        "conv2d_backward_weight: input length"
-    );
-    assert_eq!(
-        dw.len(),
-        g.weight_len(),
-        "conv2d_backward_weight: dw length"
-    );
     let with_bias = db.is_some();
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
         .par_chunks_mut(chunk_len)
@@ -596,6 +566,31 @@ pub fn conv2d_backward_weight_relu(
     sum_partials(&partials, dw, db);
 }
 
+/// The length checks of the weight-gradient entry points.
+fn check_weight_args(g: &Conv2dGeometry, x: &[f32], dy: &[f32], dw: &[f32]) {
+    assert_eq!(
+        x.len(),
+        g.input_len(),
+        "conv2d_backward_weight: input length"
+    );
+    assert_eq!(
+        dy.len(),
+        g.output_len(),
+        "conv2d_backward_weight: dy length"
+    );
+    assert_eq!(
+        dw.len(),
+        g.weight_len(),
+        "conv2d_backward_weight: dw length"
+    );
+}
+
+/// Images `first..first + imgs` of the batch `x [N, H, W, C]`.
+fn images<'a>(g: &Conv2dGeometry, x: &'a [f32], first: usize, imgs: usize) -> &'a [f32] {
+    let per_img = g.h * g.w * g.c;
+    &x[first * per_img..(first + imgs) * per_img]
+}
+
 /// The weight (and bias) gradient of the images `first..` of `x` whose
 /// output gradient is `dy_chunk`, as partial sums.
 fn weight_chunk(
@@ -605,11 +600,9 @@ fn weight_chunk(
     first: usize,
     with_bias: bool,
 ) -> (Vec<f32>, Vec<f32>) {
-    let per_img_out = g.oh * g.ow * g.f;
-    let per_img_in = g.h * g.w * g.c;
     let p = g.patch_len();
-    let imgs = dy_chunk.len() / per_img_out;
-    let x_chunk = &x[first * per_img_in..(first + imgs) * per_img_in];
+    let imgs = dy_chunk.len() / (g.oh * g.ow * g.f);
+    let x_chunk = images(g, x, first, imgs);
     let rows = imgs * g.oh * g.ow;
     let dym = MatRef::row_major(dy_chunk, rows, g.f);
     let mut part = vec![0.0; p * g.f];

@@ -68,8 +68,7 @@ fn cpu_supported() -> bool {
 /// True when the forward and weight-gradient kernels handle `g`: no
 /// dilation, padding inside the kernel's reach, filters a multiple of 32.
 pub(crate) fn handles(g: &Conv2dGeometry) -> bool {
-    ENABLED.load(Ordering::Relaxed)
-        && cpu_supported()
+    enabled()
         && g.dh == 1
         && g.dw == 1
         && g.pad_top < g.kh
@@ -203,16 +202,34 @@ pub(crate) fn backward_input_plan(g: &Conv2dGeometry, w: &[f32]) -> (Conv2dGeome
     let mut wt = vec![0.0; w.len()];
     for ky in 0..g.kh {
         for kx in 0..g.kw {
-            let src = &w[((g.kh - 1 - ky) * g.kw + (g.kw - 1 - kx)) * g.c * g.f..][..g.c * g.f];
-            let dst = &mut wt[(ky * g.kw + kx) * g.f * g.c..][..g.f * g.c];
-            for c in 0..g.c {
-                for f in 0..g.f {
-                    dst[f * g.c + c] = src[c * g.f + f];
-                }
-            }
+            transpose_tap(
+                g,
+                w,
+                (g.kh - 1 - ky, g.kw - 1 - kx),
+                &mut wt,
+                ky * g.kw + kx,
+            );
         }
     }
     (transposed(g), wt)
+}
+
+/// Writes tap `(ky, kx)` of `w [KH, KW, C, F]` transposed, as `[F, C]`, at
+/// tap index `at` of `out` (a kernel of the input gradient, `[.., .., F, C]`).
+pub(crate) fn transpose_tap(
+    g: &Conv2dGeometry,
+    w: &[f32],
+    (ky, kx): (usize, usize),
+    out: &mut [f32],
+    at: usize,
+) {
+    let src = &w[(ky * g.kw + kx) * g.c * g.f..][..g.c * g.f];
+    let dst = &mut out[at * g.f * g.c..][..g.f * g.c];
+    for c in 0..g.c {
+        for f in 0..g.f {
+            dst[f * g.c + c] = src[c * g.f + f];
+        }
+    }
 }
 
 /// What the forward applies to each sum as it stores it:
@@ -364,16 +381,22 @@ mod avx512 {
         y: &mut [f32],
         mask: *mut u16,
     ) {
-        let mut f0 = 0;
-        while f0 < k.f {
-            if k.f - f0 >= 64 {
+        for (f0, wide) in column_blocks(k.f) {
+            if wide {
                 unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, e, y, mask, f0) };
-                f0 += 64;
             } else {
                 unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, e, y, mask, f0) };
-                f0 += 32;
             }
         }
+    }
+
+    /// The filter blocks `(f0, wide)` the kernels cover `F` (a multiple of
+    /// 32) with: 64 columns (`wide`) while at least 64 are left, then 32.
+    fn column_blocks(f: usize) -> impl Iterator<Item = (usize, bool)> {
+        let wide = f / 64;
+        (0..wide)
+            .map(|i| (64 * i, true))
+            .chain((64 * wide < f).then_some((64 * wide, false)))
     }
 
     /// The epilogue's vectors for the filters `f0..f0 + 16*NV`.
@@ -509,22 +532,18 @@ mod avx512 {
         dy: &[f32],
         dw: &mut [f32],
     ) {
+        // Runs shorter than a tile waste its rows: a first layer's 5x1 run
+        // fits a 6-row tile better than a 12-row one.
+        let short_runs = waste(k.run, 6) < waste(k.run, WG_MR_MAX);
         for (bi, block) in bases.chunks(WG_PIXELS).enumerate() {
             let dyb = &dy[bi * WG_PIXELS * k.f..];
-            let mut f0 = 0;
-            while f0 < k.f {
-                if k.f - f0 >= 64 {
+            for (f0, wide) in column_blocks(k.f) {
+                if wide {
                     unsafe { backward_weight_columns::<6, 4>(k, block, dyb, dw, f0) };
-                    f0 += 64;
+                } else if short_runs {
+                    unsafe { backward_weight_columns::<6, 2>(k, block, dyb, dw, f0) };
                 } else {
-                    // Runs shorter than a tile waste its rows: a first layer's
-                    // 5x1 run fits a 6-row tile better than a 12-row one.
-                    if waste(k.run, 6) < waste(k.run, WG_MR_MAX) {
-                        unsafe { backward_weight_columns::<6, 2>(k, block, dyb, dw, f0) };
-                    } else {
-                        unsafe { backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0) };
-                    }
-                    f0 += 32;
+                    unsafe { backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0) };
                 }
             }
         }

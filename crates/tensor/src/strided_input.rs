@@ -59,7 +59,8 @@ fn axis(r: usize, k: usize, s: usize, pad: usize, n: usize) -> (usize, usize, us
 /// True when this geometry's input gradient can run by phases: a stride
 /// above 1, no dilation, and input channels the kernels take.
 pub(crate) fn handles(g: &Conv2dGeometry) -> bool {
-    (g.sh > 1 || g.sw > 1)
+    implicit::enabled()
+        && (g.sh > 1 || g.sw > 1)
         && g.dh == 1
         && g.dw == 1
         && g.n > 0
@@ -116,15 +117,8 @@ impl Plan {
                 let mut wp = vec![0.0; jy * jx * g.f * g.c];
                 for j in 0..jy {
                     for i in 0..jx {
-                        let ky = ry + g.sh * (jy - 1 - j);
-                        let kx = rx + g.sw * (jx - 1 - i);
-                        let src = &w[(ky * g.kw + kx) * g.c * g.f..][..g.c * g.f];
-                        let dst = &mut wp[(j * jx + i) * g.f * g.c..][..g.f * g.c];
-                        for c in 0..g.c {
-                            for f in 0..g.f {
-                                dst[f * g.c + c] = src[c * g.f + f];
-                            }
-                        }
+                        let tap = (ry + g.sh * (jy - 1 - j), rx + g.sw * (jx - 1 - i));
+                        implicit::transpose_tap(g, w, tap, &mut wp, j * jx + i);
                     }
                 }
                 phases.push(Phase {
@@ -142,13 +136,18 @@ impl Plan {
 
     /// `dx [imgs, H, W, C]` (overwritten) from `dy [imgs, OH, OW, F]`.
     pub(crate) fn run(&self, g: &Conv2dGeometry, dy: &[f32], imgs: usize, dx: &mut [f32]) {
-        dx.fill(0.0);
+        if self.phases.len() < g.sh * g.sw {
+            dx.fill(0.0); // some rows or columns no phase writes
+        }
         let f = g.f;
+        // One padded-dy and one output buffer for all phases.
+        let (mut dyp, mut out) = (Vec::new(), Vec::new());
         for ph in &self.phases {
             let pg = &ph.g;
             let (jy, jx) = (pg.kh, pg.kw);
             // dyp[p, q] = dy[p + qy0 - (JY-1), q + qx0 - (JX-1)], zero outside.
-            let mut dyp = vec![0.0; imgs * pg.h * pg.w * f];
+            dyp.clear();
+            dyp.resize(imgs * pg.h * pg.w * f, 0.0);
             for b in 0..imgs {
                 for p in 0..pg.h {
                     let Some(oy) = (p + ph.qy0).checked_sub(jy - 1).filter(|&oy| oy < g.oh) else {
@@ -164,7 +163,7 @@ impl Plan {
                     }
                 }
             }
-            let mut out = vec![0.0; imgs * pg.oh * pg.ow * g.c];
+            out.resize(imgs * pg.oh * pg.ow * g.c, 0.0); // overwritten below
             implicit::forward_chunk(pg, &dyp, imgs, &ph.w, Epilogue::default(), &mut out, None);
             for b in 0..imgs {
                 for u in 0..pg.oh {
