@@ -4,7 +4,7 @@
 
 use crate::spec::checked_sum;
 use crate::{LayerSpec, Result, Sequential};
-use convnet_tensor::shape::axis_geometry;
+use convnet_tensor::shape::{axis_geometry, AxisPadding};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -62,36 +62,37 @@ fn snake(kind: &str) -> String {
     }
 }
 
-/// `floor((N + 2P - M) / S) + 1 = out` for one axis, numbers filled in.
-fn axis_formula(
-    n: usize,
-    m: usize,
-    s: usize,
-    d: usize,
-    spec_padding: convnet_tensor::Padding,
-) -> String {
-    let a = axis_geometry(n, m, s, d, spec_padding).expect("validated by output_shapes");
+/// `floor((N + 2P - M) / S) + 1 = out` for one axis, numbers filled in
+/// (`ceil` when the pool rounds up).
+fn axis_formula(n: usize, m: usize, s: usize, d: usize, pad: AxisPadding, ceil: bool) -> String {
+    let a = axis_geometry(n, m, s, d, pad, ceil).expect("validated by output_shapes");
     let m_eff = (m - 1) * d + 1;
+    let round = if ceil && pad != AxisPadding::Same {
+        "ceil"
+    } else {
+        "floor"
+    };
     format!(
-        "floor(({n} + {} - {m_eff}) / {s}) + 1 = {}",
+        "{round}(({n} + {} - {m_eff}) / {s}) + 1 = {}",
         a.pad_before + a.pad_after,
         a.out
     )
 }
 
 fn formula(spec: &LayerSpec, input: &[usize]) -> Option<String> {
-    let (k, s, d, p) = match spec {
-        LayerSpec::Conv2D(c) => (c.kernel_size, c.strides, c.dilation_rate, c.padding),
+    let (k, s, d, p, ceil) = match spec {
+        LayerSpec::Conv2D(c) => (c.kernel_size, c.strides, c.dilation_rate, c.padding, false),
         LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => (
             p.pool_size,
             p.strides.unwrap_or(p.pool_size),
             [1, 1],
             p.padding,
+            p.ceil_mode,
         ),
         _ => return None,
     };
-    let h = axis_formula(input[0], k[0], s[0], d[0], p);
-    let w = axis_formula(input[1], k[1], s[1], d[1], p);
+    let h = axis_formula(input[0], k[0], s[0], d[0], p.axis(0), ceil);
+    let w = axis_formula(input[1], k[1], s[1], d[1], p.axis(1), ceil);
     Some(if h == w {
         format!("H,W: {h}")
     } else {

@@ -117,6 +117,7 @@ fn pooling_matches_pytorch() {
             pool_size: p,
             strides: Some(s),
             padding: padding(&c["padding"]),
+            ceil_mode: false,
         };
         let spec = match c["kind"].as_str().unwrap() {
             "max" => LayerSpec::MaxPooling2D(cfg),

@@ -29,5 +29,5 @@ mod strided_input;
 mod tensor;
 
 pub use error::TensorError;
-pub use shape::{Conv2dGeometry, Padding, Pool2dGeometry};
+pub use shape::{AxisPadding, Conv2dGeometry, Padding, Pool2dGeometry};
 pub use tensor::Tensor;

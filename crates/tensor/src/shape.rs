@@ -15,6 +15,17 @@
 //! * `same`: `out = ceil(N / S)`, and the total padding
 //!   `max((out - 1) * S + M_eff - N, 0)` is split with the odd pixel at the
 //!   bottom/right: `P_before = total / 2`, `P_after = total - P_before`.
+//!
+//! PyTorch and ONNX give the padding explicitly instead (`padding=1`, ONNX
+//! `pads`), possibly different on each side: [`Padding::Explicit`]. Their
+//! pooling layers may also round up (`ceil_mode`):
+//!
+//! ```text
+//! out = ceil((N + P_before + P_after - M_eff) / S) + 1,
+//! minus one when the last window would start past the input and its leading padding
+//! ```
+//!
+//! (windows that reach past the padded input are cut off).
 
 use crate::TensorError;
 use serde::{Deserialize, Serialize};
@@ -28,6 +39,35 @@ pub enum Padding {
     Valid,
     /// Zero padding so that `out = ceil(N / S)`, odd pixel bottom/right.
     Same,
+    /// Explicit zero padding `[top, bottom, left, right]` (PyTorch's
+    /// `padding=`, ONNX's `pads`).
+    Explicit([usize; 4]),
+}
+
+impl Padding {
+    /// PyTorch's `padding=p`: `p` on every side.
+    pub fn symmetric(p: usize) -> Self {
+        Padding::Explicit([p, p, p, p])
+    }
+
+    /// The padding of one spatial axis (0 = height, 1 = width).
+    pub fn axis(self, axis: usize) -> AxisPadding {
+        match self {
+            Padding::Valid => AxisPadding::Explicit(0, 0),
+            Padding::Same => AxisPadding::Same,
+            Padding::Explicit(p) => AxisPadding::Explicit(p[2 * axis], p[2 * axis + 1]),
+        }
+    }
+}
+
+/// The padding of one axis: Keras's `same`, or explicit amounts before and
+/// after (`valid` is `Explicit(0, 0)`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AxisPadding {
+    /// `out = ceil(N / S)`, odd pixel after.
+    Same,
+    /// `(before, after)`.
+    Explicit(usize, usize),
 }
 
 /// The geometry of one spatial axis.
@@ -43,13 +83,15 @@ pub struct AxisGeometry {
 
 /// Computes output size and padding along one axis (see the module docs).
 ///
-/// `n` input size, `m` window size, `s` stride, `d` dilation.
+/// `n` input size, `m` window size, `s` stride, `d` dilation; `ceil` rounds
+/// the output size up as PyTorch's `ceil_mode` (ignored for `same`).
 pub fn axis_geometry(
     n: usize,
     m: usize,
     s: usize,
     d: usize,
-    padding: Padding,
+    padding: AxisPadding,
+    ceil: bool,
 ) -> Result<AxisGeometry, TensorError> {
     if m == 0 || s == 0 || d == 0 {
         return Err(TensorError::Shape {
@@ -66,23 +108,50 @@ pub fn axis_geometry(
         .and_then(|v| v.checked_add(1))
         .ok_or_else(too_big)?;
     match padding {
-        Padding::Valid => {
-            if n < m_eff {
+        AxisPadding::Explicit(before, after) => {
+            let padded = n
+                .checked_add(before)
+                .and_then(|v| v.checked_add(after))
+                .ok_or_else(too_big)?;
+            if padded < m_eff {
+                return Err(TensorError::Shape {
+                    op: "axis_geometry",
+                    msg: if before + after == 0 {
+                        format!(
+                            "input size {n} is smaller than the window {m_eff} \
+                             (kernel {m}, dilation {d}) with 'valid' padding"
+                        )
+                    } else {
+                        format!(
+                            "input size {n} padded by {before}+{after} is smaller than the \
+                             window {m_eff} (kernel {m}, dilation {d})"
+                        )
+                    },
+                });
+            }
+            if before >= m_eff || after >= m_eff {
                 return Err(TensorError::Shape {
                     op: "axis_geometry",
                     msg: format!(
-                        "input size {n} is smaller than the window {m_eff} \
-                         (kernel {m}, dilation {d}) with 'valid' padding"
+                        "padding {before}+{after} must be smaller than the window {m_eff} \
+                         (a window would see only padding)"
                     ),
                 });
             }
+            let span = padded - m_eff;
+            let mut out = if ceil { span.div_ceil(s) } else { span / s } + 1;
+            // PyTorch: the last window must start inside the input or its
+            // leading padding.
+            if ceil && (out - 1) * s >= n + before {
+                out -= 1;
+            }
             Ok(AxisGeometry {
-                out: (n - m_eff) / s + 1,
-                pad_before: 0,
-                pad_after: 0,
+                out,
+                pad_before: before,
+                pad_after: after,
             })
         }
-        Padding::Same => {
+        AxisPadding::Same => {
             if n == 0 {
                 return Err(TensorError::Shape {
                     op: "axis_geometry",
@@ -171,8 +240,8 @@ impl Conv2dGeometry {
                 msg: format!("channels ({c}) and filters ({filters}) must be at least 1"),
             });
         }
-        let y = axis_geometry(h, kernel.0, stride.0, dilation.0, padding)?;
-        let x = axis_geometry(w, kernel.1, stride.1, dilation.1, padding)?;
+        let y = axis_geometry(h, kernel.0, stride.0, dilation.0, padding.axis(0), false)?;
+        let x = axis_geometry(w, kernel.1, stride.1, dilation.1, padding.axis(1), false)?;
         // Every size the kernels compute must fit in a usize.
         checked_product(&[kernel.0, kernel.1, c, filters], "Conv2dGeometry")?;
         checked_product(&[n.max(1), y.out, x.out, filters.max(c)], "Conv2dGeometry")?;
@@ -264,16 +333,18 @@ pub struct Pool2dGeometry {
 }
 
 impl Pool2dGeometry {
-    /// Validates and computes the geometry; `input` is `[n, h, w, c]`.
+    /// Validates and computes the geometry; `input` is `[n, h, w, c]`;
+    /// `ceil` is PyTorch's `ceil_mode`.
     pub fn new(
         input: [usize; 4],
         pool: (usize, usize),
         stride: (usize, usize),
         padding: Padding,
+        ceil: bool,
     ) -> Result<Self, TensorError> {
         let [n, h, w, c] = input;
-        let y = axis_geometry(h, pool.0, stride.0, 1, padding)?;
-        let x = axis_geometry(w, pool.1, stride.1, 1, padding)?;
+        let y = axis_geometry(h, pool.0, stride.0, 1, padding.axis(0), ceil)?;
+        let x = axis_geometry(w, pool.1, stride.1, 1, padding.axis(1), ceil)?;
         Ok(Pool2dGeometry {
             n,
             h,
@@ -306,25 +377,63 @@ impl Pool2dGeometry {
 mod tests {
     use super::*;
 
+    const VALID: AxisPadding = AxisPadding::Explicit(0, 0);
+
+    #[test]
+    fn explicit_padding_and_ceil_mode_match_pytorch() {
+        // Output sizes from torchvision's ResNet and GoogLeNet at 224x224
+        // (their printed shapes), not from the formula under test.
+        let g = |n, m, s, p, ceil| {
+            axis_geometry(n, m, s, 1, AxisPadding::Explicit(p, p), ceil)
+                .unwrap()
+                .out
+        };
+        assert_eq!(g(224, 7, 2, 3, false), 112); // conv1 7x7/2, padding 3
+        assert_eq!(g(112, 3, 2, 1, false), 56); // maxpool 3/2, padding 1
+        assert_eq!(g(56, 3, 2, 1, false), 28); // layer2's 3x3/2 conv
+        assert_eq!(g(56, 1, 2, 0, false), 28); // its 1x1/2 downsample
+        assert_eq!(g(112, 3, 2, 0, true), 56); // GoogLeNet maxpool1 (ceil_mode)
+        assert_eq!(g(56, 3, 2, 0, true), 28); // maxpool2
+        assert_eq!(g(28, 3, 2, 0, true), 14); // maxpool3
+        assert_eq!(g(14, 2, 2, 0, true), 7); // maxpool4
+        assert_eq!(g(28, 3, 1, 1, true), 28); // the branch pools 3/1, padding 1
+                                              // PyTorch's documentation example for ceil_mode: 5 -> 3 (k2 s2), and
+                                              // the rule that drops a window starting in the trailing padding:
+                                              // n=4, k=2, s=2, p=1: ceil(4/2)+1 = 3 windows.
+        assert_eq!(g(5, 2, 2, 0, true), 3);
+        assert_eq!(g(5, 2, 2, 0, false), 2);
+        assert_eq!(g(4, 2, 2, 1, true), 3);
+        assert_eq!(g(3, 2, 2, 1, true), 2);
+        // Asymmetric padding is kept as given.
+        let a = axis_geometry(6, 3, 2, 1, AxisPadding::Explicit(0, 1), false).unwrap();
+        assert_eq!((a.out, a.pad_before, a.pad_after), (3, 0, 1));
+        // A window of padding only is refused.
+        assert!(axis_geometry(6, 3, 1, 1, AxisPadding::Explicit(3, 0), false).is_err());
+        assert_eq!(
+            Padding::Explicit([1, 2, 3, 4]).axis(1),
+            AxisPadding::Explicit(3, 4)
+        );
+    }
+
     #[test]
     fn valid_matches_the_textbook_formula() {
         // 28 - 5 + 1 = 24; (28 - 5) / 2 + 1 = 12.
-        assert_eq!(axis_geometry(28, 5, 1, 1, Padding::Valid).unwrap().out, 24);
-        assert_eq!(axis_geometry(28, 5, 2, 1, Padding::Valid).unwrap().out, 12);
+        assert_eq!(axis_geometry(28, 5, 1, 1, VALID, false).unwrap().out, 24);
+        assert_eq!(axis_geometry(28, 5, 2, 1, VALID, false).unwrap().out, 12);
         // Dilation 2 makes a 3-tap kernel span 5 pixels.
-        assert_eq!(axis_geometry(7, 3, 1, 2, Padding::Valid).unwrap().out, 3);
+        assert_eq!(axis_geometry(7, 3, 1, 2, VALID, false).unwrap().out, 3);
     }
 
     #[test]
     fn same_puts_the_odd_pixel_after() {
         // TensorFlow: n=6, k=2, s=1 -> total pad 1, placed after.
-        let a = axis_geometry(6, 2, 1, 1, Padding::Same).unwrap();
+        let a = axis_geometry(6, 2, 1, 1, AxisPadding::Same, false).unwrap();
         assert_eq!((a.out, a.pad_before, a.pad_after), (6, 0, 1));
         // n=28, k=5, s=2 -> out 14, total (13*2+5-28)=3 -> 1 before, 2 after.
-        let a = axis_geometry(28, 5, 2, 1, Padding::Same).unwrap();
+        let a = axis_geometry(28, 5, 2, 1, AxisPadding::Same, false).unwrap();
         assert_eq!((a.out, a.pad_before, a.pad_after), (14, 1, 2));
         // Stride larger than the window can need no padding at all.
-        let a = axis_geometry(5, 1, 2, 1, Padding::Same).unwrap();
+        let a = axis_geometry(5, 1, 2, 1, AxisPadding::Same, false).unwrap();
         assert_eq!((a.out, a.pad_before, a.pad_after), (3, 0, 0));
     }
 
@@ -334,8 +443,8 @@ mod tests {
             for m in 1..6 {
                 for s in 1..4 {
                     for d in 1..3 {
-                        for p in [Padding::Valid, Padding::Same] {
-                            if let Ok(a) = axis_geometry(n, m, s, d, p) {
+                        for p in [VALID, AxisPadding::Same, AxisPadding::Explicit(1, 1)] {
+                            if let Ok(a) = axis_geometry(n, m, s, d, p, false) {
                                 let m_eff = (m - 1) * d + 1;
                                 let formula = (n + a.pad_before + a.pad_after - m_eff) / s + 1;
                                 assert_eq!(a.out, formula, "n={n} m={m} s={s} d={d} {p:?}");
@@ -349,8 +458,8 @@ mod tests {
 
     #[test]
     fn too_small_input_is_an_error() {
-        let err = axis_geometry(3, 5, 1, 1, Padding::Valid).unwrap_err();
+        let err = axis_geometry(3, 5, 1, 1, VALID, false).unwrap_err();
         assert!(err.to_string().contains("smaller than the window"), "{err}");
-        assert!(axis_geometry(3, 0, 1, 1, Padding::Valid).is_err());
+        assert!(axis_geometry(3, 0, 1, 1, VALID, false).is_err());
     }
 }

@@ -28,7 +28,12 @@ fn close(got: &[f32], want: &[f32], what: &str) -> Result<(), TestCaseError> {
 }
 
 fn padding() -> impl Strategy<Value = Padding> {
-    prop_oneof![Just(Padding::Valid), Just(Padding::Same)]
+    prop_oneof![
+        Just(Padding::Valid),
+        Just(Padding::Same),
+        (0usize..3, 0usize..3, 0usize..3, 0usize..3)
+            .prop_map(|(t, b, l, r)| Padding::Explicit([t, b, l, r])),
+    ]
 }
 
 proptest! {
@@ -171,9 +176,9 @@ proptest! {
     fn pooling_matches_reference(
         n in 1usize..3, h in 1usize..10, w in 1usize..10, c in 1usize..4,
         ph in 1usize..4, pw in 1usize..4, sh in 1usize..4, sw in 1usize..4,
-        pad in padding(), seed: u64,
+        pad in padding(), ceil: bool, seed: u64,
     ) {
-        let g = match Pool2dGeometry::new([n, h, w, c], (ph, pw), (sh, sw), pad) {
+        let g = match Pool2dGeometry::new([n, h, w, c], (ph, pw), (sh, sw), pad, ceil) {
             Ok(g) => g,
             Err(_) => return Ok(()),
         };

@@ -23,9 +23,13 @@ pub struct PoolConfig {
     /// Stride; `None` means the pool size.
     #[serde(default)]
     pub strides: Option<[usize; 2]>,
-    /// `valid` or `same`.
+    /// `valid`, `same` or explicit.
     #[serde(default)]
     pub padding: Padding,
+    /// Round the output size up (PyTorch's `ceil_mode`; torchvision's
+    /// GoogLeNet pools use it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ceil_mode: bool,
 }
 
 impl PoolConfig {
@@ -35,7 +39,13 @@ impl PoolConfig {
             pool_size: [size, size],
             strides: None,
             padding: Padding::Valid,
+            ceil_mode: false,
         }
+    }
+    /// Rounds the output size up (PyTorch's `ceil_mode=True`).
+    pub fn with_ceil_mode(mut self, ceil: bool) -> Self {
+        self.ceil_mode = ceil;
+        self
     }
     /// The same stride on both axes.
     pub fn with_stride(mut self, s: usize) -> Self {
@@ -57,6 +67,7 @@ impl PoolConfig {
             (self.pool_size[0], self.pool_size[1]),
             (s[0], s[1]),
             self.padding,
+            self.ceil_mode,
         )?)
     }
 
