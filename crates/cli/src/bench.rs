@@ -78,37 +78,23 @@ pub fn layer_times(name: &str, batch: usize, steps: usize) -> CliResult<()> {
     shape.extend_from_slice(&seq.input_shape);
     let n: usize = shape.iter().product();
     let x = Tensor::from_vec(&shape, (0..n).map(|_| rng.gen::<f32>()).collect()).expect("sizes");
-    let layers = model.layers_mut();
-    let mut fwd = vec![0.0f64; layers.len()];
-    let mut bwd = vec![0.0f64; layers.len()];
+    let n_layers = model.layers().len();
+    let mut fwd = vec![0.0f64; n_layers];
+    let mut bwd = vec![0.0f64; n_layers];
     for step in 0..steps + 2 {
-        let mut h = x.clone();
-        for (i, l) in layers.iter_mut().enumerate() {
-            let t = Instant::now();
-            h = l.forward(h, Mode::Train, &mut rng);
-            if step >= 2 {
-                fwd[i] += t.elapsed().as_secs_f64();
-            }
-        }
-        let mut g = Tensor::full(h.shape(), 0.01);
-        for (i, l) in layers.iter_mut().enumerate().rev() {
-            let t = Instant::now();
-            if i == 0 {
-                l.backward_params(std::mem::take(&mut g));
-            } else {
-                g = l.backward(g);
-            }
-            if step >= 2 {
-                bwd[i] += t.elapsed().as_secs_f64();
-            }
+        let (f, b) = model.time_nodes(&x);
+        if step >= 2 {
+            fwd.iter_mut().zip(&f).for_each(|(a, b)| *a += b);
+            bwd.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
         }
     }
     println!("{name} batch {batch}: mean ms per step");
-    for (i, l) in layers.iter().enumerate() {
+    for (i, l) in model.layers().iter().enumerate() {
         println!(
-            "  {:>2} {:<20} {:>8.2} fwd {:>8.2} bwd",
+            "  {:>2} {:<20} {:<24} {:>8.2} fwd {:>8.2} bwd",
             i,
             l.spec().kind(),
+            model.wiring().names[i],
             1e3 * fwd[i] / steps as f64,
             1e3 * bwd[i] / steps as f64
         );
@@ -140,11 +126,14 @@ pub fn net(name: &str) -> CliResult<Sequential> {
 
 /// Forward multiply-adds per sample.
 pub fn forward_macs(seq: &Sequential) -> CliResult<usize> {
-    let shapes = seq.output_shapes()?;
-    let mut input = seq.input_shape.clone();
+    let (wiring, shapes) = seq.checked()?;
     let mut macs = 0;
-    for (l, out) in seq.layers.iter().zip(&shapes) {
-        macs += match l {
+    for (i, (node, out)) in seq.layers.iter().zip(&shapes).enumerate() {
+        let input = match wiring.inputs[i][0] {
+            convnet_nn::Source::Input => &seq.input_shape,
+            convnet_nn::Source::Node(j) => &shapes[j],
+        };
+        macs += match &node.layer {
             LayerSpec::Conv2D(c) => {
                 out.iter().product::<usize>() * c.kernel_size[0] * c.kernel_size[1] * input[2]
             }
@@ -152,7 +141,6 @@ pub fn forward_macs(seq: &Sequential) -> CliResult<usize> {
             LayerSpec::Dense(d) => input.iter().product::<usize>() * d.units,
             _ => 0,
         };
-        input = out.clone();
     }
     Ok(macs)
 }

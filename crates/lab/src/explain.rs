@@ -1,12 +1,13 @@
 //! `convnet explain`: what a trained net does to one image. Writes the
-//! input, every conv layer's feature maps (after activation), every pooling
-//! layer's pooled maps beside the maps they came from, the first conv
-//! layer's filters, and the class probabilities.
+//! input, the feature maps of every conv layer (after its activation), of
+//! every merge (Add, Concatenate) and standalone activation of a graph,
+//! every pooling layer's pooled maps beside the maps it read, the first
+//! conv layer's filters, and the class probabilities.
 
 use crate::error::Result;
 use crate::grid::{feature_grid, filter_grid, input_image, save_png, scale_for, side_by_side};
 use crate::plot::bar_chart;
-use convnet_nn::{LayerSpec, Model};
+use convnet_nn::{LayerSpec, Model, Source};
 use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -43,49 +44,64 @@ pub fn explain(
     });
 
     let outs = model.trace(&x);
-    let specs: Vec<LayerSpec> = model.spec().layers.clone();
-    let mut prev: Option<(Tensor, usize)> = None; // last image-shaped output and its layer index
+    let specs: Vec<LayerSpec> = model
+        .spec()
+        .layers
+        .iter()
+        .map(|n| n.layer.clone())
+        .collect();
+    let wiring = model.wiring().clone();
+    let graph = !wiring.is_chain();
     let mut first_conv = true;
     for (i, (spec, out)) in specs.iter().zip(&outs).enumerate() {
         let s = out.shape();
         let is_image = s.len() == 4;
+        let name = &wiring.names[i];
+        let maps = match spec {
+            LayerSpec::Conv2D(_) => Some(("conv_maps", "after activation")),
+            LayerSpec::Add => Some(("add_maps", "sum of the branches")),
+            LayerSpec::Concatenate => Some(("concat_maps", "branches side by side")),
+            LayerSpec::Activation { .. } if graph => Some(("activation_maps", "after activation")),
+            _ => None,
+        };
+        if let (Some((file, what)), true) = (maps, is_image) {
+            let (oh, ow, oc) = (s[1], s[2], s[3]);
+            let (img, _) = feature_grid(out.data(), oh, ow, oc, scale_for(oh, ow, 84));
+            let p = dir.join(format!("layer{i:02}_{file}.png"));
+            save_png(&img, &p)?;
+            pics.push(Picture {
+                title: format!(
+                    "layer {i} {} '{name}': {oc} feature maps {oh}x{ow}, {what}",
+                    spec.kind()
+                ),
+                path: p,
+            });
+        }
         match spec {
-            LayerSpec::Conv2D(_) if is_image => {
-                let (oh, ow, oc) = (s[1], s[2], s[3]);
-                let (img, _) = feature_grid(out.data(), oh, ow, oc, scale_for(oh, ow, 84));
-                let p = dir.join(format!("layer{i:02}_conv_maps.png"));
-                save_png(&img, &p)?;
-                pics.push(Picture {
-                    title: format!(
-                        "layer {i} Conv2D: {oc} feature maps {oh}x{ow} after activation"
-                    ),
-                    path: p,
-                });
-                if first_conv {
-                    first_conv = false;
-                    if let Some(k) = model.layers()[i]
-                        .params()
-                        .into_iter()
-                        .find(|p| p.name == "kernel")
-                    {
-                        let ks = k.value.shape();
-                        let p = dir.join("filters.png");
-                        save_png(&filter_grid(&k.value, scale_for(ks[0], ks[1], 48)), &p)?;
-                        pics.push(Picture {
-                            title: format!(
-                                "layer {i} filters: {} of {}x{}x{}",
-                                ks[3], ks[0], ks[1], ks[2]
-                            ),
-                            path: p,
-                        });
-                    }
+            LayerSpec::Conv2D(_) if is_image && first_conv => {
+                first_conv = false;
+                if let Some(k) = model.layers()[i]
+                    .params()
+                    .into_iter()
+                    .find(|p| p.name == "kernel")
+                {
+                    let ks = k.value.shape();
+                    let p = dir.join("filters.png");
+                    save_png(&filter_grid(&k.value, scale_for(ks[0], ks[1], 48)), &p)?;
+                    pics.push(Picture {
+                        title: format!(
+                            "layer {i} filters: {} of {}x{}x{}",
+                            ks[3], ks[0], ks[1], ks[2]
+                        ),
+                        path: p,
+                    });
                 }
             }
             LayerSpec::MaxPooling2D(_) | LayerSpec::AveragePooling2D(_) if is_image => {
                 let (oh, ow, oc) = (s[1], s[2], s[3]);
-                let before = match &prev {
-                    Some((t, _)) => t.clone(),
-                    None => x.clone(),
+                let before = match wiring.inputs[i][0] {
+                    Source::Node(j) => outs[j].clone(),
+                    Source::Input => x.clone(),
                 };
                 let bs = before.shape();
                 let scale_b = scale_for(bs[1], bs[2], 84);
@@ -97,7 +113,7 @@ pub fn explain(
                 save_png(&side_by_side(&a, &b), &p)?;
                 pics.push(Picture {
                     title: format!(
-                        "layer {i} {}: {}x{} maps (left) pooled to {oh}x{ow} (right)",
+                        "layer {i} {} '{name}': {}x{} maps (left) pooled to {oh}x{ow} (right)",
                         spec.kind(),
                         bs[1],
                         bs[2]
@@ -106,9 +122,6 @@ pub fn explain(
                 });
             }
             _ => {}
-        }
-        if is_image {
-            prev = Some((out.clone(), i));
         }
     }
     let probs = model.predict(&x, 1)?;

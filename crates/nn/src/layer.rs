@@ -89,6 +89,16 @@ pub trait Layer: Send {
         let _ = (scale, shift);
         Err(x)
     }
+    /// Forward over the outputs of several nodes, in the order of the node's
+    /// `inputs` (merges: Add, Concatenate); every other layer takes one.
+    fn forward_inputs(&mut self, xs: Vec<Tensor>, mode: Mode, rng: &mut Rng) -> Tensor {
+        let [x]: [Tensor; 1] = xs.try_into().expect("a single-input layer takes one input");
+        self.forward(x, mode, rng)
+    }
+    /// Backward of [`Layer::forward_inputs`]: one input gradient per input.
+    fn backward_inputs(&mut self, dy: Tensor) -> Vec<Tensor> {
+        vec![self.backward(dy)]
+    }
     /// Parameters and state, in a fixed order.
     fn params(&self) -> Vec<&Param> {
         Vec::new()

@@ -1,14 +1,7 @@
-//! `Sequential` (the description of a model) and `Model` (its built,
-//! trainable form).
-//!
-//! ```text
-//! Sequential::new(&[28, 28, 1])              input shape without the batch axis, NHWC
-//!     .conv2d(Conv2dConfig::new(32, 5).with_padding(Padding::Same).with_activation(Activation::Relu))
-//!     .max_pool(PoolConfig::new(2))
-//!     .flatten()
-//!     .dense(DenseConfig::new(10).with_activation(Activation::Softmax))
-//!     .build(seed)?                         -> Model
-//! ```
+//! `Model`: a built, trainable [`ModelSpec`]: one layer per node, run in
+//! node order; a node's output is handed to its last reader and copied for
+//! the others, and gradients flowing into a node from several readers are
+//! summed in reader order.
 //!
 //! The model's final activation (softmax or sigmoid) is split off into a
 //! "head" when the model is built: training feeds the logits to the fused
@@ -16,218 +9,17 @@
 //! configured.
 
 use crate::error::config_err;
+use crate::graph::{ModelSpec, Source, Wiring};
 use crate::layer::{Layer, Mode, Param};
 use crate::optim::Optimizer;
-use crate::spec::checked_sum;
-use crate::{
-    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, Loss,
-    NnError, PoolConfig, Result, Rng,
-};
+use crate::{Activation, Loss, Result, Rng};
 use convnet_tensor::Tensor;
-use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
-
-/// A stack of layers and the input shape it expects.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Sequential {
-    /// Per-sample input shape: `[H, W, C]` or `[F]`.
-    pub input_shape: Vec<usize>,
-    /// The layers, in order.
-    pub layers: Vec<LayerSpec>,
-}
-
-impl Sequential {
-    /// An empty stack for inputs of `input_shape` (no batch axis).
-    pub fn new(input_shape: &[usize]) -> Self {
-        Sequential {
-            input_shape: input_shape.to_vec(),
-            layers: Vec::new(),
-        }
-    }
-    /// Appends any layer (Keras's `model.add`).
-    #[allow(clippy::should_implement_trait)]
-    pub fn add(mut self, layer: LayerSpec) -> Self {
-        self.layers.push(layer);
-        self
-    }
-    /// Appends a Conv2D layer.
-    pub fn conv2d(self, c: Conv2dConfig) -> Self {
-        self.add(LayerSpec::Conv2D(c))
-    }
-    /// Appends a Dense layer.
-    pub fn dense(self, d: DenseConfig) -> Self {
-        self.add(LayerSpec::Dense(d))
-    }
-    /// Appends a MaxPooling2D layer.
-    pub fn max_pool(self, p: PoolConfig) -> Self {
-        self.add(LayerSpec::MaxPooling2D(p))
-    }
-    /// Appends an AveragePooling2D layer.
-    pub fn avg_pool(self, p: PoolConfig) -> Self {
-        self.add(LayerSpec::AveragePooling2D(p))
-    }
-    /// Appends a BatchNormalization layer with Keras's defaults.
-    pub fn batch_norm(self) -> Self {
-        self.add(LayerSpec::BatchNormalization(BatchNormConfig::new()))
-    }
-    /// Appends a Dropout layer.
-    pub fn dropout(self, rate: f32) -> Self {
-        self.add(LayerSpec::Dropout(DropoutConfig::new(rate)))
-    }
-    /// Appends a Flatten layer.
-    pub fn flatten(self) -> Self {
-        self.add(LayerSpec::Flatten)
-    }
-    /// Appends a standalone activation.
-    pub fn activation(self, activation: Activation) -> Self {
-        self.add(LayerSpec::Activation { activation })
-    }
-
-    /// The per-sample output shape of every layer, checking each one; the
-    /// error names the first layer that cannot take its input.
-    pub fn output_shapes(&self) -> Result<Vec<Vec<usize>>> {
-        convnet_tensor::shape::checked_product(&self.input_shape, "input shape")?;
-        if self.input_shape.is_empty() || self.input_shape.contains(&0) {
-            return Err(config_err(
-                "input shape",
-                format!(
-                    "must be non-empty with no zero sizes, found {:?}",
-                    self.input_shape
-                ),
-            ));
-        }
-        let mut shape = self.input_shape.clone();
-        let mut out = Vec::with_capacity(self.layers.len());
-        // Parameter counts are checked too, so that every model that passes
-        // has a summary (found by the notation fuzzer: a stack of huge
-        // Dense layers whose total overflowed).
-        let mut params = 0usize;
-        for (i, l) in self.layers.iter().enumerate() {
-            let at = |e: NnError| NnError::Shape {
-                index: i,
-                layer: l.kind().into(),
-                msg: format!("input {shape:?}: {e}"),
-            };
-            let next = l.output_shape(&shape).map_err(at)?;
-            let (t, nt) = l.param_counts(&shape).map_err(at)?;
-            params = checked_sum(params, t)
-                .and_then(|p| checked_sum(p, nt))
-                .map_err(at)?;
-            shape = next;
-            out.push(shape.clone());
-        }
-        Ok(out)
-    }
-
-    /// The final output shape.
-    pub fn output_shape(&self) -> Result<Vec<usize>> {
-        Ok(self
-            .output_shapes()?
-            .pop()
-            .unwrap_or_else(|| self.input_shape.clone()))
-    }
-
-    /// Bytes a training step with batches of `batch` samples needs, roughly:
-    /// parameters four times (values, gradients, two optimizer slots) plus,
-    /// per sample, every layer's output kept for backward three times
-    /// (output, cached copy, gradient) and the largest im2col buffer.
-    pub fn training_bytes(&self, batch: usize) -> Result<u128> {
-        let shapes = self.output_shapes()?;
-        let mut params = 0u128;
-        let mut acts = self
-            .input_shape
-            .iter()
-            .map(|&d| d as u128)
-            .product::<u128>();
-        let mut input = self.input_shape.clone();
-        let mut cols = 0u128;
-        for (l, out) in self.layers.iter().zip(&shapes) {
-            let (t, nt) = l.param_counts(&input)?;
-            params += (t + nt) as u128;
-            let n_out = out.iter().map(|&d| d as u128).product::<u128>();
-            acts += n_out;
-            if let LayerSpec::Conv2D(c) = l {
-                let patch = c.kernel_size[0] as u128 * c.kernel_size[1] as u128 * input[2] as u128;
-                cols = cols.max(n_out / c.filters as u128 * patch);
-            }
-            input = out.clone();
-        }
-        let per_sample = acts.saturating_mul(3).saturating_add(cols);
-        Ok(params
-            .saturating_mul(16)
-            .saturating_add((batch as u128).saturating_mul(per_sample).saturating_mul(4)))
-    }
-
-    /// Fails before allocating when a training step would need more memory
-    /// than `available` bytes, saying how much it needs.
-    pub fn check_memory(&self, batch: usize, available: u128) -> Result<()> {
-        let need = self.training_bytes(batch)?;
-        if need > available {
-            let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
-            return Err(config_err(
-                "memory",
-                format!(
-                    "training this model with batch size {batch} needs about {:.2} GiB but only {:.2} GiB is available; \
-                     use a smaller --batch-size or a smaller model",
-                    gib(need),
-                    gib(available)
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Builds the model, drawing initial weights from `seed`.
-    pub fn build(&self, seed: u64) -> Result<Model> {
-        let shapes = self.output_shapes()?;
-        let mut rng = Rng::seed_from_u64(seed);
-        let mut layers: Vec<Box<dyn Layer>> = Vec::with_capacity(self.layers.len());
-        let mut head = Activation::Linear;
-        let mut input = self.input_shape.clone();
-        for (i, spec) in self.layers.iter().enumerate() {
-            let mut spec = spec.clone();
-            if i + 1 == self.layers.len() {
-                head = split_activation(&mut spec);
-            }
-            let layer = spec.build(&input, &mut rng).map_err(|e| NnError::Shape {
-                index: i,
-                layer: spec.kind().into(),
-                msg: e.to_string(),
-            })?;
-            layers.push(layer);
-            input = shapes[i].clone();
-        }
-        Ok(Model {
-            spec: self.clone(),
-            layers,
-            head,
-            rng: Rng::seed_from_u64(seed.wrapping_add(1)),
-            training: None,
-        })
-    }
-}
-
-/// Moves a softmax or sigmoid out of the final layer, returning it.
-fn split_activation(spec: &mut LayerSpec) -> Activation {
-    let slot = match spec {
-        LayerSpec::Conv2D(c) => &mut c.activation,
-        LayerSpec::Dense(d) => &mut d.activation,
-        LayerSpec::Activation { activation } => activation,
-        _ => return Activation::Linear,
-    };
-    match *slot {
-        a @ (Activation::Softmax | Activation::Sigmoid) => {
-            *slot = Activation::Linear;
-            a
-        }
-        _ => Activation::Linear,
-    }
-}
 
 /// A built model: layers with parameters, the output head, and the RNG
 /// used for dropout and shuffling.
 pub struct Model {
-    spec: Sequential,
+    spec: ModelSpec,
+    wiring: Wiring,
     pub(crate) layers: Vec<Box<dyn Layer>>,
     head: Activation,
     pub(crate) rng: Rng,
@@ -245,9 +37,32 @@ pub(crate) struct Training {
 }
 
 impl Model {
+    /// Assembles a model from its checked description and built layers.
+    pub(crate) fn from_parts(
+        spec: ModelSpec,
+        wiring: Wiring,
+        layers: Vec<Box<dyn Layer>>,
+        head: Activation,
+        rng: Rng,
+    ) -> Model {
+        Model {
+            spec,
+            wiring,
+            layers,
+            head,
+            rng,
+            training: None,
+        }
+    }
+
     /// The description the model was built from.
-    pub fn spec(&self) -> &Sequential {
+    pub fn spec(&self) -> &ModelSpec {
         &self.spec
+    }
+
+    /// Node names and connections.
+    pub fn wiring(&self) -> &Wiring {
+        &self.wiring
     }
 
     /// The final activation that `predict` applies (softmax, sigmoid or linear).
@@ -299,32 +114,98 @@ impl Model {
         Ok(())
     }
 
+    /// The inputs of node `i`: each source's output, handed over by its
+    /// last reader (`left` counts the reads still to come) and copied for the others.
+    fn gather(
+        &self,
+        i: usize,
+        x: &mut Option<Tensor>,
+        input_left: &mut usize,
+        outs: &mut [Option<Tensor>],
+        left: &mut [usize],
+    ) -> Vec<Tensor> {
+        let take = |slot: &mut Option<Tensor>, n: &mut usize| {
+            *n -= 1;
+            if *n == 0 {
+                slot.take()
+                    .expect("a node's output is kept until its last reader")
+            } else {
+                slot.as_ref().expect("kept").clone()
+            }
+        };
+        self.wiring.inputs[i]
+            .iter()
+            .map(|s| match *s {
+                Source::Input => take(x, input_left),
+                Source::Node(j) => take(&mut outs[j], &mut left[j]),
+            })
+            .collect()
+    }
+
+    /// True when node `i + 1` is the only reader of node `i` and reads only it.
+    fn feeds_only_next(&self, i: usize) -> bool {
+        i + 1 < self.layers.len()
+            && self.wiring.readers[i] == 1
+            && self.wiring.inputs[i + 1] == [Source::Node(i)]
+    }
+
     /// Runs the layers; the head is applied only when `with_head`.
     ///
-    /// In inference, a batch norm right after a Conv2D is applied inside the
-    /// convolution's pass (same arithmetic, one memory pass fewer).
+    /// In inference, a batch norm whose only input is a Conv2D read by
+    /// nothing else is applied inside the convolution's pass (same
+    /// arithmetic, one memory pass fewer).
     pub fn forward(&mut self, x: &Tensor, mode: Mode, with_head: bool) -> Tensor {
+        self.run_forward(x, mode, with_head, None)
+    }
+
+    /// [`Model::forward`]; with `times`, adds each node's seconds to it and
+    /// does not fuse.
+    fn run_forward(
+        &mut self,
+        x: &Tensor,
+        mode: Mode,
+        with_head: bool,
+        mut times: Option<&mut [f64]>,
+    ) -> Tensor {
         // Large buffers the last step freed are reused by this one; older
         // ones are given back (see convnet_tensor::recycle).
         convnet_tensor::recycle::new_step();
-        let mut h = x.clone();
-        let mut i = 0;
-        while i < self.layers.len() {
-            if mode == Mode::Eval && i + 1 < self.layers.len() {
-                if let Some((scale, shift)) = self.layers[i + 1].eval_affine() {
-                    match self.layers[i].forward_eval_affine(h, &scale, &shift) {
-                        Ok(y) => {
-                            h = y;
-                            i += 2;
-                            continue;
+        let n = self.layers.len();
+        let mut h = if n == 0 {
+            x.clone()
+        } else {
+            let mut input = Some(x.clone());
+            let mut input_left = self.wiring.input_readers;
+            let mut left = self.wiring.readers.clone();
+            let mut outs: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
+            let mut i = 0;
+            while i < n {
+                let mut xs = self.gather(i, &mut input, &mut input_left, &mut outs, &mut left);
+                if mode == Mode::Eval && times.is_none() && xs.len() == 1 && self.feeds_only_next(i)
+                {
+                    if let Some((scale, shift)) = self.layers[i + 1].eval_affine() {
+                        let x = xs.pop().expect("one input");
+                        match self.layers[i].forward_eval_affine(x, &scale, &shift) {
+                            Ok(y) => {
+                                // Node i's output is consumed by the fused pass.
+                                left[i] = 0;
+                                outs[i + 1] = Some(y);
+                                i += 2;
+                                continue;
+                            }
+                            Err(x) => xs.push(x),
                         }
-                        Err(x) => h = x,
                     }
                 }
+                let t = std::time::Instant::now();
+                outs[i] = Some(self.layers[i].forward_inputs(xs, mode, &mut self.rng));
+                if let Some(times) = times.as_deref_mut() {
+                    times[i] += t.elapsed().as_secs_f64();
+                }
+                i += 1;
             }
-            h = self.layers[i].forward(h, mode, &mut self.rng);
-            i += 1;
-        }
+            outs[n - 1].take().expect("the last node is computed")
+        };
         if with_head {
             let row = h.sample_len().max(1);
             self.head.forward(h.data_mut(), row);
@@ -332,14 +213,21 @@ impl Model {
         h
     }
 
-    /// Every layer's output for a batch, in inference mode (the head is
-    /// applied to the last one), for looking inside the net.
+    /// Every node's output for a batch, in inference mode (the head is
+    /// applied to the last one), for looking inside the net. Never fuses.
     pub fn trace(&mut self, x: &Tensor) -> Vec<Tensor> {
-        let mut outs = Vec::with_capacity(self.layers.len());
-        let mut h = x.clone();
-        for layer in &mut self.layers {
-            h = layer.forward(h, Mode::Eval, &mut self.rng);
-            outs.push(h.clone());
+        let n = self.layers.len();
+        let mut outs: Vec<Tensor> = Vec::with_capacity(n);
+        for i in 0..n {
+            let xs: Vec<Tensor> = self.wiring.inputs[i]
+                .iter()
+                .map(|s| match *s {
+                    Source::Input => x.clone(),
+                    Source::Node(j) => outs[j].clone(),
+                })
+                .collect();
+            let y = self.layers[i].forward_inputs(xs, Mode::Eval, &mut self.rng);
+            outs.push(y);
         }
         if let Some(last) = outs.last_mut() {
             let row = last.sample_len().max(1);
@@ -349,17 +237,60 @@ impl Model {
     }
 
     /// Backpropagates the gradient of the loss w.r.t. the logits through
-    /// every layer, accumulating parameter gradients.
+    /// every node, last to first, accumulating parameter gradients. A node
+    /// read by several others gets the sum of their input gradients, added
+    /// in reader order.
     pub fn backward(&mut self, dlogits: Tensor) {
-        let mut g = dlogits;
-        for (i, layer) in self.layers.iter_mut().enumerate().rev() {
-            if i == 0 {
+        self.run_backward(dlogits, None)
+    }
+
+    /// [`Model::backward`]; with `times`, adds each node's seconds to it.
+    fn run_backward(&mut self, dlogits: Tensor, mut times: Option<&mut [f64]>) {
+        let n = self.layers.len();
+        if n == 0 {
+            return;
+        }
+        let mut grads: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
+        grads[n - 1] = Some(dlogits);
+        for i in (0..n).rev() {
+            let dy = grads[i]
+                .take()
+                .expect("every node reaches the output, so a gradient arrives");
+            let srcs = &self.wiring.inputs[i];
+            let t = std::time::Instant::now();
+            let dxs = if srcs.len() == 1 && srcs[0] == Source::Input {
                 // Nobody needs the gradient w.r.t. the model's input.
-                layer.backward_params(std::mem::take(&mut g));
+                self.layers[i].backward_params(dy);
+                Vec::new()
             } else {
-                g = layer.backward(g);
+                self.layers[i].backward_inputs(dy)
+            };
+            if let Some(times) = times.as_deref_mut() {
+                times[i] += t.elapsed().as_secs_f64();
+            }
+            for (s, dx) in srcs.iter().zip(dxs) {
+                if let Source::Node(j) = *s {
+                    grads[j] = Some(match grads[j].take() {
+                        None => dx,
+                        Some(mut g) => {
+                            add_into(&mut g, &dx);
+                            g
+                        }
+                    });
+                }
             }
         }
+    }
+
+    /// Seconds of every node's forward and backward pass in one training
+    /// step on `x` (unfused; the gradient of every output is 0.01), for profiling.
+    pub fn time_nodes(&mut self, x: &Tensor) -> (Vec<f64>, Vec<f64>) {
+        let n = self.layers.len();
+        let (mut fwd, mut bwd) = (vec![0.0; n], vec![0.0; n]);
+        let z = self.run_forward(x, Mode::Train, false, Some(&mut fwd));
+        self.run_backward(Tensor::full(z.shape(), 0.01), Some(&mut bwd));
+        self.zero_grad();
+        (fwd, bwd)
     }
 
     /// Probabilities (or outputs) for a batch, in inference mode, `batch`
@@ -381,7 +312,7 @@ impl Model {
         Ok(Tensor::from_vec(&shape, out)?)
     }
 
-    /// Every parameter with its qualified name `layer{i}.{name}`.
+    /// Every parameter with its qualified name `layer{i}.{name}` (`i` the node's position).
     pub fn named_params(&self) -> Vec<(String, &Param)> {
         let mut out = Vec::new();
         for (i, l) in self.layers.iter().enumerate() {
@@ -429,4 +360,13 @@ impl Model {
     pub fn set_rng(&mut self, rng: Rng) {
         self.rng = rng;
     }
+}
+
+/// `g += d`, elementwise, in parallel over fixed chunks.
+fn add_into(g: &mut Tensor, d: &Tensor) {
+    use rayon::prelude::*;
+    g.data_mut()
+        .par_chunks_mut(1 << 14)
+        .zip(d.data().par_chunks(1 << 14))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a += b));
 }

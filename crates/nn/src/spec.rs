@@ -10,6 +10,7 @@ use crate::layers::dense::DenseConfig;
 use crate::layers::dropout::DropoutConfig;
 use crate::layers::flatten::Flatten;
 use crate::layers::pooling::{image_shape, GlobalPool, Pool2d, PoolConfig, PoolKind};
+use crate::layers::{merge, zero_padding};
 use crate::{Result, Rng};
 use convnet_tensor::activation::Activation;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,15 @@ pub enum LayerSpec {
         /// The function.
         activation: Activation,
     },
+    /// Zero rows and columns around each image.
+    ZeroPadding2D {
+        /// `[[top, bottom], [left, right]]`, as Keras's config.
+        padding: [[usize; 2]; 2],
+    },
+    /// Elementwise sum of two or more inputs of one shape (a merge).
+    Add,
+    /// Concatenation of two or more inputs on the last (channel) axis (a merge).
+    Concatenate,
 }
 
 fn checked(dims: &[usize]) -> Result<usize> {
@@ -75,6 +85,42 @@ impl LayerSpec {
             LayerSpec::Dropout(_) => "Dropout",
             LayerSpec::Flatten => "Flatten",
             LayerSpec::Activation { .. } => "Activation",
+            LayerSpec::ZeroPadding2D { .. } => "ZeroPadding2D",
+            LayerSpec::Add => "Add",
+            LayerSpec::Concatenate => "Concatenate",
+        }
+    }
+
+    /// True for layers that take several inputs (Add, Concatenate).
+    pub fn is_merge(&self) -> bool {
+        matches!(self, LayerSpec::Add | LayerSpec::Concatenate)
+    }
+
+    /// Output shape for the per-sample shapes of all its inputs (merges
+    /// take two or more, every other layer exactly one).
+    pub fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        match self {
+            LayerSpec::Add => merge::add_output_shape(inputs),
+            LayerSpec::Concatenate => merge::concat_output_shape(inputs),
+            _ => match inputs {
+                [x] => self.output_shape(x),
+                _ => Err(config_err(
+                    self.kind(),
+                    format!("takes exactly 1 input, found {}", inputs.len()),
+                )),
+            },
+        }
+    }
+
+    /// Builds the layer for the per-sample shapes of all its inputs.
+    pub fn build_of(&self, inputs: &[&[usize]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        match self {
+            LayerSpec::Add => Ok(Box::new(merge::Add::build(inputs)?)),
+            LayerSpec::Concatenate => Ok(Box::new(merge::Concatenate::build(inputs)?)),
+            _ => {
+                self.output_shape_of(inputs)?;
+                self.build(inputs[0], rng)
+            }
         }
     }
 
@@ -101,6 +147,8 @@ impl LayerSpec {
                 }
                 Ok(input.to_vec())
             }
+            LayerSpec::ZeroPadding2D { padding } => zero_padding::output_shape(*padding, input),
+            LayerSpec::Add | LayerSpec::Concatenate => self.output_shape_of(&[input]),
             LayerSpec::BatchNormalization(_) | LayerSpec::Activation { .. } => {
                 if input.is_empty() {
                     return Err(config_err(self.kind(), "needs a non-empty input shape"));
@@ -157,6 +205,10 @@ impl LayerSpec {
                 self.output_shape(input)?;
                 Box::new(ActivationLayer::build(*activation, input))
             }
+            LayerSpec::ZeroPadding2D { padding } => {
+                Box::new(zero_padding::ZeroPadding2d::build(*padding, input)?)
+            }
+            LayerSpec::Add | LayerSpec::Concatenate => return self.build_of(&[input], rng),
         })
     }
 }

@@ -3,9 +3,8 @@
 //! layer, `out = floor((N + 2P - M) / S) + 1`, with the numbers filled in.
 
 use crate::spec::checked_sum;
-use crate::{LayerSpec, Result, Sequential};
+use crate::{LayerSpec, ModelSpec, Result};
 use convnet_tensor::shape::{axis_geometry, AxisPadding};
-use std::collections::HashMap;
 use std::fmt;
 
 /// One row of the summary.
@@ -21,6 +20,8 @@ pub struct SummaryRow {
     pub params: usize,
     /// The output-size formula with numbers, for conv and pooling layers.
     pub formula: Option<String>,
+    /// The names of the nodes it reads (`input` for the model's input).
+    pub connected_to: Vec<String>,
 }
 
 /// A model summary. `Display` prints the table.
@@ -36,6 +37,9 @@ pub struct Summary {
     pub non_trainable: usize,
     /// Whether `Display` shows the formula column.
     pub show_formulas: bool,
+    /// True for a graph (not a chain): `Display` adds the input row and the
+    /// "Connected to" column, as Keras does for functional models.
+    pub graph: bool,
 }
 
 impl Summary {
@@ -47,18 +51,6 @@ impl Summary {
     pub fn with_formulas(mut self, show: bool) -> Self {
         self.show_formulas = show;
         self
-    }
-}
-
-fn snake(kind: &str) -> String {
-    match kind {
-        "Conv2D" => "conv2d".into(),
-        "MaxPooling2D" => "max_pooling2d".into(),
-        "AveragePooling2D" => "average_pooling2d".into(),
-        "GlobalAveragePooling2D" => "global_average_pooling2d".into(),
-        "GlobalMaxPooling2D" => "global_max_pooling2d".into(),
-        "BatchNormalization" => "batch_normalization".into(),
-        other => other.to_lowercase(),
     }
 }
 
@@ -100,24 +92,17 @@ fn formula(spec: &LayerSpec, input: &[usize]) -> Option<String> {
     })
 }
 
-impl Sequential {
+impl ModelSpec {
     /// The summary, computed from the description alone (nothing is built).
     pub fn summary(&self) -> Result<Summary> {
-        let shapes = self.output_shapes()?;
-        let mut counts: HashMap<String, usize> = HashMap::new();
+        let (wiring, shapes) = self.checked()?;
         let mut rows = Vec::new();
         let (mut trainable, mut non_trainable) = (0, 0);
-        let mut input = self.input_shape.clone();
-        for (spec, out) in self.layers.iter().zip(&shapes) {
-            let base = snake(spec.kind());
-            let k = counts.entry(base.clone()).or_insert(0);
-            let name = if *k == 0 {
-                base.clone()
-            } else {
-                format!("{base}_{k}")
-            };
-            *k += 1;
-            let (t, nt) = spec.param_counts(&input)?;
+        for (i, (node, out)) in self.layers.iter().zip(&shapes).enumerate() {
+            let spec = &node.layer;
+            let input = self.first_input_shape(&wiring, &shapes, i);
+            let name = wiring.names[i].clone();
+            let (t, nt) = spec.param_counts(input)?;
             trainable = checked_sum(trainable, t)?;
             non_trainable = checked_sum(non_trainable, nt)?;
             checked_sum(trainable, non_trainable)?;
@@ -126,9 +111,12 @@ impl Sequential {
                 kind: spec.kind(),
                 output_shape: out.clone(),
                 params: t + nt,
-                formula: formula(spec, &input),
+                formula: formula(spec, input),
+                connected_to: wiring.inputs[i]
+                    .iter()
+                    .map(|s| wiring.source_name(*s).to_string())
+                    .collect(),
             });
-            input = out.clone();
         }
         Ok(Summary {
             input_shape: self.input_shape.clone(),
@@ -136,6 +124,7 @@ impl Sequential {
             trainable,
             non_trainable,
             show_formulas: false,
+            graph: !wiring.is_chain(),
         })
     }
 }
@@ -171,24 +160,58 @@ fn shape_str(shape: &[usize]) -> String {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self
-            .rows
+        // Graphs list the input first, as Keras's functional summary does.
+        let input_row = self.graph.then(|| SummaryRow {
+            name: crate::INPUT.into(),
+            kind: "InputLayer",
+            output_shape: self.input_shape.clone(),
+            params: 0,
+            formula: None,
+            connected_to: Vec::new(),
+        });
+        let rows: Vec<&SummaryRow> = input_row.iter().chain(&self.rows).collect();
+        let names: Vec<String> = rows
             .iter()
             .map(|r| format!("{} ({})", r.name, r.kind))
             .collect();
-        let shapes: Vec<String> = self
-            .rows
+        let shapes: Vec<String> = rows.iter().map(|r| shape_str(&r.output_shape)).collect();
+        let links: Vec<Vec<String>> = rows
             .iter()
-            .map(|r| shape_str(&r.output_shape))
+            .map(|r| {
+                if r.connected_to.is_empty() {
+                    vec!["-".to_string()]
+                } else {
+                    r.connected_to
+                        .iter()
+                        .map(|n| format!("{n}[0][0]"))
+                        .collect()
+                }
+            })
             .collect();
         let w0 = names.iter().map(|s| s.len()).max().unwrap_or(0).max(12) + 2;
         let w1 = shapes.iter().map(|s| s.len()).max().unwrap_or(0).max(12) + 2;
         let w2 = 12;
-        let width = w0 + w1 + w2 + 1;
+        let w3 = if self.graph {
+            2 + links
+                .iter()
+                .flatten()
+                .map(|s| s.len())
+                .max()
+                .unwrap_or(0)
+                .max(12)
+        } else {
+            0
+        };
+        let width = w0 + w1 + w2 + w3 + 1;
         let line = "_".repeat(width);
+        let title = if self.graph {
+            "functional"
+        } else {
+            "sequential"
+        };
         writeln!(
             f,
-            "Model: \"sequential\"  input {}",
+            "Model: \"{title}\"  input {}",
             shape_str(&self.input_shape)
         )?;
         writeln!(f, "{line}")?;
@@ -197,12 +220,15 @@ impl fmt::Display for Summary {
             " {:<w0$}{:<w1$}{:>w2$}",
             "Layer (type)", "Output Shape", "Param #"
         )?;
+        if self.graph {
+            write!(f, "  {:<w$}", "Connected to", w = w3 - 2)?;
+        }
         if self.show_formulas {
             write!(f, "   Output size: floor((N + 2P - M) / S) + 1")?;
         }
         writeln!(f)?;
         writeln!(f, "{}", "=".repeat(width))?;
-        for (i, r) in self.rows.iter().enumerate() {
+        for (i, r) in rows.iter().enumerate() {
             write!(
                 f,
                 " {:<w0$}{:<w1$}{:>w2$}",
@@ -210,12 +236,18 @@ impl fmt::Display for Summary {
                 shapes[i],
                 thousands(r.params)
             )?;
+            if self.graph {
+                write!(f, "  {:<w$}", links[i][0], w = w3 - 2)?;
+            }
             if self.show_formulas {
                 if let Some(fm) = &r.formula {
                     write!(f, "   {fm}")?;
                 }
             }
             writeln!(f)?;
+            for more in links[i].iter().skip(1) {
+                writeln!(f, " {:<w$}{more}", "", w = w0 + w1 + w2 + 2)?;
+            }
         }
         writeln!(f, "{}", "=".repeat(width))?;
         writeln!(

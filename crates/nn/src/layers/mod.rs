@@ -6,4 +6,6 @@ pub mod conv2d;
 pub mod dense;
 pub mod dropout;
 pub mod flatten;
+pub mod merge;
 pub mod pooling;
+pub mod zero_padding;
