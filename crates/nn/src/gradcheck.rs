@@ -14,7 +14,7 @@
 //! On failure the report names the tensor, the worst index and both values.
 
 use crate::layer::{Layer, Mode};
-use crate::{Loss, Rng};
+use crate::{Loss, Model, Rng};
 use convnet_tensor::Tensor;
 use rand::{Rng as _, SeedableRng};
 
@@ -69,11 +69,23 @@ pub fn check_layer(
     eps: f32,
     tol: f64,
 ) -> Result<(), String> {
-    let forward = |layer: &mut dyn Layer, x: &Tensor| {
+    check_layer_inputs(layer, std::slice::from_ref(x), seed, eps, tol)
+}
+
+/// [`check_layer`] for a layer of several inputs (a merge): every input's
+/// gradient and every trainable parameter's.
+pub fn check_layer_inputs(
+    layer: &mut dyn Layer,
+    xs: &[Tensor],
+    seed: u64,
+    eps: f32,
+    tol: f64,
+) -> Result<(), String> {
+    let forward = |layer: &mut dyn Layer, xs: &[Tensor]| {
         let mut rng = Rng::seed_from_u64(seed);
-        layer.forward(x.clone(), Mode::Train, &mut rng)
+        layer.forward_inputs(xs.to_vec(), Mode::Train, &mut rng)
     };
-    let y = forward(layer, x);
+    let y = forward(layer, xs);
     let mut rng = Rng::seed_from_u64(seed ^ 0x9e37_79b9);
     let r: Vec<f32> = (0..y.len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let r_t = Tensor::from_vec(y.shape(), r.clone()).unwrap();
@@ -81,22 +93,36 @@ pub fn check_layer(
     for p in layer.params_mut() {
         p.grad.data_mut().fill(0.0);
     }
-    forward(layer, x);
-    let dx = layer.backward(r_t);
-
-    // Input gradient.
-    let idx = sample(x.len());
-    let mut numeric = Vec::with_capacity(idx.len());
-    for &i in &idx {
-        let mut xp = x.clone();
-        xp.data_mut()[i] += eps;
-        let lp = dot(&r, forward(layer, &xp).data());
-        xp.data_mut()[i] -= 2.0 * eps;
-        let lm = dot(&r, forward(layer, &xp).data());
-        numeric.push((lp - lm) / (2.0 * eps as f64));
+    forward(layer, xs);
+    let dxs = layer.backward_inputs(r_t);
+    if dxs.len() != xs.len() {
+        return Err(format!(
+            "backward returned {} input gradients for {} inputs",
+            dxs.len(),
+            xs.len()
+        ));
     }
-    let analytic: Vec<f64> = idx.iter().map(|&i| dx.data()[i] as f64).collect();
-    compare("the input", &idx, &analytic, &numeric, tol)?;
+
+    // Input gradients.
+    for (k, dx) in dxs.iter().enumerate() {
+        let idx = sample(xs[k].len());
+        let mut numeric = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let mut xp = xs.to_vec();
+            xp[k].data_mut()[i] += eps;
+            let lp = dot(&r, forward(layer, &xp).data());
+            xp[k].data_mut()[i] -= 2.0 * eps;
+            let lm = dot(&r, forward(layer, &xp).data());
+            numeric.push((lp - lm) / (2.0 * eps as f64));
+        }
+        let analytic: Vec<f64> = idx.iter().map(|&i| dx.data()[i] as f64).collect();
+        let what = if xs.len() == 1 {
+            "the input".to_string()
+        } else {
+            format!("input {k}")
+        };
+        compare(&what, &idx, &analytic, &numeric, tol)?;
+    }
 
     // Parameter gradients.
     let count = layer.params().len();
@@ -113,9 +139,9 @@ pub fn check_layer(
         for &i in &idx {
             let orig = layer.params()[pi].value.data()[i];
             layer.params_mut()[pi].value.data_mut()[i] = orig + eps;
-            let lp = dot(&r, forward(layer, x).data());
+            let lp = dot(&r, forward(layer, xs).data());
             layer.params_mut()[pi].value.data_mut()[i] = orig - eps;
-            let lm = dot(&r, forward(layer, x).data());
+            let lm = dot(&r, forward(layer, xs).data());
             layer.params_mut()[pi].value.data_mut()[i] = orig;
             numeric.push((lp - lm) / (2.0 * eps as f64));
         }
@@ -128,6 +154,55 @@ pub fn check_layer(
             tol,
         )?;
     }
+    Ok(())
+}
+
+/// Checks every trainable parameter gradient of a whole model (so the
+/// graph's wiring: fan-out gradients summed, merges split) at input `x`,
+/// for `L = sum_i r_i z_i` over the logits `z`. Dropout masks repeat
+/// (the model's RNG is restored before every forward).
+pub fn check_model(model: &mut Model, x: &Tensor, eps: f32, tol: f64) -> Result<(), String> {
+    let rng0 = model.rng().clone();
+    let forward = |model: &mut Model| {
+        model.set_rng(rng0.clone());
+        model.forward(x, Mode::Train, false)
+    };
+    let z = forward(model);
+    let mut rng = Rng::seed_from_u64(0x5eed);
+    let r: Vec<f32> = (0..z.len()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    model.zero_grad();
+    forward(model);
+    model.backward(Tensor::from_vec(z.shape(), r.clone()).unwrap());
+    let named: Vec<(String, bool, usize, Tensor)> = model
+        .named_params()
+        .into_iter()
+        .map(|(n, p)| (n, p.trainable, p.value.len(), p.grad.clone()))
+        .collect();
+    for (pi, (name, trainable, len, grad)) in named.into_iter().enumerate() {
+        if !trainable {
+            continue;
+        }
+        let idx = sample(len);
+        let mut numeric = Vec::with_capacity(idx.len());
+        for &i in &idx {
+            let orig = model.params_mut()[pi].value.data()[i];
+            model.params_mut()[pi].value.data_mut()[i] = orig + eps;
+            let lp = dot(&r, forward(model).data());
+            model.params_mut()[pi].value.data_mut()[i] = orig - eps;
+            let lm = dot(&r, forward(model).data());
+            model.params_mut()[pi].value.data_mut()[i] = orig;
+            numeric.push((lp - lm) / (2.0 * eps as f64));
+        }
+        let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
+        compare(
+            &format!("parameter '{name}'"),
+            &idx,
+            &analytic,
+            &numeric,
+            tol,
+        )?;
+    }
+    model.zero_grad();
     Ok(())
 }
 
