@@ -31,12 +31,17 @@ pub struct EvaluateArgs {
 /// Options of `convnet summary`.
 #[derive(Args)]
 pub struct SummaryArgs {
-    /// Model: a notation (e.g. 32C5-P2-64C5-P2-128-D0.4-10), a .json/.toml model file, or a run folder.
+    /// Model: a built-in net (resnet18, resnet20, vgg16, vgg16-bn, googlenet, ...), a notation
+    /// (e.g. 32C5-P2-64C5-P2-128-D0.4-10), a .json/.toml model file, or a run folder.
     #[arg(default_value = DEFAULT_MNIST_MODEL)]
     model: String,
-    /// Input shape HxWxC when the notation does not start with one.
-    #[arg(long, default_value = "28x28x1")]
-    input: String,
+    /// Input shape HxWxC when the notation does not start with one
+    /// [default: 28x28x1; a built-in net's own, e.g. 224x224x3].
+    #[arg(long)]
+    input: Option<String>,
+    /// Output classes of a built-in net [default: its own, 1000 or 10].
+    #[arg(long)]
+    classes: Option<usize>,
     /// Default padding of conv layers in the notation: same or valid.
     #[arg(long, default_value = "same")]
     padding: String,
@@ -75,8 +80,12 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
     let seq = if Path::new(&a.model).join(crate::run::RUN_FILE).exists() {
         RunConfig::load(Path::new(&a.model))?.model
     } else {
-        let input = parse_input_shape(&a.input)?;
-        resolve_model(&a.model, &input, parse_padding(&a.padding)?)?
+        let input = match (&a.input, convnet_nn::zoo::defaults(&a.model)) {
+            (Some(s), _) => parse_input_shape(s)?,
+            (None, Some((shape, _))) => shape,
+            (None, None) => vec![28, 28, 1],
+        };
+        resolve_model(&a.model, &input, parse_padding(&a.padding)?, a.classes)?
     };
     println!("{}", seq.summary()?.with_formulas(a.formulas));
     Ok(())

@@ -1,21 +1,37 @@
-//! `--model`: a notation (`32C5-P2-64C5-P2-128-D0.4-10`) or a model file
-//! (`.json` or `.toml`, the `Sequential` format documented in README.md).
+//! `--model`: a built-in architecture (`resnet20`, `vgg16-bn`, ...; see
+//! `convnet_nn::zoo`), a notation (`32C5-P2-64C5-P2-128-D0.4-10`) or a model
+//! file (`.json` or `.toml`, the `ModelSpec` format documented in README.md).
 
 use crate::error::{CliError, CliResult};
-use convnet_nn::{parse_notation, NotationOptions, Padding, Sequential};
+use convnet_nn::{parse_notation, zoo, ModelSpec, NotationOptions, Padding};
 use std::path::Path;
 
 /// The recommended MNIST net that `convnet train` uses by default.
 pub const DEFAULT_MNIST_MODEL: &str = "32C5-P2-64C5-P2-128-D0.4-10";
 
-/// Resolves a model argument for inputs of `input` shape.
-pub fn resolve_model(arg: &str, input: &[usize], padding: Padding) -> CliResult<Sequential> {
+/// Resolves a model argument for inputs of `input` shape; `classes` sets a
+/// built-in net's outputs (default: the net's own, 1,000 or 10).
+pub fn resolve_model(
+    arg: &str,
+    input: &[usize],
+    padding: Padding,
+    classes: Option<usize>,
+) -> CliResult<ModelSpec> {
+    if let Some((_, default_classes)) = zoo::defaults(arg) {
+        let classes = classes.unwrap_or(default_classes);
+        if classes == 0 {
+            return Err(CliError::usage("--classes must be at least 1"));
+        }
+        return zoo::builtin(arg, input, classes)
+            .expect("a built-in name")
+            .map_err(|e| CliError::usage(format!("{arg} for inputs {input:?}: {e}")));
+    }
     let path = Path::new(arg);
     let lower = arg.to_ascii_lowercase();
     if lower.ends_with(".json") || lower.ends_with(".toml") {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::usage(format!("{arg}: cannot read model file: {e}")))?;
-        let seq: Sequential = if lower.ends_with(".json") {
+        let seq: ModelSpec = if lower.ends_with(".json") {
             serde_json::from_str(&text)
                 .map_err(|e| CliError::usage(format!("{arg}: invalid model file: {e}")))?
         } else {

@@ -16,12 +16,30 @@ use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The number of classes of the data: its class names, else the largest label + 1.
+fn class_count(loaded: &data_arg::Loaded) -> Option<usize> {
+    if let Some(names) = &loaded.classes {
+        return Some(names.len());
+    }
+    loaded
+        .train
+        .labels
+        .data()
+        .iter()
+        .map(|&l| l.max(0.0) as usize + 1)
+        .max()
+}
+
 /// Options of `convnet train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Model: a notation such as 32C5-P2-64C5-P2-128-D0.4-10, or a .json/.toml model file.
+    /// Model: a built-in net (resnet20, vgg11-bn, googlenet, ...), a notation such as
+    /// 32C5-P2-64C5-P2-128-D0.4-10, or a .json/.toml model file.
     #[arg(long, short, default_value = DEFAULT_MNIST_MODEL)]
     model: String,
+    /// Output classes of a built-in net [default: the data's classes].
+    #[arg(long)]
+    classes: Option<usize>,
     /// Data: mnist (bundled), fashion-mnist, or idx:DIR (four MNIST-format IDX files).
     #[arg(long, default_value = "mnist")]
     data: String,
@@ -320,7 +338,8 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             let loaded =
                 data_arg::load(&a.data, a.data_dir.as_deref(), input_arg.as_deref(), a.seed)?;
             let input = loaded.train.images.shape()[1..].to_vec();
-            let seq = resolve_model(&a.model, &input, padding)?;
+            let classes = a.classes.or_else(|| class_count(&loaded));
+            let seq = resolve_model(&a.model, &input, padding, classes)?;
             if seq.input_shape != input {
                 return Err(CliError::usage(format!(
                     "the model expects inputs {:?} but the data has {:?} (set --input to match)",

@@ -29,6 +29,7 @@ pub mod save;
 mod schedule;
 mod spec;
 pub mod summary;
+pub mod zoo;
 
 pub use callbacks::{
     Callback, Control, CsvLogger, EarlyStopping, ModelCheckpoint, ReduceLrOnPlateau,

@@ -1,0 +1,373 @@
+//! Built-in architectures by name, built the way torchvision builds them
+//! (so that its weights can be brought in): a few lines of configuration
+//! over shared blocks, as in torchvision's `vgg.py`, `resnet.py` and
+//! `googlenet.py`.
+//!
+//! | name | what | torchvision |
+//! |---|---|---|
+//! | `vgg11`, `vgg13`, `vgg16`, `vgg19`, `..-bn` | Simonyan & Zisserman 2014, configurations A, B, D, E | `vgg16`, `vgg16_bn`, ... |
+//! | `resnet18`, `resnet34` | He et al. 2016, ImageNet stem, basic blocks | `resnet18`, `resnet34` |
+//! | `resnet20`, `resnet32`, `resnet56` | He et al. 2016 section 4.2 (CIFAR): 3 stages of 16/32/64 filters, projection shortcuts | - |
+//! | `googlenet` | Szegedy et al. 2014, Inception v1 without the auxiliary heads | `googlenet(aux_logits=False)` |
+//!
+//! As in torchvision: a convolution followed by batch norm has no bias (VGG's
+//! keep theirs), padding is explicit and symmetric (`padding=1`), ResNet's
+//! stem pool pads by 1, GoogLeNet's pools round up (`ceil_mode=True`), every
+//! GoogLeNet convolution is followed by batch norm (eps 1e-3), and the branch
+//! the paper calls 5x5 uses 3x3 kernels (pytorch/vision#906). Batch norm
+//! takes PyTorch's settings: momentum 0.1 on the new value (0.9 in our
+//! Keras convention) and eps 1e-5.
+//!
+//! Where torchvision pools adaptively to a fixed size (VGG's 7x7, the
+//! others' 1x1), the nets here use the map as it is (7x7 at 224x224, so the
+//! same layers there) or global average pooling.
+
+use crate::{
+    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, ModelSpec,
+    Padding, PoolConfig, Result,
+};
+
+/// Every built-in name, for help texts and errors.
+pub const NAMES: [&str; 14] = [
+    "vgg11",
+    "vgg13",
+    "vgg16",
+    "vgg19",
+    "vgg11-bn",
+    "vgg13-bn",
+    "vgg16-bn",
+    "vgg19-bn",
+    "resnet18",
+    "resnet34",
+    "resnet20",
+    "resnet32",
+    "resnet56",
+    "googlenet",
+];
+
+/// The input shape and class count a built-in net is made for
+/// (`224x224x3`, 1,000 classes; the CIFAR ResNets `32x32x3`, 10 classes).
+pub fn defaults(name: &str) -> Option<(Vec<usize>, usize)> {
+    let name = normalize(name);
+    if !NAMES.contains(&name.as_str()) {
+        return None;
+    }
+    Some(match name.as_str() {
+        "resnet20" | "resnet32" | "resnet56" => (vec![32, 32, 3], 10),
+        _ => (vec![224, 224, 3], 1000),
+    })
+}
+
+fn normalize(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace('_', "-")
+}
+
+/// The built-in net `name` for inputs `[H, W, C]` and `classes` outputs
+/// (softmax; sigmoid when 1), or `None` when no net has that name.
+pub fn builtin(name: &str, input: &[usize], classes: usize) -> Option<Result<ModelSpec>> {
+    let name = normalize(name);
+    let mut b = Builder::new(input);
+    match name.as_str() {
+        "vgg11" | "vgg13" | "vgg16" | "vgg19" | "vgg11-bn" | "vgg13-bn" | "vgg16-bn"
+        | "vgg19-bn" => {
+            let depth = &name[3..5];
+            vgg(&mut b, depth, name.ends_with("-bn"), classes)
+        }
+        "resnet18" => resnet_imagenet(&mut b, [2, 2, 2, 2], classes),
+        "resnet34" => resnet_imagenet(&mut b, [3, 4, 6, 3], classes),
+        "resnet20" => resnet_cifar(&mut b, 3, classes),
+        "resnet32" => resnet_cifar(&mut b, 5, classes),
+        "resnet56" => resnet_cifar(&mut b, 9, classes),
+        "googlenet" => googlenet(&mut b, classes),
+        _ => return None,
+    }
+    Some(b.g.checked().map(|_| b.g))
+}
+
+/// The functional builder with the few block shapes the zoo needs.
+struct Builder {
+    g: ModelSpec,
+    bn: BatchNormConfig,
+}
+
+impl Builder {
+    fn new(input: &[usize]) -> Builder {
+        Builder {
+            g: ModelSpec::new(input),
+            bn: torch_bn(1e-5),
+        }
+    }
+
+    fn apply(&mut self, layer: LayerSpec, inputs: &[&str]) -> String {
+        self.g.apply(layer, inputs)
+    }
+
+    /// `Conv2d(k, stride, padding=pad, bias)` with a linear activation.
+    fn conv(
+        &mut self,
+        x: &str,
+        filters: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        bias: bool,
+    ) -> String {
+        let c = Conv2dConfig::new(filters, k)
+            .with_stride(stride)
+            .with_padding(Padding::symmetric(pad))
+            .with_bias(bias);
+        self.apply(LayerSpec::Conv2D(c), &[x])
+    }
+
+    fn batch_norm(&mut self, x: &str) -> String {
+        self.apply(LayerSpec::BatchNormalization(self.bn.clone()), &[x])
+    }
+
+    fn relu(&mut self, x: &str) -> String {
+        self.apply(
+            LayerSpec::Activation {
+                activation: Activation::Relu,
+            },
+            &[x],
+        )
+    }
+
+    /// Conv (no bias) -> BN -> ReLU: torchvision's `BasicConv2d`.
+    fn conv_bn_relu(
+        &mut self,
+        x: &str,
+        filters: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> String {
+        let h = self.conv(x, filters, k, stride, pad, false);
+        let h = self.batch_norm(&h);
+        self.relu(&h)
+    }
+
+    fn max_pool(&mut self, x: &str, k: usize, stride: usize, pad: usize, ceil: bool) -> String {
+        let p = PoolConfig::new(k)
+            .with_stride(stride)
+            .with_padding(Padding::symmetric(pad))
+            .with_ceil_mode(ceil);
+        self.apply(LayerSpec::MaxPooling2D(p), &[x])
+    }
+
+    fn channels(&self, x: &str) -> usize {
+        let (w, shapes) = self.g.checked().expect("the zoo builds valid graphs");
+        let i = w
+            .names
+            .iter()
+            .position(|n| n == x)
+            .expect("a node of this graph");
+        shapes[i][2]
+    }
+
+    /// The classifier: global average pooling (unless flat), optional
+    /// dropout, Dense to the classes with the output activation.
+    fn head(&mut self, x: &str, dropout: Option<f32>, classes: usize) {
+        let mut h = self.apply(LayerSpec::GlobalAveragePooling2D, &[x]);
+        if let Some(rate) = dropout {
+            h = self.apply(LayerSpec::Dropout(DropoutConfig::new(rate)), &[&h]);
+        }
+        self.apply(LayerSpec::Dense(output(classes)), &[&h]);
+    }
+
+    /// He et al.'s basic block: conv3x3(stride)-BN-ReLU-conv3x3-BN, plus the
+    /// input (or its 1x1 projection with BN when the stride or width
+    /// changes), then ReLU.
+    fn basic_block(&mut self, x: &str, planes: usize, stride: usize) -> String {
+        let h = self.conv_bn_relu(x, planes, 3, stride, 1);
+        let h = self.conv(&h, planes, 3, 1, 1, false);
+        let h = self.batch_norm(&h);
+        let shortcut = if stride != 1 || self.channels(x) != planes {
+            let p = self.conv(x, planes, 1, stride, 0, false);
+            self.batch_norm(&p)
+        } else {
+            x.to_string()
+        };
+        let s = self.apply(LayerSpec::Add, &[&h, &shortcut]);
+        self.relu(&s)
+    }
+}
+
+/// PyTorch's batch norm (momentum 0.1 on the new value, eps) in our convention.
+fn torch_bn(epsilon: f32) -> BatchNormConfig {
+    let mut bn = BatchNormConfig::new();
+    bn.momentum = 0.9;
+    bn.epsilon = epsilon;
+    bn
+}
+
+/// The output layer: softmax over `classes`, or a sigmoid unit when 1.
+fn output(classes: usize) -> DenseConfig {
+    DenseConfig::new(classes).with_activation(if classes == 1 {
+        Activation::Sigmoid
+    } else {
+        Activation::Softmax
+    })
+}
+
+/// torchvision's VGG configurations: widths, 0 for a 2x2 max pool.
+fn vgg_config(depth: &str) -> &'static [usize] {
+    match depth {
+        "11" => &[64, 0, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0],
+        "13" => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 0, 512, 512, 0, 512, 512, 0,
+        ],
+        "16" => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 256, 0, 512, 512, 512, 0, 512, 512, 512, 0,
+        ],
+        _ => &[
+            64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512,
+            512, 0,
+        ],
+    }
+}
+
+fn vgg(b: &mut Builder, depth: &str, bn: bool, classes: usize) {
+    let mut x = b.g.input();
+    for &v in vgg_config(depth) {
+        if v == 0 {
+            x = b.max_pool(&x, 2, 2, 0, false);
+        } else {
+            // torchvision's VGG convs keep their bias, with or without BN.
+            x = b.conv(&x, v, 3, 1, 1, true);
+            if bn {
+                x = b.batch_norm(&x);
+            }
+            x = b.relu(&x);
+        }
+    }
+    x = b.apply(LayerSpec::Flatten, &[&x]);
+    for _ in 0..2 {
+        let d = DenseConfig::new(4096).with_activation(Activation::Relu);
+        x = b.apply(LayerSpec::Dense(d), &[&x]);
+        x = b.apply(LayerSpec::Dropout(DropoutConfig::new(0.5)), &[&x]);
+    }
+    b.apply(LayerSpec::Dense(output(classes)), &[&x]);
+}
+
+fn resnet_imagenet(b: &mut Builder, blocks: [usize; 4], classes: usize) {
+    let x = b.g.input();
+    let x = b.conv_bn_relu(&x, 64, 7, 2, 3);
+    let mut x = b.max_pool(&x, 3, 2, 1, false);
+    for (stage, &n) in blocks.iter().enumerate() {
+        let planes = 64 << stage;
+        for i in 0..n {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            x = b.basic_block(&x, planes, stride);
+        }
+    }
+    b.head(&x, None, classes);
+}
+
+fn resnet_cifar(b: &mut Builder, n: usize, classes: usize) {
+    let x = b.g.input();
+    let mut x = b.conv_bn_relu(&x, 16, 3, 1, 1);
+    for stage in 0..3 {
+        for i in 0..n {
+            let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+            x = b.basic_block(&x, 16 << stage, stride);
+        }
+    }
+    b.head(&x, None, classes);
+}
+
+/// torchvision's `Inception(in, ch1x1, ch3x3red, ch3x3, ch5x5red, ch5x5, pool_proj)`.
+fn inception(b: &mut Builder, x: &str, c: [usize; 6]) -> String {
+    let b1 = b.conv_bn_relu(x, c[0], 1, 1, 0);
+    let h = b.conv_bn_relu(x, c[1], 1, 1, 0);
+    let b2 = b.conv_bn_relu(&h, c[2], 3, 1, 1);
+    let h = b.conv_bn_relu(x, c[3], 1, 1, 0);
+    // 3x3, not the paper's 5x5: torchvision's weights were trained so.
+    let b3 = b.conv_bn_relu(&h, c[4], 3, 1, 1);
+    let h = b.max_pool(x, 3, 1, 1, true);
+    let b4 = b.conv_bn_relu(&h, c[5], 1, 1, 0);
+    b.apply(LayerSpec::Concatenate, &[&b1, &b2, &b3, &b4])
+}
+
+fn googlenet(b: &mut Builder, classes: usize) {
+    b.bn = torch_bn(1e-3);
+    let x = b.g.input();
+    let x = b.conv_bn_relu(&x, 64, 7, 2, 3);
+    let x = b.max_pool(&x, 3, 2, 0, true);
+    let x = b.conv_bn_relu(&x, 64, 1, 1, 0);
+    let x = b.conv_bn_relu(&x, 192, 3, 1, 1);
+    let mut x = b.max_pool(&x, 3, 2, 0, true);
+    let stages: [&[[usize; 6]]; 3] = [
+        &[[64, 96, 128, 16, 32, 32], [128, 128, 192, 32, 96, 64]],
+        &[
+            [192, 96, 208, 16, 48, 64],
+            [160, 112, 224, 24, 64, 64],
+            [128, 128, 256, 24, 64, 64],
+            [112, 144, 288, 32, 64, 64],
+            [256, 160, 320, 32, 128, 128],
+        ],
+        &[[256, 160, 320, 32, 128, 128], [384, 192, 384, 48, 128, 128]],
+    ];
+    for (s, modules) in stages.iter().enumerate() {
+        for &c in modules.iter() {
+            x = inception(b, &x, c);
+        }
+        match s {
+            0 => x = b.max_pool(&x, 3, 2, 0, true),
+            1 => x = b.max_pool(&x, 2, 2, 0, true),
+            _ => {}
+        }
+    }
+    b.head(&x, Some(0.2), classes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(name: &str, input: &[usize], classes: usize) -> (usize, usize) {
+        let s = builtin(name, input, classes)
+            .unwrap()
+            .unwrap()
+            .summary()
+            .unwrap();
+        (s.trainable, s.non_trainable)
+    }
+
+    #[test]
+    fn parameter_counts_equal_torchvision() {
+        // torchvision's sum(p.numel() for p in model.parameters()) (trainable)
+        // and its BN buffers running_mean + running_var (non-trainable).
+        let imagenet = [224, 224, 3];
+        assert_eq!(counts("resnet18", &imagenet, 1000), (11_689_512, 9_600));
+        assert_eq!(counts("resnet34", &imagenet, 1000).0, 21_797_672);
+        assert_eq!(counts("vgg16", &imagenet, 1000), (138_357_544, 0));
+        assert_eq!(counts("vgg16-bn", &imagenet, 1000).0, 138_365_992);
+        assert_eq!(counts("vgg11", &imagenet, 1000).0, 132_863_336);
+        assert_eq!(counts("vgg19_bn", &imagenet, 1000).0, 143_678_248);
+        assert_eq!(counts("googlenet", &imagenet, 1000).0, 6_624_904);
+        assert_eq!(counts("resnet20", &[32, 32, 3], 10).0, 272_474);
+    }
+
+    #[test]
+    fn output_sizes_follow_torchvision() {
+        let g = builtin("googlenet", &[224, 224, 3], 1000).unwrap().unwrap();
+        let shapes = g.output_shapes().unwrap();
+        let concat: Vec<&Vec<usize>> = g
+            .layers
+            .iter()
+            .zip(&shapes)
+            .filter(|(n, _)| n.layer.kind() == "Concatenate")
+            .map(|(_, s)| s)
+            .collect();
+        // inception3a .. 5b: 28, 28, 14 x5, 7, 7 with torchvision's widths.
+        assert_eq!(concat[0], &vec![28, 28, 256]);
+        assert_eq!(concat[2], &vec![14, 14, 512]);
+        assert_eq!(concat[8], &vec![7, 7, 1024]);
+        assert_eq!(shapes.last().unwrap(), &vec![1000]);
+        let r = builtin("resnet56", &[32, 32, 3], 10).unwrap().unwrap();
+        let adds = r.layers.iter().filter(|n| n.layer.kind() == "Add").count();
+        assert_eq!(adds, 27);
+        assert!(builtin("resnet99", &[32, 32, 3], 10).is_none());
+        assert!(builtin("vgg16", &[16, 16, 3], 10).unwrap().is_err());
+    }
+}
