@@ -241,15 +241,30 @@ impl Model {
     /// read by several others gets the sum of their input gradients, added
     /// in reader order.
     pub fn backward(&mut self, dlogits: Tensor) {
-        self.run_backward(dlogits, None)
+        self.run_backward(dlogits, None, false);
     }
 
-    /// [`Model::backward`]; with `times`, adds each node's seconds to it.
-    fn run_backward(&mut self, dlogits: Tensor, mut times: Option<&mut [f64]>) {
+    /// [`Model::backward`], also returning the gradient with respect to the
+    /// model's input (summed over the nodes that read it), e.g. for saliency maps.
+    pub fn backward_with_input(&mut self, dlogits: Tensor) -> Tensor {
+        let shape = dlogits.shape().to_vec();
+        self.run_backward(dlogits, None, true)
+            .unwrap_or_else(|| Tensor::zeros(&shape))
+    }
+
+    /// [`Model::backward`]; with `times`, adds each node's seconds to it;
+    /// with `want_input`, returns the input gradient.
+    fn run_backward(
+        &mut self,
+        dlogits: Tensor,
+        mut times: Option<&mut [f64]>,
+        want_input: bool,
+    ) -> Option<Tensor> {
         let n = self.layers.len();
         if n == 0 {
-            return;
+            return want_input.then_some(dlogits);
         }
+        let mut dinput: Option<Tensor> = None;
         let mut grads: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
         grads[n - 1] = Some(dlogits);
         for i in (0..n).rev() {
@@ -258,7 +273,7 @@ impl Model {
                 .expect("every node reaches the output, so a gradient arrives");
             let srcs = &self.wiring.inputs[i];
             let t = std::time::Instant::now();
-            let dxs = if srcs.len() == 1 && srcs[0] == Source::Input {
+            let dxs = if !want_input && srcs.len() == 1 && srcs[0] == Source::Input {
                 // Nobody needs the gradient w.r.t. the model's input.
                 self.layers[i].backward_params(dy);
                 Vec::new()
@@ -269,17 +284,20 @@ impl Model {
                 times[i] += t.elapsed().as_secs_f64();
             }
             for (s, dx) in srcs.iter().zip(dxs) {
-                if let Source::Node(j) = *s {
-                    grads[j] = Some(match grads[j].take() {
-                        None => dx,
-                        Some(mut g) => {
-                            add_into(&mut g, &dx);
-                            g
-                        }
-                    });
-                }
+                let slot = match *s {
+                    Source::Node(j) => &mut grads[j],
+                    Source::Input => &mut dinput,
+                };
+                *slot = Some(match slot.take() {
+                    None => dx,
+                    Some(mut g) => {
+                        add_into(&mut g, &dx);
+                        g
+                    }
+                });
             }
         }
+        dinput
     }
 
     /// Seconds of every node's forward and backward pass in one training
@@ -288,7 +306,7 @@ impl Model {
         let n = self.layers.len();
         let (mut fwd, mut bwd) = (vec![0.0; n], vec![0.0; n]);
         let z = self.run_forward(x, Mode::Train, false, Some(&mut fwd));
-        self.run_backward(Tensor::full(z.shape(), 0.01), Some(&mut bwd));
+        self.run_backward(Tensor::full(z.shape(), 0.01), Some(&mut bwd), false);
         self.zero_grad();
         (fwd, bwd)
     }
