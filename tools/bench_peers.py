@@ -20,7 +20,10 @@ import sys
 import time
 
 CONFIGS = [("m1", "train", 128), ("m1", "train", 32), ("m1", "infer", 256),
-           ("m2", "train", 128), ("m2", "infer", 256), ("m3", "train", 32), ("m3", "infer", 64)]
+           ("m2", "train", 128), ("m2", "infer", 256), ("m3", "train", 32), ("m3", "infer", 64),
+           ("resnet20", "train", 128), ("resnet20", "infer", 256), ("vgg64", "train", 64), ("vgg64", "infer", 128)]
+# vgg64's stages: (filters, convs) at 64, 32, 16 and 8 pixels, each conv -> ReLU -> BN, then 2x2 max pool.
+VGG64 = [32, 32, "M", 64, 64, "M", 128, 128, "M", 256, 256, "M"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONVNET = os.path.join(ROOT, "target", "release", "convnet")
 
@@ -62,7 +65,63 @@ def torch_net(name):
             return layers + [nn.MaxPool2d(2), nn.BatchNorm2d(cout), nn.Dropout(0.2)]
         return nn.Sequential(*block(3, 32, 2), *block(32, 32, 2), *block(32, 64, 3), nn.Flatten(),
                              nn.Linear(11 * 11 * 64, 64), R(), nn.Dropout(0.2), nn.Linear(64, 1)), (3, 128, 128), 1
+    if name == "resnet20":
+        class Block(nn.Module):
+            """He et al.'s basic block, projection shortcut (1x1 conv + BN) where the shape changes."""
+
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+                self.b1 = nn.BatchNorm2d(cout)
+                self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+                self.b2 = nn.BatchNorm2d(cout)
+                self.proj = None
+                if stride != 1 or cin != cout:
+                    self.proj = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+            def forward(self, x):
+                out = self.b2(self.c2(F.relu(self.b1(self.c1(x)))))
+                return F.relu(out + (x if self.proj is None else self.proj(x)))
+
+        layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), R()]
+        cin = 16
+        for stage, width in enumerate([16, 32, 64]):
+            for i in range(3):
+                layers.append(Block(cin, width, 2 if stage > 0 and i == 0 else 1))
+                cin = width
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+        return nn.Sequential(*layers), (3, 32, 32), 10
+    if name == "vgg64":
+        layers, cin = [], 3
+        for v in VGG64:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(cin, v, 3, padding=1), R(), nn.BatchNorm2d(v)]
+                cin = v
+        layers += [nn.Flatten(), nn.Linear(256 * 4 * 4, 256), R(), nn.Dropout(0.5), nn.Linear(256, 10)]
+        return nn.Sequential(*layers), (3, 64, 64), 10
     raise SystemExit(f"unknown net {name}")
+
+
+def keras_resnet20():
+    import keras
+    from keras import layers as L
+    x = inp = keras.Input((32, 32, 3))
+    x = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same", use_bias=False)(x)))
+    cin = 16
+    for stage, width in enumerate([16, 32, 64]):
+        for i in range(3):
+            s = 2 if stage > 0 and i == 0 else 1
+            h = L.ReLU()(L.BatchNormalization()(L.Conv2D(width, 3, strides=s, padding="same", use_bias=False)(x)))
+            h = L.BatchNormalization()(L.Conv2D(width, 3, padding="same", use_bias=False)(h))
+            sc = x
+            if s != 1 or cin != width:
+                sc = L.BatchNormalization()(L.Conv2D(width, 1, strides=s, use_bias=False)(x))
+            x = L.ReLU()(L.Add()([h, sc]))
+            cin = width
+    x = L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, x)
 
 
 def run_torch(name, mode, batch, seconds, threads, channels_last):
@@ -123,6 +182,14 @@ def run_keras(name, mode, batch, seconds, threads):
                                   c(128, 4), L.BatchNormalization(), L.Flatten(), L.Dropout(0.4),
                                   L.Dense(10, activation="softmax")])
         shape, classes = (28, 28, 1), 10
+    elif name == "resnet20":
+        model, shape, classes = keras_resnet20(), (32, 32, 3), 10
+    elif name == "vgg64":
+        body = [L.MaxPooling2D(2) if v == "M" else L.Conv2D(v, 3, padding="same", activation="relu") for v in VGG64]
+        body = [y for v in body for y in ([v] if isinstance(v, L.MaxPooling2D) else [v, L.BatchNormalization()])]
+        model = keras.Sequential([keras.Input((64, 64, 3)), *body, L.Flatten(), L.Dense(256, activation="relu"),
+                                  L.Dropout(0.5), L.Dense(10, activation="softmax")])
+        shape, classes = (64, 64, 3), 10
     else:
         c = lambda f: L.Conv2D(f, 3, activation="relu")
         blk = lambda f, n: [c(f) for _ in range(n)] + [L.MaxPooling2D(2), L.BatchNormalization(), L.Dropout(0.2)]

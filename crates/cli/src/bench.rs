@@ -10,14 +10,15 @@
 use crate::error::{CliError, CliResult};
 use clap::Args;
 use convnet_nn::{
-    parse_notation, LayerSpec, Loss, Mode, NotationOptions, OptimizerConfig, Padding, Sequential,
+    parse_notation, LayerSpec, Loss, Mode, ModelSpec, NotationOptions, OptimizerConfig, Padding,
 };
 use convnet_tensor::Tensor;
 use rand::{Rng as _, SeedableRng};
 use std::time::Instant;
 
-/// The reference nets of the speed issue.
-pub const NETS: [(&str, &str, &str); 3] = [
+/// The reference nets of the speed issues: a notation or a built-in net
+/// (`convnet_nn::zoo`), and the notation's default padding.
+pub const NETS: [(&str, &str, &str); 5] = [
     ("m1", "28x28x1-32C5-P2-64C5-P2-128-D0.4-10", "same"),
     (
         "m2",
@@ -29,10 +30,18 @@ pub const NETS: [(&str, &str, &str); 3] = [
         "128x128x3-32C3v-32C3v-P2-BN-D0.2-32C3v-32C3v-P2-BN-D0.2-64C3v-64C3v-64C3v-P2-BN-D0.2-64-D0.2-1",
         "valid",
     ),
+    // He et al.'s CIFAR ResNet-20 (projection shortcuts), 32x32x3, 10 classes.
+    ("resnet20", "resnet20", "same"),
+    // A VGG-style net with batch norm at 64x64x3: four stages of two 3x3 convs.
+    (
+        "vgg64",
+        "64x64x3-32C3-BN-32C3-BN-P2-64C3-BN-64C3-BN-P2-128C3-BN-128C3-BN-P2-256C3-BN-256C3-BN-P2-F-256-D0.5-10",
+        "same",
+    ),
 ];
 
 /// The configurations `convnet bench` runs by default: (net, mode, batch).
-pub const DEFAULT_CONFIGS: [(&str, &str, usize); 7] = [
+pub const DEFAULT_CONFIGS: [(&str, &str, usize); 11] = [
     ("m1", "train", 128),
     ("m1", "train", 32),
     ("m1", "infer", 256),
@@ -40,6 +49,10 @@ pub const DEFAULT_CONFIGS: [(&str, &str, usize); 7] = [
     ("m2", "infer", 256),
     ("m3", "train", 32),
     ("m3", "infer", 64),
+    ("resnet20", "train", 128),
+    ("resnet20", "infer", 256),
+    ("vgg64", "train", 64),
+    ("vgg64", "infer", 128),
 ];
 
 /// Options of `convnet bench`.
@@ -108,11 +121,15 @@ pub fn layer_times(name: &str, batch: usize, steps: usize) -> CliResult<()> {
 }
 
 /// The model description of a reference net.
-pub fn net(name: &str) -> CliResult<Sequential> {
-    let (_, notation, pad) = NETS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .ok_or_else(|| CliError::usage(format!("unknown net '{name}': expected m1, m2 or m3")))?;
+pub fn net(name: &str) -> CliResult<ModelSpec> {
+    let (_, notation, pad) = NETS.iter().find(|(n, _, _)| *n == name).ok_or_else(|| {
+        CliError::usage(format!(
+            "unknown net '{name}': expected m1, m2, m3, resnet20 or vgg64"
+        ))
+    })?;
+    if let Some((input, classes)) = convnet_nn::zoo::defaults(notation) {
+        return Ok(convnet_nn::zoo::builtin(notation, &input, classes).expect("built-in")?);
+    }
     let padding = if *pad == "same" {
         Padding::Same
     } else {
@@ -125,7 +142,7 @@ pub fn net(name: &str) -> CliResult<Sequential> {
 }
 
 /// Forward multiply-adds per sample.
-pub fn forward_macs(seq: &Sequential) -> CliResult<usize> {
+pub fn forward_macs(seq: &ModelSpec) -> CliResult<usize> {
     let (wiring, shapes) = seq.checked()?;
     let mut macs = 0;
     for (i, (node, out)) in seq.layers.iter().zip(&shapes).enumerate() {
@@ -314,7 +331,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
         }
     );
     println!(
-        "{:<4} {:<6} {:>6} {:>10} {:>9} {:>7} {:>10}",
+        "{:<8} {:<6} {:>6} {:>10} {:>9} {:>7} {:>10}",
         "net", "mode", "batch", "images/s", "GFLOP/s", "% peak", "peak MiB"
     );
     for (n, m, b) in configs {
@@ -361,7 +378,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
             }
         };
         println!(
-            "{:<4} {:<6} {:>6} {:>10.1} {:>9.1} {:>6.1}% {:>10}",
+            "{:<8} {:<6} {:>6} {:>10.1} {:>9.1} {:>6.1}% {:>10}",
             n,
             m,
             b,
