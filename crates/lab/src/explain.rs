@@ -58,6 +58,9 @@ pub fn explain(
         let is_image = s.len() == 4;
         let name = &wiring.names[i];
         let maps = match spec {
+            LayerSpec::Conv2D(c) if c.activation == convnet_nn::Activation::Linear => {
+                Some(("conv_maps", "linear (no activation)"))
+            }
             LayerSpec::Conv2D(_) => Some(("conv_maps", "after activation")),
             LayerSpec::Add => Some(("add_maps", "sum of the branches")),
             LayerSpec::Concatenate => Some(("concat_maps", "branches side by side")),
