@@ -30,7 +30,8 @@
 //! `KH-1-PT` with the flipped kernel, whose output is `H x W`.
 //!
 //! The kernels need AVX-512F (checked at run time) and a filter count that
-//! is a multiple of 32; everything else takes the im2col path. Each result
+//! is a multiple of 16 (ResNet-20's first stage has 16); everything else
+//! takes the im2col path. Each result
 //! is a fixed-order sum that depends only on the geometry, so results are
 //! the same whatever the thread count.
 
@@ -66,20 +67,20 @@ fn cpu_supported() -> bool {
 }
 
 /// True when the forward and weight-gradient kernels handle `g`: no
-/// dilation, padding inside the kernel's reach, filters a multiple of 32.
+/// dilation, padding inside the kernel's reach, filters a multiple of 16.
 pub(crate) fn handles(g: &Conv2dGeometry) -> bool {
     enabled()
         && g.dh == 1
         && g.dw == 1
         && g.pad_top < g.kh
         && g.pad_left < g.kw
-        && g.f.is_multiple_of(32)
+        && g.f.is_multiple_of(16)
         && g.f > 0
         && g.c > 0
 }
 
 /// True when the input gradient can run as a forward: stride 1, input
-/// channels (the transposed convolution's filters) a multiple of 32, and
+/// channels (the transposed convolution's filters) a multiple of 16, and
 /// not much more work than the im2col product. That product costs the
 /// forward's `OH*OW*KH*KW*C*F` multiply-adds; the forward over padded `dy`
 /// costs `H*W*KH*KW*C*F`, mostly on zeros when a 'valid' output is much
@@ -368,10 +369,12 @@ mod avx512 {
     const FWD_MR4: usize = 6;
     /// Pixels per forward tile with 32 filters (8 x 2 accumulators).
     const FWD_MR2: usize = 8;
+    /// Pixels per forward tile with 16 filters (14 accumulators).
+    const FWD_MR1: usize = 14;
     /// Pixels per weight-gradient block: its dY rows stay in L1.
     const WG_PIXELS: usize = 64;
 
-    /// `y[pixels, F] = x_col * W` by tiles of pixels and 64 or 32 filters.
+    /// `y[pixels, F] = x_col * W` by tiles of pixels and 64, 32 or 16 filters.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn forward(
         k: &Kernel<'_>,
@@ -381,22 +384,24 @@ mod avx512 {
         y: &mut [f32],
         mask: *mut u16,
     ) {
-        for (f0, wide) in column_blocks(k.f) {
-            if wide {
-                unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, e, y, mask, f0) };
-            } else {
-                unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, e, y, mask, f0) };
+        for (f0, nv) in column_blocks(k.f) {
+            match nv {
+                4 => unsafe { forward_columns::<FWD_MR4, 4>(k, bases, w, e, y, mask, f0) },
+                2 => unsafe { forward_columns::<FWD_MR2, 2>(k, bases, w, e, y, mask, f0) },
+                _ => unsafe { forward_columns::<FWD_MR1, 1>(k, bases, w, e, y, mask, f0) },
             }
         }
     }
 
-    /// The filter blocks `(f0, wide)` the kernels cover `F` (a multiple of
-    /// 32) with: 64 columns (`wide`) while at least 64 are left, then 32.
-    fn column_blocks(f: usize) -> impl Iterator<Item = (usize, bool)> {
+    /// The filter blocks `(f0, NV)` of `16*NV` columns that cover `F` (a
+    /// multiple of 16): 64 columns while at least 64 are left, then 32, then 16.
+    fn column_blocks(f: usize) -> impl Iterator<Item = (usize, usize)> {
         let wide = f / 64;
+        let rest = f - 64 * wide;
         (0..wide)
-            .map(|i| (64 * i, true))
-            .chain((64 * wide < f).then_some((64 * wide, false)))
+            .map(|i| (64 * i, 4))
+            .chain((rest >= 32).then_some((64 * wide, 2)))
+            .chain((rest % 32 == 16).then_some((f - 16, 1)))
     }
 
     /// The epilogue's vectors for the filters `f0..f0 + 16*NV`.
@@ -537,13 +542,17 @@ mod avx512 {
         let short_runs = waste(k.run, 6) < waste(k.run, WG_MR_MAX);
         for (bi, block) in bases.chunks(WG_PIXELS).enumerate() {
             let dyb = &dy[bi * WG_PIXELS * k.f..];
-            for (f0, wide) in column_blocks(k.f) {
-                if wide {
-                    unsafe { backward_weight_columns::<6, 4>(k, block, dyb, dw, f0) };
-                } else if short_runs {
-                    unsafe { backward_weight_columns::<6, 2>(k, block, dyb, dw, f0) };
-                } else {
-                    unsafe { backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0) };
+            for (f0, nv) in column_blocks(k.f) {
+                match (nv, short_runs) {
+                    (4, _) => unsafe { backward_weight_columns::<6, 4>(k, block, dyb, dw, f0) },
+                    (2, true) => unsafe { backward_weight_columns::<6, 2>(k, block, dyb, dw, f0) },
+                    (2, false) => unsafe {
+                        backward_weight_columns::<WG_MR_MAX, 2>(k, block, dyb, dw, f0)
+                    },
+                    (_, true) => unsafe { backward_weight_columns::<6, 1>(k, block, dyb, dw, f0) },
+                    (_, false) => unsafe {
+                        backward_weight_columns::<WG_MR_MAX, 1>(k, block, dyb, dw, f0)
+                    },
                 }
             }
         }
