@@ -280,3 +280,41 @@ fn graph_models_save_load_and_resume_exactly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_readme_functional_example_builds_and_runs() {
+    let mut g = ModelSpec::new(&[32, 32, 16]);
+    let x = g.input();
+    let h = g.apply(
+        LayerSpec::Conv2D(
+            Conv2dConfig::new(16, 3)
+                .with_padding(Padding::Same)
+                .with_activation(Activation::Relu),
+        ),
+        &[&x],
+    );
+    let h = g.apply(
+        LayerSpec::Conv2D(Conv2dConfig::new(16, 3).with_padding(Padding::Same)),
+        &[&h],
+    );
+    let s = g.apply(LayerSpec::Add, &[&h, &x]);
+    let s = g.apply(
+        LayerSpec::Activation {
+            activation: Activation::Relu,
+        },
+        &[&s],
+    );
+    let p = g.apply(LayerSpec::GlobalAveragePooling2D, &[&s]);
+    g.apply(
+        LayerSpec::Dense(DenseConfig::new(10).with_activation(Activation::Softmax)),
+        &[&p],
+    );
+    let mut model = g.build(42).unwrap();
+    let y = model.predict(&random(&[2, 32, 32, 16], 1), 2).unwrap();
+    assert_eq!(y.shape(), [2, 10]);
+    for row in y.data().chunks(10) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let resnet = zoo::builtin("resnet20", &[32, 32, 3], 10).unwrap().unwrap();
+    assert_eq!(resnet.summary().unwrap().trainable, 272_474);
+}
