@@ -54,6 +54,15 @@ fn compare(
     }
 }
 
+/// Central differences `(L(v_i + eps) - L(v_i - eps)) / 2 eps` at each index,
+/// where `loss_with(i, d)` is the loss with coordinate `i` moved by `d`
+/// (and put back afterwards).
+fn differences(idx: &[usize], eps: f32, mut loss_with: impl FnMut(usize, f32) -> f64) -> Vec<f64> {
+    idx.iter()
+        .map(|&i| (loss_with(i, eps) - loss_with(i, -eps)) / (2.0 * eps as f64))
+        .collect()
+}
+
 /// `sum_i r_i y_i` in f64.
 fn dot(r: &[f32], y: &[f32]) -> f64 {
     r.iter().zip(y).map(|(&a, &b)| a as f64 * b as f64).sum()
@@ -106,15 +115,11 @@ pub fn check_layer_inputs(
     // Input gradients.
     for (k, dx) in dxs.iter().enumerate() {
         let idx = sample(xs[k].len());
-        let mut numeric = Vec::with_capacity(idx.len());
-        for &i in &idx {
+        let numeric = differences(&idx, eps, |i, d| {
             let mut xp = xs.to_vec();
-            xp[k].data_mut()[i] += eps;
-            let lp = dot(&r, forward(layer, &xp).data());
-            xp[k].data_mut()[i] -= 2.0 * eps;
-            let lm = dot(&r, forward(layer, &xp).data());
-            numeric.push((lp - lm) / (2.0 * eps as f64));
-        }
+            xp[k].data_mut()[i] += d;
+            dot(&r, forward(layer, &xp).data())
+        });
         let analytic: Vec<f64> = idx.iter().map(|&i| dx.data()[i] as f64).collect();
         let what = if xs.len() == 1 {
             "the input".to_string()
@@ -135,16 +140,13 @@ pub fn check_layer_inputs(
             continue;
         }
         let idx = sample(len);
-        let mut numeric = Vec::with_capacity(idx.len());
-        for &i in &idx {
+        let numeric = differences(&idx, eps, |i, d| {
             let orig = layer.params()[pi].value.data()[i];
-            layer.params_mut()[pi].value.data_mut()[i] = orig + eps;
-            let lp = dot(&r, forward(layer, xs).data());
-            layer.params_mut()[pi].value.data_mut()[i] = orig - eps;
-            let lm = dot(&r, forward(layer, xs).data());
+            layer.params_mut()[pi].value.data_mut()[i] = orig + d;
+            let l = dot(&r, forward(layer, xs).data());
             layer.params_mut()[pi].value.data_mut()[i] = orig;
-            numeric.push((lp - lm) / (2.0 * eps as f64));
-        }
+            l
+        });
         let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
         compare(
             &format!("parameter '{name}'"),
@@ -183,16 +185,13 @@ pub fn check_model(model: &mut Model, x: &Tensor, eps: f32, tol: f64) -> Result<
             continue;
         }
         let idx = sample(len);
-        let mut numeric = Vec::with_capacity(idx.len());
-        for &i in &idx {
+        let numeric = differences(&idx, eps, |i, d| {
             let orig = model.params_mut()[pi].value.data()[i];
-            model.params_mut()[pi].value.data_mut()[i] = orig + eps;
-            let lp = dot(&r, forward(model).data());
-            model.params_mut()[pi].value.data_mut()[i] = orig - eps;
-            let lm = dot(&r, forward(model).data());
+            model.params_mut()[pi].value.data_mut()[i] = orig + d;
+            let l = dot(&r, forward(model).data());
             model.params_mut()[pi].value.data_mut()[i] = orig;
-            numeric.push((lp - lm) / (2.0 * eps as f64));
-        }
+            l
+        });
         let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
         compare(
             &format!("parameter '{name}'"),
@@ -216,15 +215,11 @@ pub fn check_loss(
 ) -> Result<(), String> {
     let (_, grad) = loss.compute(pred, target);
     let idx = sample(pred.len());
-    let mut numeric = Vec::with_capacity(idx.len());
-    for &i in &idx {
+    let numeric = differences(&idx, eps, |i, d| {
         let mut p = pred.clone();
-        p.data_mut()[i] += eps;
-        let lp = loss.compute(&p, target).0 as f64;
-        p.data_mut()[i] -= 2.0 * eps;
-        let lm = loss.compute(&p, target).0 as f64;
-        numeric.push((lp - lm) / (2.0 * eps as f64));
-    }
+        p.data_mut()[i] += d;
+        loss.compute(&p, target).0 as f64
+    });
     let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
     compare(loss.name(), &idx, &analytic, &numeric, tol)
 }

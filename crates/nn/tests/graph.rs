@@ -1,6 +1,9 @@
 //! Graph models: merges' gradients, whole-graph gradients, the block
 //! notation, save/load, fused inference and exact resume.
 
+mod common;
+
+use common::{quiet, weights};
 use convnet_nn::gradcheck::{check_layer, check_layer_inputs, check_model};
 use convnet_nn::*;
 use rand::{Rng as _, SeedableRng};
@@ -216,20 +219,6 @@ fn toy(n: usize, seed: u64) -> TensorData {
 
 const NET: &str =
     "6x6x2-8C3-R[8C3-BN-8C3-BN]-I[4C1 | 4C1-4C3 | P3S1-4C1]-R[12C3S2-BN-12C3-BN]-D0.2-GAP-3";
-
-fn quiet(epochs: usize) -> FitConfig {
-    FitConfig::new()
-        .with_epochs(epochs)
-        .with_batch_size(16)
-        .with_verbosity(Verbosity::Silent)
-}
-
-fn weights(m: &Model) -> Vec<Vec<f32>> {
-    m.named_params()
-        .into_iter()
-        .map(|(_, p)| p.value.data().to_vec())
-        .collect()
-}
 
 #[test]
 fn graph_models_save_load_and_resume_exactly() {

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{cases, tensor};
+use common::{cases, quiet, tensor, weights};
 use convnet_nn::*;
 use rand::{Rng as _, SeedableRng};
 use std::collections::BTreeMap;
@@ -131,20 +131,6 @@ fn small_net() -> Sequential {
         .flatten()
         .dropout(0.2)
         .dense(DenseConfig::new(2).with_activation(Activation::Softmax))
-}
-
-fn quiet(epochs: usize) -> FitConfig {
-    FitConfig::new()
-        .with_epochs(epochs)
-        .with_batch_size(16)
-        .with_verbosity(Verbosity::Silent)
-}
-
-fn weights(m: &Model) -> Vec<Vec<f32>> {
-    m.named_params()
-        .into_iter()
-        .map(|(_, p)| p.value.data().to_vec())
-        .collect()
 }
 
 #[test]

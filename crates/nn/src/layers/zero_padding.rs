@@ -53,26 +53,21 @@ impl Layer for ZeroPadding2d {
         &self.output_shape
     }
     fn forward(&mut self, x: Tensor, _mode: Mode, _rng: &mut Rng) -> Tensor {
-        let [h, w, c] = [
-            self.input_shape[0],
-            self.input_shape[1],
-            self.input_shape[2],
-        ];
-        let [oh, ow] = [self.output_shape[0], self.output_shape[1]];
-        let [[top, _], [left, _]] = self.padding;
         let mut y = Tensor::zeros(&batched(x.batch(), &self.output_shape));
-        y.data_mut()
-            .par_chunks_mut(oh * ow * c)
-            .zip(x.data().par_chunks(h * w * c))
-            .for_each(|(yb, xb)| {
-                for i in 0..h {
-                    let dst = ((top + i) * ow + left) * c;
-                    yb[dst..dst + w * c].copy_from_slice(&xb[i * w * c..(i + 1) * w * c]);
-                }
-            });
+        self.copy_rows(y.data_mut(), x.data(), true);
         y
     }
     fn backward(&mut self, dy: Tensor) -> Tensor {
+        let mut dx = Tensor::for_overwrite(&batched(dy.batch(), &self.input_shape));
+        self.copy_rows(dx.data_mut(), dy.data(), false);
+        dx
+    }
+}
+
+impl ZeroPadding2d {
+    /// Copies every input row to its place in the padded image (`pad`), or
+    /// back from it: the forward writes `y`'s interior, the backward reads it.
+    fn copy_rows(&self, dst: &mut [f32], src: &[f32], pad: bool) {
         let [h, w, c] = [
             self.input_shape[0],
             self.input_shape[1],
@@ -80,16 +75,20 @@ impl Layer for ZeroPadding2d {
         ];
         let [oh, ow] = [self.output_shape[0], self.output_shape[1]];
         let [[top, _], [left, _]] = self.padding;
-        let mut dx = Tensor::for_overwrite(&batched(dy.batch(), &self.input_shape));
-        dx.data_mut()
-            .par_chunks_mut(h * w * c)
-            .zip(dy.data().par_chunks(oh * ow * c))
-            .for_each(|(xb, yb)| {
+        let (inner, outer) = (h * w * c, oh * ow * c);
+        let (dst_img, src_img) = if pad { (outer, inner) } else { (inner, outer) };
+        dst.par_chunks_mut(dst_img)
+            .zip(src.par_chunks(src_img))
+            .for_each(|(d, s)| {
                 for i in 0..h {
-                    let src = ((top + i) * ow + left) * c;
-                    xb[i * w * c..(i + 1) * w * c].copy_from_slice(&yb[src..src + w * c]);
+                    let padded = ((top + i) * ow + left) * c;
+                    let plain = i * w * c;
+                    if pad {
+                        d[padded..padded + w * c].copy_from_slice(&s[plain..plain + w * c]);
+                    } else {
+                        d[plain..plain + w * c].copy_from_slice(&s[padded..padded + w * c]);
+                    }
                 }
             });
-        dx
     }
 }

@@ -84,17 +84,22 @@ fn split_stride(rest: &str) -> Option<(&str, Option<usize>)> {
     }
 }
 
-/// Parses `NCk[xm][Ss][v|s]`.
-fn parse_conv(t: &str, default: Padding, activation: Activation) -> Option<Conv2dConfig> {
-    let (filters, rest) = t.split_once('C')?;
-    let filters = parse_usize(filters)?;
-    let (rest, padding) = if let Some(r) = rest.strip_suffix('v') {
+/// Splits a trailing `v` (valid) or `s` (same) off `rest`.
+fn split_padding(rest: &str, default: Padding) -> (&str, Padding) {
+    if let Some(r) = rest.strip_suffix('v') {
         (r, Padding::Valid)
     } else if let Some(r) = rest.strip_suffix('s') {
         (r, Padding::Same)
     } else {
         (rest, default)
-    };
+    }
+}
+
+/// Parses `NCk[xm][Ss][v|s]`.
+fn parse_conv(t: &str, default: Padding, activation: Activation) -> Option<Conv2dConfig> {
+    let (filters, rest) = t.split_once('C')?;
+    let filters = parse_usize(filters)?;
+    let (rest, padding) = split_padding(rest, default);
     let (kernel, stride) = split_stride(rest)?;
     let (kh, kw) = match kernel.split_once('x') {
         Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
@@ -114,13 +119,7 @@ fn parse_conv(t: &str, default: Padding, activation: Activation) -> Option<Conv2
 
 /// Parses `Pk[Ss][v|s]` / `Ak[Ss][v|s]` after the letter.
 fn parse_pool(rest: &str, default: Padding) -> Option<PoolConfig> {
-    let (rest, padding) = if let Some(r) = rest.strip_suffix('v') {
-        (r, Padding::Valid)
-    } else if let Some(r) = rest.strip_suffix('s') {
-        (r, Padding::Same)
-    } else {
-        (rest, default)
-    };
+    let (rest, padding) = split_padding(rest, default);
     let (k, s) = split_stride(rest)?;
     let k = parse_usize(k)?;
     let mut p = PoolConfig::new(k).with_padding(padding);

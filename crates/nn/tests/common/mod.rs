@@ -1,8 +1,25 @@
 //! Helpers shared by the integration tests: reading the golden fixtures
-//! written by `tools/golden/gen_golden.py`.
+//! written by `tools/golden/gen_golden.py`, quiet fit settings, weights.
+#![allow(dead_code)]
 
-use convnet_nn::Tensor;
+use convnet_nn::{FitConfig, Model, Tensor, Verbosity};
 use serde_json::Value;
+
+/// `fit` settings without output: `epochs`, batches of 16.
+pub fn quiet(epochs: usize) -> FitConfig {
+    FitConfig::new()
+        .with_epochs(epochs)
+        .with_batch_size(16)
+        .with_verbosity(Verbosity::Silent)
+}
+
+/// Every parameter's values, in order.
+pub fn weights(m: &Model) -> Vec<Vec<f32>> {
+    m.named_params()
+        .into_iter()
+        .map(|(_, p)| p.value.data().to_vec())
+        .collect()
+}
 
 /// The cases of one fixture file in `tests/golden/`.
 pub fn cases(file: &str) -> Vec<Value> {
