@@ -56,6 +56,10 @@ fn conv2d_gradients() {
             .with_stride(2),
         Conv2dConfig::new(3, 2).with_padding(Padding::Same),
         Conv2dConfig::new(3, 3).with_dilation(2),
+        Conv2dConfig::new(2, 3)
+            .with_stride(2)
+            .with_padding(Padding::symmetric(1)),
+        Conv2dConfig::new(2, 3).with_padding(Padding::Explicit([0, 2, 1, 0])),
         Conv2dConfig::new(3, 1).with_kernel(2, 3).with_bias(false),
         Conv2dConfig::new(2, 3).with_activation(Activation::Tanh),
         Conv2dConfig::new(2, 1),
@@ -91,6 +95,14 @@ fn pooling_gradients() {
             .with_stride(2)
             .with_padding(Padding::Same),
         PoolConfig::new(3).with_stride(1),
+        // PyTorch's explicit padding and ceil mode (ResNet's stem, GoogLeNet's pools).
+        PoolConfig::new(3)
+            .with_stride(2)
+            .with_padding(Padding::symmetric(1)),
+        PoolConfig::new(3).with_stride(2).with_ceil_mode(true),
+        PoolConfig::new(2)
+            .with_padding(Padding::Explicit([1, 0, 0, 1]))
+            .with_ceil_mode(true),
     ] {
         check(LayerSpec::MaxPooling2D(p.clone()), &x, 1e-2, 1e-2);
         check(LayerSpec::AveragePooling2D(p), &x, 1e-2, 1e-2);

@@ -307,3 +307,23 @@ fn the_readme_functional_example_builds_and_runs() {
     let resnet = zoo::builtin("resnet20", &[32, 32, 3], 10).unwrap().unwrap();
     assert_eq!(resnet.summary().unwrap().trainable, 272_474);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Any text made of the notation's pieces, blocks included, parses or
+    /// fails with an error, never a panic (the fuzz target's property, run
+    /// here on the block syntax the committed corpus predates).
+    #[test]
+    fn block_notation_never_panics(parts in proptest::collection::vec(
+        proptest::sample::select(vec![
+            "R[", "I[", "[", "]", "]x2", "]x", "|", " | ", "-", "8C3", "4C1", "8C3S2", "16C3v",
+            "BN", "P2", "P3S1", "P3S1s", "A2", "GAP", "D0.2", "F", "10", "1", "x", "8x8x3",
+        ]),
+        1..14,
+    )) {
+        convnet_nn::fuzzing::notation(parts.concat().as_bytes());
+        let with_input = format!("8x8x3-{}", parts.concat());
+        convnet_nn::fuzzing::notation(with_input.as_bytes());
+    }
+}
