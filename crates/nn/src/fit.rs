@@ -330,6 +330,7 @@ impl Model {
         let (mut l, dz, p) = self.loss_and_grad(loss, &z, y);
         let (hits, total) = count_correct(loss, &p, y);
         self.backward(dz);
+        let frozen: Vec<bool> = (0..self.layers.len()).map(|i| self.is_frozen(i)).collect();
         let Model {
             layers, training, ..
         } = self;
@@ -337,7 +338,7 @@ impl Model {
         let l2 = training.l2;
         let mut pairs: Vec<(&mut [f32], &[f32])> = Vec::new();
         let mut penalty = 0.0f64;
-        for layer in layers.iter_mut() {
+        for (layer, _) in layers.iter_mut().zip(&frozen).filter(|(_, f)| !**f) {
             for p in layer.params_mut() {
                 if !p.trainable {
                     continue;
@@ -370,6 +371,13 @@ impl Model {
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<History> {
         self.training_mut()?;
+        let (trainable, fixed) = self.param_counts();
+        if trainable == 0 && fixed > 0 {
+            return Err(config_err(
+                "freeze",
+                "every layer with weights is frozen: nothing left to train",
+            ));
+        }
         if config.batch_size == 0 {
             return Err(config_err("batch_size", "must be at least 1"));
         }

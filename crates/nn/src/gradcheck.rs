@@ -175,10 +175,15 @@ pub fn check_model(model: &mut Model, x: &Tensor, eps: f32, tol: f64) -> Result<
     model.zero_grad();
     forward(model);
     model.backward(Tensor::from_vec(z.shape(), r.clone()).unwrap());
+    // Frozen layers' weights are constants of the loss here.
+    let frozen: Vec<bool> = (0..model.layers().len())
+        .flat_map(|i| vec![model.is_frozen(i); model.layers()[i].params().len()])
+        .collect();
     let named: Vec<(String, bool, usize, Tensor)> = model
         .named_params()
         .into_iter()
-        .map(|(n, p)| (n, p.trainable, p.value.len(), p.grad.clone()))
+        .zip(frozen)
+        .map(|((n, p), f)| (n, p.trainable && !f, p.value.len(), p.grad.clone()))
         .collect();
     for (pi, (name, trainable, len, grad)) in named.into_iter().enumerate() {
         if !trainable {

@@ -50,9 +50,22 @@ pub struct Node {
     /// Names of the nodes it reads (or `input`); `None` means the node before it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inputs: Option<Vec<String>>,
+    /// False for a frozen layer (Keras's `trainable=False`): its weights do not
+    /// change in training, and a frozen BatchNormalization runs in inference
+    /// mode (moving statistics, no update).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub trainable: bool,
     /// The layer.
     #[serde(flatten)]
     pub layer: LayerSpec,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl Node {
@@ -61,6 +74,7 @@ impl Node {
         Node {
             name: None,
             inputs: None,
+            trainable: true,
             layer,
         }
     }
@@ -222,9 +236,48 @@ impl ModelSpec {
         self.layers.push(Node {
             name: Some(name.to_string()),
             inputs: Some(inputs.iter().map(|s| s.to_string()).collect()),
+            trainable: true,
             layer,
         });
         name.to_string()
+    }
+
+    /// The position of the node called `name` (given or automatic), or an
+    /// error listing the names.
+    pub fn position(&self, name: &str) -> Result<usize> {
+        let names = self.wiring_names();
+        names.iter().position(|n| n == name).ok_or_else(|| {
+            let shown: Vec<&str> = names.iter().map(|s| s.as_str()).take(12).collect();
+            config_err(
+                "layer",
+                format!(
+                    "no layer is called '{name}'; the layers are {}{}",
+                    shown.join(", "),
+                    if names.len() > 12 { ", ..." } else { "" }
+                ),
+            )
+        })
+    }
+
+    /// Freezes (or unfreezes) the layer called `name`.
+    pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
+        let i = self.position(name)?;
+        self.layers[i].trainable = trainable;
+        Ok(())
+    }
+
+    /// Freezes the first `n` layers (in node order) and unfreezes the rest.
+    pub fn freeze_first(&mut self, n: usize) {
+        for (i, node) in self.layers.iter_mut().enumerate() {
+            node.trainable = i >= n;
+        }
+    }
+
+    /// Freezes every layer up to and including `name`, and unfreezes the rest.
+    pub fn freeze_through(&mut self, name: &str) -> Result<()> {
+        let i = self.position(name)?;
+        self.freeze_first(i + 1);
+        Ok(())
     }
 
     /// Every node's name: the given one, or Keras's automatic one (per

@@ -20,6 +20,8 @@ use convnet_tensor::Tensor;
 pub struct Model {
     spec: ModelSpec,
     wiring: Wiring,
+    /// Per node: frozen (`Node::trainable` false).
+    frozen: Vec<bool>,
     pub(crate) layers: Vec<Box<dyn Layer>>,
     head: Activation,
     pub(crate) rng: Rng,
@@ -45,9 +47,11 @@ impl Model {
         head: Activation,
         rng: Rng,
     ) -> Model {
+        let frozen = spec.layers.iter().map(|n| !n.trainable).collect();
         Model {
             spec,
             wiring,
+            frozen,
             layers,
             head,
             rng,
@@ -63,6 +67,20 @@ impl Model {
     /// Node names and connections.
     pub fn wiring(&self) -> &Wiring {
         &self.wiring
+    }
+
+    /// True when node `i` is frozen.
+    pub fn is_frozen(&self, i: usize) -> bool {
+        self.frozen[i]
+    }
+
+    /// Freezes or unfreezes the layer called `name` (Keras's
+    /// `layer.trainable = ...`). As in Keras, recompile afterwards: the
+    /// optimizer's state belongs to the old set of trainable weights.
+    pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
+        self.spec.set_trainable(name, trainable)?;
+        self.frozen = self.spec.layers.iter().map(|n| !n.trainable).collect();
+        Ok(())
     }
 
     /// The final activation that `predict` applies (softmax, sigmoid or linear).
@@ -198,7 +216,13 @@ impl Model {
                     }
                 }
                 let t = std::time::Instant::now();
-                outs[i] = Some(self.layers[i].forward_inputs(xs, mode, &mut self.rng));
+                // A frozen layer with an inference form (batch norm) runs it.
+                let node_mode = if self.frozen[i] && self.layers[i].eval_affine().is_some() {
+                    Mode::Eval
+                } else {
+                    mode
+                };
+                outs[i] = Some(self.layers[i].forward_inputs(xs, node_mode, &mut self.rng));
                 if let Some(times) = times.as_deref_mut() {
                     times[i] += t.elapsed().as_secs_f64();
                 }
@@ -349,14 +373,16 @@ impl Model {
             .collect()
     }
 
-    /// `(trainable, non_trainable)` parameter counts.
+    /// `(trainable, non_trainable)` parameter counts (a frozen layer's are all non-trainable).
     pub fn param_counts(&self) -> (usize, usize) {
         let mut t = (0, 0);
-        for (_, p) in self.named_params() {
-            if p.trainable {
-                t.0 += p.value.len();
-            } else {
-                t.1 += p.value.len();
+        for (i, l) in self.layers.iter().enumerate() {
+            for p in l.params() {
+                if p.trainable && !self.frozen[i] {
+                    t.0 += p.value.len();
+                } else {
+                    t.1 += p.value.len();
+                }
             }
         }
         t

@@ -103,6 +103,8 @@ impl ModelSpec {
             let input = self.first_input_shape(&wiring, &shapes, i);
             let name = wiring.names[i].clone();
             let (t, nt) = spec.param_counts(input)?;
+            // A frozen layer's weights count as non-trainable, as in Keras.
+            let (t, nt) = if node.trainable { (t, nt) } else { (0, t + nt) };
             trainable = checked_sum(trainable, t)?;
             non_trainable = checked_sum(non_trainable, nt)?;
             checked_sum(trainable, non_trainable)?;

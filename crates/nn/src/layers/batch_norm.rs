@@ -100,6 +100,7 @@ impl BatchNormConfig {
             moving_mean: Param::state("moving_mean", Tensor::zeros(&[c])),
             moving_var: Param::state("moving_variance", Tensor::full(&[c], 1.0)),
             cache: None,
+            eval_scale: None,
         })
     }
 }
@@ -120,6 +121,9 @@ pub struct BatchNorm {
     moving_mean: Param,
     moving_var: Param,
     cache: Option<Cache>,
+    /// The inference forward's per-channel scale, for a backward through a
+    /// frozen batch norm (which runs in inference mode while the net trains).
+    eval_scale: Option<Vec<f32>>,
 }
 
 impl BatchNorm {
@@ -174,6 +178,8 @@ impl Layer for BatchNorm {
             y.data_mut()
                 .par_chunks_mut(EVAL_BLOCK.div_ceil(c) * c)
                 .for_each(|b| kernel::scale_shift_in_place(b, &scale, &shift));
+            self.cache = None;
+            self.eval_scale = Some(scale);
             return y;
         }
         let (gamma, beta) = self.gamma_beta();
@@ -205,11 +211,23 @@ impl Layer for BatchNorm {
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
         let c = self.channels();
+        let Some(cache) = self.cache.take() else {
+            // After an inference forward (a frozen layer): y = x * scale + shift,
+            // so dx = dy * scale; the frozen gamma and beta get no gradient.
+            let scale = self
+                .eval_scale
+                .as_ref()
+                .expect("BatchNormalization backward before a forward");
+            let mut dx = dy;
+            dx.data_mut()
+                .par_chunks_mut(EVAL_BLOCK.div_ceil(c) * c)
+                .for_each(|b| {
+                    b.chunks_mut(c)
+                        .for_each(|row| row.iter_mut().zip(scale).for_each(|(v, s)| *v *= s))
+                });
+            return dx;
+        };
         let (gamma, _) = self.gamma_beta();
-        let cache = self
-            .cache
-            .take()
-            .expect("BatchNormalization backward before a training forward");
         // dx is written over dy: no gradient buffer is allocated.
         let mut dx = dy;
         let mut dgamma = vec![0.0; c];

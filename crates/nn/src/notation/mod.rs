@@ -209,12 +209,14 @@ impl<'a> Lower<'a> {
             Node {
                 name: self.named.then(|| name.clone()),
                 inputs: None,
+                trainable: true,
                 layer,
             }
         } else {
             Node {
                 name: Some(name.clone()),
                 inputs: Some(inputs.iter().map(|&r| self.name(r)).collect()),
+                trainable: true,
                 layer,
             }
         };
