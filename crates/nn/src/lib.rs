@@ -29,6 +29,7 @@ pub mod save;
 mod schedule;
 mod spec;
 pub mod summary;
+pub mod surgery;
 pub mod zoo;
 
 pub use callbacks::{
@@ -55,6 +56,7 @@ pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
 pub use spec::LayerSpec;
 pub use summary::{Summary, SummaryRow};
+pub use surgery::InsertAfter;
 
 /// The random number generator used everywhere: seeded ChaCha8.
 pub type Rng = rand_chacha::ChaCha8Rng;
