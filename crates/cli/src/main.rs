@@ -15,6 +15,7 @@ mod model_arg;
 mod pictures;
 mod predict;
 mod run;
+mod surgery;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print a model's layers, output shapes and parameter counts.
     Summary(inspect::SummaryArgs),
+    /// Insert batch norm into a trained run without changing what it computes (a new run to fine-tune).
+    InsertBn(surgery::InsertBnArgs),
 }
 
 fn run() -> CliResult<()> {
@@ -79,10 +82,18 @@ fn run() -> CliResult<()> {
         Command::Explain(a) => pictures::run_explain(a),
         Command::Experiment(a) => lab::run_experiment(*a),
         Command::Ensemble(a) => lab::run_ensemble(*a),
+        Command::InsertBn(a) => surgery::insert_bn(a),
     }
 }
 
 fn main() {
+    // A closed pipe (`convnet summary resnet18 | head`) ends the process
+    // quietly, as it does for other Unix tools, instead of a panic in println!.
+    // SAFETY: setting a signal's disposition to the default at start-up,
+    // before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     alloc::configure();
     if let Err(e) = run() {
         eprintln!("error: {e}");

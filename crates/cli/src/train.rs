@@ -40,6 +40,10 @@ pub struct TrainArgs {
     /// Output classes of a built-in net [default: the data's classes].
     #[arg(long)]
     classes: Option<usize>,
+    /// Freeze layers (their weights do not change; a frozen BatchNormalization uses its moving
+    /// statistics): N freezes the first N layers, until:NAME every layer up to NAME.
+    #[arg(long)]
+    freeze: Option<String>,
     /// Data: mnist (bundled), fashion-mnist, or idx:DIR (four MNIST-format IDX files).
     #[arg(long, default_value = "mnist")]
     data: String,
@@ -308,6 +312,11 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             let (model, done, history) = if ckpt.join(convnet_nn::checkpoint::LATEST).exists() {
                 let (model, state) = Model::load_checkpoint(&ckpt)?;
                 (model, state.epochs_done, state.history)
+            } else if run.join(convnet_nn::save::WEIGHTS_FILE).exists() {
+                // A run that starts from given weights (`convnet insert-bn`).
+                let mut model = Model::load(run)?;
+                model.compile(cfg.optimizer.clone(), cfg.loss);
+                (model, 0, History::default())
             } else {
                 // Stopped before the first checkpoint: start over, same seed.
                 let mut model = cfg.model.build(cfg.seed)?;
@@ -339,7 +348,10 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 data_arg::load(&a.data, a.data_dir.as_deref(), input_arg.as_deref(), a.seed)?;
             let input = loaded.train.images.shape()[1..].to_vec();
             let classes = a.classes.or_else(|| class_count(&loaded));
-            let seq = resolve_model(&a.model, &input, padding, classes)?;
+            let mut seq = resolve_model(&a.model, &input, padding, classes)?;
+            if let Some(f) = &a.freeze {
+                crate::surgery::apply_freeze(&mut seq, f)?;
+            }
             if seq.input_shape != input {
                 return Err(CliError::usage(format!(
                     "the model expects inputs {:?} but the data has {:?} (set --input to match)",

@@ -1,0 +1,116 @@
+//! `convnet insert-bn`: a trained run with batch norm inserted (computing
+//! the same function), written as a new run that `convnet train --resume`
+//! fine-tunes; and `--freeze` for `convnet train`.
+
+use crate::data_arg;
+use crate::error::{CliError, CliResult};
+use crate::run::{new_run_dir, RunConfig};
+use crate::train::{dataset, outputs_of};
+use clap::Args;
+use convnet_nn::{InsertAfter, Model, ModelSpec};
+use std::path::PathBuf;
+
+/// Options of `convnet insert-bn`.
+#[derive(Args)]
+pub struct InsertBnArgs {
+    /// A run folder written by `convnet train`.
+    run: PathBuf,
+    /// Where: conv (after every Conv2D), conv+dense (hidden Dense layers too), or layer names
+    /// separated by commas (as `convnet summary RUN` prints them).
+    #[arg(long, default_value = "conv")]
+    after: String,
+    /// Training batches of 256 images that calibrate the statistics.
+    #[arg(long, default_value_t = 20)]
+    calibrate: usize,
+    /// Folder the new run goes into.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Name of the new run (default: the first free run-NNN).
+    #[arg(long)]
+    name: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Applies `--freeze`: `N` freezes the first N layers, `until:NAME` every layer up to and
+/// including NAME.
+pub fn apply_freeze(spec: &mut ModelSpec, arg: &str) -> CliResult<()> {
+    let usage = |msg: String| CliError::usage(format!("--freeze '{arg}': {msg}"));
+    if let Some(name) = arg.strip_prefix("until:") {
+        spec.freeze_through(name)
+            .map_err(|e| usage(e.to_string()))?;
+    } else {
+        let n: usize = arg
+            .parse()
+            .map_err(|_| usage("expected a layer count N or until:NAME".into()))?;
+        if n > spec.layers.len() {
+            return Err(usage(format!("the model has {} layers", spec.layers.len())));
+        }
+        spec.freeze_first(n);
+    }
+    if spec.summary()?.trainable == 0 {
+        return Err(usage(
+            "every layer with weights would be frozen: nothing left to train".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `convnet insert-bn`.
+pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
+    crate::set_threads(a.threads)?;
+    let mut cfg = RunConfig::load(&a.run)?;
+    let mut model = Model::load(&a.run)?;
+    let after = match a.after.as_str() {
+        "conv" => InsertAfter::Convs { dense: false },
+        "conv+dense" => InsertAfter::Convs { dense: true },
+        names => InsertAfter::Names(names.split(',').map(|s| s.trim().to_string()).collect()),
+    };
+    if a.calibrate == 0 {
+        return Err(CliError::usage("--calibrate must be at least 1"));
+    }
+    let loaded = data_arg::load(
+        &cfg.data,
+        cfg.data_dir.as_deref(),
+        Some(&cfg.model.input_shape),
+        cfg.seed,
+    )?;
+    let n = (a.calibrate * 256).min(loaded.train.len());
+    let calibration = loaded.train.images.slice_batch(0, n);
+    let mut with_bn = model
+        .insert_batch_norm(&after, &calibration, 256)
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    let added = with_bn.spec().layers.len() - model.spec().layers.len();
+    println!(
+        "Inserted {added} BatchNormalization layer(s), calibrated on {n} training images \
+         (gamma = sqrt(var + eps), beta = mean)"
+    );
+    if let Some(test) = &loaded.test {
+        let before = model.predict(&test.images, 256)?;
+        let after = with_bn.predict(&test.images, 256)?;
+        let outputs = outputs_of(&model);
+        let ds = dataset(test, cfg.loss, outputs)?;
+        model.compile(cfg.optimizer.clone(), cfg.loss);
+        with_bn.compile(cfg.optimizer.clone(), cfg.loss);
+        let (e0, e1) = (model.evaluate(&ds, 256)?, with_bn.evaluate(&ds, 256)?);
+        println!(
+            "Test outputs: max |difference| {:.2e} over {} images; accuracy {:.2} % before, {:.2} % after",
+            before.max_abs_diff(&after),
+            test.len(),
+            100.0 * e0.accuracy,
+            100.0 * e1.accuracy
+        );
+    }
+    let dir = new_run_dir(&a.out, a.name.as_deref())?;
+    cfg.model = with_bn.spec().clone();
+    cfg.model_arg = format!("insert-bn {} --after {}", a.run.display(), a.after);
+    cfg.save(&dir)?;
+    with_bn.save(&dir)?;
+    println!(
+        "New run in {}; fine-tune it with `convnet train --resume {} --epochs N`",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! `convnet insert-bn` and `convnet train --freeze` end to end.
+
+mod common;
+
+use common::{convnet, text, tmp};
+
+fn metric(t: &str, prefix: &str) -> String {
+    t.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' in {t}"))
+        .to_string()
+}
+
+#[test]
+fn insert_bn_keeps_the_outputs_and_the_new_run_fine_tunes() {
+    let out = tmp("insert-bn");
+    let o = convnet(&[
+        "train",
+        "--model",
+        "8C3-P2-16C3-P2-32-10",
+        "--limit",
+        "600",
+        "--batch-size",
+        "50",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "base",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let base = out.join("base");
+    let o = convnet(&[
+        "insert-bn",
+        base.to_str().unwrap(),
+        "--after",
+        "conv+dense",
+        "--calibrate",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "bn",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("Inserted 3 BatchNormalization"), "{t}");
+    // "max |difference| 6.56e-7 over 10000 images; accuracy 83.77 % before, 83.77 % after"
+    let line = metric(&t, "Test outputs: max |difference| ");
+    let diff: f32 = line.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(diff <= 1e-4, "{line}");
+    let acc: Vec<&str> = line
+        .split("accuracy ")
+        .nth(1)
+        .unwrap()
+        .split(" % ")
+        .collect();
+    assert_eq!(acc[0], acc[1].trim_start_matches("before, "), "{line}");
+    let bn = out.join("bn");
+    let o = convnet(&["summary", bn.to_str().unwrap()]);
+    assert_eq!(
+        text(&o).matches("(BatchNormalization)").count(),
+        3,
+        "{}",
+        text(&o)
+    );
+    // The new run trains from the inserted weights (not from scratch).
+    let o = convnet(&[
+        "train",
+        "--resume",
+        bn.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--quiet",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let acc: f32 = metric(&t, "Test accuracy: ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(acc > 0.5, "{t}");
+    // Errors: a layer that does not exist, the output layer; one line, exit 2.
+    for (after, needle) in [
+        ("conv9", "no layer is called 'conv9'"),
+        ("dense_1", "output layer"),
+    ] {
+        let o = convnet(&[
+            "insert-bn",
+            base.to_str().unwrap(),
+            "--after",
+            after,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(needle), "{}", text(&o));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn freeze_from_the_command_line() {
+    let out = tmp("freeze");
+    let o = convnet(&[
+        "train",
+        "--model",
+        "8C3-P2-16-10",
+        "--freeze",
+        "until:conv2d",
+        "--limit",
+        "200",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "f",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // 3x3x1x8 + 8 = 80 frozen weights.
+    assert!(t.contains("Non-trainable params: 80 "), "{t}");
+    for (arg, needle) in [
+        ("until:nope", "no layer is called 'nope'"),
+        ("99", "has 5 layers"),
+        ("5", "nothing left to train"),
+    ] {
+        let o = convnet(&[
+            "train",
+            "--model",
+            "8C3-P2-16-10",
+            "--freeze",
+            arg,
+            "--limit",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{arg}: {}", text(&o));
+        assert!(text(&o).contains(needle), "{arg}: {}", text(&o));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
