@@ -56,6 +56,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print a model's layers, output shapes and parameter counts.
     Summary(inspect::SummaryArgs),
+    /// Transfer learning: a trained run's layers, frozen, with a new head, trained on new data.
+    Finetune(Box<surgery::FinetuneArgs>),
     /// Insert batch norm into a trained run without changing what it computes (a new run to fine-tune).
     InsertBn(surgery::InsertBnArgs),
 }
@@ -83,6 +85,7 @@ fn run() -> CliResult<()> {
         Command::Experiment(a) => lab::run_experiment(*a),
         Command::Ensemble(a) => lab::run_ensemble(*a),
         Command::InsertBn(a) => surgery::insert_bn(a),
+        Command::Finetune(a) => surgery::finetune(*a),
     }
 }
 

@@ -5,9 +5,9 @@
 use crate::data_arg;
 use crate::error::{CliError, CliResult};
 use crate::run::{new_run_dir, RunConfig};
-use crate::train::{dataset, outputs_of};
+use crate::train::{dataset, outputs_of, Base};
 use clap::Args;
-use convnet_nn::{InsertAfter, Model, ModelSpec};
+use convnet_nn::{parse_notation, InsertAfter, Model, ModelSpec, NotationOptions, Padding};
 use std::path::PathBuf;
 
 /// Options of `convnet insert-bn`.
@@ -31,6 +31,27 @@ pub struct InsertBnArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// `convnet finetune`'s model: the base run cut at `--cut` (default: before
+/// its classifier), frozen, with the `--head` notation on top.
+pub fn cut_and_head(b: &Base, padding: Padding, seed: u64) -> CliResult<Model> {
+    let base = Model::load(&b.run)?;
+    let cut = match &b.cut {
+        Some(c) => c.clone(),
+        None => base.default_cut()?,
+    };
+    let at = base
+        .spec()
+        .position(&cut)
+        .map_err(|e| CliError::usage(format!("--cut: {e}")))?;
+    let shape = base.spec().output_shapes()?[at].clone();
+    let opts = NotationOptions::default()
+        .with_padding(padding)
+        .with_input(&shape);
+    let head = parse_notation(&b.head, &opts)?;
+    base.with_new_head(&cut, &head, seed)
+        .map_err(|e| CliError::usage(format!("--head: {e}")))
 }
 
 /// Applies `--freeze`: `N` freezes the first N layers, `until:NAME` every layer up to and
@@ -113,4 +134,31 @@ pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// Options of `convnet finetune`: the source, the cut and the head, then
+/// every option of `convnet train` (data, epochs, augmentation, ...).
+#[derive(Args)]
+pub struct FinetuneArgs {
+    /// The trained run to start from.
+    source: PathBuf,
+    /// The new head in the notation, e.g. GAP-D0.5-1 (a sigmoid) or F-128-D0.5-10.
+    #[arg(long)]
+    head: String,
+    /// The layer to cut after (default: the last with an image output, before the classifier).
+    #[arg(long)]
+    cut: Option<String>,
+    #[command(flatten)]
+    train: crate::train::TrainArgs,
+}
+
+/// `convnet finetune`: stage one of transfer learning (the base frozen, the
+/// head trained); stage two is `convnet train --resume RUN --unfreeze K --lr LR`.
+pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
+    let base = Base {
+        run: a.source,
+        cut: a.cut,
+        head: a.head,
+    };
+    crate::train::train_from(a.train, Some(base))
 }

@@ -16,6 +16,25 @@ use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Unfreezes the last `k` frozen layers that have weights; their names.
+fn unfreeze_top(model: &mut Model, k: usize) -> CliResult<Vec<String>> {
+    let frozen: Vec<String> = (0..model.layers().len())
+        .filter(|&i| model.is_frozen(i) && !model.layers()[i].params().is_empty())
+        .map(|i| model.wiring().names[i].clone())
+        .collect();
+    if k == 0 || k > frozen.len() {
+        return Err(CliError::usage(format!(
+            "--unfreeze {k}: the run has {} frozen layers with weights",
+            frozen.len()
+        )));
+    }
+    let names = frozen[frozen.len() - k..].to_vec();
+    for n in &names {
+        model.set_trainable(n, true)?;
+    }
+    Ok(names)
+}
+
 /// The number of classes of the data: its class names, else the largest label + 1.
 fn class_count(loaded: &data_arg::Loaded) -> Option<usize> {
     if let Some(names) = &loaded.classes {
@@ -44,6 +63,10 @@ pub struct TrainArgs {
     /// statistics): N freezes the first N layers, until:NAME every layer up to NAME.
     #[arg(long)]
     freeze: Option<String>,
+    /// With --resume: unfreeze the last K frozen layers that have weights and start a fresh
+    /// optimizer (with --lr, at that rate): the second stage of fine-tuning.
+    #[arg(long, requires = "resume")]
+    unfreeze: Option<usize>,
     /// Data: mnist (bundled), fashion-mnist, or idx:DIR (four MNIST-format IDX files).
     #[arg(long, default_value = "mnist")]
     data: String,
@@ -292,8 +315,24 @@ pub fn outputs_of(model: &Model) -> usize {
     model.output_shape().iter().product()
 }
 
+/// Where `convnet finetune` starts: a trained run, cut at a layer, with a new head.
+pub struct Base {
+    /// The trained run.
+    pub run: PathBuf,
+    /// The layer to cut after (default: the last with an image output).
+    pub cut: Option<String>,
+    /// The new head, in the notation.
+    pub head: String,
+}
+
 /// `convnet train`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
+    train_from(a, None)
+}
+
+/// `convnet train`, or `convnet finetune` when `base` is given: the one
+/// training pipeline.
+pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<()> {
     crate::set_threads(a.threads)?;
     let verbosity = if a.quiet {
         Verbosity::EpochLines
@@ -309,7 +348,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 cfg.save(run)?;
             }
             let ckpt = run.join(CHECKPOINTS);
-            let (model, done, history) = if ckpt.join(convnet_nn::checkpoint::LATEST).exists() {
+            let (mut model, done, history) = if ckpt.join(convnet_nn::checkpoint::LATEST).exists() {
                 let (model, state) = Model::load_checkpoint(&ckpt)?;
                 (model, state.epochs_done, state.history)
             } else if run.join(convnet_nn::save::WEIGHTS_FILE).exists() {
@@ -323,6 +362,17 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 model.compile(cfg.optimizer.clone(), cfg.loss);
                 (model, 0, History::default())
             };
+            if let Some(k) = a.unfreeze {
+                let names = unfreeze_top(&mut model, k)?;
+                if let Some(lr) = a.lr {
+                    cfg.optimizer = cfg.optimizer.clone().with_learning_rate(lr);
+                }
+                // As in Keras: a changed set of trainable weights needs a fresh optimizer.
+                model.compile(cfg.optimizer.clone(), cfg.loss);
+                cfg.model = model.spec().clone();
+                cfg.save(run)?;
+                eprintln!("Unfroze {}", names.join(", "));
+            }
             eprintln!(
                 "Resuming {} after epoch {done} of {}",
                 run.display(),
@@ -348,7 +398,18 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 data_arg::load(&a.data, a.data_dir.as_deref(), input_arg.as_deref(), a.seed)?;
             let input = loaded.train.images.shape()[1..].to_vec();
             let classes = a.classes.or_else(|| class_count(&loaded));
-            let mut seq = resolve_model(&a.model, &input, padding, classes)?;
+            let (mut seq, prepared, model_arg) = match &base {
+                None => (
+                    resolve_model(&a.model, &input, padding, classes)?,
+                    None,
+                    a.model.clone(),
+                ),
+                Some(b) => {
+                    let m = crate::surgery::cut_and_head(b, padding, a.seed)?;
+                    let arg = format!("finetune {} --head {}", b.run.display(), b.head);
+                    (m.spec().clone(), Some(m), arg)
+                }
+            };
             if let Some(f) = &a.freeze {
                 crate::surgery::apply_freeze(&mut seq, f)?;
             }
@@ -386,7 +447,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             }
             let epochs = a.epochs.unwrap_or(3);
             let cfg = RunConfig {
-                model_arg: a.model.clone(),
+                model_arg,
                 model: seq.clone(),
                 data: a.data.clone(),
                 data_dir: a.data_dir.clone(),
@@ -407,11 +468,27 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             if let Some(avail) = convnet_nn::available_memory() {
                 seq.check_memory(a.batch_size, avail)?;
             }
-            let mut model = seq.build(a.seed)?;
+            let mut model = match prepared {
+                // The base's weights with the head's; --freeze may have changed the flags.
+                Some(m) => {
+                    let mut m = m;
+                    for (i, node) in seq.layers.iter().enumerate() {
+                        let name = &m.wiring().names[i].clone();
+                        m.set_trainable(name, node.trainable)?;
+                    }
+                    m
+                }
+                None => seq.build(a.seed)?,
+            };
             model.compile(optimizer, loss);
             let dir = new_run_dir(&a.out, a.name.as_deref())?;
             println!("{}", seq.summary()?);
             cfg.save(&dir)?;
+            if base.is_some() {
+                // The starting weights, so that a run stopped before its first
+                // checkpoint resumes from them rather than from scratch.
+                model.save(&dir)?;
+            }
             (dir, cfg, model, 0, History::default(), loaded)
         }
     };

@@ -149,3 +149,93 @@ fn freeze_from_the_command_line() {
     }
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn finetune_a_frozen_base_with_a_new_head_then_unfreeze() {
+    let out = tmp("finetune");
+    let o = convnet(&[
+        "train",
+        "--model",
+        "8C3-P2-16C3-P2-32-10",
+        "--limit",
+        "600",
+        "--batch-size",
+        "50",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--seed",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "base",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let base = out.join("base");
+    let o = convnet(&[
+        "finetune",
+        base.to_str().unwrap(),
+        "--head",
+        "F-D0.2-10",
+        "--limit",
+        "600",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "ft",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // The base (8C3: 80, 16C3: 1,168) is frozen; the new Dense(10) on 7x7x16 trains.
+    assert!(
+        t.contains("Trainable params: 7,850 ") && t.contains("Non-trainable params: 1,248 "),
+        "{t}"
+    );
+    let ft = out.join("ft");
+    // The frozen base kept its trained weights, byte for byte.
+    let read = |run: &std::path::Path| {
+        let bytes = std::fs::read(run.join("weights.safetensors")).unwrap();
+        let st = convnet_nn::save::tensors_from_bytes(run, &bytes).unwrap();
+        st.get("layer2.kernel").unwrap().data().to_vec()
+    };
+    assert_eq!(read(&base), read(&ft));
+    // Stage two: unfreeze the top conv at a lower rate; it now changes.
+    let o = convnet(&[
+        "train",
+        "--resume",
+        ft.to_str().unwrap(),
+        "--unfreeze",
+        "1",
+        "--lr",
+        "1e-4",
+        "--epochs",
+        "3",
+        "--quiet",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("Unfroze conv2d_1"), "{t}");
+    assert_ne!(read(&base), read(&ft));
+    for (args, needle) in [
+        (
+            vec!["--head", "F-10", "--cut", "nope"],
+            "no layer is called 'nope'",
+        ),
+        (vec!["--head", "32C3-X-10"], "unknown layer 'X'"),
+    ] {
+        let mut all = vec![
+            "finetune",
+            base.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        all.extend(args);
+        let o = convnet(&all);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(needle), "{}", text(&o));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -15,6 +15,10 @@
 //! so the new net computes the same function in inference (to rounding);
 //! in training the batch statistics stand in for the moving ones, and
 //! fine-tuning starts from there.
+//!
+//! And transfer learning's first step: cut a trained net at a node (by
+//! default the last one with an image output, i.e. before the classifier),
+//! freeze what is kept, and put a new head on it.
 
 use crate::graph::{fresh_name, snake, INPUT};
 use crate::{BatchNormConfig, LayerSpec, Model, ModelSpec, NnError, Result, Tensor};
@@ -220,6 +224,117 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The name of the last node whose output is an image `[H, W, C]`: where
+    /// the classifier starts.
+    pub fn default_cut(&self) -> Result<String> {
+        let (wiring, shapes) = self.spec().checked()?;
+        shapes
+            .iter()
+            .rposition(|s| s.len() == 3)
+            .map(|i| wiring.names[i].clone())
+            .ok_or_else(|| {
+                crate::error::config_err("cut", "the model has no layer with an image output")
+            })
+    }
+
+    /// A new model: this one's nodes up to `cut` (those it depends on),
+    /// frozen and with their trained weights, followed by `head`, a model
+    /// description whose input is the cut node's output (its weights drawn
+    /// from `seed`). The head's names are prefixed with `head_` where they
+    /// clash with the base's.
+    pub fn with_new_head(&self, cut: &str, head: &ModelSpec, seed: u64) -> Result<Model> {
+        let spec = self.spec();
+        let (wiring, shapes) = spec.checked()?;
+        let at = spec.position(cut)?;
+        if head.input_shape != shapes[at] {
+            return Err(crate::error::config_err(
+                "head",
+                format!(
+                    "it takes inputs {:?} but '{cut}' gives {:?}",
+                    head.input_shape, shapes[at]
+                ),
+            ));
+        }
+        // The nodes `cut` depends on, in order.
+        let mut keep = vec![false; at + 1];
+        keep[at] = true;
+        for i in (0..=at).rev() {
+            if keep[i] {
+                for s in &wiring.inputs[i] {
+                    if let crate::Source::Node(j) = *s {
+                        keep[j] = true;
+                    }
+                }
+            }
+        }
+        let mut new = ModelSpec::new(&spec.input_shape);
+        let mut old_to_new = vec![usize::MAX; at + 1];
+        for i in (0..=at).filter(|&i| keep[i]) {
+            let mut node = spec.layers[i].clone();
+            node.name = Some(wiring.names[i].clone());
+            // Inputs by name: an implicit "node before" may have been dropped.
+            node.inputs = Some(
+                wiring.inputs[i]
+                    .iter()
+                    .map(|s| wiring.source_name(*s).to_string())
+                    .collect(),
+            );
+            node.trainable = false;
+            old_to_new[i] = new.layers.len();
+            new.layers.push(node);
+        }
+        let head_wiring = head.wiring()?;
+        let mut taken: HashSet<String> = wiring.names.iter().cloned().collect();
+        taken.insert(INPUT.into());
+        let rename: Vec<String> = head_wiring
+            .names
+            .iter()
+            .map(|n| {
+                let name = if taken.contains(n) {
+                    fresh_name(&format!("head_{n}"), &taken)
+                } else {
+                    n.clone()
+                };
+                taken.insert(name.clone());
+                name
+            })
+            .collect();
+        for (k, node) in head.layers.iter().enumerate() {
+            let mut node = node.clone();
+            node.name = Some(rename[k].clone());
+            node.inputs = Some(
+                head_wiring.inputs[k]
+                    .iter()
+                    .map(|s| match *s {
+                        crate::Source::Input => cut.to_string(),
+                        crate::Source::Node(j) => rename[j].clone(),
+                    })
+                    .collect(),
+            );
+            new.layers.push(node);
+        }
+        let mut model = new.build(seed)?;
+        let mut tensors: BTreeMap<String, Tensor> = model
+            .named_params()
+            .into_iter()
+            .map(|(n, p)| (n, p.value.clone()))
+            .collect();
+        for (name, p) in self.named_params() {
+            let (layer, rest) = name
+                .strip_prefix("layer")
+                .and_then(|s| s.split_once('.'))
+                .expect("parameters are named layer{i}.{name}");
+            let i: usize = layer.parse().expect("a node index");
+            if i <= at && keep[i] {
+                tensors.insert(format!("layer{}.{rest}", old_to_new[i]), p.value.clone());
+            }
+        }
+        model.set_weights(std::path::Path::new("<base>"), &tensors)?;
+        Ok(model)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +380,41 @@ mod tests {
             let y = with_bn.forward(&x, Mode::Train, true);
             assert!(y.max_abs_diff(&after) < 0.05, "{notation}");
         }
+    }
+
+    #[test]
+    fn a_new_head_on_a_frozen_base_keeps_the_base_features() {
+        let spec = parse_notation(
+            "8x8x2-8C3-R[8C3-BN-8C3-BN]-P2-F-16-5",
+            &NotationOptions::default(),
+        )
+        .unwrap();
+        let mut base = spec.build(4).unwrap();
+        let cut = base.default_cut().unwrap();
+        assert_eq!(cut, "max_pooling2d");
+        let head = parse_notation(
+            "GAP-D0.5-1",
+            &NotationOptions::default().with_input(&[4, 4, 8]),
+        )
+        .unwrap();
+        let mut m = base.with_new_head(&cut, &head, 9).unwrap();
+        let s = m.spec().summary().unwrap();
+        // Only the new Dense(1) trains: 8 weights + 1 bias.
+        assert_eq!(s.trainable, 9);
+        assert_eq!(m.output_shape(), [1]);
+        // The kept layers compute what they did in the base.
+        let x = random(&[3, 8, 8, 2], 3);
+        let pos = m.spec().position(&cut).unwrap();
+        let a = base.trace(&x)[base.spec().position(&cut).unwrap()].clone();
+        let b = m.trace(&x)[pos].clone();
+        assert_eq!(a.data(), b.data());
+        let wrong =
+            parse_notation("GAP-1", &NotationOptions::default().with_input(&[2, 2, 8])).unwrap();
+        let e = match base.with_new_head(&cut, &wrong, 0) {
+            Ok(_) => panic!("a head of the wrong input shape was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains("gives [4, 4, 8]"), "{e}");
     }
 
     #[test]
