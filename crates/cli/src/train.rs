@@ -91,7 +91,8 @@ pub struct TrainArgs {
     /// Optimizer: adam, adamw, sgd or rmsprop.
     #[arg(long, default_value = "adam")]
     optimizer: String,
-    /// Learning rate (default: the optimizer's Keras default).
+    /// Learning rate (default: the optimizer's Keras default); with --resume, a new base rate
+    /// for the rest of the run (the optimizer keeps its state).
     #[arg(long)]
     lr: Option<f32>,
     /// SGD momentum.
@@ -362,6 +363,16 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<()> {
                 model.compile(cfg.optimizer.clone(), cfg.loss);
                 (model, 0, History::default())
             };
+            if let (Some(lr), None) = (a.lr, a.unfreeze) {
+                // A new base rate for the rest of the run (a step down, say);
+                // the optimizer keeps its state.
+                cfg.optimizer = cfg.optimizer.clone().with_learning_rate(lr);
+                if let Some(opt) = model.optimizer_mut() {
+                    opt.config = opt.config.clone().with_learning_rate(lr);
+                }
+                cfg.save(run)?;
+                eprintln!("Base learning rate set to {lr}");
+            }
             if let Some(k) = a.unfreeze {
                 let names = unfreeze_top(&mut model, k)?;
                 if let Some(lr) = a.lr {
