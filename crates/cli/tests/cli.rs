@@ -80,18 +80,58 @@ fn every_malformed_notation_gets_a_pointed_error_and_exit_code_2() {
 
 #[test]
 fn bad_usage_exits_with_2_and_one_line() {
-    for args in [
-        &["train", "--optimizer", "adamax"][..],
-        &["train", "--schedule", "exp"][..],
-        &["train", "--data", "nope"][..],
-        &["evaluate", "/nonexistent/run"][..],
-        &["summary", "missing.toml"][..],
-        &["frobnicate"][..],
+    for (args, message) in [
+        (
+            &["train", "--optimizer", "adamax"][..],
+            "--optimizer 'adamax': expected adam, adamw, sgd or rmsprop",
+        ),
+        (
+            &["train", "--schedule", "exp"][..],
+            "--schedule 'exp': expected constant, exp:DECAY",
+        ),
+        (
+            &["train", "--data", "nope"][..],
+            "--data 'nope': expected mnist, fashion-mnist",
+        ),
+        (
+            &["evaluate", "/nonexistent/run"][..],
+            "/nonexistent/run/run.json: No such file",
+        ),
+        (
+            &["summary", "missing.toml"][..],
+            "missing.toml: cannot read model file",
+        ),
+        (
+            &["summary", "resnet20", "--classes", "0"][..],
+            "--classes must be at least 1",
+        ),
+        (&["train", "--unfreeze", "2"][..], "--resume"),
     ] {
         let o = convnet(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
-        assert!(!text(&o).contains("panicked"), "{}", text(&o));
+        assert!(
+            o.stdout.is_empty(),
+            "{args:?} printed to stdout: {}",
+            text(&o)
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        // clap's own usage errors add a usage block; ours are one line.
+        if args[0] != "train" || args[1] != "--unfreeze" {
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        }
+        assert!(
+            err.starts_with("error: ") && err.contains(message),
+            "{args:?}: {err}"
+        );
     }
+    // An unknown command: clap's message names it.
+    let o = convnet(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        text(&o)
+    );
     let o = convnet(&["train", "--help"]);
     assert!(o.status.success() && text(&o).contains("--validation-split"));
 }

@@ -148,6 +148,15 @@ fn catalogue_of_malformed_inputs() {
         b"input_shape = [28, 28, 1]\n[[layers]]\ntype = \"Dense\"\nunits = \"ten\"\n",
     );
     let model_shape = write("shape.json", b"{\"input_shape\": [4, 4, 1], \"layers\": [{\"type\": \"Conv2D\", \"filters\": 4, \"kernel_size\": [5, 5]}]}");
+    // Graph model files: a dangling input, a shape mismatch at an Add.
+    let graph_dangling = write(
+        "dangling.json",
+        b"{\"input_shape\": [8, 8, 1], \"layers\": [{\"type\": \"Conv2D\", \"filters\": 2, \"kernel_size\": [3, 3]}, {\"name\": \"sum\", \"inputs\": [\"conv2d\", \"ghost\"], \"type\": \"Add\"}]}",
+    );
+    let graph_add = write(
+        "add.json",
+        b"{\"input_shape\": [8, 8, 1], \"layers\": [{\"type\": \"Conv2D\", \"filters\": 2, \"kernel_size\": [3, 3], \"padding\": \"same\"}, {\"name\": \"sum\", \"inputs\": [\"conv2d\", \"input\"], \"type\": \"Add\"}]}",
+    );
     let out = d.join("runs").to_str().unwrap().to_string();
     let run_s = run.to_str().unwrap().to_string();
     let bad_ckpt = d.join("runs/badckpt");
@@ -387,6 +396,27 @@ fn catalogue_of_malformed_inputs() {
             "smaller than the window",
         ),
         (
+            vec!["summary".into(), graph_dangling.clone()],
+            "Add 'sum'): input 'ghost' is not a layer of this model",
+        ),
+        (
+            vec!["summary".into(), graph_add.clone()],
+            "Add 'sum'): inputs [8, 8, 2] from 'conv2d', [8, 8, 1] from 'input'",
+        ),
+        (
+            vec!["summary".into(), "8x8x3-I[4C1 | 4C3v]-10".into()],
+            "inputs must agree on every axis but the last",
+        ),
+        (
+            vec![
+                "summary".into(),
+                "vgg16".into(),
+                "--input".into(),
+                "16x16x3".into(),
+            ],
+            "vgg16 for inputs [16, 16, 3]",
+        ),
+        (
             vec![
                 "train".into(),
                 "--data".into(),
@@ -526,7 +556,8 @@ fn catalogue_of_malformed_inputs() {
             "dropout rate",
         ),
     ];
-    assert!(cases.len() >= 30, "{} cases", cases.len());
+    // The README states the count: keep the two in step.
+    assert_eq!(cases.len(), 40, "{} cases", cases.len());
     for (args, needle) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = convnet(&a);
