@@ -22,6 +22,10 @@ pub struct Model {
     wiring: Wiring,
     /// Per node: frozen (`Node::trainable` false).
     frozen: Vec<bool>,
+    /// Per node: whether backward must run through it (it, or a node it
+    /// depends on, has weights that train). A frozen base under a new head
+    /// is skipped entirely.
+    needs_backward: Vec<bool>,
     pub(crate) layers: Vec<Box<dyn Layer>>,
     head: Activation,
     pub(crate) rng: Rng,
@@ -48,15 +52,32 @@ impl Model {
         rng: Rng,
     ) -> Model {
         let frozen = spec.layers.iter().map(|n| !n.trainable).collect();
-        Model {
+        let mut m = Model {
             spec,
             wiring,
             frozen,
+            needs_backward: Vec::new(),
             layers,
             head,
             rng,
             training: None,
+        };
+        m.update_needs_backward();
+        m
+    }
+
+    /// Recomputes which nodes backward must visit.
+    fn update_needs_backward(&mut self) {
+        let n = self.layers.len();
+        let mut needs = vec![false; n];
+        for i in 0..n {
+            let trains = !self.frozen[i] && self.layers[i].params().iter().any(|p| p.trainable);
+            needs[i] = trains
+                || self.wiring.inputs[i]
+                    .iter()
+                    .any(|s| matches!(*s, Source::Node(j) if needs[j]));
         }
+        self.needs_backward = needs;
     }
 
     /// The description the model was built from.
@@ -80,6 +101,7 @@ impl Model {
     pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
         self.spec.set_trainable(name, trainable)?;
         self.frozen = self.spec.layers.iter().map(|n| !n.trainable).collect();
+        self.update_needs_backward();
         Ok(())
     }
 
@@ -292,9 +314,15 @@ impl Model {
         let mut grads: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
         grads[n - 1] = Some(dlogits);
         for i in (0..n).rev() {
-            let dy = grads[i]
-                .take()
-                .expect("every node reaches the output, so a gradient arrives");
+            // Every node reaches the output, so a gradient arrives unless its
+            // readers were skipped (then nothing at or below it trains either).
+            let Some(dy) = grads[i].take() else {
+                continue;
+            };
+            if !want_input && !self.needs_backward[i] {
+                // Nothing at or below this node trains (a frozen base).
+                continue;
+            }
             let srcs = &self.wiring.inputs[i];
             let t = std::time::Instant::now();
             let dxs = if !want_input && srcs.len() == 1 && srcs[0] == Source::Input {
