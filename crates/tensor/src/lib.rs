@@ -21,6 +21,7 @@ pub mod conv;
 mod error;
 pub mod gemm;
 pub mod implicit;
+pub mod peak;
 pub mod pool;
 pub mod recycle;
 pub mod reference;

@@ -1,0 +1,74 @@
+//! The machine's FMA peak, measured: every thread runs independent chains
+//! of 512-bit fused multiply-adds (12 accumulators, enough to cover the
+//! FMA latency on two pipes) for a fixed count, and the FLOPs are divided by
+//! the wall time. Benchmarks quote their speed as a share of it.
+
+use rayon::prelude::*;
+use std::time::Instant;
+
+/// FMA iterations per thread and measurement.
+const ITERS: usize = 20_000_000;
+
+/// GFLOP/s of fused multiply-adds on all rayon threads, or `None` when this
+/// CPU has no AVX-512 (then quote a GEMM rate instead).
+pub fn fma_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !std::arch::is_x86_feature_detected!("avx512f") {
+            return None;
+        }
+        let threads = rayon::current_num_threads();
+        let run = || {
+            let start = Instant::now();
+            let sink: f32 = (0..threads)
+                .into_par_iter()
+                // SAFETY: AVX-512F was detected above.
+                .map(|t| unsafe { avx512::chains(ITERS, t as f32) })
+                .sum();
+            std::hint::black_box(sink);
+            start.elapsed().as_secs_f64()
+        };
+        run(); // warm-up (clocks, thread start)
+        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+        // 12 chains x 16 lanes x 2 FLOP per iteration.
+        Some((threads * ITERS * 12 * 16 * 2) as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// `iters` rounds of 12 independent `acc = acc * a + b`; returns a lane sum
+    /// so that nothing is optimized away.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn chains(iters: usize, seed: f32) -> f32 {
+        let a = _mm512_set1_ps(0.999_999);
+        let b = _mm512_set1_ps(1e-7);
+        let mut acc = [_mm512_set1_ps(seed); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_peak_is_positive_where_measured() {
+        if let Some(p) = super::fma_peak_gflops() {
+            assert!(p > 1.0 && p.is_finite(), "{p}");
+        }
+    }
+}
