@@ -225,6 +225,15 @@ fn finetune_a_frozen_base_with_a_new_head_then_unfreeze() {
             "no layer is called 'nope'",
         ),
         (vec!["--head", "32C3-X-10"], "unknown layer 'X'"),
+        // A head that does not fit what the cut gives: convs after a flat layer.
+        (
+            vec!["--head", "8C3-10", "--cut", "dense"],
+            "needs an image input",
+        ),
+        (
+            vec!["--head", "F-10", "--freeze", "6"],
+            "nothing left to train",
+        ),
     ] {
         let mut all = vec![
             "finetune",
