@@ -148,17 +148,60 @@ pub struct FinetuneArgs {
     /// The layer to cut after (default: the last with an image output, before the classifier).
     #[arg(long)]
     cut: Option<String>,
+    /// Stage two: after --epochs with the base frozen, unfreeze its top K layers with weights
+    /// and train on (a fresh optimizer, as Keras recompiles).
+    #[arg(long)]
+    unfreeze_top: Option<usize>,
+    /// Stage two's learning rate (Keras's guide: about a hundredth of stage one's).
+    #[arg(long, default_value_t = 1e-5, requires = "unfreeze_top")]
+    unfreeze_lr: f32,
+    /// Stage two's epochs.
+    #[arg(long, default_value_t = 5, requires = "unfreeze_top")]
+    unfreeze_epochs: usize,
     #[command(flatten)]
     train: crate::train::TrainArgs,
 }
 
 /// `convnet finetune`: stage one of transfer learning (the base frozen, the
-/// head trained); stage two is `convnet train --resume RUN --unfreeze K --lr LR`.
+/// head trained), then with `--unfreeze-top K` stage two (the top K layers
+/// of the base unfrozen at a lower rate), both through `train`'s pipeline;
+/// stage two is also `convnet train --resume RUN --unfreeze K --lr LR` later.
 pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
     let base = Base {
         run: a.source,
         cut: a.cut,
         head: a.head,
     };
-    crate::train::train_from(a.train, Some(base))
+    let stage_one = a.train.epochs_or_default();
+    // Check stage two's count against the base before training anything.
+    if let Some(k) = a.unfreeze_top {
+        let model = Model::load(&base.run)?;
+        let cut = match &base.cut {
+            Some(c) => model
+                .spec()
+                .position(c)
+                .map_err(|e| CliError::usage(e.to_string()))?,
+            None => model.spec().position(&model.default_cut()?)?,
+        };
+        let with_weights = (0..=cut)
+            .filter(|&i| !model.layers()[i].params().is_empty())
+            .count();
+        if k == 0 || k > with_weights {
+            return Err(CliError::usage(format!(
+                "--unfreeze-top {k}: the base has {with_weights} layers with weights up to the cut"
+            )));
+        }
+    }
+    let run = crate::train::train_from(a.train.clone(), Some(base))?;
+    if let Some(k) = a.unfreeze_top {
+        println!(
+            "Stage two: unfreezing the top {k} layers of the base at lr {}",
+            a.unfreeze_lr
+        );
+        let args = a
+            .train
+            .stage_two(run, k, a.unfreeze_lr, stage_one + a.unfreeze_epochs);
+        crate::train::train_from(args, None)?;
+    }
+    Ok(())
 }

@@ -50,7 +50,7 @@ fn class_count(loaded: &data_arg::Loaded) -> Option<usize> {
 }
 
 /// Options of `convnet train`.
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct TrainArgs {
     /// Model: a built-in net (resnet20, vgg11-bn, googlenet, ...), a notation such as
     /// 32C5-P2-64C5-P2-128-D0.4-10, or a .json/.toml model file.
@@ -328,12 +328,32 @@ pub struct Base {
 
 /// `convnet train`.
 pub fn train(a: TrainArgs) -> CliResult<()> {
-    train_from(a, None)
+    train_from(a, None).map(|_| ())
+}
+
+impl TrainArgs {
+    /// The same options turned into the second stage of fine-tuning the run
+    /// in `run`: resume it to `epochs` in all, with the top `k` frozen layers
+    /// unfrozen and the base learning rate `lr`.
+    pub fn stage_two(mut self, run: PathBuf, k: usize, lr: f32, epochs: usize) -> TrainArgs {
+        self.resume = Some(run);
+        self.unfreeze = Some(k);
+        self.lr = Some(lr);
+        self.epochs = Some(epochs);
+        // The thread pool was set up by stage one.
+        self.threads = None;
+        self
+    }
+
+    /// The epochs asked for (3 when not given).
+    pub fn epochs_or_default(&self) -> usize {
+        self.epochs.unwrap_or(3)
+    }
 }
 
 /// `convnet train`, or `convnet finetune` when `base` is given: the one
-/// training pipeline.
-pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<()> {
+/// training pipeline. Returns the run folder.
+pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     crate::set_threads(a.threads)?;
     let verbosity = if a.quiet {
         Verbosity::EpochLines
@@ -591,7 +611,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<()> {
         &result_line,
     )?;
     println!("Pictures and report.html written to {}", run_dir.display());
-    Ok(())
+    Ok(run_dir)
 }
 
 fn report_test(

@@ -246,5 +246,33 @@ fn finetune_a_frozen_base_with_a_new_head_then_unfreeze() {
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
         assert!(text(&o).contains(needle), "{}", text(&o));
     }
+    // Both stages in one command.
+    let o = convnet(&[
+        "finetune",
+        base.to_str().unwrap(),
+        "--head",
+        "F-10",
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+        "--unfreeze-top",
+        "1",
+        "--unfreeze-lr",
+        "1e-4",
+        "--unfreeze-epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "two",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("Unfroze conv2d_1") && t.contains("Epoch 2/2"),
+        "{t}"
+    );
     let _ = std::fs::remove_dir_all(&out);
 }
