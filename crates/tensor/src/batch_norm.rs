@@ -22,29 +22,6 @@ use rayon::prelude::*;
 /// Rows per parallel block of the column reductions.
 const BLOCK_ROWS: usize = 1024;
 
-/// Column sums over row blocks, combined in order: `f(block, acc)` adds
-/// one block's rows into `acc [C]` (in f32, rows in order).
-fn column_sums<F>(x: &[f32], c: usize, f: F) -> Vec<f64>
-where
-    F: Fn(&[f32], &mut [f32]) + Sync,
-{
-    let partials: Vec<Vec<f32>> = x
-        .par_chunks(BLOCK_ROWS * c)
-        .map(|block| {
-            let mut acc = vec![0.0f32; c];
-            f(block, &mut acc);
-            acc
-        })
-        .collect();
-    let mut out = vec![0.0f64; c];
-    for p in partials {
-        for (o, v) in out.iter_mut().zip(p) {
-            *o += v as f64;
-        }
-    }
-    out
-}
-
 /// `acc[c] += sum_r x[r, c]` over the rows of `x [R, C]`, in row order.
 #[multiversion(targets = "simd")]
 fn add_rows(x: &[f32], acc: &mut [f32]) {
@@ -128,6 +105,46 @@ fn backward_dx(t: &BackwardTerms, x: &[f32], dy: &mut [f32]) {
     }
 }
 
+/// Values per block of the statistics pass: a block is read twice (its
+/// mean, then its squared deviations) while it sits in the core's cache, so
+/// the batch is read from memory once.
+const STATS_BLOCK: usize = 1 << 14;
+
+/// Per-channel mean and biased variance of `x [R, C]` in one pass over
+/// memory: each block of whole rows gives its count, mean and sum of squared
+/// deviations (f32, rows in order); the blocks are combined in block order
+/// in f64 by Chan et al.'s pairwise update,
+/// `M2 = M2_a + M2_b + d^2 n_a n_b / (n_a + n_b)` with `d = mean_b - mean_a`.
+/// Blocks depend only on the shape, so results do not depend on the thread count.
+fn mean_and_variance(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let rows = (STATS_BLOCK / c).max(1);
+    let partials: Vec<(usize, Vec<f32>, Vec<f32>)> = x
+        .par_chunks(rows * c)
+        .map(|block| {
+            let n = block.len() / c;
+            let mut s = vec![0.0f32; c];
+            add_rows(block, &mut s);
+            let m: Vec<f32> = s.iter().map(|v| v / n as f32).collect();
+            let mut q = vec![0.0f32; c];
+            add_squared_deviations(block, &m, &mut q);
+            (n, m, q)
+        })
+        .collect();
+    let (mut total, mut mean, mut m2) = (0.0f64, vec![0.0f64; c], vec![0.0f64; c]);
+    for (n, m, q) in partials {
+        let nb = n as f64;
+        let nn = total + nb;
+        for j in 0..c {
+            let d = m[j] as f64 - mean[j];
+            mean[j] += d * nb / nn;
+            m2[j] += q[j] as f64 + d * d * total * nb / nn;
+        }
+        total = nn;
+    }
+    let total = total.max(1.0);
+    (mean, m2.iter().map(|v| v / total).collect())
+}
+
 #[allow(clippy::too_many_arguments)]
 /// Training forward. Writes `y` and the batch `mean` and `rstd` (which the
 /// backward pass needs) and returns the biased batch variance per channel.
@@ -141,16 +158,11 @@ pub fn batch_norm_forward_train(
     mean: &mut [f32],
     rstd: &mut [f32],
 ) -> Vec<f32> {
-    let r = (x.len() / c).max(1) as f64;
-    let sums = column_sums(x, c, add_rows);
-    for (m, s) in mean.iter_mut().zip(&sums) {
-        *m = (s / r) as f32;
+    let (m, var) = mean_and_variance(x, c);
+    for (dst, v) in mean.iter_mut().zip(&m) {
+        *dst = *v as f32;
     }
-    let mean_ref: &[f32] = mean;
-    let sq = column_sums(x, c, |block, acc| {
-        add_squared_deviations(block, mean_ref, acc)
-    });
-    let var: Vec<f32> = sq.iter().map(|s| (s / r) as f32).collect();
+    let var: Vec<f32> = var.iter().map(|&v| v as f32).collect();
     for (rs, v) in rstd.iter_mut().zip(&var) {
         *rs = 1.0 / (v + eps).sqrt();
     }
