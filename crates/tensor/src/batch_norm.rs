@@ -22,11 +22,13 @@ use rayon::prelude::*;
 /// Rows per parallel block of the column reductions.
 const BLOCK_ROWS: usize = 1024;
 
-/// `acc[c] += sum_r x[r, c]` over the rows of `x [R, C]`, in row order.
+/// `acc[c] += sum_r (x[r, c] - shift[c])` over the rows of `x [R, C]`, in row order.
 #[multiversion(targets = "simd")]
-fn add_rows(x: &[f32], acc: &mut [f32]) {
+fn add_deviations(x: &[f32], shift: &[f32], acc: &mut [f32]) {
     for row in x.chunks_exact(acc.len()) {
-        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+        for ((a, v), s) in acc.iter_mut().zip(row).zip(shift) {
+            *a += v - s;
+        }
     }
 }
 
@@ -111,8 +113,10 @@ fn backward_dx(t: &BackwardTerms, x: &[f32], dy: &mut [f32]) {
 const STATS_BLOCK: usize = 1 << 14;
 
 /// Per-channel mean and biased variance of `x [R, C]` in one pass over
-/// memory: each block of whole rows gives its count, mean and sum of squared
-/// deviations (f32, rows in order); the blocks are combined in block order
+/// memory: each block of whole rows gives its count, mean (summed as
+/// deviations from the block's first row, so that a large common offset does
+/// not eat the f32 digits) and sum of squared deviations (f32, rows in
+/// order); the blocks are combined in block order
 /// in f64 by Chan et al.'s pairwise update,
 /// `M2 = M2_a + M2_b + d^2 n_a n_b / (n_a + n_b)` with `d = mean_b - mean_a`.
 /// Blocks depend only on the shape, so results do not depend on the thread count.
@@ -122,9 +126,14 @@ fn mean_and_variance(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
         .par_chunks(rows * c)
         .map(|block| {
             let n = block.len() / c;
+            let shift = &block[..c];
             let mut s = vec![0.0f32; c];
-            add_rows(block, &mut s);
-            let m: Vec<f32> = s.iter().map(|v| v / n as f32).collect();
+            add_deviations(block, shift, &mut s);
+            let m: Vec<f32> = s
+                .iter()
+                .zip(shift)
+                .map(|(v, x0)| x0 + v / n as f32)
+                .collect();
             let mut q = vec![0.0f32; c];
             add_squared_deviations(block, &m, &mut q);
             (n, m, q)

@@ -274,3 +274,69 @@ impl Layer for BatchNorm {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng as _, SeedableRng};
+
+    /// The moving statistics after one training step, against an f64
+    /// reference, from non-default starting values: Keras's update with the
+    /// biased batch variance, to 1e-6, and visibly not the unbiased one.
+    #[test]
+    fn moving_statistics_follow_keras_with_the_biased_variance() {
+        // 210 rows: one statistics block, and few enough rows that the
+        // unbiased variance differs visibly; 7,000 rows: three blocks for c = 5
+        // (16,384 values each), combined by Chan et al.'s update.
+        for rows in [210, 7000] {
+            check_moving_statistics(rows);
+        }
+    }
+
+    fn check_moving_statistics(rows: usize) {
+        let c = 5;
+        let mut rng = crate::Rng::seed_from_u64(7);
+        // Channels with different offsets and spreads (offset 100: cancellation-prone).
+        let data: Vec<f32> = (0..rows * c)
+            .map(|i| {
+                let ch = i % c;
+                100.0 * (ch == 0) as u8 as f32
+                    + ch as f32
+                    + rng.gen_range(-1.0..1.0) * (1 + ch) as f32
+            })
+            .collect();
+        let x = Tensor::from_vec(&[rows / 7, 7, 1, c], data.clone()).unwrap();
+        let cfg = BatchNormConfig::new().with_momentum(0.9);
+        let mut bn = cfg.build(&[7, 1, c]).unwrap();
+        let (m0, v0) = (0.25f32, 2.5f32);
+        bn.moving_mean.value.data_mut().fill(m0);
+        bn.moving_var.value.data_mut().fill(v0);
+        bn.forward(x, Mode::Train, &mut crate::Rng::seed_from_u64(0));
+        for ch in 0..c {
+            let vals: Vec<f64> = data.iter().skip(ch).step_by(c).map(|&v| v as f64).collect();
+            let n = vals.len() as f64;
+            let mean = vals.iter().sum::<f64>() / n;
+            let biased = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            let unbiased = biased * n / (n - 1.0);
+            let want_m = 0.9 * m0 as f64 + 0.1 * mean;
+            let want_v = 0.9 * v0 as f64 + 0.1 * biased;
+            let got_m = bn.moving_mean.value.data()[ch] as f64;
+            let got_v = bn.moving_var.value.data()[ch] as f64;
+            assert!(
+                (got_m - want_m).abs() <= 1e-6 * (1.0 + want_m.abs()),
+                "mean {ch}: {got_m} vs {want_m}"
+            );
+            assert!(
+                (got_v - want_v).abs() <= 1e-6 * (1.0 + want_v),
+                "var {ch}: {got_v} vs {want_v}"
+            );
+            if rows < 1000 {
+                let with_unbiased = 0.9 * v0 as f64 + 0.1 * unbiased;
+                assert!(
+                    (got_v - with_unbiased).abs() > 1e-4,
+                    "var {ch}: the unbiased update would pass too"
+                );
+            }
+        }
+    }
+}
