@@ -80,6 +80,16 @@ impl RunConfig {
             .map_err(|e| CliError::usage(format!("{}: invalid run file: {e}", p.display())))
     }
 
+    /// The run's own data (its source, folder, input size and seed).
+    pub fn load_data(&self) -> CliResult<crate::data_arg::Loaded> {
+        crate::data_arg::load(
+            &self.data,
+            self.data_dir.as_deref(),
+            Some(&self.model.input_shape),
+            self.seed,
+        )
+    }
+
     /// Writes `RUN/run.json` atomically.
     pub fn save(&self, run: &Path) -> CliResult<()> {
         let json = serde_json::to_vec_pretty(self).expect("serializable");

@@ -2,7 +2,6 @@
 //! the same function), written as a new run that `convnet train --resume`
 //! fine-tunes; and `--freeze` for `convnet train`.
 
-use crate::data_arg;
 use crate::error::{CliError, CliResult};
 use crate::run::{new_run_dir, RunConfig};
 use crate::train::{dataset, outputs_of, Base};
@@ -39,7 +38,7 @@ pub fn cut_and_head(b: &Base, padding: Padding, seed: u64) -> CliResult<Model> {
     let base = Model::load(&b.run)?;
     let cut = match &b.cut {
         Some(c) => c.clone(),
-        None => base.default_cut()?,
+        None => base.spec().default_cut()?,
     };
     let at = base
         .spec()
@@ -91,12 +90,7 @@ pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
     if a.calibrate == 0 {
         return Err(CliError::usage("--calibrate must be at least 1"));
     }
-    let loaded = data_arg::load(
-        &cfg.data,
-        cfg.data_dir.as_deref(),
-        Some(&cfg.model.input_shape),
-        cfg.seed,
-    )?;
+    let loaded = cfg.load_data()?;
     let n = (a.calibrate * 256).min(loaded.train.len());
     let calibration = loaded.train.images.slice_batch(0, n);
     let mut with_bn = model
@@ -175,16 +169,17 @@ pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
     let stage_one = a.train.epochs_or_default();
     // Check stage two's count against the base before training anything.
     if let Some(k) = a.unfreeze_top {
-        let model = Model::load(&base.run)?;
+        // The description suffices; the weights are read once, by stage one.
+        let spec = RunConfig::load(&base.run)?.model;
         let cut = match &base.cut {
-            Some(c) => model
-                .spec()
+            Some(c) => spec
                 .position(c)
                 .map_err(|e| CliError::usage(e.to_string()))?,
-            None => model.spec().position(&model.default_cut()?)?,
+            None => spec.position(&spec.default_cut()?)?,
         };
-        let with_weights = (0..=cut)
-            .filter(|&i| !model.layers()[i].params().is_empty())
+        let with_weights = spec.summary()?.rows[..=cut]
+            .iter()
+            .filter(|r| r.params > 0)
             .count();
         if k == 0 || k > with_weights {
             return Err(CliError::usage(format!(

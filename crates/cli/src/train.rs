@@ -409,12 +409,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 run.display(),
                 cfg.epochs
             );
-            let loaded = data_arg::load(
-                &cfg.data,
-                cfg.data_dir.as_deref(),
-                Some(&cfg.model.input_shape),
-                cfg.seed,
-            )?;
+            let loaded = cfg.load_data()?;
             (run.clone(), cfg, model, done, history, loaded)
         }
         None => {
@@ -501,12 +496,8 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
             }
             let mut model = match prepared {
                 // The base's weights with the head's; --freeze may have changed the flags.
-                Some(m) => {
-                    let mut m = m;
-                    for (i, node) in seq.layers.iter().enumerate() {
-                        let name = &m.wiring().names[i].clone();
-                        m.set_trainable(name, node.trainable)?;
-                    }
+                Some(mut m) => {
+                    m.set_trainable_flags(seq.layers.iter().map(|n| n.trainable));
                     m
                 }
                 None => seq.build(a.seed)?,

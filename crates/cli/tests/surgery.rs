@@ -3,17 +3,10 @@
 mod common;
 
 use common::{convnet, text, tmp};
+use std::path::{Path, PathBuf};
 
-fn metric(t: &str, prefix: &str) -> String {
-    t.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .unwrap_or_else(|| panic!("no '{prefix}' in {t}"))
-        .to_string()
-}
-
-#[test]
-fn insert_bn_keeps_the_outputs_and_the_new_run_fine_tunes() {
-    let out = tmp("insert-bn");
+/// A small trained run, `OUT/base`, for the surgery commands to start from.
+fn train_base(out: &Path) -> PathBuf {
     let o = convnet(&[
         "train",
         "--model",
@@ -33,7 +26,20 @@ fn insert_bn_keeps_the_outputs_and_the_new_run_fine_tunes() {
         "base",
     ]);
     assert!(o.status.success(), "{}", text(&o));
-    let base = out.join("base");
+    out.join("base")
+}
+
+fn metric(t: &str, prefix: &str) -> String {
+    t.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no '{prefix}' in {t}"))
+        .to_string()
+}
+
+#[test]
+fn insert_bn_keeps_the_outputs_and_the_new_run_fine_tunes() {
+    let out = tmp("insert-bn");
+    let base = train_base(&out);
     let o = convnet(&[
         "insert-bn",
         base.to_str().unwrap(),
@@ -153,26 +159,7 @@ fn freeze_from_the_command_line() {
 #[test]
 fn finetune_a_frozen_base_with_a_new_head_then_unfreeze() {
     let out = tmp("finetune");
-    let o = convnet(&[
-        "train",
-        "--model",
-        "8C3-P2-16C3-P2-32-10",
-        "--limit",
-        "600",
-        "--batch-size",
-        "50",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--seed",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "base",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
-    let base = out.join("base");
+    let base = train_base(&out);
     let o = convnet(&[
         "finetune",
         base.to_str().unwrap(),

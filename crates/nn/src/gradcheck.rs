@@ -54,13 +54,24 @@ fn compare(
     }
 }
 
-/// Central differences `(L(v_i + eps) - L(v_i - eps)) / 2 eps` at each index,
-/// where `loss_with(i, d)` is the loss with coordinate `i` moved by `d`
-/// (and put back afterwards).
-fn differences(idx: &[usize], eps: f32, mut loss_with: impl FnMut(usize, f32) -> f64) -> Vec<f64> {
-    idx.iter()
+/// Checks one tensor's analytic gradient `grad` against central differences
+/// `(L(v_i + eps) - L(v_i - eps)) / 2 eps` at the sampled indices, where
+/// `loss_with(i, d)` is the loss with coordinate `i` moved by `d` (and put
+/// back afterwards); `what` names the tensor in the report.
+fn check_coordinates(
+    what: &str,
+    grad: &[f32],
+    eps: f32,
+    tol: f64,
+    mut loss_with: impl FnMut(usize, f32) -> f64,
+) -> Result<(), String> {
+    let idx = sample(grad.len());
+    let numeric: Vec<f64> = idx
+        .iter()
         .map(|&i| (loss_with(i, eps) - loss_with(i, -eps)) / (2.0 * eps as f64))
-        .collect()
+        .collect();
+    let analytic: Vec<f64> = idx.iter().map(|&i| grad[i] as f64).collect();
+    compare(what, &idx, &analytic, &numeric, tol)
 }
 
 /// `sum_i r_i y_i` in f64.
@@ -114,46 +125,40 @@ pub fn check_layer_inputs(
 
     // Input gradients.
     for (k, dx) in dxs.iter().enumerate() {
-        let idx = sample(xs[k].len());
-        let numeric = differences(&idx, eps, |i, d| {
-            let mut xp = xs.to_vec();
-            xp[k].data_mut()[i] += d;
-            dot(&r, forward(layer, &xp).data())
-        });
-        let analytic: Vec<f64> = idx.iter().map(|&i| dx.data()[i] as f64).collect();
         let what = if xs.len() == 1 {
             "the input".to_string()
         } else {
             format!("input {k}")
         };
-        compare(&what, &idx, &analytic, &numeric, tol)?;
+        check_coordinates(&what, dx.data(), eps, tol, |i, d| {
+            let mut xp = xs.to_vec();
+            xp[k].data_mut()[i] += d;
+            dot(&r, forward(layer, &xp).data())
+        })?;
     }
 
     // Parameter gradients.
     let count = layer.params().len();
     for pi in 0..count {
-        let (name, trainable, len, grad) = {
+        let (name, trainable, grad) = {
             let p = &layer.params()[pi];
-            (p.name, p.trainable, p.value.len(), p.grad.clone())
+            (p.name, p.trainable, p.grad.clone())
         };
         if !trainable {
             continue;
         }
-        let idx = sample(len);
-        let numeric = differences(&idx, eps, |i, d| {
-            let orig = layer.params()[pi].value.data()[i];
-            layer.params_mut()[pi].value.data_mut()[i] = orig + d;
-            let l = dot(&r, forward(layer, xs).data());
-            layer.params_mut()[pi].value.data_mut()[i] = orig;
-            l
-        });
-        let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
-        compare(
+        check_coordinates(
             &format!("parameter '{name}'"),
-            &idx,
-            &analytic,
-            &numeric,
+            grad.data(),
+            eps,
             tol,
+            |i, d| {
+                let orig = layer.params()[pi].value.data()[i];
+                layer.params_mut()[pi].value.data_mut()[i] = orig + d;
+                let l = dot(&r, forward(layer, xs).data());
+                layer.params_mut()[pi].value.data_mut()[i] = orig;
+                l
+            },
         )?;
     }
     Ok(())
@@ -179,31 +184,28 @@ pub fn check_model(model: &mut Model, x: &Tensor, eps: f32, tol: f64) -> Result<
     let frozen: Vec<bool> = (0..model.layers().len())
         .flat_map(|i| vec![model.is_frozen(i); model.layers()[i].params().len()])
         .collect();
-    let named: Vec<(String, bool, usize, Tensor)> = model
+    let named: Vec<(String, bool, Tensor)> = model
         .named_params()
         .into_iter()
         .zip(frozen)
-        .map(|((n, p), f)| (n, p.trainable && !f, p.value.len(), p.grad.clone()))
+        .map(|((n, p), f)| (n, p.trainable && !f, p.grad.clone()))
         .collect();
-    for (pi, (name, trainable, len, grad)) in named.into_iter().enumerate() {
+    for (pi, (name, trainable, grad)) in named.into_iter().enumerate() {
         if !trainable {
             continue;
         }
-        let idx = sample(len);
-        let numeric = differences(&idx, eps, |i, d| {
-            let orig = model.params_mut()[pi].value.data()[i];
-            model.params_mut()[pi].value.data_mut()[i] = orig + d;
-            let l = dot(&r, forward(model).data());
-            model.params_mut()[pi].value.data_mut()[i] = orig;
-            l
-        });
-        let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
-        compare(
+        check_coordinates(
             &format!("parameter '{name}'"),
-            &idx,
-            &analytic,
-            &numeric,
+            grad.data(),
+            eps,
             tol,
+            |i, d| {
+                let orig = model.params_mut()[pi].value.data()[i];
+                model.params_mut()[pi].value.data_mut()[i] = orig + d;
+                let l = dot(&r, forward(model).data());
+                model.params_mut()[pi].value.data_mut()[i] = orig;
+                l
+            },
         )?;
     }
     model.zero_grad();
@@ -219,12 +221,9 @@ pub fn check_loss(
     tol: f64,
 ) -> Result<(), String> {
     let (_, grad) = loss.compute(pred, target);
-    let idx = sample(pred.len());
-    let numeric = differences(&idx, eps, |i, d| {
+    check_coordinates(loss.name(), grad.data(), eps, tol, |i, d| {
         let mut p = pred.clone();
         p.data_mut()[i] += d;
         loss.compute(&p, target).0 as f64
-    });
-    let analytic: Vec<f64> = idx.iter().map(|&i| grad.data()[i] as f64).collect();
-    compare(loss.name(), &idx, &analytic, &numeric, tol)
+    })
 }

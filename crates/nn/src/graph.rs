@@ -215,14 +215,6 @@ impl ModelSpec {
         INPUT.to_string()
     }
 
-    /// The name of the last node (the model's output so far), or `input`.
-    pub fn last(&self) -> String {
-        match self.layers.len() {
-            0 => INPUT.to_string(),
-            _ => self.wiring_names()[self.layers.len() - 1].clone(),
-        }
-    }
-
     /// Applies `layer` to the nodes named `inputs` (Keras's `layer(x)` or
     /// `Add()([a, b])`) and returns the new node's automatic name.
     pub fn apply(&mut self, layer: LayerSpec, inputs: &[&str]) -> String {
@@ -479,6 +471,17 @@ impl ModelSpec {
             out.push(next);
         }
         Ok((wiring, out))
+    }
+
+    /// The name of the last node whose output is an image `[H, W, C]`: where
+    /// the classifier starts (transfer learning's default cut).
+    pub fn default_cut(&self) -> Result<String> {
+        let (wiring, shapes) = self.checked()?;
+        shapes
+            .iter()
+            .rposition(|s| s.len() == 3)
+            .map(|i| wiring.names[i].clone())
+            .ok_or_else(|| config_err("cut", "the model has no layer with an image output"))
     }
 
     /// The final output shape.

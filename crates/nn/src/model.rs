@@ -12,7 +12,7 @@ use crate::error::config_err;
 use crate::graph::{ModelSpec, Source, Wiring};
 use crate::layer::{Layer, Mode, Param};
 use crate::optim::Optimizer;
-use crate::{Activation, Loss, Result, Rng};
+use crate::{Activation, LayerSpec, Loss, Result, Rng};
 use convnet_tensor::Tensor;
 
 /// A built model: layers with parameters, the output head, and the RNG
@@ -20,8 +20,6 @@ use convnet_tensor::Tensor;
 pub struct Model {
     spec: ModelSpec,
     wiring: Wiring,
-    /// Per node: frozen (`Node::trainable` false).
-    frozen: Vec<bool>,
     /// Per node: whether backward must run through it (it, or a node it
     /// depends on, has weights that train). A frozen base under a new head
     /// is skipped entirely.
@@ -51,11 +49,9 @@ impl Model {
         head: Activation,
         rng: Rng,
     ) -> Model {
-        let frozen = spec.layers.iter().map(|n| !n.trainable).collect();
         let mut m = Model {
             spec,
             wiring,
-            frozen,
             needs_backward: Vec::new(),
             layers,
             head,
@@ -71,7 +67,7 @@ impl Model {
         let n = self.layers.len();
         let mut needs = vec![false; n];
         for i in 0..n {
-            let trains = !self.frozen[i] && self.layers[i].params().iter().any(|p| p.trainable);
+            let trains = !self.is_frozen(i) && self.layers[i].params().iter().any(|p| p.trainable);
             needs[i] = trains
                 || self.wiring.inputs[i]
                     .iter()
@@ -90,9 +86,9 @@ impl Model {
         &self.wiring
     }
 
-    /// True when node `i` is frozen.
+    /// True when node `i` is frozen (its `Node::trainable` is false).
     pub fn is_frozen(&self, i: usize) -> bool {
-        self.frozen[i]
+        !self.spec.layers[i].trainable
     }
 
     /// Freezes or unfreezes the layer called `name` (Keras's
@@ -100,9 +96,17 @@ impl Model {
     /// optimizer's state belongs to the old set of trainable weights.
     pub fn set_trainable(&mut self, name: &str, trainable: bool) -> Result<()> {
         self.spec.set_trainable(name, trainable)?;
-        self.frozen = self.spec.layers.iter().map(|n| !n.trainable).collect();
         self.update_needs_backward();
         Ok(())
+    }
+
+    /// Takes every node's trainable flag from `flags` (in node order), e.g.
+    /// after `--freeze` was applied to a copy of the description.
+    pub fn set_trainable_flags(&mut self, flags: impl IntoIterator<Item = bool>) {
+        for (node, t) in self.spec.layers.iter_mut().zip(flags) {
+            node.trainable = t;
+        }
+        self.update_needs_backward();
     }
 
     /// The final activation that `predict` applies (softmax, sigmoid or linear).
@@ -238,12 +242,10 @@ impl Model {
                     }
                 }
                 let t = std::time::Instant::now();
-                // A frozen layer with an inference form (batch norm) runs it.
-                let node_mode = if self.frozen[i] && self.layers[i].eval_affine().is_some() {
-                    Mode::Eval
-                } else {
-                    mode
-                };
+                // A frozen batch norm runs its inference form.
+                let frozen_bn = self.is_frozen(i)
+                    && matches!(self.spec.layers[i].layer, LayerSpec::BatchNormalization(_));
+                let node_mode = if frozen_bn { Mode::Eval } else { mode };
                 outs[i] = Some(self.layers[i].forward_inputs(xs, node_mode, &mut self.rng));
                 if let Some(times) = times.as_deref_mut() {
                     times[i] += t.elapsed().as_secs_f64();
@@ -406,7 +408,7 @@ impl Model {
         let mut t = (0, 0);
         for (i, l) in self.layers.iter().enumerate() {
             for p in l.params() {
-                if p.trainable && !self.frozen[i] {
+                if p.trainable && !self.is_frozen(i) {
                     t.0 += p.value.len();
                 } else {
                     t.1 += p.value.len();

@@ -22,6 +22,7 @@
 
 use crate::graph::{fresh_name, snake, INPUT};
 use crate::{BatchNormConfig, LayerSpec, Model, ModelSpec, NnError, Result, Tensor};
+use convnet_tensor::batch_norm::Moments;
 use std::collections::{BTreeMap, HashSet};
 
 /// Which nodes get a batch norm after them.
@@ -134,15 +135,7 @@ impl Model {
         let mut model = new.build(0)?;
 
         // Weights: the old ones under their new positions, the batch norms calibrated.
-        let mut tensors: BTreeMap<String, Tensor> = BTreeMap::new();
-        for (name, p) in self.named_params() {
-            let (layer, rest) = name
-                .strip_prefix("layer")
-                .and_then(|s| s.split_once('.'))
-                .expect("parameters are named layer{i}.{name}");
-            let i: usize = layer.parse().expect("a node index");
-            tensors.insert(format!("layer{}.{rest}", old_to_new[i]), p.value.clone());
-        }
+        let mut tensors = self.params_moved(|i| Some(old_to_new[i]));
         for (&at, (mean, var)) in bn_nodes.iter().zip(&stats) {
             let c = mean.len();
             let t = |v: Vec<f32>| Tensor::from_vec(&[c], v).expect("c values");
@@ -167,77 +160,52 @@ impl Model {
     }
 
     /// Per-channel mean and biased variance (f64) of each target node's
-    /// output over the calibration samples, in inference mode.
+    /// output over the calibration samples, in inference mode: one pass,
+    /// batch statistics merged as batch norm merges its blocks ([`Moments`]).
     fn channel_statistics(
         &mut self,
         targets: &[usize],
         x: &Tensor,
         batch: usize,
     ) -> Vec<(Vec<f64>, Vec<f64>)> {
-        let mut sums: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
+        let mut moments: Vec<Moments> = Vec::new();
         let mut start = 0;
         while start < x.batch() {
             let end = (start + batch).min(x.batch());
             let outs = self.trace(&x.slice_batch(start, end));
-            if sums.is_empty() {
-                sums = targets
+            if moments.is_empty() {
+                moments = targets
                     .iter()
-                    .map(|&t| {
-                        let c = *outs[t].shape().last().expect("a shape");
-                        (vec![0.0; c], vec![0.0; c], 0.0)
-                    })
+                    .map(|&t| Moments::new(*outs[t].shape().last().expect("a shape")))
                     .collect();
             }
-            for (&t, (s, _, count)) in targets.iter().zip(sums.iter_mut()) {
-                let c = s.len();
-                for row in outs[t].data().chunks(c) {
-                    s.iter_mut().zip(row).for_each(|(a, &v)| *a += v as f64);
-                }
-                *count += (outs[t].len() / c) as f64;
+            for (&t, m) in targets.iter().zip(moments.iter_mut()) {
+                m.add(outs[t].data());
             }
             start = end;
         }
-        let means: Vec<Vec<f64>> = sums
-            .iter()
-            .map(|(s, _, count)| s.iter().map(|v| v / count).collect())
-            .collect();
-        // Second pass for the variance around the mean (no cancellation).
-        let mut start = 0;
-        while start < x.batch() {
-            let end = (start + batch).min(x.batch());
-            let outs = self.trace(&x.slice_batch(start, end));
-            for ((&t, (_, sq, _)), mean) in targets.iter().zip(sums.iter_mut()).zip(&means) {
-                let c = mean.len();
-                for row in outs[t].data().chunks(c) {
-                    for ((a, &v), m) in sq.iter_mut().zip(row).zip(mean) {
-                        let d = v as f64 - m;
-                        *a += d * d;
-                    }
-                }
-            }
-            start = end;
-        }
-        sums.into_iter()
-            .zip(means)
-            .map(|((_, sq, count), mean)| (mean, sq.iter().map(|v| v / count).collect()))
+        moments
+            .into_iter()
+            .map(|m| (m.mean().to_vec(), m.variance()))
             .collect()
+    }
+
+    /// This model's parameters under the positions `to(i)` gives node `i`
+    /// in another model (`None`: dropped), named as [`Model::named_params`] names them.
+    fn params_moved(&self, to: impl Fn(usize) -> Option<usize>) -> BTreeMap<String, Tensor> {
+        let mut out = BTreeMap::new();
+        for (i, layer) in self.layers().iter().enumerate() {
+            if let Some(j) = to(i) {
+                for p in layer.params() {
+                    out.insert(format!("layer{j}.{}", p.name), p.value.clone());
+                }
+            }
+        }
+        out
     }
 }
 
 impl Model {
-    /// The name of the last node whose output is an image `[H, W, C]`: where
-    /// the classifier starts.
-    pub fn default_cut(&self) -> Result<String> {
-        let (wiring, shapes) = self.spec().checked()?;
-        shapes
-            .iter()
-            .rposition(|s| s.len() == 3)
-            .map(|i| wiring.names[i].clone())
-            .ok_or_else(|| {
-                crate::error::config_err("cut", "the model has no layer with an image output")
-            })
-    }
-
     /// A new model: this one's nodes up to `cut` (those it depends on),
     /// frozen and with their trained weights, followed by `head`, a model
     /// description whose input is the cut node's output (its weights drawn
@@ -320,16 +288,7 @@ impl Model {
             .into_iter()
             .map(|(n, p)| (n, p.value.clone()))
             .collect();
-        for (name, p) in self.named_params() {
-            let (layer, rest) = name
-                .strip_prefix("layer")
-                .and_then(|s| s.split_once('.'))
-                .expect("parameters are named layer{i}.{name}");
-            let i: usize = layer.parse().expect("a node index");
-            if i <= at && keep[i] {
-                tensors.insert(format!("layer{}.{rest}", old_to_new[i]), p.value.clone());
-            }
-        }
+        tensors.extend(self.params_moved(|i| (i <= at && keep[i]).then(|| old_to_new[i])));
         model.set_weights(std::path::Path::new("<base>"), &tensors)?;
         Ok(model)
     }
@@ -390,7 +349,7 @@ mod tests {
         )
         .unwrap();
         let mut base = spec.build(4).unwrap();
-        let cut = base.default_cut().unwrap();
+        let cut = base.spec().default_cut().unwrap();
         assert_eq!(cut, "max_pooling2d");
         let head = parse_notation(
             "GAP-D0.5-1",

@@ -4,24 +4,9 @@
 
 mod common;
 
-use common::quiet;
+use common::{quiet, toy};
 use convnet_nn::gradcheck::check_model;
 use convnet_nn::*;
-use rand::{Rng as _, SeedableRng};
-
-fn data(n: usize) -> TensorData {
-    let mut rng = Rng::seed_from_u64(3);
-    let x = Tensor::from_vec(
-        &[n, 6, 6, 2],
-        (0..n * 72).map(|_| rng.gen_range(0.0..1.0)).collect(),
-    )
-    .unwrap();
-    let mut y = Tensor::zeros(&[n, 3]);
-    for i in 0..n {
-        y.data_mut()[i * 3 + i % 3] = 1.0;
-    }
-    TensorData::new(x, y).unwrap()
-}
 
 fn net() -> ModelSpec {
     parse_notation(
@@ -54,7 +39,7 @@ fn frozen_layers_keep_their_bytes_and_frozen_batch_norm_its_statistics() {
     }
     m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
     let before = values(&m);
-    m.fit(&data(64), None, &quiet(2), &mut []).unwrap();
+    m.fit(&toy(64, 3), None, &quiet(2), &mut []).unwrap();
     let after = values(&m);
     for ((name, a), (_, b)) in before.iter().zip(&after) {
         let frozen = name.starts_with("layer0.") || name.starts_with("layer1.");
@@ -84,7 +69,7 @@ fn gradients_flow_through_a_frozen_batch_norm() {
     .unwrap();
     spec.set_trainable("batch_normalization_1", false).unwrap();
     let mut m = spec.build(2).unwrap();
-    let x = data(4).x().clone();
+    let x = toy(4, 3).x().clone();
     check_model(&mut m, &x, 1e-2, 1e-2).unwrap();
 }
 
@@ -100,7 +85,7 @@ fn freezing_everything_or_an_unknown_layer_is_an_error() {
     let mut m = spec.build(0).unwrap();
     m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
     let e = m
-        .fit(&data(16), None, &quiet(1), &mut [])
+        .fit(&toy(16, 3), None, &quiet(1), &mut [])
         .unwrap_err()
         .to_string();
     assert!(e.contains("nothing left to train"), "{e}");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{quiet, weights};
+use common::{quiet, toy, train_two_then_resume_to_four, weights};
 use convnet_nn::gradcheck::{check_layer, check_layer_inputs, check_model};
 use convnet_nn::*;
 use rand::{Rng as _, SeedableRng};
@@ -202,21 +202,6 @@ fn block_errors_point_at_the_token() {
     assert!(e.contains("needs an image input"), "{e}");
 }
 
-fn toy(n: usize, seed: u64) -> TensorData {
-    let mut rng = Rng::seed_from_u64(seed);
-    let x = Tensor::from_vec(
-        &[n, 6, 6, 2],
-        (0..n * 72).map(|_| rng.gen_range(0.0..1.0)).collect(),
-    )
-    .unwrap();
-    let mut y = Tensor::zeros(&[n, 3]);
-    for i in 0..n {
-        let s: f32 = x.data()[i * 72..i * 72 + 36].iter().sum();
-        y.data_mut()[i * 3 + (s as usize) % 3] = 1.0;
-    }
-    TensorData::new(x, y).unwrap()
-}
-
 const NET: &str =
     "6x6x2-8C3-R[8C3-BN-8C3-BN]-I[4C1 | 4C1-4C3 | P3S1-4C1]-R[12C3S2-BN-12C3-BN]-D0.2-GAP-3";
 
@@ -234,22 +219,8 @@ fn graph_models_save_load_and_resume_exactly() {
     let h = straight.fit(&data, None, &quiet(4), &mut []).unwrap();
     assert!(h.epochs[3].loss < h.epochs[0].loss, "{h:?}");
 
-    let ck_dir = dir.join("ck");
-    let mut first = make();
-    let mut ck = Checkpointer::new(&ck_dir);
-    first.fit(&data, None, &quiet(2), &mut [&mut ck]).unwrap();
-    drop(first);
-    let (mut resumed, state) = Model::load_checkpoint(&ck_dir).unwrap();
+    let (resumed, _) = train_two_then_resume_to_four(make, &data, &dir.join("ck"));
     assert_eq!(resumed.spec(), straight.spec());
-    let mut ck = Checkpointer::new(&ck_dir).with_previous(state.history.clone());
-    resumed
-        .fit(
-            &data,
-            None,
-            &quiet(4).with_initial_epoch(state.epochs_done),
-            &mut [&mut ck],
-        )
-        .unwrap();
     assert_eq!(weights(&resumed), weights(&straight));
 
     // Save and load: the same description and the same predictions, bit for bit.

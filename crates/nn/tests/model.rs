@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{cases, quiet, tensor, weights};
+use common::{cases, quiet, tensor, train_two_then_resume_to_four, weights};
 use convnet_nn::*;
 use rand::{Rng as _, SeedableRng};
 use std::collections::BTreeMap;
@@ -401,22 +401,9 @@ fn resuming_from_a_checkpoint_gives_the_uninterrupted_weights() {
     let mut straight = make();
     straight.fit(&data, None, &quiet(4), &mut []).unwrap();
 
-    let mut first = make();
-    let mut ck = Checkpointer::new(&dir);
-    first.fit(&data, None, &quiet(2), &mut [&mut ck]).unwrap();
-    drop(first);
-    let (mut resumed, state) = Model::load_checkpoint(&dir).unwrap();
+    let (resumed, state) = train_two_then_resume_to_four(make, &data, &dir);
     assert_eq!(state.epochs_done, 2);
     assert_eq!(state.history.epochs.len(), 2);
-    let mut ck = Checkpointer::new(&dir).with_previous(state.history.clone());
-    resumed
-        .fit(
-            &data,
-            None,
-            &quiet(4).with_initial_epoch(state.epochs_done),
-            &mut [&mut ck],
-        )
-        .unwrap();
     assert_eq!(weights(&resumed), weights(&straight));
     let (_, state) = Model::load_checkpoint(&dir).unwrap();
     assert_eq!(state.history.epochs.len(), 4);

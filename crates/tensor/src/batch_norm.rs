@@ -112,46 +112,82 @@ fn backward_dx(t: &BackwardTerms, x: &[f32], dy: &mut [f32]) {
 /// the batch is read from memory once.
 const STATS_BLOCK: usize = 1 << 14;
 
-/// Per-channel mean and biased variance of `x [R, C]` in one pass over
-/// memory: each block of whole rows gives its count, mean (summed as
+/// Per-channel count, mean and sum of squared deviations (`M2`) of rows
+/// seen so far, in f64. [`Moments::add`] reads a batch `x [R, C]` in one pass
+/// over memory: each block of whole rows gives its count, mean (summed as
 /// deviations from the block's first row, so that a large common offset does
 /// not eat the f32 digits) and sum of squared deviations (f32, rows in
-/// order); the blocks are combined in block order
-/// in f64 by Chan et al.'s pairwise update,
+/// order); blocks are merged in block order by Chan et al.'s pairwise update,
 /// `M2 = M2_a + M2_b + d^2 n_a n_b / (n_a + n_b)` with `d = mean_b - mean_a`.
 /// Blocks depend only on the shape, so results do not depend on the thread count.
-fn mean_and_variance(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
-    let rows = (STATS_BLOCK / c).max(1);
-    let partials: Vec<(usize, Vec<f32>, Vec<f32>)> = x
-        .par_chunks(rows * c)
-        .map(|block| {
-            let n = block.len() / c;
-            let shift = &block[..c];
-            let mut s = vec![0.0f32; c];
-            add_deviations(block, shift, &mut s);
-            let m: Vec<f32> = s
-                .iter()
-                .zip(shift)
-                .map(|(v, x0)| x0 + v / n as f32)
-                .collect();
-            let mut q = vec![0.0f32; c];
-            add_squared_deviations(block, &m, &mut q);
-            (n, m, q)
-        })
-        .collect();
-    let (mut total, mut mean, mut m2) = (0.0f64, vec![0.0f64; c], vec![0.0f64; c]);
-    for (n, m, q) in partials {
-        let nb = n as f64;
-        let nn = total + nb;
-        for j in 0..c {
-            let d = m[j] as f64 - mean[j];
-            mean[j] += d * nb / nn;
-            m2[j] += q[j] as f64 + d * d * total * nb / nn;
+#[derive(Clone, Debug)]
+pub struct Moments {
+    count: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl Moments {
+    /// No rows yet, `c` channels.
+    pub fn new(c: usize) -> Self {
+        Moments {
+            count: 0.0,
+            mean: vec![0.0; c],
+            m2: vec![0.0; c],
         }
-        total = nn;
     }
-    let total = total.max(1.0);
-    (mean, m2.iter().map(|v| v / total).collect())
+
+    /// Adds the rows of `x [R, C]`.
+    pub fn add(&mut self, x: &[f32]) {
+        let c = self.mean.len();
+        let rows = (STATS_BLOCK / c).max(1);
+        let partials: Vec<(usize, Vec<f32>, Vec<f32>)> = x
+            .par_chunks(rows * c)
+            .map(|block| {
+                let n = block.len() / c;
+                let shift = &block[..c];
+                let mut s = vec![0.0f32; c];
+                add_deviations(block, shift, &mut s);
+                let m: Vec<f32> = s
+                    .iter()
+                    .zip(shift)
+                    .map(|(v, x0)| x0 + v / n as f32)
+                    .collect();
+                let mut q = vec![0.0f32; c];
+                add_squared_deviations(block, &m, &mut q);
+                (n, m, q)
+            })
+            .collect();
+        for (n, m, q) in partials {
+            let nb = n as f64;
+            let nn = self.count + nb;
+            for j in 0..c {
+                let d = m[j] as f64 - self.mean[j];
+                self.mean[j] += d * nb / nn;
+                self.m2[j] += q[j] as f64 + d * d * self.count * nb / nn;
+            }
+            self.count = nn;
+        }
+    }
+
+    /// The per-channel means.
+    pub fn mean(&self) -> &[f64] {
+        &self.mean
+    }
+
+    /// The per-channel biased variances, `M2 / count`.
+    pub fn variance(&self) -> Vec<f64> {
+        let n = self.count.max(1.0);
+        self.m2.iter().map(|v| v / n).collect()
+    }
+}
+
+/// Per-channel mean and biased variance of `x [R, C]` (see [`Moments`]).
+fn mean_and_variance(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut m = Moments::new(c);
+    m.add(x);
+    let var = m.variance();
+    (m.mean, var)
 }
 
 #[allow(clippy::too_many_arguments)]
