@@ -227,10 +227,10 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
         cfg.test_size
     );
     for (i, m) in r.members.iter().enumerate() {
-        let secs = if r.loaded[i] {
-            "loaded (earlier run)".to_string()
-        } else {
-            format!("{:.0}", r.seconds[i])
+        let secs = match (r.loaded[i], r.seconds[i]) {
+            (true, s) if s > 0.0 => format!("{s:.0} (earlier session)"),
+            (true, _) => "loaded (earlier run)".to_string(),
+            (false, s) => format!("{s:.0}"),
         };
         report.push_str(&format!(
             "| net {} | {:.2} % | {secs} |\n",
@@ -239,18 +239,30 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
         ));
     }
     let mean = r.members.iter().sum::<f32>() / r.members.len() as f32;
+    let var = r.members.iter().map(|m| (m - mean).powi(2)).sum::<f32>()
+        / (r.members.len().max(2) - 1) as f32;
     report.push_str(&format!(
-        "| mean of nets | {:.2} % | |\n| **ensemble** | **{:.2} %** | {:.0} in all |\n",
+        "| mean of nets (sd) | {:.2} % ({:.3} pp) | |\n| **ensemble** | **{:.2} %** | {:.0} in all |\n",
         100.0 * mean,
+        100.0 * var.sqrt(),
         100.0 * r.ensemble,
         r.seconds.iter().sum::<f64>()
     ));
+    report.push_str("\nThe ensemble's accuracy as it grows (the first k nets, summed softmax):\n\n| nets | test accuracy |\n|---|---|\n");
+    for (k, acc) in &r.growth {
+        report.push_str(&format!("| {k} | {:.2} % |\n", 100.0 * acc));
+    }
     println!("{report}");
     write_atomic(&a.out.join("ensemble.md"), report.as_bytes())?;
-    let json = format!(
-        "{{\n  \"model\": {:?},\n  \"members\": {:?},\n  \"seconds\": {:?},\n  \"ensemble_accuracy\": {}\n}}\n",
-        a.model, r.members, r.seconds, r.ensemble
-    );
-    write_atomic(&a.out.join("ensemble.json"), json.as_bytes())?;
+    let json = serde_json::json!({
+        "model": a.model,
+        "epochs": cfg.epochs,
+        "members": r.members,
+        "seconds": r.seconds,
+        "growth": r.growth.iter().map(|(k, acc)| serde_json::json!({"nets": k, "accuracy": acc})).collect::<Vec<_>>(),
+        "ensemble_accuracy": r.ensemble,
+    });
+    let json = serde_json::to_vec_pretty(&json).expect("serializable");
+    write_atomic(&a.out.join("ensemble.json"), &json)?;
     Ok(())
 }

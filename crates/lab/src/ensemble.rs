@@ -2,14 +2,25 @@
 //! a different random 90 % of the training images (drawn without
 //! replacement, seeded), combined by summing their softmax outputs.
 
-use crate::error::Result;
+use crate::error::{LabError, Result};
 use crate::experiment::{ExperimentConfig, Variant};
 use convnet_data::{Augmented, Mnist};
-use convnet_nn::{FitConfig, Loss, Model, OptimizerConfig, Rng, Schedule, TensorData};
+use convnet_nn::checkpoint::LATEST;
+use convnet_nn::save::write_atomic;
+use convnet_nn::{
+    Checkpointer, FitConfig, History, Loss, Model, OptimizerConfig, Rng, Schedule, Sequential,
+    TensorData,
+};
 use convnet_tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use std::path::Path;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Sub-folder of a member with its per-epoch checkpoints while it trains.
+pub const CHECKPOINTS: &str = "checkpoints";
+/// File of a finished member with its seed, bag size, accuracy and time.
+pub const MEMBER_FILE: &str = "member.json";
 
 /// Test accuracy of each member and of the ensemble.
 #[derive(Clone, Debug)]
@@ -18,6 +29,8 @@ pub struct EnsembleResult {
     pub members: Vec<f32>,
     /// The ensemble's test accuracy.
     pub ensemble: f32,
+    /// (k, accuracy of the first k members combined), k = 1, 2, 3, 5, 10, ...
+    pub growth: Vec<(usize, f32)>,
     /// Seconds each member took to train (0 for a member loaded from disk).
     pub seconds: Vec<f64>,
     /// Whether each member was loaded from an earlier, interrupted run.
@@ -48,13 +61,43 @@ fn accuracy(pred: &[usize], labels: &Tensor) -> f32 {
     hits as f32 / pred.len().max(1) as f32
 }
 
+/// Folder of member `i` (0-based) under `out`.
+pub fn member_dir(out: &Path, i: usize) -> PathBuf {
+    out.join(format!("net-{:02}", i + 1))
+}
+
+/// What `member.json` records about a finished member.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Seed of the member's weights, shuffles and augmentation.
+    pub seed: u64,
+    /// Images in its bag.
+    pub images: usize,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Test accuracy when it was saved.
+    pub test_accuracy: f32,
+    /// Seconds of training, summed over the sessions it was trained in.
+    pub seconds: f64,
+}
+
+/// The indices of member `i`'s bag: a seeded 90 % of `0..pool`, sorted.
+pub fn bag(pool: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..pool).collect();
+    idx.shuffle(&mut Rng::seed_from_u64(seed ^ 0xBA66));
+    idx.truncate((pool as f64 * BAG_FRACTION).round() as usize);
+    idx.sort_unstable();
+    idx
+}
+
 /// Trains `n` members of `variant` and saves them under `out/net-NN`.
 ///
-/// With `resume`, a member whose folder already holds a saved model (from an
-/// earlier run that was stopped) is loaded instead of trained again, so a
-/// long ensemble loses at most the member that was in training. Its bag is
-/// still drawn, so the following members see the same bags as in a run that
-/// was never stopped.
+/// Every member writes a checkpoint per epoch to `net-NN/checkpoints` (the
+/// same `Checkpointer` as `convnet train`). With `resume`, a finished member
+/// (its `model.json` saved) is loaded, a member stopped mid-training
+/// continues from its newest checkpoint exactly as if it had not been
+/// stopped, and the others are trained; every member's bag and seed depend
+/// only on its index, so the result equals an uninterrupted run's.
 pub fn run_ensemble(
     variant: &Variant,
     n: usize,
@@ -66,29 +109,23 @@ pub fn run_ensemble(
     let seq = variant.model()?;
     let pool = cfg.train_size.min(data.train.len());
     let test = data.test.take(cfg.test_size);
+    let talk = cfg.verbosity != convnet_nn::Verbosity::Silent;
     let mut probs = Vec::new();
     let mut members = Vec::new();
     let mut seconds = Vec::new();
     let mut loaded = Vec::new();
     for i in 0..n {
         let seed = cfg.seed.wrapping_add(i as u64);
-        let mut idx: Vec<usize> = (0..pool).collect();
-        idx.shuffle(&mut Rng::seed_from_u64(seed ^ 0xBA66));
-        idx.truncate((pool as f64 * BAG_FRACTION).round() as usize);
-        idx.sort_unstable();
-        let dir = out.join(format!("net-{:02}", i + 1));
+        let idx = bag(pool, seed);
+        let dir = member_dir(out, i);
+        let ckpt = dir.join(CHECKPOINTS);
         if resume && dir.join("model.json").exists() {
             let mut model = Model::load(&dir)?;
-            if model.spec() != &seq {
-                return Err(crate::error::LabError::Config(format!(
-                    "{}: the saved net is not `{}`; use another --out or remove the folder",
-                    dir.display(),
-                    variant.notation
-                )));
-            }
+            check_same(&model, &seq, &dir, variant)?;
             let p = model.predict(&test.images, 500)?;
             let acc = accuracy(&p.argmax_rows(), &test.labels);
-            if cfg.verbosity != convnet_nn::Verbosity::Silent {
+            let secs = read_record(&dir).map(|r| r.seconds).unwrap_or(0.0);
+            if talk {
                 eprintln!(
                     "[net {}/{n}] loaded from {}: test accuracy {:.2} %",
                     i + 1,
@@ -98,33 +135,72 @@ pub fn run_ensemble(
             }
             members.push(acc);
             probs.push(p);
-            seconds.push(0.0);
+            seconds.push(secs);
             loaded.push(true);
             continue;
         }
-        let start = std::time::Instant::now();
+        let (mut model, done, previous) = if resume && ckpt.join(LATEST).exists() {
+            let (model, state) = Model::load_checkpoint(&ckpt)?;
+            check_same(&model, &seq, &dir, variant)?;
+            if talk {
+                eprintln!(
+                    "[net {}/{n}] resuming after epoch {} of {}",
+                    i + 1,
+                    state.epochs_done,
+                    cfg.epochs
+                );
+            }
+            (model, state.epochs_done, state.history)
+        } else {
+            if dir.exists() {
+                // A fresh run: nothing of an earlier member may be mixed in.
+                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+            }
+            let mut model: Model = seq.build(seed)?;
+            model.compile(OptimizerConfig::adam(), Loss::SparseCategoricalCrossentropy);
+            (model, 0, History::default())
+        };
         let x = data.train.images.gather_batch(&idx);
         let y = data.train.labels.gather_batch(&idx);
         let train = TensorData::new(x, y)?;
-        let mut model: Model = seq.build(seed)?;
-        model.compile(OptimizerConfig::adam(), Loss::SparseCategoricalCrossentropy);
         let fit = FitConfig::new()
             .with_epochs(cfg.epochs)
+            .with_initial_epoch(done)
             .with_batch_size(cfg.batch_size)
             .with_schedule(Schedule::Exponential { decay: 0.95 })
             .with_verbosity(cfg.verbosity);
-        if cfg.verbosity != convnet_nn::Verbosity::Silent {
+        if talk && done == 0 {
             eprintln!("[net {}/{n}] {} images, seed {seed}", i + 1, idx.len());
         }
-        match &variant.augment {
-            Some(a) => model.fit(&Augmented::new(train, a.clone())?, None, &fit, &mut [])?,
-            None => model.fit(&train, None, &fit, &mut [])?,
+        let mut checkpointer = Checkpointer::new(&ckpt).with_previous(previous.clone());
+        let history = match &variant.augment {
+            Some(a) => model.fit(
+                &Augmented::new(train, a.clone())?,
+                None,
+                &fit,
+                &mut [&mut checkpointer],
+            )?,
+            None => model.fit(&train, None, &fit, &mut [&mut checkpointer])?,
         };
-        let secs = start.elapsed().as_secs_f64();
+        let mut all = previous;
+        all.epochs.extend(history.epochs);
+        let secs: f64 = all.epochs.iter().map(|e| e.seconds as f64).sum();
         let p = model.predict(&test.images, 500)?;
         let acc = accuracy(&p.argmax_rows(), &test.labels);
         model.save(&dir)?;
-        if cfg.verbosity != convnet_nn::Verbosity::Silent {
+        write_atomic(&dir.join("history.csv"), all.to_csv().as_bytes())?;
+        let record = MemberRecord {
+            seed,
+            images: idx.len(),
+            epochs: cfg.epochs,
+            test_accuracy: acc,
+            seconds: secs,
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("serializable");
+        write_atomic(&dir.join(MEMBER_FILE), &json)?;
+        // The member is complete: its checkpoints are no longer needed.
+        std::fs::remove_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
+        if talk {
             eprintln!(
                 "[net {}/{n}] test accuracy {:.2} %, {secs:.0} s of training, saved to {}",
                 i + 1,
@@ -137,13 +213,54 @@ pub fn run_ensemble(
         seconds.push(secs);
         loaded.push(false);
     }
-    let ensemble = accuracy(&combine(&probs), &test.labels);
+    let growth = growth(&probs, &test.labels);
+    let ensemble = growth.last().map(|g| g.1).unwrap_or(0.0);
     Ok(EnsembleResult {
         members,
         ensemble,
+        growth,
         seconds,
         loaded,
     })
+}
+
+/// Accuracy of the ensemble of the first k members for k = 1, 2, 3, 5, 10,
+/// 15, 20, ... and n.
+pub fn growth(probs: &[Tensor], labels: &Tensor) -> Vec<(usize, f32)> {
+    let n = probs.len();
+    let mut ks: Vec<usize> = [1, 2, 3, 5]
+        .into_iter()
+        .chain((10..n).step_by(5))
+        .filter(|&k| k < n)
+        .collect();
+    ks.push(n);
+    ks.into_iter()
+        .filter(|&k| k > 0)
+        .map(|k| (k, accuracy(&combine(&probs[..k]), labels)))
+        .collect()
+}
+
+fn check_same(model: &Model, seq: &Sequential, dir: &Path, variant: &Variant) -> Result<()> {
+    if model.spec() != seq {
+        return Err(LabError::Config(format!(
+            "{}: the saved net is not `{}`; use another --out or remove the folder",
+            dir.display(),
+            variant.notation
+        )));
+    }
+    Ok(())
+}
+
+fn read_record(dir: &Path) -> Option<MemberRecord> {
+    let text = std::fs::read_to_string(dir.join(MEMBER_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> LabError {
+    LabError::Io {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    }
 }
 
 #[cfg(test)]
