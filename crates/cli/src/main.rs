@@ -10,6 +10,7 @@ mod bench;
 mod data_arg;
 mod error;
 mod inspect;
+mod interop;
 mod lab;
 mod model_arg;
 mod pictures;
@@ -60,6 +61,10 @@ enum Command {
     Finetune(Box<surgery::FinetuneArgs>),
     /// Insert batch norm into a trained run without changing what it computes (a new run to fine-tune).
     InsertBn(surgery::InsertBnArgs),
+    /// Write a run's model as ONNX (opset 13, input NCHW), for other runtimes.
+    Export(interop::ExportArgs),
+    /// Read an ONNX model (PyTorch, tf2onnx, convnet) into a run folder.
+    Import(interop::ImportArgs),
 }
 
 fn run() -> CliResult<()> {
@@ -86,6 +91,8 @@ fn run() -> CliResult<()> {
         Command::Ensemble(a) => lab::run_ensemble(*a),
         Command::InsertBn(a) => surgery::insert_bn(a),
         Command::Finetune(a) => surgery::finetune(*a),
+        Command::Export(a) => interop::export(a),
+        Command::Import(a) => interop::import(a),
     }
 }
 
