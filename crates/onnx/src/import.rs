@@ -68,24 +68,107 @@ enum Const {
 pub const SUPPORTED: &str = "Conv (group 1), BatchNormalization, Relu, LeakyRelu, Elu, Sigmoid, \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
-Identity, Pad (constant 0), Transpose (NHWC <-> NCHW), Constant";
+Identity, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
+Constant";
 
 /// Reads an ONNX file into a model.
+///
+/// Weights stored beside the file (ONNX external data, what
+/// `torch.onnx.export` writes by default) are read from the files the model
+/// names, which must lie in the model's folder.
 pub fn import(path: &Path) -> Result<Model> {
+    let source = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
-        path: path.display().to_string(),
+        path: source.clone(),
         msg: e.to_string(),
     })?;
-    import_bytes(&bytes, &path.display().to_string())
+    let mut m = decode(&bytes, &source)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    load_external(&mut m, dir, &source)?;
+    from_onnx(&m, &source)
+}
+
+fn decode(bytes: &[u8], source: &str) -> Result<ModelProto> {
+    ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed {
+        path: source.into(),
+        msg: format!("not an ONNX model (protobuf ModelProto): {e}"),
+    })
+}
+
+/// Moves external initializer data into `raw_data`.
+fn load_external(m: &mut ModelProto, dir: &Path, source: &str) -> Result<()> {
+    let Some(graph) = m.graph.as_mut() else {
+        return Ok(());
+    };
+    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    for t in &mut graph.initializer {
+        if t.data_location != 1 && t.external_data.is_empty() {
+            continue;
+        }
+        let what = format!("tensor '{}'", t.name);
+        let get = |k: &str| {
+            t.external_data
+                .iter()
+                .find(|e| e.key == k)
+                .map(|e| e.value.clone())
+        };
+        let location = get("location").ok_or_else(|| {
+            malformed(
+                source,
+                format!("{what}: external data without a 'location'"),
+            )
+        })?;
+        let rel = Path::new(&location);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(malformed(
+                source,
+                format!("{what}: external data location '{location}' must be a file name in the model's folder"),
+            ));
+        }
+        let number = |k: &str| -> Result<Option<usize>> {
+            get(k)
+                .map(|v| {
+                    v.parse::<usize>().map_err(|_| {
+                        malformed(
+                            source,
+                            format!("{what}: external data '{k}' is '{v}', expected a byte count"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        if !files.contains_key(&location) {
+            let p = dir.join(rel);
+            let bytes = std::fs::read(&p).map_err(|e| OnnxError::Io {
+                path: p.display().to_string(),
+                msg: format!("{e} (external data of {what} in {source})"),
+            })?;
+            files.insert(location.clone(), bytes);
+        }
+        let file = &files[&location];
+        let end = match length {
+            Some(l) => offset.checked_add(l),
+            None => Some(file.len()),
+        };
+        let data = end
+            .filter(|&e| e <= file.len() && offset <= e)
+            .map(|e| &file[offset..e])
+            .ok_or_else(|| malformed(source, format!("{what}: external data [{offset}, +{length:?}) lies outside '{location}' ({} bytes)", file.len())))?;
+        t.raw_data = data.to_vec();
+        t.external_data.clear();
+        t.data_location = 0;
+    }
+    Ok(())
 }
 
 /// Decodes ONNX bytes (`source` names them in errors) into a model.
 pub fn import_bytes(bytes: &[u8], source: &str) -> Result<Model> {
-    let m = ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed {
-        path: source.into(),
-        msg: format!("not an ONNX model (protobuf ModelProto): {e}"),
-    })?;
-    from_onnx(&m, source)
+    from_onnx(&decode(bytes, source)?, source)
 }
 
 /// Converts a decoded ONNX model (`source` names it in errors).
@@ -111,6 +194,8 @@ struct Importer<'a> {
     /// Padded values already materialized as a ZeroPadding2D node.
     padded: HashMap<String, Val>,
     input_shape: Vec<usize>,
+    /// The input's batch size when the file fixes it.
+    batch: Option<i64>,
     /// Dropout rates from our own export's metadata, by output name.
     dropout_rates: HashMap<String, f32>,
 }
@@ -466,6 +551,7 @@ impl<'a> Importer<'a> {
             taken,
             padded: HashMap::new(),
             input_shape: shape,
+            batch: dims.first().copied().flatten(),
             dropout_rates: m
                 .metadata_props
                 .iter()
@@ -696,8 +782,52 @@ impl<'a> Importer<'a> {
             }
             "Identity" => {
                 at.only(&[])?;
-                let x = self.val(n, 0)?;
-                self.set(n, x);
+                match self.consts.get(&n.input[0]).cloned() {
+                    Some(c) => {
+                        self.consts.insert(n.output[0].clone(), c);
+                    }
+                    None => {
+                        let x = self.val(n, 0)?;
+                        self.set(n, x);
+                    }
+                }
+            }
+            "ReduceMean" | "ReduceMax" => {
+                // Over H and W: global pooling (PyTorch 2's exporter writes
+                // adaptive_avg_pool2d(1) this way).
+                at.only(&["axes", "keepdims", "noop_with_empty_axes"])?;
+                let x = self.materialize(n, 0)?;
+                let axes = match (at.ints("axes")?, self.constant(n, 1)?) {
+                    (Some(a), _) => a,
+                    (None, Some(Const::I64(v))) => v.clone(),
+                    _ => vec![],
+                };
+                let spatial = match x.layout {
+                    Layout::Nchw => {
+                        matches!(axes.as_slice(), [2, 3] | [3, 2] | [-2, -1] | [-1, -2])
+                    }
+                    Layout::Nhwc => {
+                        matches!(axes.as_slice(), [1, 2] | [2, 1] | [-3, -2] | [-2, -3])
+                    }
+                    _ => false,
+                };
+                if !spatial {
+                    return Err(at.err(format!("only a reduction over H and W (global pooling) is supported, found axes {axes:?} of a {:?} value", x.layout)));
+                }
+                let layout = if at.int("keepdims", 1)? != 0 {
+                    Layout::Pooled
+                } else {
+                    Layout::Flat
+                };
+                if layout == Layout::Pooled && x.layout == Layout::Nhwc {
+                    return Err(at.err("keepdims on an NHWC value is not supported".into()));
+                }
+                let layer = if n.op_type == "ReduceMean" {
+                    LayerSpec::GlobalAveragePooling2D
+                } else {
+                    LayerSpec::GlobalMaxPooling2D
+                };
+                self.simple(n, layer, x, layout, vec![])?;
             }
             "Conv" => self.conv(n, &at)?,
             "Gemm" => self.gemm(n, &at)?,
@@ -739,12 +869,16 @@ impl<'a> Importer<'a> {
                     _ => return Err(at.err("the shape must be a constant int64 tensor".into())),
                 };
                 let total: usize = x.shape.iter().product();
-                let flattens = target.len() == 2
-                    && matches!(target[0], -1..=1)
-                    && (target[1] == -1 || target[1] == total as i64)
-                    && !(target[0] == -1 && target[1] == -1);
-                let flattens =
-                    flattens || (target.len() == 2 && target[0] == -1 && target[1] == total as i64);
+                // [N, F], [-1, F], [0, F], [N, -1], [0, -1], with N the
+                // exported batch size (PyTorch 2 writes the example's).
+                let batch = |d: i64| d == 0 || Some(d) == self.batch;
+                let flattens = match target.as_slice() {
+                    [b, f] => {
+                        (batch(*b) && (*f == -1 || *f == total as i64))
+                            || (*b == -1 && *f == total as i64)
+                    }
+                    _ => false,
+                };
                 if !flattens {
                     return Err(at.err(format!(
                         "only a reshape to [N, {total}] (a flatten) is supported, found {target:?}"

@@ -1,0 +1,151 @@
+//! ONNX files written by PyTorch (`tools/onnx/gen_torch_fixtures.py`):
+//! imported models compute PyTorch's outputs to 1e-4, and import -> export
+//! -> import gives byte-identical weights.
+
+use convnet_nn::save::tensors_to_bytes;
+use convnet_nn::{LayerSpec, Model, Tensor};
+use std::path::{Path, PathBuf};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn read_f32(p: &Path) -> Vec<f32> {
+    std::fs::read(p)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// NCHW data -> our NHWC tensor.
+fn nhwc(shape: &[usize], data: &[f32]) -> Tensor {
+    let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let mut out = vec![0.0; data.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                for x in 0..w {
+                    out[((b * h + y) * w + x) * c + ch] = data[((b * c + ch) * h + y) * w + x];
+                }
+            }
+        }
+    }
+    Tensor::from_vec(&[n, h, w, c], out).unwrap()
+}
+
+fn weight_bytes(m: &Model) -> Vec<u8> {
+    let named: Vec<(String, &Tensor)> = m
+        .named_params()
+        .into_iter()
+        .map(|(n, p)| (n, &p.value))
+        .collect();
+    tensors_to_bytes(&named).unwrap()
+}
+
+fn count(m: &Model, kind: &str) -> usize {
+    m.spec()
+        .layers
+        .iter()
+        .filter(|n| n.layer.kind() == kind)
+        .count()
+}
+
+/// Imports `dir/name.onnx`, checks it against PyTorch's output and the
+/// round trip; returns the model.
+fn check(dir: &Path, name: &str, tol: f32) -> Model {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let shape: Vec<usize> = meta["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let x = nhwc(&shape, &read_f32(&dir.join(format!("{name}.input.bin"))));
+    let want = read_f32(&dir.join(format!("{name}.expected.bin")));
+    let mut model = convnet_onnx::import(&dir.join(format!("{name}.onnx")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let got = model.predict(&x, 8).unwrap();
+    let d = got
+        .data()
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert_eq!(got.len(), want.len(), "{name}: output size");
+    assert!(d <= tol, "{name}: differs from PyTorch by {d}");
+    let bytes = prost::Message::encode_to_vec(&convnet_onnx::to_onnx(&model).unwrap());
+    let back = convnet_onnx::import::import_bytes(&bytes, name).unwrap();
+    assert!(
+        weight_bytes(&model) == weight_bytes(&back),
+        "{name}: weights changed"
+    );
+    assert_eq!(model.spec(), back.spec(), "{name}: description changed");
+    eprintln!("{name}: max |diff| to PyTorch {d:.2e}");
+    model
+}
+
+#[test]
+fn resnet18_layout_with_batch_norm_from_torchscript_export() {
+    let m = check(&fixtures(), "resnet18-ts", 1e-4);
+    // 20 batch norms (17 after convs, 3 in projections), 8 residual adds, 21 convs.
+    assert_eq!(count(&m, "BatchNormalization"), 20);
+    assert_eq!(count(&m, "Add"), 8);
+    assert_eq!(count(&m, "Conv2D"), 20);
+    assert_eq!(m.param_counts().0, 45_102 - 0);
+}
+
+#[test]
+fn resnet18_layout_from_the_default_dynamo_export_with_external_data() {
+    let m = check(&fixtures(), "resnet18-dynamo", 1e-4);
+    // Batch norm folded into the convs by the exporter.
+    assert_eq!(count(&m, "BatchNormalization"), 0);
+    assert_eq!(count(&m, "GlobalAveragePooling2D"), 1);
+}
+
+#[test]
+fn vgg11_bn_layout_with_a_channel_first_flatten() {
+    let m = check(&fixtures(), "vgg11-bn", 1e-4);
+    assert_eq!(count(&m, "BatchNormalization"), 8);
+    assert_eq!(count(&m, "Dense"), 3);
+    // The classifier reads a flattened 2x2x32 map: its rows were permuted.
+    let flat = m.spec().output_shapes().unwrap();
+    let i = m
+        .spec()
+        .layers
+        .iter()
+        .position(|n| matches!(n.layer, LayerSpec::Flatten))
+        .unwrap();
+    assert_eq!(flat[i], vec![128]);
+}
+
+#[test]
+fn googlenet_layout_with_inception_modules_and_ceil_mode_pools() {
+    let m = check(&fixtures(), "googlenet", 1e-4);
+    assert_eq!(count(&m, "Concatenate"), 9);
+    assert_eq!(count(&m, "BatchNormalization"), 57);
+    let ceil = m
+        .spec()
+        .layers
+        .iter()
+        .filter(|n| matches!(&n.layer, LayerSpec::MaxPooling2D(p) if p.ceil_mode))
+        .count();
+    assert_eq!(ceil, 4 + 9);
+}
+
+/// Full-size torchvision nets at 224x224x3: written by
+/// `gen_torch_fixtures.py --full DIR`, checked with
+/// `CONVNET_ONNX_FULL=DIR cargo test -p convnet-onnx -- --ignored`.
+#[test]
+#[ignore]
+fn torchvision_full_size_resnet18_vgg11_bn_googlenet() {
+    let dir = PathBuf::from(std::env::var("CONVNET_ONNX_FULL").expect("set CONVNET_ONNX_FULL"));
+    let r = check(&dir, "resnet18", 1e-4);
+    assert_eq!(r.param_counts(), (11_689_512, 9_600));
+    let v = check(&dir, "vgg11-bn", 1e-4);
+    assert_eq!(v.param_counts().0, 132_868_840);
+    let g = check(&dir, "googlenet", 1e-4);
+    assert_eq!(g.param_counts().0, 6_624_904);
+}

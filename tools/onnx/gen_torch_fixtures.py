@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""ONNX files written by PyTorch's exporter, for convnet's importer tests.
+
+Architectures built from torchvision's own modules (BasicBlock,
+make_layers, Inception, BasicConv2d) in torchvision's arrangement, at
+reduced width so that the fixtures stay small, with random weights and
+batch-norm statistics moved away from (0, 1):
+
+  resnet18-ts      ResNet-18 layout (7x7/2 stem, 3x3/2 max pool, 2-2-2-2
+                   BasicBlocks with 1x1 projection + BN, global average
+                   pool, fc), width 4, 64x64x3; TorchScript exporter with
+                   batch norm kept (training=PRESERVE).
+  resnet18-dynamo  the same net through PyTorch 2's default exporter (batch
+                   norm folded into the convs, ReduceMean, Reshape, weights
+                   in an external data file).
+  vgg11-bn         VGG-11-BN layout (make_layers with batch norm), widths /16,
+                   64x64x3, adaptive average pool, a channel-first flatten of
+                   a 2x2 map, a 3-layer classifier with dropout.
+  googlenet        GoogLeNet layout (BasicConv2d = conv without bias + BN
+                   eps 1e-3 + ReLU, Inception modules, ceil-mode max pools,
+                   3x3 kernels in the "5x5" branch as torchvision has them),
+                   widths /8, 64x64x3.
+
+Each fixture is NAME.onnx (+ NAME.onnx.data), NAME.input.bin (NCHW f32 LE),
+NAME.expected.bin (PyTorch's output) and NAME.json (shapes). Usage:
+
+    python3 tools/onnx/gen_torch_fixtures.py crates/onnx/tests/fixtures
+    python3 tools/onnx/gen_torch_fixtures.py --full target/onnx-full   # torchvision's full-size nets
+
+Needs torch, torchvision and onnx (pip install torch torchvision onnx).
+"""
+import argparse
+import json
+import pathlib
+
+import torch
+import torch.nn as nn
+from torchvision.models.googlenet import BasicConv2d, Inception
+from torchvision.models.resnet import BasicBlock
+from torchvision.models.vgg import make_layers
+
+
+def resnet18(width: int, classes: int) -> nn.Module:
+    """torchvision's ResNet-18 with `width` channels in its first stage (64 there)."""
+    layers = [
+        nn.Conv2d(3, width, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    inplanes = width
+    for i, planes in enumerate([width, 2 * width, 4 * width, 8 * width]):
+        stride = 1 if i == 0 else 2
+        down = None
+        if stride != 1 or inplanes != planes:
+            down = nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+        layers += [BasicBlock(inplanes, planes, stride, down), BasicBlock(planes, planes)]
+        inplanes = planes
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(inplanes, classes)]
+    return nn.Sequential(*layers)
+
+
+def vgg11_bn(div: int, classes: int, pooled: int) -> nn.Module:
+    """torchvision's VGG-11-BN with channels / `div` and a smaller classifier."""
+    cfg = [c if c == "M" else c // div for c in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]]
+    features = make_layers(cfg, batch_norm=True)
+    last = 512 // div
+    hidden = 4096 // (div * 4)
+    return nn.Sequential(
+        features,
+        nn.AdaptiveAvgPool2d((pooled, pooled)),
+        nn.Flatten(1),
+        nn.Linear(last * pooled * pooled, hidden),
+        nn.ReLU(True),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, hidden),
+        nn.ReLU(True),
+        nn.Dropout(0.5),
+        nn.Linear(hidden, classes),
+    )
+
+
+def googlenet(div: int, classes: int) -> nn.Module:
+    """torchvision's GoogLeNet (no auxiliary heads) with channels / `div`."""
+    d = lambda *cs: [c // div for c in cs]  # noqa: E731
+    return nn.Sequential(
+        BasicConv2d(3, *d(64), kernel_size=7, stride=2, padding=3),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        BasicConv2d(*d(64, 64), kernel_size=1),
+        BasicConv2d(*d(64, 192), kernel_size=3, padding=1),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        Inception(*d(192, 64, 96, 128, 16, 32, 32)),
+        Inception(*d(256, 128, 128, 192, 32, 96, 64)),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        Inception(*d(480, 192, 96, 208, 16, 48, 64)),
+        Inception(*d(512, 160, 112, 224, 24, 64, 64)),
+        Inception(*d(512, 128, 128, 256, 24, 64, 64)),
+        Inception(*d(512, 112, 144, 288, 32, 64, 64)),
+        Inception(*d(528, 256, 160, 320, 32, 128, 128)),
+        nn.MaxPool2d(2, stride=2, ceil_mode=True),
+        Inception(*d(832, 256, 160, 320, 32, 128, 128)),
+        Inception(*d(832, 384, 192, 384, 48, 128, 128)),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(1),
+        nn.Dropout(0.2),
+        nn.Linear(1024 // div, classes),
+    )
+
+
+def randomize_bn(model: nn.Module, gen: torch.Generator) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            c = m.num_features
+            m.running_mean.copy_(torch.rand(c, generator=gen) * 0.6 - 0.3)
+            m.running_var.copy_(torch.rand(c, generator=gen) * 1.5 + 0.5)
+            m.weight.data.copy_(torch.rand(c, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.rand(c, generator=gen) * 0.6 - 0.3)
+
+
+def write(out: pathlib.Path, name: str, model: nn.Module, shape, dynamo: bool) -> None:
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        randomize_bn(model, gen)
+    model.eval()
+    x = torch.rand(*shape, generator=gen)
+    with torch.no_grad():
+        y = model(x)
+    path = out / f"{name}.onnx"
+    for old in [path, out / f"{name}.onnx.data"]:
+        old.unlink(missing_ok=True)
+    if dynamo:
+        torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=True)
+    else:
+        torch.onnx.export(
+            model, (x,), str(path), dynamo=False, opset_version=17,
+            training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"], output_names=["output"],
+        )
+    x.numpy().astype("<f4").tofile(out / f"{name}.input.bin")
+    y.numpy().astype("<f4").tofile(out / f"{name}.expected.bin")
+    meta = {"input": list(x.shape), "output": list(y.shape), "torch": torch.__version__}
+    (out / f"{name}.json").write_text(json.dumps(meta) + "\n")
+    size = sum(p.stat().st_size for p in out.glob(f"{name}.*"))
+    print(f"{name}: {sum(p.numel() for p in model.parameters()):,} parameters, {size:,} bytes")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("--full", action="store_true", help="torchvision's full-size resnet18, vgg11_bn, googlenet at 224x224")
+    a = ap.parse_args()
+    out = pathlib.Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    if a.full:
+        import torchvision
+
+        write(out, "resnet18", torchvision.models.resnet18(), (1, 3, 224, 224), False)
+        write(out, "vgg11-bn", torchvision.models.vgg11_bn(), (1, 3, 224, 224), False)
+        g = torchvision.models.googlenet(aux_logits=False, init_weights=True, transform_input=False)
+        write(out, "googlenet", g, (1, 3, 224, 224), False)
+        return
+    write(out, "resnet18-ts", resnet18(4, 10), (2, 3, 64, 64), False)
+    write(out, "resnet18-dynamo", resnet18(4, 10), (2, 3, 64, 64), True)
+    write(out, "vgg11-bn", vgg11_bn(16, 10, 2), (2, 3, 64, 64), False)
+    write(out, "googlenet", googlenet(8, 10), (2, 3, 64, 64), False)
+
+
+if __name__ == "__main__":
+    main()
