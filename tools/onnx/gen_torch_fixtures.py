@@ -16,6 +16,8 @@ batch-norm statistics moved away from (0, 1):
   vgg11-bn         VGG-11-BN layout (make_layers with batch norm), widths /16,
                    64x64x3, adaptive average pool, a channel-first flatten of
                    a 2x2 map, a 3-layer classifier with dropout.
+  normalized       resnet18-dynamo inside the README's wrapper: (x - mean) / std
+                   in front, softmax behind (Sub, Div, Softmax).
   googlenet        GoogLeNet layout (BasicConv2d = conv without bias + BN
                    eps 1e-3 + ReLU, Inception modules, ceil-mode max pools,
                    3x3 kernels in the "5x5" branch as torchvision has them),
@@ -109,6 +111,19 @@ def googlenet(div: int, classes: int) -> nn.Module:
     )
 
 
+class ImageNetInput(nn.Module):
+    """The wrapper the README gives: ImageNet's normalization in front, softmax behind."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        return torch.softmax(self.net((x - self.mean) / self.std), dim=1)
+
+
 def randomize_bn(model: nn.Module, gen: torch.Generator) -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -165,6 +180,7 @@ def main() -> None:
     write(out, "resnet18-dynamo", resnet18(4, 10), (2, 3, 64, 64), True)
     write(out, "vgg11-bn", vgg11_bn(16, 10, 2), (2, 3, 64, 64), False)
     write(out, "googlenet", googlenet(8, 10), (2, 3, 64, 64), False)
+    write(out, "normalized", ImageNetInput(resnet18(4, 10)), (2, 3, 64, 64), True)
 
 
 if __name__ == "__main__":

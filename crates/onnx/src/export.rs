@@ -36,6 +36,9 @@ struct Emitter {
     dropout_rates: Vec<(String, f32)>,
 }
 
+/// Metadata key prefix of a frozen node (`trainable: false`).
+pub const FROZEN: &str = "convnet.frozen.";
+
 /// Metadata key prefix of a Dropout node's rate.
 pub const DROPOUT_RATE: &str = "convnet.dropout_rate.";
 
@@ -390,6 +393,14 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
         key: format!("{DROPOUT_RATE}{n}"),
         value: r.to_string(),
     }));
+    for (i, node) in spec.layers.iter().enumerate() {
+        if !node.trainable {
+            metadata_props.push(StringStringEntryProto {
+                key: format!("{FROZEN}{}", wiring.names[i]),
+                value: "true".into(),
+            });
+        }
+    }
     let graph = GraphProto {
         node: e.nodes,
         name: "convnet".into(),

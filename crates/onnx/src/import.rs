@@ -68,7 +68,7 @@ enum Const {
 pub const SUPPORTED: &str = "Conv (group 1), BatchNormalization, Relu, LeakyRelu, Elu, Sigmoid, \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
-Identity, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
+Identity, Sub / Mul / Div / Add by a constant per channel, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
 Constant";
 
 /// Reads an ONNX file into a model.
@@ -194,6 +194,8 @@ struct Importer<'a> {
     /// Padded values already materialized as a ZeroPadding2D node.
     padded: HashMap<String, Val>,
     input_shape: Vec<usize>,
+    /// Nodes our own export marked frozen.
+    frozen: HashSet<String>,
     /// The input's batch size when the file fixes it.
     batch: Option<i64>,
     /// Dropout rates from our own export's metadata, by output name.
@@ -552,6 +554,15 @@ impl<'a> Importer<'a> {
             padded: HashMap::new(),
             input_shape: shape,
             batch: dims.first().copied().flatten(),
+            frozen: m
+                .metadata_props
+                .iter()
+                .filter_map(|p| {
+                    p.key
+                        .strip_prefix(crate::export::FROZEN)
+                        .map(str::to_string)
+                })
+                .collect(),
             dropout_rates: m
                 .metadata_props
                 .iter()
@@ -838,6 +849,7 @@ impl<'a> Importer<'a> {
                 self.dense(n, x, d, w, false, 1.0, None)?;
             }
             "Add" | "Sum" => self.add(n, &at)?,
+            "Sub" | "Mul" | "Div" => self.affine(n, &at)?,
             "BatchNormalization" => self.batch_norm(n, &at)?,
             "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Elu" | "Softmax" => {
                 self.activation(n, &at)?
@@ -1228,10 +1240,7 @@ impl<'a> Importer<'a> {
                     return Ok(());
                 }
             }
-            return Err(at.err(
-                "adding a constant is supported only as the bias of the MatMul / Conv before it"
-                    .into(),
-            ));
+            return self.affine(n, at);
         }
         if !consts.is_empty() || n.input.len() < 2 {
             return Err(at.err("expects two or more computed inputs".into()));
@@ -1263,6 +1272,70 @@ impl<'a> Importer<'a> {
                 pad: None,
             },
         );
+        Ok(())
+    }
+
+    /// `x + c`, `x - c`, `c - x`, `x * c`, `x / c` with a constant `c` per
+    /// channel (or one for all): input normalization, as a wrapper such as
+    /// `(x - mean) / std` exports it. Becomes a frozen BatchNormalization
+    /// with mean 0, variance 1 and epsilon 0, so that
+    /// `y = x * gamma + beta` exactly (`gamma = 1 / c` for a division).
+    fn affine(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
+        at.only(&[])?;
+        if n.input.len() != 2 {
+            return Err(at.err("expects two inputs".into()));
+        }
+        let ci = match (self.consts.contains_key(&n.input[0]), self.consts.contains_key(&n.input[1])) {
+            (false, true) => 1,
+            (true, false) if n.op_type != "Div" => 0,
+            _ => return Err(at.err("only an elementwise op between a computed value and a constant per channel is supported".into())),
+        };
+        let mut nn = n.clone();
+        nn.input.swap(0, 1 - ci);
+        let x = self.materialize(&nn, 0)?;
+        let (dims, v) = match &self.consts[&n.input[ci]] {
+            Const::F32(d, v) => (d.clone(), v.clone()),
+            Const::I64(_) => return Err(at.err("the constant must be float".into())),
+        };
+        let c = *x.shape.last().expect("non-empty shape");
+        let ones = |d: &[usize]| d.iter().all(|&k| k == 1);
+        let per_channel = v.len() == c
+            && match x.layout {
+                Layout::Nchw => {
+                    matches!(dims.as_slice(), [k, 1, 1] if *k == c)
+                        || matches!(dims.as_slice(), [1, k, 1, 1] if *k == c)
+                }
+                Layout::Flat => {
+                    x.perm.is_none() && matches!(dims.as_slice(), [k] | [1, k] if *k == c)
+                }
+                Layout::Nhwc => dims.last() == Some(&c) && ones(&dims[..dims.len() - 1]),
+                Layout::Pooled => false,
+            };
+        let v = if v.len() == 1 {
+            vec![v[0]; c]
+        } else if per_channel {
+            v
+        } else {
+            return Err(at.err(format!("the constant has dims {dims:?}; expected one value or one per channel ({c}) of a {:?} value", x.layout)));
+        };
+        let (gamma, beta): (Vec<f32>, Vec<f32>) = match (n.op_type.as_str(), ci) {
+            ("Add", _) => (vec![1.0; c], v),
+            ("Sub", 1) => (vec![1.0; c], v.iter().map(|b| -b).collect()),
+            ("Sub", _) => (vec![-1.0; c], v),
+            ("Mul", _) => (v, vec![0.0; c]),
+            _ => (v.iter().map(|d| 1.0 / d).collect(), vec![0.0; c]),
+        };
+        let t = |v: Vec<f32>| Tensor::from_vec(&[c], v).map_err(convnet_nn::NnError::from);
+        let params = vec![
+            ("gamma", t(gamma)?),
+            ("beta", t(beta)?),
+            ("moving_mean", t(vec![0.0; c])?),
+            ("moving_variance", t(vec![1.0; c])?),
+        ];
+        let cfg = BatchNormConfig::new().with_epsilon(0.0);
+        let layout = x.layout;
+        self.simple(&nn, LayerSpec::BatchNormalization(cfg), x, layout, params)?;
+        self.nodes.last_mut().expect("just pushed").trainable = false;
         Ok(())
     }
 
@@ -1568,6 +1641,14 @@ impl<'a> Importer<'a> {
             input_shape: self.input_shape.clone(),
             layers: self.nodes,
         };
+        for node in &mut spec.layers {
+            if self
+                .frozen
+                .contains(node.name.as_deref().unwrap_or_default())
+            {
+                node.trainable = false;
+            }
+        }
         if spec.wiring()?.is_chain() {
             for node in &mut spec.layers {
                 node.inputs = None;

@@ -150,3 +150,18 @@ fn torchvision_full_size_resnet18_vgg11_bn_googlenet() {
     let g = check(&dir, "googlenet", 1e-4);
     assert_eq!(g.param_counts().0, 6_624_904);
 }
+
+#[test]
+fn input_normalization_and_softmax_around_a_torch_net() {
+    let m = check(&fixtures(), "normalized", 1e-5);
+    // (x - mean) / std: two frozen batch norms in front; the softmax fused into the classifier.
+    let first: Vec<_> = m.spec().layers.iter().take(2).collect();
+    assert!(first
+        .iter()
+        .all(|n| n.layer.kind() == "BatchNormalization" && !n.trainable));
+    assert_eq!(m.head(), convnet_nn::Activation::Softmax);
+    let last = m.spec().layers.last().unwrap();
+    assert!(
+        matches!(&last.layer, LayerSpec::Dense(d) if d.activation == convnet_nn::Activation::Softmax)
+    );
+}
