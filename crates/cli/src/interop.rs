@@ -68,11 +68,40 @@ pub struct ImportArgs {
     /// Folder of the data files.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// A text file with one class name per line, in output order (e.g.
+    /// ImageNet's 1,000 names), shown by predict, evaluate and explain.
+    #[arg(long)]
+    class_names: Option<PathBuf>,
+}
+
+/// Class names from a file, one per line; as many as the model's outputs.
+fn read_class_names(path: &std::path::Path, outputs: usize) -> CliResult<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("--class-names {}: {e}", path.display())))?;
+    let names: Vec<String> = text
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    let expected = if outputs == 1 { 2 } else { outputs };
+    if names.len() != expected {
+        return Err(CliError::usage(format!(
+            "--class-names {}: {} names, the model has {expected} classes (one name per line)",
+            path.display(),
+            names.len()
+        )));
+    }
+    Ok(names)
 }
 
 /// `convnet import`.
 pub fn import(a: ImportArgs) -> CliResult<()> {
     let model = convnet_onnx::import(&a.file)?;
+    let outputs: usize = model.output_shape().iter().product();
+    let classes = match &a.class_names {
+        Some(p) => Some(read_class_names(p, outputs)?),
+        None => None,
+    };
     let out = match &a.out {
         Some(o) => o.clone(),
         None => {
@@ -93,7 +122,6 @@ pub fn import(a: ImportArgs) -> CliResult<()> {
     std::fs::create_dir_all(&out)
         .map_err(|e| CliError::runtime(format!("{}: {e}", out.display())))?;
     let spec = model.spec().clone();
-    let outputs: usize = model.output_shape().iter().product();
     let data = a.data.clone().unwrap_or_else(|| {
         if spec.input_shape == [28, 28, 1] {
             "mnist".into()
@@ -122,7 +150,7 @@ pub fn import(a: ImportArgs) -> CliResult<()> {
         early_stopping: None,
         reduce_lr_on_plateau: None,
         augment: Default::default(),
-        classes: None,
+        classes,
         seed: 42,
     };
     model.save(&out)?;

@@ -793,7 +793,7 @@ impl<'a> Importer<'a> {
             }
             "Identity" => {
                 at.only(&[])?;
-                match self.consts.get(&n.input[0]).cloned() {
+                match n.input.first().and_then(|i| self.consts.get(i)).cloned() {
                     Some(c) => {
                         self.consts.insert(n.output[0].clone(), c);
                     }
