@@ -154,14 +154,29 @@ fn torchvision_full_size_resnet18_vgg11_bn_googlenet() {
 #[test]
 fn input_normalization_and_softmax_around_a_torch_net() {
     let m = check(&fixtures(), "normalized", 1e-5);
-    // (x - mean) / std: two frozen batch norms in front; the softmax fused into the classifier.
-    let first: Vec<_> = m.spec().layers.iter().take(2).collect();
-    assert!(first
-        .iter()
-        .all(|n| n.layer.kind() == "BatchNormalization" && !n.trainable));
+    // (x - mean) / std: one frozen batch norm in front (Sub and Div folded together);
+    // the softmax fused into the classifier.
+    let l = &m.spec().layers;
+    assert!(l[0].layer.kind() == "BatchNormalization" && !l[0].trainable);
+    assert_eq!(l[1].layer.kind(), "Conv2D");
     assert_eq!(m.head(), convnet_nn::Activation::Softmax);
     let last = m.spec().layers.last().unwrap();
     assert!(
         matches!(&last.layer, LayerSpec::Dense(d) if d.activation == convnet_nn::Activation::Softmax)
     );
+}
+
+#[test]
+fn a_keras_net_through_tf2onnx_nhwc_input_folded_batch_norm_computed_reshape() {
+    let m = check(&fixtures(), "keras-tf2onnx", 1e-5);
+    // Keras's batch norm arrives as Mul + Add: one frozen affine layer.
+    assert_eq!(count(&m, "BatchNormalization"), 1);
+    assert!(m
+        .spec()
+        .layers
+        .iter()
+        .any(|n| n.layer.kind() == "BatchNormalization" && !n.trainable));
+    assert_eq!(count(&m, "Add"), 1);
+    assert_eq!(count(&m, "Dense"), 2);
+    assert_eq!(m.input_shape(), &[28, 28, 1]);
 }

@@ -1,0 +1,763 @@
+//! ONNX -> Model.
+//!
+//! The graph is walked once, in its (topological) node order. Every ONNX
+//! value maps to a [`Val`]: the convnet node that computes it and how the
+//! ONNX tensor is laid out relative to ours:
+//!
+//! ```text
+//! Nchw    ONNX [N, C, H, W]   ours [N, H, W, C]   (convs, pools, BN)
+//! Nhwc    ONNX [N, H, W, C]   ours the same       (tf2onnx inputs, after Transpose(0,2,3,1))
+//! Flat    ONNX [N, F]         ours [N, F], in `perm` order when a
+//!                             channel-first Flatten made it (see below)
+//! Pooled  ONNX [N, C, 1, 1]   ours [N, C]         (after global pooling)
+//! ```
+//!
+//! Layout changes (`Transpose`, a flatten of a pooled value) cost no node.
+//! A Flatten of an `Nchw` value orders features `c, y, x`; ours orders them
+//! `y, x, c`, so the value carries that permutation until a Gemm / MatMul
+//! reads it, whose rows are then permuted: `row_ours(y, x, c) =
+//! row_onnx(c, y, x)`. Elementwise ops and Dropout pass it through.
+//!
+//! Weights: Conv `W [F, C, KH, KW]` becomes `[KH, KW, C, F]`; Gemm's `B`
+//! becomes `[IN, UNITS]` (transposed when `transB = 1`, times `alpha`).
+//! Activations fuse into the Conv / Dense before them when nothing else
+//! reads that layer's output; `MatMul` + `Add(bias)` become one Dense; a
+//! `Pad` read only by a Conv folds into its padding, otherwise it becomes
+//! a ZeroPadding2D.
+
+use crate::proto::{self, attribute_type, AttributeProto, ModelProto, NodeProto, TensorProto};
+use crate::{OnnxError, Result};
+use convnet_nn::{
+    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, Model,
+    ModelSpec, Node, Padding, PoolConfig, Source, Tensor, INPUT,
+};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// How an ONNX value is laid out relative to our tensor (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layout {
+    Nchw,
+    Nhwc,
+    Flat,
+    Pooled,
+}
+
+/// An ONNX value as convnet computes it.
+#[derive(Clone, Debug)]
+struct Val {
+    src: Source,
+    layout: Layout,
+    /// Our per-sample shape.
+    shape: Vec<usize>,
+    /// A flat value in channel-first order: the `[H, W, C]` it came from.
+    perm: Option<[usize; 3]>,
+    /// Zero padding `[top, bottom, left, right]` not yet applied.
+    pad: Option<[usize; 4]>,
+}
+
+/// One entry of a shape computed in the graph (`Shape` -> `Gather` ->
+/// `Concat` -> `Reshape`, as tf2onnx and older PyTorch exports flatten).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Dim {
+    /// The batch size, unknown until run time.
+    Batch,
+    /// A known size.
+    Int(i64),
+}
+
+/// A constant tensor: f32 data or integers.
+#[derive(Clone, Debug)]
+enum Const {
+    F32(Vec<usize>, Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// Ops the importer knows, for error messages.
+pub const SUPPORTED: &str = "Conv (group 1), BatchNormalization, Relu, LeakyRelu, Elu, Sigmoid, \
+Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
+flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
+Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic feeding a Reshape, Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
+Constant";
+
+/// Reads an ONNX file into a model.
+///
+/// Weights stored beside the file (ONNX external data, what
+/// `torch.onnx.export` writes by default) are read from the files the model
+/// names, which must lie in the model's folder.
+pub fn import(path: &Path) -> Result<Model> {
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| OnnxError::Io {
+        path: source.clone(),
+        msg: e.to_string(),
+    })?;
+    let mut m = decode(&bytes, &source)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    load_external(&mut m, dir, &source)?;
+    from_onnx(&m, &source)
+}
+
+fn decode(bytes: &[u8], source: &str) -> Result<ModelProto> {
+    ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed {
+        path: source.into(),
+        msg: format!("not an ONNX model (protobuf ModelProto): {e}"),
+    })
+}
+
+/// Decodes ONNX bytes (`source` names them in errors) into a model.
+pub fn import_bytes(bytes: &[u8], source: &str) -> Result<Model> {
+    from_onnx(&decode(bytes, source)?, source)
+}
+
+/// Converts a decoded ONNX model (`source` names it in errors).
+pub fn from_onnx(m: &ModelProto, source: &str) -> Result<Model> {
+    let mut b = Importer::new(m, source)?;
+    let graph = m.graph.as_ref().expect("checked in new");
+    for node in &graph.node {
+        b.node(node)?;
+    }
+    b.finish(graph)
+}
+
+struct Importer<'a> {
+    path: &'a str,
+    consts: HashMap<String, Const>,
+    vals: HashMap<String, Val>,
+    /// How many node inputs (and graph outputs) read each value.
+    readers: HashMap<String, usize>,
+    nodes: Vec<Node>,
+    shapes: Vec<Vec<usize>>,
+    weights: Vec<Vec<(&'static str, Tensor)>>,
+    taken: HashSet<String>,
+    /// Shapes computed in the graph, by value name.
+    syms: HashMap<String, Vec<Dim>>,
+    /// Padded values already materialized as a ZeroPadding2D node.
+    padded: HashMap<String, Val>,
+    input_shape: Vec<usize>,
+    /// Nodes our own export marked frozen.
+    frozen: HashSet<String>,
+    /// The input's batch size when the file fixes it.
+    batch: Option<i64>,
+    /// Dropout rates from our own export's metadata, by output name.
+    dropout_rates: HashMap<String, f32>,
+}
+
+mod attrs;
+mod layers;
+mod merge;
+mod tensors;
+
+use attrs::{node_name, unsupported, Attrs};
+use tensors::{decode_tensor, load_external, malformed};
+
+impl<'a> Importer<'a> {
+    fn new(m: &ModelProto, path: &'a str) -> Result<Self> {
+        let graph = m.graph.as_ref().ok_or_else(|| {
+            malformed(
+                path,
+                "field 'graph' is missing: expected the model's GraphProto",
+            )
+        })?;
+        let mut consts = HashMap::new();
+        for t in &graph.initializer {
+            consts.insert(t.name.clone(), decode_tensor(path, t)?);
+        }
+        let mut readers: HashMap<String, usize> = HashMap::new();
+        for n in &graph.node {
+            for i in n.input.iter().filter(|i| !i.is_empty()) {
+                *readers.entry(i.clone()).or_default() += 1;
+            }
+        }
+        for o in &graph.output {
+            *readers.entry(o.name.clone()).or_default() += 1;
+        }
+        let inputs: Vec<_> = graph
+            .input
+            .iter()
+            .filter(|i| !consts.contains_key(&i.name))
+            .collect();
+        let input = match inputs.as_slice() {
+            [one] => *one,
+            _ => {
+                return Err(malformed(
+                    path,
+                    format!(
+                        "field 'graph.input': expected one input besides the initializers, found {} ({})",
+                        inputs.len(),
+                        inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+        };
+        let dims: Vec<Option<i64>> = input
+            .r#type
+            .as_ref()
+            .and_then(|t| t.tensor_type.as_ref())
+            .and_then(|t| t.shape.as_ref())
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(proto::DimValue::DimValue(v)) if v > 0 => Some(v),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .ok_or_else(|| {
+                malformed(
+                    path,
+                    format!(
+                        "input '{}': no tensor shape; expected [N, C, H, W] or [N, F]",
+                        input.name
+                    ),
+                )
+            })?;
+        let fixed = |i: usize| -> Result<usize> {
+            dims[i]
+                .filter(|&d| d <= 1 << 20)
+                .map(|d| d as usize)
+                .ok_or_else(|| malformed(path, format!("input '{}': dimension {i} is not a fixed size ({dims:?}); export with a fixed input size", input.name)))
+        };
+        // tf2onnx keeps Keras's NHWC input and transposes it before the first conv.
+        // tf2onnx keeps Keras's NHWC input and transposes it before the
+        // first conv (or, with one channel, reshapes [N, H, W, 1] to [N, 1, H, W]).
+        let to_nchw = |n: &NodeProto| match n.op_type.as_str() {
+            "Transpose" => n
+                .attribute
+                .iter()
+                .any(|a| a.name == "perm" && a.ints == [0, 3, 1, 2]),
+            "Reshape" => match n.input.get(1).and_then(|t| consts.get(t)) {
+                Some(Const::I64(t)) => {
+                    dims.len() == 4
+                        && dims[3] == Some(1)
+                        && t.len() == 4
+                        && t[1] == 1
+                        && Some(t[2]) == dims[1]
+                        && Some(t[3]) == dims[2]
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        let nhwc = dims.len() == 4
+            && graph
+                .node
+                .iter()
+                .filter(|n| n.input.contains(&input.name))
+                .all(to_nchw);
+        let (shape, layout) = match dims.len() {
+            4 if nhwc => (vec![fixed(1)?, fixed(2)?, fixed(3)?], Layout::Nhwc),
+            4 => (vec![fixed(2)?, fixed(3)?, fixed(1)?], Layout::Nchw),
+            2 => (vec![fixed(1)?], Layout::Flat),
+            n => {
+                return Err(malformed(
+                    path,
+                    format!(
+                        "input '{}': rank {n}; expected [N, C, H, W] or [N, F]",
+                        input.name
+                    ),
+                ))
+            }
+        };
+        let mut vals = HashMap::new();
+        vals.insert(
+            input.name.clone(),
+            Val {
+                src: Source::Input,
+                layout,
+                shape: shape.clone(),
+                perm: None,
+                pad: None,
+            },
+        );
+        let mut taken = HashSet::new();
+        taken.insert(INPUT.to_string());
+        Ok(Importer {
+            path,
+            consts,
+            vals,
+            readers,
+            nodes: Vec::new(),
+            shapes: Vec::new(),
+            weights: Vec::new(),
+            taken,
+            padded: HashMap::new(),
+            syms: HashMap::new(),
+            input_shape: shape,
+            batch: dims.first().copied().flatten(),
+            frozen: m
+                .metadata_props
+                .iter()
+                .filter_map(|p| {
+                    p.key
+                        .strip_prefix(crate::export::FROZEN)
+                        .map(str::to_string)
+                })
+                .collect(),
+            dropout_rates: m
+                .metadata_props
+                .iter()
+                .filter_map(|p| {
+                    let node = p.key.strip_prefix(crate::export::DROPOUT_RATE)?;
+                    Some((node.to_string(), p.value.parse().ok()?))
+                })
+                .collect(),
+        })
+    }
+
+    fn val(&self, n: &NodeProto, i: usize) -> Result<Val> {
+        let name = n
+            .input
+            .get(i)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| unsupported(self.path, n, format!("input {i} is missing")))?;
+        if self.consts.contains_key(name) {
+            return Err(unsupported(
+                self.path,
+                n,
+                format!(
+                    "input {i} ('{name}') is a constant; convnet takes constants only as weights"
+                ),
+            ));
+        }
+        self.vals.get(name).cloned().ok_or_else(|| {
+            malformed(
+                self.path,
+                format!(
+                    "node '{}' reads '{name}', which no earlier node computes",
+                    node_name(n)
+                ),
+            )
+        })
+    }
+
+    fn constant(&self, n: &NodeProto, i: usize) -> Result<Option<&Const>> {
+        match n.input.get(i).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(name) => self.consts.get(name).map(Some).ok_or_else(|| {
+                unsupported(
+                    self.path,
+                    n,
+                    format!("input {i} ('{name}') must be a constant (an initializer)"),
+                )
+            }),
+        }
+    }
+
+    fn weight(&self, n: &NodeProto, i: usize, what: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        match self.constant(n, i)? {
+            Some(Const::F32(d, v)) => Ok((d.clone(), v.clone())),
+            Some(Const::I64(_)) => Err(unsupported(
+                self.path,
+                n,
+                format!("{what} (input {i}) must be float"),
+            )),
+            None => Err(unsupported(
+                self.path,
+                n,
+                format!("{what} (input {i}) is missing"),
+            )),
+        }
+    }
+
+    fn set(&mut self, n: &NodeProto, v: Val) {
+        if let Some(o) = n.output.first() {
+            self.vals.insert(o.clone(), v);
+        }
+    }
+
+    /// A value with its pending padding applied (as a ZeroPadding2D node).
+    fn materialize(&mut self, n: &NodeProto, i: usize) -> Result<Val> {
+        let v = self.val(n, i)?;
+        let Some([t, b, l, r]) = v.pad else {
+            return Ok(v);
+        };
+        let key = n.input[i].clone();
+        if let Some(p) = self.padded.get(&key) {
+            return Ok(p.clone());
+        }
+        let layer = LayerSpec::ZeroPadding2D {
+            padding: [[t, b], [l, r]],
+        };
+        let base = Val { pad: None, ..v };
+        let src = self.push(&key, layer, std::slice::from_ref(&base), vec![])?;
+        let shape = self.shapes[self.nodes.len() - 1].clone();
+        let p = Val { src, shape, ..base };
+        self.padded.insert(key, p.clone());
+        Ok(p)
+    }
+
+    /// Appends a convnet node reading `inputs`; returns its source.
+    fn push(
+        &mut self,
+        name: &str,
+        layer: LayerSpec,
+        inputs: &[Val],
+        weights: Vec<(&'static str, Tensor)>,
+    ) -> Result<Source> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
+        let out = layer.output_shape_of(&shapes)?;
+        let mut base: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_-./".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if base.is_empty() {
+            base = "node".into();
+        }
+        let mut unique = base.clone();
+        let mut k = 1;
+        while self.taken.contains(&unique) {
+            unique = format!("{base}_{k}");
+            k += 1;
+        }
+        self.taken.insert(unique.clone());
+        let names = inputs
+            .iter()
+            .map(|v| match v.src {
+                Source::Input => INPUT.to_string(),
+                Source::Node(j) => self.nodes[j].name.clone().expect("named"),
+            })
+            .collect();
+        self.nodes.push(Node {
+            name: Some(unique),
+            inputs: Some(names),
+            trainable: true,
+            layer,
+        });
+        self.shapes.push(out);
+        self.weights.push(weights);
+        Ok(Source::Node(self.nodes.len() - 1))
+    }
+
+    /// Pushes a single-input node and maps the ONNX output to it.
+    fn simple(
+        &mut self,
+        n: &NodeProto,
+        layer: LayerSpec,
+        x: Val,
+        layout: Layout,
+        w: Vec<(&'static str, Tensor)>,
+    ) -> Result<()> {
+        let src = self.push(&node_name(n), layer, std::slice::from_ref(&x), w)?;
+        let shape = self.shapes[self.nodes.len() - 1].clone();
+        self.set(
+            n,
+            Val {
+                src,
+                layout,
+                shape,
+                perm: x.perm,
+                pad: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// The node `x` comes from, when this node is its only reader and it
+    /// is the newest node: a candidate for fusing.
+    fn sole_producer(&self, n: &NodeProto, x: &Val) -> Option<usize> {
+        match x.src {
+            Source::Node(j)
+                if j + 1 == self.nodes.len()
+                    && x.pad.is_none()
+                    && self.readers.get(&n.input[0]).copied() == Some(1) =>
+            {
+                Some(j)
+            }
+            _ => None,
+        }
+    }
+
+    fn image(&self, n: &NodeProto, x: &Val) -> Result<()> {
+        if x.layout != Layout::Nchw {
+            return Err(unsupported(
+                self.path,
+                n,
+                format!(
+                    "expects an NCHW image, found a {:?} value of shape {:?}",
+                    x.layout, x.shape
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, n: &NodeProto) -> Result<()> {
+        if !n.domain.is_empty() && n.domain != "ai.onnx" {
+            return Err(unsupported(
+                self.path,
+                n,
+                format!(
+                    "domain '{}' is not supported; supported: {SUPPORTED}",
+                    n.domain
+                ),
+            ));
+        }
+        if n.output.is_empty() {
+            return Err(malformed(
+                self.path,
+                format!("node '{}' ({}) has no output", node_name(n), n.op_type),
+            ));
+        }
+        let at = Attrs {
+            node: n,
+            path: self.path,
+        };
+        match n.op_type.as_str() {
+            "Constant" => {
+                at.only(&["value"])?;
+                let t = at.get("value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
+                    unsupported(
+                        self.path,
+                        n,
+                        "only the 'value' tensor form is supported".into(),
+                    )
+                })?;
+                let c = decode_tensor(self.path, t)?;
+                self.consts.insert(n.output[0].clone(), c);
+            }
+            "Identity" => {
+                at.only(&[])?;
+                match n.input.first().and_then(|i| self.consts.get(i)).cloned() {
+                    Some(c) => {
+                        self.consts.insert(n.output[0].clone(), c);
+                    }
+                    None => {
+                        let x = self.val(n, 0)?;
+                        self.set(n, x);
+                    }
+                }
+            }
+            "ReduceMean" | "ReduceMax" => self.reduce(n, &at)?,
+            "Conv" => self.conv(n, &at)?,
+            "Gemm" => self.gemm(n, &at)?,
+            "MatMul" => {
+                at.only(&[])?;
+                let x = self.materialize(n, 0)?;
+                let (d, w) = self.weight(n, 1, "B")?;
+                self.dense(n, x, d, w, false, 1.0, None)?;
+            }
+            "Add" | "Sum" => self.add(n, &at)?,
+            "Sub" | "Mul" | "Div" => self.affine(n, &at)?,
+            "BatchNormalization" => self.batch_norm(n, &at)?,
+            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Elu" | "Softmax" => {
+                self.activation(n, &at)?
+            }
+            "MaxPool" | "AveragePool" => self.pool(n, &at)?,
+            "GlobalAveragePool" | "GlobalMaxPool" => {
+                at.only(&[])?;
+                let x = self.materialize(n, 0)?;
+                self.image(n, &x)?;
+                let layer = if n.op_type == "GlobalAveragePool" {
+                    LayerSpec::GlobalAveragePooling2D
+                } else {
+                    LayerSpec::GlobalMaxPooling2D
+                };
+                self.simple(n, layer, x, Layout::Pooled, vec![])?;
+            }
+            "Flatten" => {
+                at.only(&["axis"])?;
+                if at.int("axis", 1)? != 1 {
+                    return Err(at.err("only axis 1 is supported".into()));
+                }
+                self.flatten(n)?;
+            }
+            "Reshape" => self.reshape(n, &at)?,
+            "Shape" => {
+                at.only(&["start", "end"])?;
+                let x = self.val(n, 0)?;
+                let d = |v: usize| Dim::Int(v as i64);
+                let mut dims = vec![Dim::Batch];
+                dims.extend(match (x.layout, x.shape.as_slice()) {
+                    (Layout::Nchw, [h, w, c]) => vec![d(*c), d(*h), d(*w)],
+                    (Layout::Pooled, [c]) => vec![d(*c), d(1), d(1)],
+                    (_, shape) => shape.iter().map(|&v| d(v)).collect(),
+                });
+                let r = dims.len() as i64;
+                let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+                let (a, b) = (clamp(at.int("start", 0)?), clamp(at.int("end", r)?));
+                self.syms
+                    .insert(n.output[0].clone(), dims[a..b.max(a)].to_vec());
+            }
+            "Gather" | "Slice" | "Cast" | "Unsqueeze" | "Squeeze" | "Concat"
+                if n.input.iter().any(|i| self.syms.contains_key(i)) =>
+            {
+                self.shape_op(n, &at)?;
+            }
+            "Cast" => {
+                at.only(&["to", "saturate"])?;
+                if at.int("to", 0)? != i64::from(proto::FLOAT) {
+                    return Err(
+                        at.err("only a cast to float of a computed value is supported".into())
+                    );
+                }
+                let x = self.val(n, 0)?;
+                self.set(n, x);
+            }
+            "Squeeze" => {
+                let x = self.val(n, 0)?;
+                let axes = match (at.ints("axes")?, self.constant(n, 1)?) {
+                    (Some(a), _) => a,
+                    (None, Some(Const::I64(v))) => v.clone(),
+                    _ => vec![],
+                };
+                if x.layout != Layout::Pooled
+                    || !(axes == [2, 3] || axes == [-2, -1] || axes == [3, 2])
+                {
+                    return Err(at.err(
+                        "only the squeeze of axes 2, 3 after global pooling is supported".into(),
+                    ));
+                }
+                self.set(
+                    n,
+                    Val {
+                        layout: Layout::Flat,
+                        ..x
+                    },
+                );
+            }
+            "Transpose" => {
+                at.only(&["perm"])?;
+                let x = self.val(n, 0)?;
+                let perm = at.ints("perm")?.unwrap_or_default();
+                let layout = match (x.layout, perm.as_slice()) {
+                    (Layout::Nhwc, [0, 3, 1, 2]) => Layout::Nchw,
+                    (Layout::Nchw, [0, 2, 3, 1]) => Layout::Nhwc,
+                    (l, p) => {
+                        return Err(at.err(format!(
+                            "only NHWC <-> NCHW transposes are supported; found perm {p:?} on a {l:?} value"
+                        )))
+                    }
+                };
+                self.set(n, Val { layout, ..x });
+            }
+            "Dropout" => {
+                at.only(&["ratio", "seed"])?;
+                if n.output.len() > 1 && n.output[1..].iter().any(|o| self.readers.contains_key(o))
+                {
+                    return Err(at.err(
+                        "its mask output is read; only inference Dropout is supported".into(),
+                    ));
+                }
+                let rate = match self.constant(n, 1)? {
+                    Some(Const::F32(_, v)) if v.len() == 1 => v[0],
+                    Some(_) => return Err(at.err("ratio must be one float".into())),
+                    // Our export keeps the rate in the metadata.
+                    None => match self.dropout_rates.get(&n.output[0]) {
+                        Some(r) => *r,
+                        None => at.float("ratio", 0.5)?,
+                    },
+                };
+                if !(0.0..1.0).contains(&rate) {
+                    return Err(at.err(format!("ratio {rate}: expected a value in [0, 1)")));
+                }
+                let x = self.materialize(n, 0)?;
+                let layout = x.layout;
+                self.simple(
+                    n,
+                    LayerSpec::Dropout(DropoutConfig::new(rate)),
+                    x,
+                    layout,
+                    vec![],
+                )?;
+            }
+            "Pad" => self.pad(n, &at)?,
+            "Concat" => self.concat(n, &at)?,
+            other => {
+                return Err(unsupported(
+                    self.path,
+                    n,
+                    format!("operator {other} is not supported; supported: {SUPPORTED}"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Gather, Slice, Cast, Unsqueeze, Squeeze and Concat on computed shapes.
+    fn finish(self, graph: &proto::GraphProto) -> Result<Model> {
+        let out = match graph.output.as_slice() {
+            [one] => one,
+            o => {
+                return Err(malformed(
+                    self.path,
+                    format!(
+                        "field 'graph.output': expected one output, found {}",
+                        o.len()
+                    ),
+                ))
+            }
+        };
+        let v = self.vals.get(&out.name).ok_or_else(|| {
+            malformed(
+                self.path,
+                format!("output '{}' is not computed by any node", out.name),
+            )
+        })?;
+        if v.perm.is_some() || v.pad.is_some() {
+            return Err(malformed(
+                self.path,
+                format!("output '{}' is a channel-first flatten or a pending pad, which convnet orders differently", out.name),
+            ));
+        }
+        match v.src {
+            Source::Node(j) if j + 1 == self.nodes.len() => {}
+            _ => {
+                return Err(malformed(
+                    self.path,
+                    format!(
+                        "output '{}' is not computed by the graph's last layer",
+                        out.name
+                    ),
+                ))
+            }
+        }
+        let mut spec = ModelSpec {
+            input_shape: self.input_shape.clone(),
+            layers: self.nodes,
+        };
+        for node in &mut spec.layers {
+            if self
+                .frozen
+                .contains(node.name.as_deref().unwrap_or_default())
+            {
+                node.trainable = false;
+            }
+        }
+        if spec.wiring()?.is_chain() {
+            for node in &mut spec.layers {
+                node.inputs = None;
+            }
+        }
+        let mut model = spec.build(0)?;
+        for (i, ws) in self.weights.into_iter().enumerate() {
+            let layer = &mut model.layers_mut()[i];
+            for (name, t) in ws {
+                let p = layer
+                    .params_mut()
+                    .into_iter()
+                    .find(|p| p.name == name)
+                    .expect("the layer has the parameter");
+                if p.value.shape() != t.shape() {
+                    return Err(malformed(
+                        self.path,
+                        format!(
+                            "layer {i}: {name} has shape {:?}, the layer needs {:?}",
+                            t.shape(),
+                            p.value.shape()
+                        ),
+                    ));
+                }
+                p.value = t;
+            }
+        }
+        Ok(model)
+    }
+}
