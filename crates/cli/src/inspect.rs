@@ -23,6 +23,11 @@ pub struct EvaluateArgs {
     /// Batch size.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// Test-time augmentation: average over N views of each test image (the
+    /// original and N - 1 copies augmented as the run was trained, or with
+    /// small shifts, rotations and zooms).
+    #[arg(long, default_value_t = 1)]
+    tta: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -63,6 +68,41 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         .test
         .ok_or_else(|| CliError::usage(format!("--data '{data}' has no test split")))?;
     let outputs = outputs_of(&model);
+    if a.tta > 1 {
+        // Accuracy of the averaged probabilities (classification only).
+        let aug = convnet_data::tta_config(&cfg.augment);
+        let p = convnet_data::predict_tta(
+            &mut model,
+            &test.images,
+            &aug,
+            a.tta,
+            convnet_lab::ensemble::TTA_SEED,
+            a.batch_size,
+        )?;
+        let pred: Vec<usize> = if outputs == 1 {
+            p.data().iter().map(|&v| (v > 0.5) as usize).collect()
+        } else {
+            p.argmax_rows()
+        };
+        let hits = pred
+            .iter()
+            .zip(test.labels.data())
+            .filter(|(p, l)| **p == **l as usize)
+            .count();
+        let acc = hits as f32 / test.len().max(1) as f32;
+        println!(
+            "accuracy {acc:.4} ({:.2} %) on {} images, test-time augmentation: {} views",
+            acc * 100.0,
+            test.len(),
+            a.tta
+        );
+        return Ok(());
+    }
+    if a.tta == 0 {
+        return Err(CliError::usage(
+            "--tta must be at least 1 (1: no augmentation)",
+        ));
+    }
     let ds = dataset(&test, cfg.loss, outputs)?;
     let e = model.evaluate(&ds, a.batch_size)?;
     println!(

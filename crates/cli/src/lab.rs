@@ -195,13 +195,92 @@ pub struct EnsembleArgs {
     /// instead of training them again.
     #[arg(long)]
     resume: bool,
+    /// Evaluate the ensemble saved in this folder (net-01, net-02, ...) on
+    /// the test images instead of training one, e.g. models/mnist-ensemble.
+    #[arg(long, value_name = "DIR")]
+    evaluate: Option<PathBuf>,
+    /// Test-time augmentation: average each net's outputs over N views of
+    /// every test image (the original and N - 1 augmented copies).
+    #[arg(long, default_value_t = 1)]
+    tta: usize,
     #[command(flatten)]
     budget: Budget,
+}
+
+/// The members' table, the mean and sd, the ensemble and its growth.
+fn members_report(r: &convnet_lab::ensemble::EnsembleResult, seconds: bool) -> String {
+    let mut report = String::from(if seconds {
+        "| net | test accuracy | training seconds |\n|---|---|---|\n"
+    } else {
+        "| net | test accuracy |\n|---|---|\n"
+    });
+    for (i, m) in r.members.iter().enumerate() {
+        let secs = match (r.loaded[i], r.seconds[i]) {
+            (true, s) if s > 0.0 => format!("{s:.0} (earlier session)"),
+            (true, _) => "loaded (earlier run)".to_string(),
+            (false, s) => format!("{s:.0}"),
+        };
+        let secs = if seconds {
+            format!(" {secs} |")
+        } else {
+            String::new()
+        };
+        report.push_str(&format!("| net {} | {:.2} % |{secs}\n", i + 1, 100.0 * m));
+    }
+    let mean = r.members.iter().sum::<f32>() / r.members.len() as f32;
+    let var = r.members.iter().map(|m| (m - mean).powi(2)).sum::<f32>()
+        / (r.members.len().max(2) - 1) as f32;
+    let total = if seconds {
+        format!(" {:.0} in all |", r.seconds.iter().sum::<f64>())
+    } else {
+        String::new()
+    };
+    let blank = if seconds { " |" } else { "" };
+    report.push_str(&format!(
+        "| mean of nets (sd) | {:.2} % ({:.3} pp) |{blank}\n| **ensemble** | **{:.2} %** |{total}\n",
+        100.0 * mean,
+        100.0 * var.sqrt(),
+        100.0 * r.ensemble,
+    ));
+    report.push_str("\nThe ensemble's accuracy as it grows (the first k nets, summed softmax):\n\n| nets | test accuracy |\n|---|---|\n");
+    for (k, acc) in &r.growth {
+        report.push_str(&format!("| {k} | {:.2} % |\n", 100.0 * acc));
+    }
+    report
+}
+
+/// `convnet ensemble --evaluate DIR`.
+fn evaluate_saved(a: &EnsembleArgs, dir: &std::path::Path) -> CliResult<()> {
+    let mut models = convnet_lab::ensemble::load_members(dir)?;
+    let data = a.budget.data()?;
+    let test = data.test.take(a.budget.test_size);
+    let r = convnet_lab::ensemble::evaluate_members(&mut models, &test, a.tta)?;
+    let tta = if a.tta > 1 {
+        format!(", test-time augmentation: {} views", a.tta)
+    } else {
+        String::new()
+    };
+    println!(
+        "Ensemble in {}: {} nets, test on {} images{tta}:\n\n{}",
+        dir.display(),
+        models.len(),
+        test.len(),
+        members_report(&r, false)
+    );
+    Ok(())
 }
 
 /// `convnet ensemble`.
 pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
     crate::set_threads(a.budget.threads)?;
+    if a.tta == 0 {
+        return Err(CliError::usage(
+            "--tta must be at least 1 (1: no augmentation)",
+        ));
+    }
+    if let Some(dir) = &a.evaluate {
+        return evaluate_saved(&a, dir);
+    }
     if a.nets == 0 {
         return Err(CliError::usage("--nets must be at least 1"));
     }
@@ -216,47 +295,24 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
         cfg.train_size = 60_000;
     }
     let data = a.budget.data()?;
-    let r = convnet_lab::ensemble::run_ensemble(&v, a.nets, &data, &cfg, &a.out, a.resume)?;
-    let mut report = format!(
-        "Ensemble of {} x `{}` ({} epochs each, 90 % bags of {} images{}), test on {} images:\n\n| net | test accuracy | training seconds |\n|---|---|---|\n",
+    let r = convnet_lab::ensemble::run_ensemble(&v, a.nets, &data, &cfg, &a.out, a.resume, a.tta)?;
+    let report = format!(
+        "Ensemble of {} x `{}` ({} epochs each, 90 % bags of {} images{}), test on {} images{}:\n\n{}",
         a.nets,
         a.model,
         cfg.epochs,
         cfg.train_size,
         if a.augment { ", augmented" } else { "" },
-        cfg.test_size
+        cfg.test_size,
+        if a.tta > 1 { format!(", test-time augmentation: {} views", a.tta) } else { String::new() },
+        members_report(&r, true)
     );
-    for (i, m) in r.members.iter().enumerate() {
-        let secs = match (r.loaded[i], r.seconds[i]) {
-            (true, s) if s > 0.0 => format!("{s:.0} (earlier session)"),
-            (true, _) => "loaded (earlier run)".to_string(),
-            (false, s) => format!("{s:.0}"),
-        };
-        report.push_str(&format!(
-            "| net {} | {:.2} % | {secs} |\n",
-            i + 1,
-            100.0 * m
-        ));
-    }
-    let mean = r.members.iter().sum::<f32>() / r.members.len() as f32;
-    let var = r.members.iter().map(|m| (m - mean).powi(2)).sum::<f32>()
-        / (r.members.len().max(2) - 1) as f32;
-    report.push_str(&format!(
-        "| mean of nets (sd) | {:.2} % ({:.3} pp) | |\n| **ensemble** | **{:.2} %** | {:.0} in all |\n",
-        100.0 * mean,
-        100.0 * var.sqrt(),
-        100.0 * r.ensemble,
-        r.seconds.iter().sum::<f64>()
-    ));
-    report.push_str("\nThe ensemble's accuracy as it grows (the first k nets, summed softmax):\n\n| nets | test accuracy |\n|---|---|\n");
-    for (k, acc) in &r.growth {
-        report.push_str(&format!("| {k} | {:.2} % |\n", 100.0 * acc));
-    }
     println!("{report}");
     write_atomic(&a.out.join("ensemble.md"), report.as_bytes())?;
     let json = serde_json::json!({
         "model": a.model,
         "epochs": cfg.epochs,
+        "tta_views": a.tta,
         "members": r.members,
         "seconds": r.seconds,
         "growth": r.growth.iter().map(|(k, acc)| serde_json::json!({"nets": k, "accuracy": acc})).collect::<Vec<_>>(),

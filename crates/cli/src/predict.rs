@@ -14,7 +14,9 @@ use std::path::PathBuf;
 /// Options of `convnet predict`.
 #[derive(Args)]
 pub struct PredictArgs {
-    /// A run folder written by `convnet train`.
+    /// A run folder written by `convnet train`, or an ensemble's folder
+    /// (net-01, net-02, ...; e.g. models/mnist-ensemble), whose members'
+    /// probabilities are averaged.
     run: PathBuf,
     /// Image files, or folders whose images (and class sub-folders' images) are all predicted.
     inputs: Vec<PathBuf>,
@@ -30,6 +32,11 @@ pub struct PredictArgs {
     /// Batch size.
     #[arg(long, default_value_t = 256)]
     batch_size: usize,
+    /// Test-time augmentation: average over N views of each image (the
+    /// original and N - 1 copies augmented as the run was trained, or with
+    /// small shifts, rotations and zooms).
+    #[arg(long, default_value_t = 1)]
+    tta: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -66,9 +73,23 @@ fn expand(inputs: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
 /// `convnet predict`.
 pub fn predict(a: PredictArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
-    let cfg = RunConfig::load(&a.run)?;
-    let mut model = Model::load(&a.run)?;
-    let shape = model.input_shape().to_vec();
+    let ensemble = !a.run.join(crate::run::RUN_FILE).exists()
+        && convnet_lab::ensemble::member_dir(&a.run, 0)
+            .join("model.json")
+            .exists();
+    let (mut models, classes, augment) = if ensemble {
+        let models = convnet_lab::ensemble::load_members(&a.run)?;
+        (models, None, convnet_data::AugmentConfig::new())
+    } else {
+        let cfg = RunConfig::load(&a.run)?;
+        (vec![Model::load(&a.run)?], cfg.classes, cfg.augment)
+    };
+    if a.tta == 0 {
+        return Err(CliError::usage(
+            "--tta must be at least 1 (1: no augmentation)",
+        ));
+    }
+    let shape = models[0].input_shape().to_vec();
     let (names, x): (Vec<String>, Tensor) = match (&a.csv, a.inputs.is_empty()) {
         (Some(csv), true) => {
             let c = read_kaggle_csv(csv)?;
@@ -102,7 +123,29 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
             ))
         }
     };
-    let probs = model.predict(&x, a.batch_size)?;
+    let tta = convnet_data::tta_config(&augment);
+    let mut probs: Option<Tensor> = None;
+    for m in &mut models {
+        let p = convnet_data::predict_tta(
+            m,
+            &x,
+            &tta,
+            a.tta,
+            convnet_lab::ensemble::TTA_SEED,
+            a.batch_size,
+        )?;
+        match probs.as_mut() {
+            None => probs = Some(p),
+            Some(sum) => sum
+                .data_mut()
+                .iter_mut()
+                .zip(p.data())
+                .for_each(|(s, v)| *s += v),
+        }
+    }
+    let mut probs = probs.expect("at least one model");
+    let inv = 1.0 / models.len() as f32;
+    probs.data_mut().iter_mut().for_each(|v| *v *= inv);
     let k = probs.sample_len().max(1);
     let labels: Vec<usize> = if k == 1 {
         probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
@@ -110,7 +153,7 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         probs.argmax_rows()
     };
     let class_name = |l: usize| {
-        cfg.classes
+        classes
             .as_ref()
             .and_then(|c| c.get(l).cloned())
             .unwrap_or_else(|| l.to_string())

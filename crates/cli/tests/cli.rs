@@ -520,5 +520,58 @@ fn experiment_and_ensemble_commands_on_a_tiny_budget() {
         ens.join("net-01/weights.safetensors").exists() && ens.join("net-02/model.json").exists()
     );
     assert!(ens.join("ensemble.json").exists());
+    // The saved ensemble re-evaluated: the same members and ensemble accuracy.
+    let o = convnet(&[
+        "ensemble",
+        "--evaluate",
+        ens.to_str().unwrap(),
+        "--test-size",
+        "100",
+    ]);
+    let e = text(&o);
+    assert!(o.status.success(), "{e}");
+    let ens_line = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("**ensemble**"))
+            .unwrap()
+            .split('|')
+            .nth(2)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(ens_line(&t), ens_line(&e), "{t}\n{e}");
+    assert!(e.contains("| net 2 |") && e.contains("| 2 |"), "{e}");
+    // With test-time augmentation (3 views) it runs and says so.
+    let o = convnet(&[
+        "ensemble",
+        "--evaluate",
+        ens.to_str().unwrap(),
+        "--test-size",
+        "100",
+        "--tta",
+        "3",
+    ]);
+    assert!(
+        text(&o).contains("test-time augmentation: 3 views"),
+        "{}",
+        text(&o)
+    );
+    // predict takes the ensemble's folder: the members' mean probability.
+    let digit = out.join("one.png");
+    image::GrayImage::from_fn(28, 28, |x, y| {
+        image::Luma([if x == 14 && y > 5 && y < 23 { 255 } else { 0 }])
+    })
+    .save(&digit)
+    .unwrap();
+    let o = convnet(&[
+        "predict",
+        ens.to_str().unwrap(),
+        digit.to_str().unwrap(),
+        "--tta",
+        "2",
+    ]);
+    let p = text(&o);
+    assert!(o.status.success(), "{p}");
+    assert!(p.contains("one.png\t"), "{p}");
     let _ = std::fs::remove_dir_all(&out);
 }

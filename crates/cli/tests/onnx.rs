@@ -59,6 +59,12 @@ fn a_trained_m1_exported_and_imported_keeps_its_test_accuracy() {
         line(&after, "loss "),
         "{before}\n{after}"
     );
+    let o = convnet(&["evaluate", back.to_str().unwrap(), "--tta", "2"]);
+    assert!(
+        text(&o).contains("on 10000 images, test-time augmentation: 2 views"),
+        "{}",
+        text(&o)
+    );
     // Every command takes the imported run: summary, predict, fine-tuning, export again.
     let o = convnet(&["summary", back.to_str().unwrap()]);
     assert!(text(&o).contains("Total params: 454,922"), "{}", text(&o));

@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod idx;
 pub mod mnist;
 pub mod normalize;
+pub mod tta;
 
 pub use augment::{AugmentConfig, Augmented, FillMode, Transform};
 pub use cifar::load_cifar10;
@@ -23,3 +24,4 @@ pub use error::{DataError, Result};
 pub use folder::{load_image, load_image_folder, load_images, FolderOptions, ImageFolder};
 pub use mnist::{one_hot, LabeledImages, Mnist};
 pub use normalize::FeaturewiseStats;
+pub use tta::{predict_tta, tta_config};

@@ -105,6 +105,7 @@ pub fn run_ensemble(
     cfg: &ExperimentConfig,
     out: &Path,
     resume: bool,
+    tta: usize,
 ) -> Result<EnsembleResult> {
     let seq = variant.model()?;
     let pool = cfg.train_size.min(data.train.len());
@@ -122,7 +123,7 @@ pub fn run_ensemble(
         if resume && dir.join("model.json").exists() {
             let mut model = Model::load(&dir)?;
             check_same(&model, &seq, &dir, variant)?;
-            let p = model.predict(&test.images, 500)?;
+            let p = member_outputs(&mut model, &test.images, tta)?;
             let acc = accuracy(&p.argmax_rows(), &test.labels);
             let secs = read_record(&dir).map(|r| r.seconds).unwrap_or(0.0);
             if talk {
@@ -185,7 +186,7 @@ pub fn run_ensemble(
         let mut all = previous;
         all.epochs.extend(history.epochs);
         let secs: f64 = all.epochs.iter().map(|e| e.seconds as f64).sum();
-        let p = model.predict(&test.images, 500)?;
+        let p = member_outputs(&mut model, &test.images, 1)?;
         let acc = accuracy(&p.argmax_rows(), &test.labels);
         model.save(&dir)?;
         write_atomic(&dir.join("history.csv"), all.to_csv().as_bytes())?;
@@ -208,6 +209,12 @@ pub fn run_ensemble(
                 dir.display()
             );
         }
+        let (acc, p) = if tta > 1 {
+            let p = member_outputs(&mut model, &test.images, tta)?;
+            (accuracy(&p.argmax_rows(), &test.labels), p)
+        } else {
+            (acc, p)
+        };
         members.push(acc);
         probs.push(p);
         seconds.push(secs);
@@ -221,6 +228,69 @@ pub fn run_ensemble(
         growth,
         seconds,
         loaded,
+    })
+}
+
+/// A member's softmax outputs on `x`, averaged over `tta` views (1: none)
+/// drawn from the kernel's augmentation.
+pub fn member_outputs(model: &mut Model, x: &Tensor, tta: usize) -> Result<Tensor> {
+    let cfg = convnet_data::tta_config(&convnet_data::AugmentConfig::new());
+    Ok(convnet_data::predict_tta(
+        model, x, &cfg, tta, TTA_SEED, 500,
+    )?)
+}
+
+/// Seed of the test-time augmentation views.
+pub const TTA_SEED: u64 = 0x77A;
+
+/// The members saved under `dir` (`net-01`, `net-02`, ..., in order, up to
+/// the first missing one), e.g. a committed ensemble.
+pub fn load_members(dir: &Path) -> Result<Vec<Model>> {
+    let mut out = Vec::new();
+    while member_dir(dir, out.len()).join("model.json").exists() {
+        out.push(Model::load(&member_dir(dir, out.len()))?);
+    }
+    if out.is_empty() {
+        return Err(LabError::Config(format!(
+            "{}: no ensemble members (expected net-01/model.json, net-02/model.json, ...)",
+            dir.display()
+        )));
+    }
+    let shape = out[0].input_shape().to_vec();
+    if let Some(i) = out.iter().position(|m| m.input_shape() != shape.as_slice()) {
+        return Err(LabError::Config(format!(
+            "{}: member {} takes inputs {:?}, member 1 {:?}",
+            dir.display(),
+            i + 1,
+            out[i].input_shape(),
+            shape
+        )));
+    }
+    Ok(out)
+}
+
+/// Evaluates saved members on `test`: each one's accuracy, the growth table
+/// and the ensemble's accuracy (summed softmax), with `tta` views.
+pub fn evaluate_members(
+    models: &mut [Model],
+    test: &convnet_data::LabeledImages,
+    tta: usize,
+) -> Result<EnsembleResult> {
+    let mut probs = Vec::new();
+    let mut members = Vec::new();
+    for m in models.iter_mut() {
+        let p = member_outputs(m, &test.images, tta)?;
+        members.push(accuracy(&p.argmax_rows(), &test.labels));
+        probs.push(p);
+    }
+    let growth = growth(&probs, &test.labels);
+    let ensemble = growth.last().map(|g| g.1).unwrap_or(0.0);
+    Ok(EnsembleResult {
+        seconds: vec![0.0; members.len()],
+        loaded: vec![true; members.len()],
+        members,
+        ensemble,
+        growth,
     })
 }
 
