@@ -89,6 +89,17 @@ pub trait Layer: Send {
         let _ = (scale, shift);
         Err(x)
     }
+    /// Training forward followed by a ReLU in the same pass, for layers that
+    /// can (BatchNormalization); others hand `x` back. The next
+    /// [`Layer::backward`] then takes the gradient w.r.t. the ReLU's output.
+    fn forward_train_relu(
+        &mut self,
+        x: Tensor,
+        rng: &mut Rng,
+    ) -> std::result::Result<Tensor, Tensor> {
+        let _ = rng;
+        Err(x)
+    }
     /// Forward over the outputs of several nodes, in the order of the node's
     /// `inputs` (merges: Add, Concatenate); every other layer takes one.
     fn forward_inputs(&mut self, xs: Vec<Tensor>, mode: Mode, rng: &mut Rng) -> Tensor {

@@ -28,6 +28,12 @@ pub struct Model {
     head: Activation,
     pub(crate) rng: Rng,
     pub(crate) training: Option<Training>,
+    /// Whether forward passes may fuse neighbouring nodes (default true).
+    fusion: bool,
+    /// Per node: a ReLU whose training forward the batch norm before it
+    /// ran in its own pass in the latest forward, so backward goes straight
+    /// to that batch norm.
+    fused_relu: Vec<bool>,
 }
 
 /// What `compile` sets: the loss, the optimizer and its state.
@@ -57,6 +63,8 @@ impl Model {
             head,
             rng,
             training: None,
+            fusion: true,
+            fused_relu: Vec::new(),
         };
         m.update_needs_backward();
         m
@@ -193,11 +201,40 @@ impl Model {
             && self.wiring.inputs[i + 1] == [Source::Node(i)]
     }
 
+    /// Turns the fusion of neighbouring nodes on or off (on by default);
+    /// results are the same bit for bit, only the number of memory passes
+    /// changes (for tests and benchmarks).
+    pub fn set_fusion(&mut self, on: bool) {
+        self.fusion = on;
+    }
+
+    /// How many ReLUs the latest training forward ran inside the batch
+    /// norm before them.
+    pub fn fused_relus(&self) -> usize {
+        self.fused_relu.iter().filter(|&&f| f).count()
+    }
+
+    /// True when node `i + 1` is a ReLU that reads only node `i`, a batch
+    /// norm that trains (not frozen) read by nothing else.
+    fn bn_relu_pair(&self, i: usize) -> bool {
+        self.feeds_only_next(i)
+            && !self.is_frozen(i)
+            && matches!(self.spec.layers[i].layer, LayerSpec::BatchNormalization(_))
+            && matches!(
+                self.spec.layers[i + 1].layer,
+                LayerSpec::Activation {
+                    activation: Activation::Relu
+                }
+            )
+    }
+
     /// Runs the layers; the head is applied only when `with_head`.
     ///
-    /// In inference, a batch norm whose only input is a Conv2D read by
-    /// nothing else is applied inside the convolution's pass (same
-    /// arithmetic, one memory pass fewer).
+    /// Fusions (same arithmetic, one memory pass fewer): in inference, a
+    /// batch norm whose only input is a Conv2D read by nothing else is
+    /// applied inside the convolution's pass; in training, a ReLU that
+    /// only reads a batch norm runs in the batch norm's pass, and its
+    /// backward inside the batch norm's.
     pub fn forward(&mut self, x: &Tensor, mode: Mode, with_head: bool) -> Tensor {
         self.run_forward(x, mode, with_head, None)
     }
@@ -222,11 +259,25 @@ impl Model {
             let mut input_left = self.wiring.input_readers;
             let mut left = self.wiring.readers.clone();
             let mut outs: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
+            let fuse = self.fusion && times.is_none();
+            self.fused_relu = vec![false; n];
             let mut i = 0;
             while i < n {
                 let mut xs = self.gather(i, &mut input, &mut input_left, &mut outs, &mut left);
-                if mode == Mode::Eval && times.is_none() && xs.len() == 1 && self.feeds_only_next(i)
-                {
+                if mode == Mode::Train && fuse && xs.len() == 1 && self.bn_relu_pair(i) {
+                    let x = xs.pop().expect("one input");
+                    match self.layers[i].forward_train_relu(x, &mut self.rng) {
+                        Ok(y) => {
+                            left[i] = 0;
+                            outs[i + 1] = Some(y);
+                            self.fused_relu[i + 1] = true;
+                            i += 2;
+                            continue;
+                        }
+                        Err(x) => xs.push(x),
+                    }
+                }
+                if mode == Mode::Eval && fuse && xs.len() == 1 && self.feeds_only_next(i) {
                     if let Some((scale, shift)) = self.layers[i + 1].eval_affine() {
                         let x = xs.pop().expect("one input");
                         match self.layers[i].forward_eval_affine(x, &scale, &shift) {
@@ -323,6 +374,11 @@ impl Model {
             };
             if !want_input && !self.needs_backward[i] {
                 // Nothing at or below this node trains (a frozen base).
+                continue;
+            }
+            if self.fused_relu.get(i).copied().unwrap_or(false) {
+                // The batch norm before it applies this ReLU's backward.
+                grads[i - 1] = Some(dy);
                 continue;
             }
             let srcs = &self.wiring.inputs[i];

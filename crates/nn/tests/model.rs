@@ -476,3 +476,65 @@ fn inference_fuses_batch_norm_into_the_convolution_exactly() {
         assert_eq!(a.to_bits(), b.to_bits(), "{a} vs {b}");
     }
 }
+
+/// One training step's outputs and parameter gradients.
+fn step_outputs(fusion: bool) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let opts = NotationOptions::default();
+    // BN -> ReLU pairs inside the block and after the first conv; a BN read by an Add.
+    let spec = parse_notation(
+        "9x9x3-6C3-BN-R[6C3-BN-6C3-BN]x2-R[8C3S2-BN-8C3-BN]-GAP-4",
+        &opts,
+    )
+    .unwrap();
+    let mut pairs = 0;
+    for w in spec.layers.windows(2) {
+        if matches!(w[0].layer, LayerSpec::BatchNormalization(_))
+            && matches!(
+                w[1].layer,
+                LayerSpec::Activation {
+                    activation: Activation::Relu
+                }
+            )
+        {
+            pairs += 1;
+        }
+    }
+    assert!(pairs >= 2, "the net has BN -> ReLU pairs to fuse");
+    let mut m = spec.build(4).unwrap();
+    m.set_fusion(fusion);
+    let mut rng = Rng::seed_from_u64(9);
+    let x = Tensor::from_vec(
+        &[5, 9, 9, 3],
+        (0..5 * 243).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+    )
+    .unwrap();
+    let y = m.forward(&x, Mode::Train, false);
+    assert_eq!(m.fused_relus(), if fusion { pairs } else { 0 });
+    let dlogits = Tensor::from_vec(
+        y.shape(),
+        (0..y.len()).map(|i| ((i % 7) as f32 - 3.0) / 7.0).collect(),
+    )
+    .unwrap();
+    m.backward(dlogits);
+    let grads = m
+        .params_mut()
+        .iter()
+        .map(|p| p.grad.data().iter().map(|v| v.to_bits()).collect())
+        .collect();
+    (y.data().iter().map(|v| v.to_bits()).collect(), grads)
+}
+
+#[test]
+fn fused_batch_norm_relu_is_bit_identical_to_the_two_layers() {
+    let (y1, g1) = step_outputs(true);
+    let (y0, g0) = step_outputs(false);
+    assert_eq!(y1, y0, "forward");
+    assert_eq!(g1.len(), g0.len());
+    for (i, (a, b)) in g1.iter().zip(&g0).enumerate() {
+        assert_eq!(a, b, "gradient of parameter {i}");
+    }
+    assert!(
+        g1.iter().flatten().any(|&b| f32::from_bits(b) != 0.0),
+        "gradients flow"
+    );
+}

@@ -57,6 +57,57 @@ fn scale_shift(x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
 }
 
 /// Backward column sums of one block: `sb += sum dy`, `sg += sum dy * xhat`.
+/// `y = relu(x * scale + shift)`, ReLU as `Activation::Relu` has it
+/// (`if v < 0 { 0 } else { v }`: -0.0 and NaN pass through).
+#[multiversion(targets = "simd")]
+fn scale_shift_relu(x: &[f32], scale: &[f32], shift: &[f32], y: &mut [f32]) {
+    for (yr, xr) in y
+        .chunks_exact_mut(scale.len())
+        .zip(x.chunks_exact(scale.len()))
+    {
+        for (((y, x), a), b) in yr.iter_mut().zip(xr).zip(scale).zip(shift) {
+            let v = x * a + b;
+            *y = if v < 0.0 { 0.0 } else { v };
+        }
+    }
+}
+
+/// The gradient that reaches the batch norm's output through a ReLU:
+/// `dy` where the ReLU passed its input (`!(pre <= 0)`, NaN included, as
+/// `SavedOutput::ReluMask`), else 0; `pre = x * scale + shift` recomputed
+/// with the forward's exact arithmetic.
+#[inline(always)]
+fn through_relu(d: f32, x: f32, a: f32, b: f32) -> f32 {
+    let pre = x * a + b;
+    if pre <= 0.0 {
+        0.0
+    } else {
+        d
+    }
+}
+
+/// [`backward_sums`] for a batch norm followed by a ReLU.
+#[multiversion(targets = "simd")]
+fn backward_sums_relu(dy: &[f32], x: &[f32], t: &ReluTerms, sb: &mut [f32], sg: &mut [f32]) {
+    let c = t.mean.len();
+    let (mean, rstd, scale, shift) = (&t.mean[..c], &t.rstd[..c], &t.scale[..c], &t.shift[..c]);
+    for (dr, xr) in dy.chunks_exact(c).zip(x.chunks_exact(c)) {
+        for i in 0..c {
+            let d = through_relu(dr[i], xr[i], scale[i], shift[i]);
+            sb[i] += d;
+            sg[i] += d * (xr[i] - mean[i]) * rstd[i];
+        }
+    }
+}
+
+/// The forward's per-channel numbers a fused backward recomputes the ReLU with.
+struct ReluTerms<'a> {
+    mean: &'a [f32],
+    rstd: &'a [f32],
+    scale: &'a [f32],
+    shift: &'a [f32],
+}
+
 #[multiversion(targets = "simd")]
 fn backward_sums(
     dy: &[f32],
@@ -103,6 +154,22 @@ fn backward_dx(t: &BackwardTerms, x: &[f32], dy: &mut [f32]) {
         for i in 0..c {
             let xhat = (xr[i] - mean[i]) * rstd[i];
             dr[i] = gamma[i] * rstd[i] * (dr[i] - mean_dy[i] - xhat * mean_dy_xhat[i]);
+        }
+    }
+}
+
+/// [`backward_dx`] for a batch norm followed by a ReLU.
+#[multiversion(targets = "simd")]
+fn backward_dx_relu(t: &BackwardTerms, r: &ReluTerms, x: &[f32], dy: &mut [f32]) {
+    let c = t.mean.len();
+    let (gamma, mean, rstd) = (&t.gamma[..c], &t.mean[..c], &t.rstd[..c]);
+    let (mean_dy, mean_dy_xhat) = (&t.mean_dy[..c], &t.mean_dy_xhat[..c]);
+    let (scale, shift) = (&r.scale[..c], &r.shift[..c]);
+    for (dr, xr) in dy.chunks_exact_mut(c).zip(x.chunks_exact(c)) {
+        for i in 0..c {
+            let d = through_relu(dr[i], xr[i], scale[i], shift[i]);
+            let xhat = (xr[i] - mean[i]) * rstd[i];
+            dr[i] = gamma[i] * rstd[i] * (d - mean_dy[i] - xhat * mean_dy_xhat[i]);
         }
     }
 }
@@ -203,6 +270,38 @@ pub fn batch_norm_forward_train(
     mean: &mut [f32],
     rstd: &mut [f32],
 ) -> Vec<f32> {
+    forward_train(x, c, gamma, beta, eps, y, mean, rstd, false)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// [`batch_norm_forward_train`] followed by a ReLU in the same pass:
+/// `y = relu(gamma * (x - mean) * rstd + beta)`, bit for bit what the two
+/// layers compute one after the other, one memory pass fewer.
+pub fn batch_norm_relu_forward_train(
+    x: &[f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+) -> Vec<f32> {
+    forward_train(x, c, gamma, beta, eps, y, mean, rstd, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward_train(
+    x: &[f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    relu: bool,
+) -> Vec<f32> {
     let (m, var) = mean_and_variance(x, c);
     for (dst, v) in mean.iter_mut().zip(&m) {
         *dst = *v as f32;
@@ -211,7 +310,14 @@ pub fn batch_norm_forward_train(
     for (rs, v) in rstd.iter_mut().zip(&var) {
         *rs = 1.0 / (v + eps).sqrt();
     }
-    apply(x, c, mean, rstd, gamma, beta, y);
+    if relu {
+        let (scale, shift) = scale_and_shift(mean, rstd, gamma, beta);
+        y.par_chunks_mut(BLOCK_ROWS * c)
+            .zip(x.par_chunks(BLOCK_ROWS * c))
+            .for_each(|(yb, xb)| scale_shift_relu(xb, &scale, &shift, yb));
+    } else {
+        apply(x, c, mean, rstd, gamma, beta, y);
+    }
     var
 }
 
@@ -318,6 +424,50 @@ pub fn batch_norm_backward_train_in_place(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
+    backward_train(x, dy, c, gamma, None, mean, rstd, dgamma, dbeta);
+}
+
+/// [`batch_norm_backward_train_in_place`] for [`batch_norm_relu_forward_train`]:
+/// `dy` is the gradient w.r.t. the ReLU's output; the ReLU's mask is
+/// recomputed from `x` (with `beta`) in the two passes the batch norm
+/// makes anyway, so the ReLU's backward pass disappears.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_relu_backward_train_in_place(
+    x: &[f32],
+    dy: &mut [f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    rstd: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    backward_train(x, dy, c, gamma, Some(beta), mean, rstd, dgamma, dbeta);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn backward_train(
+    x: &[f32],
+    dy: &mut [f32],
+    c: usize,
+    gamma: &[f32],
+    relu_beta: Option<&[f32]>,
+    mean: &[f32],
+    rstd: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+) {
+    let (scale, shift) = match relu_beta {
+        Some(beta) => scale_and_shift(mean, rstd, gamma, beta),
+        None => (Vec::new(), Vec::new()),
+    };
+    let relu = relu_beta.map(|_| ReluTerms {
+        mean,
+        rstd,
+        scale: &scale,
+        shift: &shift,
+    });
     let r = (x.len() / c).max(1);
     // Row sums of dy and dy * xhat, block by block.
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
@@ -326,7 +476,10 @@ pub fn batch_norm_backward_train_in_place(
         .map(|(dyb, xb)| {
             let mut sb = vec![0.0f32; c];
             let mut sg = vec![0.0f32; c];
-            backward_sums(dyb, xb, mean, rstd, &mut sb, &mut sg);
+            match &relu {
+                Some(t) => backward_sums_relu(dyb, xb, t, &mut sb, &mut sg),
+                None => backward_sums(dyb, xb, mean, rstd, &mut sb, &mut sg),
+            }
             (sb, sg)
         })
         .collect();
@@ -353,5 +506,8 @@ pub fn batch_norm_backward_train_in_place(
     };
     dy.par_chunks_mut(BLOCK_ROWS * c)
         .zip(x.par_chunks(BLOCK_ROWS * c))
-        .for_each(|(d, xb)| backward_dx(&terms, xb, d));
+        .for_each(|(d, xb)| match &relu {
+            Some(t) => backward_dx_relu(&terms, t, xb, d),
+            None => backward_dx(&terms, xb, d),
+        });
 }

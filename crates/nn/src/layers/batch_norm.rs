@@ -110,6 +110,8 @@ struct Cache {
     x: Tensor,
     mean: Vec<f32>,
     rstd: Vec<f32>,
+    /// A ReLU followed in the same pass ([`Layer::forward_train_relu`]).
+    relu: bool,
 }
 
 /// A built BatchNormalization layer.
@@ -127,6 +129,46 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
+    /// The training forward, with a ReLU after it when `relu`.
+    fn forward_train(&mut self, x: Tensor, relu: bool) -> Tensor {
+        let c = self.channels();
+        let (gamma, beta) = self.gamma_beta();
+        let mut y = Tensor::for_overwrite(&batched(x.batch(), &self.shape));
+        let mut mean = vec![0.0; c];
+        let mut rstd = vec![0.0; c];
+        let run = if relu {
+            kernel::batch_norm_relu_forward_train
+        } else {
+            kernel::batch_norm_forward_train
+        };
+        let var = run(
+            x.data(),
+            c,
+            &gamma,
+            &beta,
+            self.config.epsilon,
+            y.data_mut(),
+            &mut mean,
+            &mut rstd,
+        );
+        let m = self.config.momentum;
+        let mm = self.moving_mean.value.data_mut();
+        mm.iter_mut()
+            .zip(&mean)
+            .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
+        let mv = self.moving_var.value.data_mut();
+        mv.iter_mut()
+            .zip(&var)
+            .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
+        self.cache = Some(Cache {
+            x,
+            mean,
+            rstd,
+            relu,
+        });
+        y
+    }
+
     fn channels(&self) -> usize {
         *self.shape.last().unwrap()
     }
@@ -182,31 +224,15 @@ impl Layer for BatchNorm {
             self.eval_scale = Some(scale);
             return y;
         }
-        let (gamma, beta) = self.gamma_beta();
-        let mut y = Tensor::for_overwrite(&batched(x.batch(), &self.shape));
-        let mut mean = vec![0.0; c];
-        let mut rstd = vec![0.0; c];
-        let var = kernel::batch_norm_forward_train(
-            x.data(),
-            c,
-            &gamma,
-            &beta,
-            self.config.epsilon,
-            y.data_mut(),
-            &mut mean,
-            &mut rstd,
-        );
-        let m = self.config.momentum;
-        let mm = self.moving_mean.value.data_mut();
-        mm.iter_mut()
-            .zip(&mean)
-            .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
-        let mv = self.moving_var.value.data_mut();
-        mv.iter_mut()
-            .zip(&var)
-            .for_each(|(a, b)| *a = *a * m + b * (1.0 - m));
-        self.cache = Some(Cache { x, mean, rstd });
-        y
+        self.forward_train(x, false)
+    }
+
+    fn forward_train_relu(
+        &mut self,
+        x: Tensor,
+        _rng: &mut Rng,
+    ) -> std::result::Result<Tensor, Tensor> {
+        Ok(self.forward_train(x, true))
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
@@ -227,21 +253,35 @@ impl Layer for BatchNorm {
                 });
             return dx;
         };
-        let (gamma, _) = self.gamma_beta();
+        let (gamma, beta) = self.gamma_beta();
         // dx is written over dy: no gradient buffer is allocated.
         let mut dx = dy;
         let mut dgamma = vec![0.0; c];
         let mut dbeta = vec![0.0; c];
-        kernel::batch_norm_backward_train_in_place(
-            cache.x.data(),
-            dx.data_mut(),
-            c,
-            &gamma,
-            &cache.mean,
-            &cache.rstd,
-            &mut dgamma,
-            &mut dbeta,
-        );
+        if cache.relu {
+            kernel::batch_norm_relu_backward_train_in_place(
+                cache.x.data(),
+                dx.data_mut(),
+                c,
+                &gamma,
+                &beta,
+                &cache.mean,
+                &cache.rstd,
+                &mut dgamma,
+                &mut dbeta,
+            );
+        } else {
+            kernel::batch_norm_backward_train_in_place(
+                cache.x.data(),
+                dx.data_mut(),
+                c,
+                &gamma,
+                &cache.mean,
+                &cache.rstd,
+                &mut dgamma,
+                &mut dbeta,
+            );
+        }
         if let Some(g) = &mut self.gamma {
             g.grad
                 .data_mut()
