@@ -4,7 +4,7 @@ importer path (NCHW and NHWC inputs, Conv with pads and auto_pad, a Pad
 folded or not, MatMul + Add, Gemm with alpha/beta/transB, Reshape,
 Transpose, Squeeze, ReduceMean, Sub/Div normalization, Concat, Sum,
 BatchNormalization, every activation, Dropout with a ratio input, Constant,
-Identity) and a few that must be refused.
+Identity, tf2onnx's computed shapes) and a few that must be refused.
 
     python3 tools/onnx/gen_fuzz_seeds.py fuzz/corpus/onnx
 """
@@ -66,6 +66,16 @@ seeds = {
         [N("Constant", [], ["k"], value=w("kv", 6, 3)), N("Gemm", ["x", "k", "c"], ["g"], beta=2.0),
          N("BatchNormalization", ["g", "s", "b", "m", "v"], ["y"])],
         [w("c", 3), w("s", 3), w("b", 3), w("m", 3), numpy_helper.from_array(np.ones(3, np.float32), "v")], ["N", 6], ["N", 3]),
+    "tf2onnx_style_shape_reshape": model(
+        [N("Reshape", ["x", "to_nchw"], ["r"]), N("Conv", ["r", "w"], ["c"]), N("Mul", ["c", "g"], ["m"]),
+         N("Add", ["m", "b"], ["a"]), N("Transpose", ["a"], ["t"], perm=[0, 2, 3, 1]), N("Shape", ["a"], ["s"]),
+         N("Gather", ["s", "perm"], ["sp"]), N("Cast", ["sp"], ["sc"], to=6),
+         N("Slice", ["sc", "zero", "one", "zero"], ["bs"]), N("Concat", ["bs", "flat"], ["shape"], axis=0),
+         N("Cast", ["shape"], ["shape64"], to=7), N("Reshape", ["t", "shape64"], ["f"]),
+         N("MatMul", ["f", "d"], ["y"])],
+        [i64("to_nchw", [-1, 1, 5, 5]), w("w", 2, 1, 3, 3), w("g", 2, 1, 1), w("b", 2, 1, 1),
+         i64("perm", [0, 2, 3, 1]), i64("zero", [0]), i64("one", [1]), i64("flat", [18]), w("d", 18, 3)],
+        ["N", 5, 5, 1], ["N", 3]),
     "refused_grouped_conv": model(
         [N("Conv", ["x", "w"], ["y"], group=2)], [w("w", 4, 1, 3, 3)], ["N", 2, 5, 5], ["N", 4, 3, 3]),
     "refused_unknown_op": model([N("Resize", ["x"], ["y"])], [], ["N", 1, 4, 4], ["N", 1, 8, 8]),

@@ -626,6 +626,8 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights() {
         state
     };
     let (mut kills, mut attempts) = (0, 0);
+    // Kills after which the newest checkpoint was later than after the kill before.
+    let (mut progressed, mut last_epoch, mut patience) = (0, 0, 0);
     loop {
         attempts += 1;
         assert!(attempts < 400, "the run never finished");
@@ -651,7 +653,9 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights() {
             .spawn()
             .unwrap();
         let wait_ms = if kills < 24 {
-            20 + next() % 250
+            // A kill that found no newer checkpoint lengthens the next wait,
+            // so a slow machine still gets kills between checkpoints.
+            20 + next() % 250 + patience
         } else {
             60_000
         };
@@ -688,8 +692,15 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights() {
                 // No checkpoint is ever half-written: the newest one always loads.
                 let ck = run.join("checkpoints");
                 if ck.join("LATEST").exists() {
-                    convnet_nn::Model::load_checkpoint(&ck)
+                    let (_, state) = convnet_nn::Model::load_checkpoint(&ck)
                         .unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
+                    // Did this attempt get further than the previous one?
+                    if state.epochs_done > last_epoch {
+                        progressed += 1;
+                    } else {
+                        patience += 100;
+                    }
+                    last_epoch = state.epochs_done;
                 }
             }
         }
@@ -699,9 +710,16 @@ fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights() {
         got == want,
         "weights after {kills} kills differ from the uninterrupted run"
     );
+    // The kills landed between checkpoints, not all before the first one:
+    // most of them found the run further along than the kill before.
+    assert!(kills >= 20, "only {kills} kills");
+    assert!(
+        2 * progressed > kills,
+        "only {progressed} of {kills} kills came after a newer checkpoint"
+    );
     let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
     assert_eq!(history.lines().count(), 61, "one row per epoch");
-    eprintln!("{kills} kills in {attempts} attempts; final weights identical");
+    eprintln!("{kills} kills in {attempts} attempts ({progressed} after a newer checkpoint); final weights identical");
     let _ = std::fs::remove_dir_all(&d);
 }
 
