@@ -31,19 +31,34 @@ pub fn resolve_model(
     if lower.ends_with(".json") || lower.ends_with(".toml") {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::usage(format!("{arg}: cannot read model file: {e}")))?;
+        // A layer that does not parse is named with its field (serde's own
+        // message for the layer list names neither).
+        let layer_error = |value: Option<serde_json::Value>| {
+            value
+                .as_ref()
+                .and_then(convnet_nn::explain_layer_error)
+                .map(|why| CliError::usage(format!("{arg}: invalid model file: {why}")))
+        };
         let seq: ModelSpec = if lower.ends_with(".json") {
-            serde_json::from_str(&text)
-                .map_err(|e| CliError::usage(format!("{arg}: invalid model file: {e}")))?
+            serde_json::from_str(&text).map_err(|e| {
+                layer_error(serde_json::from_str(&text).ok())
+                    .unwrap_or_else(|| CliError::usage(format!("{arg}: invalid model file: {e}")))
+            })?
         } else {
             toml::from_str(&text).map_err(|e| {
-                let at = e.span().map_or(String::new(), |sp| {
-                    let line = text[..sp.start].matches('\n').count() + 1;
-                    format!(" at line {line}")
-                });
-                CliError::usage(format!(
-                    "{arg}: invalid model file{at}: {}",
-                    e.message().trim()
-                ))
+                let value = toml::from_str::<toml::Value>(&text)
+                    .ok()
+                    .and_then(|v| serde_json::to_value(v).ok());
+                layer_error(value).unwrap_or_else(|| {
+                    let at = e.span().map_or(String::new(), |sp| {
+                        let line = text[..sp.start].matches('\n').count() + 1;
+                        format!(" at line {line}")
+                    });
+                    CliError::usage(format!(
+                        "{arg}: invalid model file{at}: {}",
+                        e.message().trim()
+                    ))
+                })
             })?
         };
         seq.output_shapes()

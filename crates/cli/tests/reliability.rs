@@ -185,7 +185,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "magic number",
+            "train-images-idx3-ubyte: magic number: expected 0x00000801 (labels) or 0x00000803 (images)",
         ),
         (
             vec![
@@ -195,7 +195,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "0x00000d03",
+            "magic number: expected 0x00000801 (labels) or 0x00000803 (images): u8 data with 1 to 4 dimensions, found 0x00000d03",
         ),
         (
             vec![
@@ -205,7 +205,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "truncated",
+            "data: expected 156800 bytes for dimensions [200, 28, 28], found 156700 bytes",
         ),
         (
             vec![
@@ -225,7 +225,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "dimensions",
+            "dimensions: expected 3 (count, rows, columns) for an image file, found 1",
         ),
         (
             vec![
@@ -235,7 +235,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "gzip",
+            "gzip stream: expected a complete gzip file",
         ),
         (
             vec![
@@ -245,7 +245,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "4 bytes",
+            "magic number: expected 4 bytes, found a file of 0 bytes",
         ),
         (
             vec![
@@ -255,7 +255,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "nowhere",
+            "nowhere/train-images-idx3-ubyte: No such file",
         ),
         (
             vec![
@@ -295,7 +295,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "header",
+            "header.csv: header: expected label (optional) followed by a square number of pixel columns",
         ),
         (
             vec![
@@ -305,7 +305,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "empty file",
+            "header: expected label,pixel0,...,pixel783, found an empty file",
         ),
         (
             vec![
@@ -315,7 +315,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "class folder",
+            "cats: class folder: expected at least one .jpg",
         ),
         (
             vec![
@@ -327,7 +327,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "x.jpg",
+            "x.jpg: image data: expected a readable JPEG, PNG, BMP or GIF image",
         ),
         (
             vec![
@@ -337,7 +337,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "no sub-folders",
+            "class folders: expected one sub-folder per class (e.g. cats/ and dogs/), found no sub-folders",
         ),
         (
             vec![
@@ -347,7 +347,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "file size",
+            "data_batch_1.bin: file size: expected a positive multiple of 3073 bytes",
         ),
         (
             vec![
@@ -357,7 +357,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "label of record 0",
+            "label of record 0 (byte offset 0): expected a class 0..9, found 12",
         ),
         (
             vec![
@@ -369,7 +369,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "model.json",
+            "model.json: invalid model file: layer 0 (Conv2D): missing field `kernel_size`",
         ),
         (
             vec![
@@ -381,7 +381,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "model.toml",
+            "model.toml: invalid model file: layer 0 (Dense), field 'units': invalid type: string \"ten\", expected usize",
         ),
         (
             vec![
@@ -438,7 +438,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "expects inputs",
+            "the model expects inputs [16, 16, 1] but the data has [28, 28, 1]",
         ),
         (
             vec![
@@ -450,7 +450,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "only 5 outputs",
+            "the data has label 5 but the model has only 5 outputs",
         ),
         (
             vec![
@@ -462,7 +462,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "validation-split",
+            "--validation-split 1.5: expected a fraction in [0, 1)",
         ),
         (
             vec![
@@ -488,7 +488,7 @@ fn catalogue_of_malformed_inputs() {
                 "--out".into(),
                 out.clone(),
             ],
-            "needs about",
+            "memory: training this model with batch size 100000000 needs about",
         ),
         (
             vec![
@@ -504,18 +504,18 @@ fn catalogue_of_malformed_inputs() {
                 "--resume".into(),
                 bad_json.to_str().unwrap().into(),
             ],
-            "invalid run file",
+            "run.json: invalid run file: key must be a string",
         ),
         (
             vec!["evaluate".into(), trunc_ckpt.to_str().unwrap().into()],
-            "truncated",
+            "weights.safetensors: not a valid safetensors file (truncated or corrupt?)",
         ),
         (
             vec![
                 "evaluate".into(),
                 d.join("runs/none").to_str().unwrap().into(),
             ],
-            "run.json",
+            "none/run.json: No such file or directory (os error 2) (is",
         ),
         (
             vec![
@@ -523,7 +523,7 @@ fn catalogue_of_malformed_inputs() {
                 run_s.clone(),
                 bad.join("missing.png").to_str().unwrap().into(),
             ],
-            "missing.png",
+            "missing.png: no such file or folder",
         ),
         (
             vec![
@@ -532,7 +532,7 @@ fn catalogue_of_malformed_inputs() {
                 "--csv".into(),
                 csv_text.clone(),
             ],
-            "text.csv",
+            "text.csv: line 2, column 'label': expected an integer, found 'x'",
         ),
         (
             vec![
@@ -540,7 +540,7 @@ fn catalogue_of_malformed_inputs() {
                 run_s.clone(),
                 folder_broken.join("cats/x.jpg").to_str().unwrap().into(),
             ],
-            "x.jpg",
+            "x.jpg: image data: expected a readable JPEG, PNG, BMP or GIF image",
         ),
         (
             vec![
@@ -549,11 +549,11 @@ fn catalogue_of_malformed_inputs() {
                 "--index".into(),
                 "99999".into(),
             ],
-            "--index 99999",
+            "--index 99999: the data has 50 images",
         ),
         (
             vec!["summary".into(), "32C5-P2-64C5-P2-128-D2-10".into()],
-            "dropout rate",
+            "'D2': dropout rate must be in [0, 1)",
         ),
     ];
     // The README states the count: keep the two in step.

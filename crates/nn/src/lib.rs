@@ -54,7 +54,7 @@ pub use model::Model;
 pub use notation::{parse_notation, to_notation, NotationOptions};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;
-pub use spec::LayerSpec;
+pub use spec::{explain_layer_error, LayerSpec};
 pub use summary::{Summary, SummaryRow};
 pub use surgery::InsertAfter;
 

@@ -138,8 +138,18 @@ impl Model {
     pub fn load(dir: &Path) -> Result<Model> {
         let mpath = dir.join(MODEL_FILE);
         let text = std::fs::read_to_string(&mpath).map_err(|e| io_err(&mpath, e))?;
-        let file: ModelFile = serde_json::from_str(&text)
-            .map_err(|e| io_err(&mpath, format!("invalid model file: {e}")))?;
+        let file: ModelFile = serde_json::from_str(&text).map_err(|e| {
+            let why = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("model").and_then(crate::explain_layer_error));
+            io_err(
+                &mpath,
+                format!(
+                    "invalid model file: {}",
+                    why.unwrap_or_else(|| e.to_string())
+                ),
+            )
+        })?;
         if file.format != "convnet-model" || file.version != 1 {
             return Err(io_err(
                 &mpath,

@@ -212,3 +212,83 @@ impl LayerSpec {
         })
     }
 }
+
+/// The first layer of a model file (as JSON, TOML converted) that does not
+/// parse, with the field at fault: `layer 1 (Dense), field 'units':
+/// invalid type: string "ten", expected usize`. serde's error for an
+/// internally tagged enum names neither; this re-reads the layer as its
+/// own config type to find them. `None` when every layer parses.
+pub fn explain_layer_error(model: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let layers = model.get("layers")?.as_array()?;
+    for (i, layer) in layers.iter().enumerate() {
+        if serde_json::from_value::<crate::Node>(layer.clone()).is_ok() {
+            continue;
+        }
+        let Some(map) = layer.as_object() else {
+            return Some(format!(
+                "layer {i}: expected a table of settings, found {layer}"
+            ));
+        };
+        let kind = match map.get("type") {
+            Some(Value::String(k)) => k.clone(),
+            Some(other) => {
+                return Some(format!(
+                    "layer {i}, field 'type': expected a layer name, found {other}"
+                ))
+            }
+            None => {
+                return Some(format!(
+                    "layer {i}: missing field 'type' (Conv2D, Dense, MaxPooling2D, ...)"
+                ))
+            }
+        };
+        let mut fields = map.clone();
+        for k in ["type", "name", "inputs", "trainable"] {
+            fields.remove(k);
+        }
+        let fields = Value::Object(fields);
+        fn check<T: serde::de::DeserializeOwned>(v: &Value) -> Option<String> {
+            match serde_path_to_error::deserialize::<_, T>(v) {
+                Ok(_) => None,
+                Err(e) if e.path().to_string() == "." => Some(e.inner().to_string()),
+                Err(e) => Some(format!("field '{}': {}", e.path(), e.inner())),
+            }
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Padding {
+            padding: [[usize; 2]; 2],
+        }
+        #[derive(serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Act {
+            activation: convnet_tensor::activation::Activation,
+        }
+        let why = match kind.as_str() {
+            "Conv2D" => check::<crate::Conv2dConfig>(&fields),
+            "Dense" => check::<crate::DenseConfig>(&fields),
+            "MaxPooling2D" | "AveragePooling2D" => check::<crate::PoolConfig>(&fields),
+            "BatchNormalization" => check::<crate::BatchNormConfig>(&fields),
+            "Dropout" => check::<crate::DropoutConfig>(&fields),
+            "ZeroPadding2D" => check::<Padding>(&fields),
+            "Activation" => check::<Act>(&fields),
+            "Flatten" | "Add" | "Concatenate" | "GlobalAveragePooling2D" | "GlobalMaxPooling2D" => {
+                None
+            }
+            other => Some(format!("field 'type': unknown layer '{other}'")),
+        };
+        let base = format!("layer {i} ({kind})");
+        return Some(match why {
+            Some(w) if w.starts_with("field") => format!("{base}, {w}"),
+            Some(w) => format!("{base}: {w}"),
+            None => {
+                // The settings parse alone: the node's own fields are at fault.
+                let e = serde_json::from_value::<crate::Node>(layer.clone()).err()?;
+                format!("{base}: {e}")
+            }
+        });
+    }
+    None
+}
