@@ -98,9 +98,39 @@ fn every_family_lists_the_kernels_notations_and_runs_on_a_tiny_budget() {
         );
         let csv = experiment::csv_table(&results);
         assert_eq!(csv.lines().count(), 1 + fam.variants.len());
-        for r in &results {
-            assert!(r.params > 0 && (0.0..=1.0).contains(&r.test_accuracy));
+        for (r, v) in results.iter().zip(&fam.variants) {
+            // The row belongs to its variant, counts its parameters as the
+            // summary does, and its accuracies are counts over the 50 test
+            // and 50 validation images (a wrong split or size would not be).
+            assert_eq!(
+                (r.name.as_str(), r.notation.as_str()),
+                (v.name.as_str(), v.notation.as_str())
+            );
+            assert_eq!(
+                r.params,
+                v.model().unwrap().summary().unwrap().total(),
+                "{}",
+                v.name
+            );
+            let hits = r.test_accuracy * 50.0;
+            assert!(
+                (hits - hits.round()).abs() < 1e-3,
+                "{}: {} is not k/50",
+                v.name,
+                r.test_accuracy
+            );
+            let val = r.history.epochs[0]
+                .val_accuracy
+                .expect("validation each epoch")
+                * 50.0;
+            assert!(
+                (val - val.round()).abs() < 1e-3,
+                "{}: validation {val}/50",
+                v.name
+            );
+            assert_eq!(r.best_val_accuracy * 50.0, val);
             assert_eq!(r.history.epochs.len(), 1);
+            assert_eq!(r.train_accuracy, r.history.epochs[0].accuracy);
         }
     }
     let adv = experiment::builtin("advanced").unwrap();
@@ -127,6 +157,14 @@ fn custom_families_from_notations_and_toml() {
     );
     let r = experiment::run_family(&f, &mnist(), &tiny()).unwrap();
     assert_eq!(r.len(), 2);
+    // Same net and seed: only b's batch size differs (2 steps of 50 vs 4 of 25),
+    // so its training differs, and a second run of the family repeats both exactly.
+    assert_ne!(r[0].history.epochs[0].loss, r[1].history.epochs[0].loss);
+    let again = experiment::run_family(&f, &mnist(), &tiny()).unwrap();
+    for (a, b) in r.iter().zip(&again) {
+        assert_eq!(a.history.epochs[0].loss, b.history.epochs[0].loss);
+        assert_eq!(a.test_accuracy, b.test_accuracy);
+    }
     let _ = std::fs::remove_dir_all(&d);
 }
 

@@ -456,6 +456,84 @@ mod tests {
         }
     }
 
+    /// Output sizes against the frameworks' documented formulas, written
+    /// out independently of `axis_geometry`'s padding arithmetic:
+    /// Keras (`valid`: ceil((n - d(m-1)) / s); `same`: ceil(n / s)) and
+    /// PyTorch (floor((n + 2p - d(m-1) - 1) / s + 1); with `ceil_mode`, the
+    /// ceiling, less one when the last window would start in the right
+    /// padding), plus the concrete cases of their docs and of the nets
+    /// built here.
+    #[test]
+    fn output_sizes_match_keras_and_pytorch_documentation() {
+        for n in 1..40usize {
+            for m in 1..6usize {
+                for s in 1..4usize {
+                    for d in 1..3usize {
+                        let span = d * (m - 1) + 1;
+                        if n >= span {
+                            let keras_valid = (n - span + 1).div_ceil(s);
+                            let got = axis_geometry(n, m, s, d, VALID, false).unwrap();
+                            assert_eq!(got.out, keras_valid, "valid n={n} m={m} s={s} d={d}");
+                        }
+                        let got = axis_geometry(n, m, s, d, AxisPadding::Same, false).unwrap();
+                        assert_eq!(got.out, n.div_ceil(s), "same n={n} m={m} s={s} d={d}");
+                        for p in 0..3usize {
+                            let full = n + 2 * p;
+                            // Padding of a whole window or more is refused (a
+                            // window would see only padding).
+                            if full < span || p >= span {
+                                continue;
+                            }
+                            let torch = (full - span) / s + 1;
+                            let explicit = AxisPadding::Explicit(p, p);
+                            let got = axis_geometry(n, m, s, d, explicit, false).unwrap();
+                            assert_eq!(got.out, torch, "torch n={n} m={m} s={s} d={d} p={p}");
+                            if d == 1 {
+                                let mut ceil = (full - span).div_ceil(s) + 1;
+                                if (ceil - 1) * s >= n + p {
+                                    ceil -= 1;
+                                }
+                                let got = axis_geometry(n, m, s, 1, explicit, true).unwrap();
+                                assert_eq!(got.out, ceil, "ceil n={n} m={m} s={s} p={p}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let out = |n, m, s, d, p, ceil| axis_geometry(n, m, s, d, p, ceil).unwrap().out;
+        // PyTorch's Conv2d docs: Conv2d(16, 33, 3, stride=2) on 50 x 100 -> 24 x 49;
+        // Conv2d(16, 33, (3, 5), stride=(2, 1), padding=(4, 2), dilation=(3, 1)) -> 26 x 100.
+        assert_eq!(
+            (
+                out(50, 3, 2, 1, VALID, false),
+                out(100, 3, 2, 1, VALID, false)
+            ),
+            (24, 49)
+        );
+        let (ph, pw) = (AxisPadding::Explicit(4, 4), AxisPadding::Explicit(2, 2));
+        assert_eq!(
+            (out(50, 3, 2, 3, ph, false), out(100, 5, 1, 1, pw, false)),
+            (26, 100)
+        );
+        // ResNet's stem: 224 -> 7x7/2 pad 3 -> 112 -> 3x3/2 max pool pad 1 -> 56.
+        assert_eq!(out(224, 7, 2, 1, AxisPadding::Explicit(3, 3), false), 112);
+        assert_eq!(out(112, 3, 2, 1, AxisPadding::Explicit(1, 1), false), 56);
+        // GoogLeNet's ceil-mode pools: 112 -> 56, 28 -> 14, 14 -> 7 (3/2), 14 -> 7 (2/2).
+        for (n, m, want) in [(112, 3, 56), (28, 3, 14), (14, 3, 7), (14, 2, 7)] {
+            assert_eq!(out(n, m, 2, 1, VALID, true), want, "{n} {m}");
+        }
+        // Keras: MaxPooling2D(2) on 5: 'valid' 2, 'same' 3; Conv2D(k=3) on 28 'valid' 26.
+        assert_eq!(
+            (
+                out(5, 2, 2, 1, VALID, false),
+                out(5, 2, 2, 1, AxisPadding::Same, false)
+            ),
+            (2, 3)
+        );
+        assert_eq!(out(28, 3, 1, 1, VALID, false), 26);
+    }
+
     #[test]
     fn too_small_input_is_an_error() {
         let err = axis_geometry(3, 5, 1, 1, VALID, false).unwrap_err();
