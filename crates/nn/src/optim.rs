@@ -63,7 +63,7 @@ pub enum OptimizerConfig {
         learning_rate: f32,
         /// Decay of the squared-gradient average.
         rho: f32,
-        /// Added to the root of the average.
+        /// Added to the average under the root, as Keras does (PyTorch adds it to the root).
         epsilon: f32,
     },
 }
@@ -265,7 +265,8 @@ impl Optimizer {
                     par_blocks2(w, v, g, |w, v, g| {
                         for j in 0..w.len() {
                             v[j] = rho * v[j] + (1.0 - rho) * g[j] * g[j];
-                            w[j] -= lr * g[j] / (v[j].sqrt() + epsilon);
+                            // Keras: epsilon inside the root (PyTorch adds it outside).
+                            w[j] -= lr * g[j] / (v[j] + epsilon).sqrt();
                         }
                     });
                 }
