@@ -5,7 +5,7 @@
 # when its coverage has not grown for a long stretch at the end of the run.
 #
 # Usage: tools/fuzz_all.sh [SECONDS_PER_TARGET] [TARGET...]
-#   SECONDS_PER_TARGET defaults to 900; targets default to all five.
+#   SECONDS_PER_TARGET defaults to 900; targets default to all six.
 # Needs: cargo install cargo-fuzz; on a stable toolchain RUSTC_BOOTSTRAP=1
 # (set here). Logs go to fuzz/logs/TARGET.log (git-ignored). Crashes are
 # written by libFuzzer to fuzz/artifacts/TARGET/.
@@ -15,7 +15,7 @@ secs=${1:-900}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(idx csv notation model_file checkpoint)
+    targets=(idx csv notation model_file checkpoint onnx)
 fi
 export RUSTC_BOOTSTRAP=1
 mkdir -p logs
