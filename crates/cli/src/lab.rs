@@ -103,6 +103,10 @@ pub struct ExperimentArgs {
     /// Folder for the results (a sub-folder per experiment).
     #[arg(long, default_value = "experiments")]
     out: PathBuf,
+    /// Keep the variants an earlier, stopped run of this family finished
+    /// under the same budget (OUT/NAME/progress.json) and train the rest.
+    #[arg(long)]
+    resume: bool,
     #[command(flatten)]
     budget: Budget,
 }
@@ -134,8 +138,38 @@ pub fn run_experiment(a: ExperimentArgs) -> CliResult<()> {
     }
     let cfg = a.budget.config();
     let data = a.budget.data()?;
-    let results = experiment::run_family(&fam, &data, &cfg)?;
     let dir = a.out.join(&fam.name);
+    let progress_file = dir.join("progress.json");
+    let previous = match (a.resume, std::fs::read(&progress_file)) {
+        (true, Ok(bytes)) => {
+            let p: experiment::Progress = serde_json::from_slice(&bytes).map_err(|e| {
+                CliError::usage(format!(
+                    "{}: invalid progress file: {e}",
+                    progress_file.display()
+                ))
+            })?;
+            if p.budget != cfg.key() {
+                return Err(CliError::usage(format!(
+                    "{}: the finished variants used another budget ({:?}); run without --resume or with that budget",
+                    progress_file.display(),
+                    p.budget
+                )));
+            }
+            p.results
+        }
+        _ => Vec::new(),
+    };
+    let key = cfg.key();
+    let mut save = |done: &[experiment::VariantResult]| -> convnet_lab::Result<()> {
+        let p = experiment::Progress {
+            budget: key.clone(),
+            results: done.to_vec(),
+        };
+        let json = serde_json::to_vec_pretty(&p).expect("serializable");
+        convnet_nn::save::write_atomic(&progress_file, &json)?;
+        Ok(())
+    };
+    let results = experiment::run_family_resumable(&fam, &data, &cfg, &previous, &mut save)?;
     let md = experiment::markdown_table(&fam, &results, &cfg);
     println!("{md}");
     write_atomic(&dir.join("results.md"), md.as_bytes())?;

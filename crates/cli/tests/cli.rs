@@ -490,6 +490,56 @@ fn experiment_and_ensemble_commands_on_a_tiny_budget() {
         out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o));
+    // Stopped after its first variant: --resume keeps it and trains the second
+    // to the same numbers as the uninterrupted run.
+    let custom = out.join("custom");
+    let full = std::fs::read_to_string(custom.join("results.json")).unwrap();
+    let mut progress: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(custom.join("progress.json")).unwrap()).unwrap();
+    progress["results"].as_array_mut().unwrap().truncate(1);
+    std::fs::write(custom.join("progress.json"), progress.to_string()).unwrap();
+    let again = |extra: &[&str]| {
+        let mut args = vec![
+            "experiment",
+            "8C3-P2-10,4C3-P2-10",
+            "--epochs",
+            "1",
+            "--train-size",
+            "100",
+            "--val-size",
+            "50",
+            "--test-size",
+            "50",
+            "--out",
+            out.to_str().unwrap(),
+            "--resume",
+        ];
+        args.extend_from_slice(extra);
+        convnet(&args)
+    };
+    let o = again(&[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("[1/2] 8C3-P2-10: done in an earlier run"), "{t}");
+    // Equal but for the second variant's wall time; the first is the saved one, seconds included.
+    let strip = |t: &str| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(t).unwrap();
+        v[1]["seconds_per_epoch"] = 0.into();
+        v[1]["history"]["epochs"][0]["seconds"] = 0.into();
+        v
+    };
+    assert_eq!(
+        strip(&std::fs::read_to_string(custom.join("results.json")).unwrap()),
+        strip(&full)
+    );
+    // Another budget is refused rather than mixed in.
+    let o = again(&["--seed", "7"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("the finished variants used another budget"),
+        "{}",
+        text(&o)
+    );
     let o = convnet(&[
         "experiment",
         "no-such-family",

@@ -369,8 +369,72 @@ pub fn run_family(
     data: &Mnist,
     cfg: &ExperimentConfig,
 ) -> Result<Vec<VariantResult>> {
+    run_family_resumable(family, data, cfg, &[], &mut |_| Ok(()))
+}
+
+/// The budget a result was obtained with: results are reused only under
+/// the same one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BudgetKey {
+    /// Epochs per variant.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch_size: usize,
+    /// Training, validation and test images.
+    pub sizes: [usize; 3],
+    /// Seed.
+    pub seed: u64,
+}
+
+impl ExperimentConfig {
+    /// What identifies this budget.
+    pub fn key(&self) -> BudgetKey {
+        BudgetKey {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            sizes: [self.train_size, self.val_size, self.test_size],
+            seed: self.seed,
+        }
+    }
+}
+
+/// A family's finished variants under one budget (`progress.json`), so
+/// that a long family (the kernel's full budget) survives a stopped session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Progress {
+    /// The budget.
+    pub budget: BudgetKey,
+    /// The variants finished so far, in the family's order.
+    pub results: Vec<VariantResult>,
+}
+
+/// [`run_family`] that reuses `previous` results (a variant with the same
+/// name and notation, trained under the same budget: the caller checks the
+/// budget) and calls `save` with all results so far after each variant.
+pub fn run_family_resumable(
+    family: &Family,
+    data: &Mnist,
+    cfg: &ExperimentConfig,
+    previous: &[VariantResult],
+    save: &mut dyn FnMut(&[VariantResult]) -> Result<()>,
+) -> Result<Vec<VariantResult>> {
     let mut out = Vec::new();
     for (i, v) in family.variants.iter().enumerate() {
+        if let Some(r) = previous
+            .iter()
+            .find(|r| r.name == v.name && r.notation == v.notation)
+        {
+            if cfg.verbosity != Verbosity::Silent {
+                eprintln!(
+                    "[{}/{}] {}: done in an earlier run",
+                    i + 1,
+                    family.variants.len(),
+                    v.name
+                );
+            }
+            out.push(r.clone());
+            continue;
+        }
         if cfg.verbosity != Verbosity::Silent {
             eprintln!(
                 "[{}/{}] {}: {}",
@@ -381,6 +445,7 @@ pub fn run_family(
             );
         }
         out.push(run_variant(v, data, cfg)?.1);
+        save(&out)?;
     }
     Ok(out)
 }
