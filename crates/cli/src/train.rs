@@ -63,6 +63,11 @@ pub struct TrainArgs {
     /// statistics): N freezes the first N layers, until:NAME every layer up to NAME.
     #[arg(long)]
     freeze: Option<String>,
+    /// Momentum of every BatchNormalization's moving statistics, Keras's convention (the weight
+    /// of the old value) [default: each layer's own, Keras's 0.99]. Short runs on small data
+    /// want less, e.g. 0.9 (PyTorch's default), so that the statistics catch up.
+    #[arg(long, conflicts_with = "resume")]
+    bn_momentum: Option<f32>,
     /// With --resume: unfreeze the last K frozen layers that have weights and start a fresh
     /// optimizer (with --lr, at that rate): the second stage of fine-tuning.
     #[arg(long, requires = "resume")]
@@ -438,6 +443,30 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
             };
             if let Some(f) = &a.freeze {
                 crate::surgery::apply_freeze(&mut seq, f)?;
+            }
+            if let Some(m) = a.bn_momentum {
+                if !(0.0..1.0).contains(&m) {
+                    return Err(CliError::usage(format!(
+                        "--bn-momentum {m}: expected a value in [0, 1) (the weight of the old moving statistics)"
+                    )));
+                }
+                if base.is_some() {
+                    return Err(CliError::usage(
+                        "--bn-momentum applies to a model trained from scratch, not to finetune's base",
+                    ));
+                }
+                let mut n = 0;
+                for node in &mut seq.layers {
+                    if let convnet_nn::LayerSpec::BatchNormalization(b) = &mut node.layer {
+                        b.momentum = m;
+                        n += 1;
+                    }
+                }
+                if n == 0 {
+                    return Err(CliError::usage(
+                        "--bn-momentum: the model has no BatchNormalization layer",
+                    ));
+                }
             }
             if seq.input_shape != input {
                 return Err(CliError::usage(format!(

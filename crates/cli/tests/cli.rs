@@ -625,3 +625,59 @@ fn experiment_and_ensemble_commands_on_a_tiny_budget() {
     assert!(p.contains("one.png\t"), "{p}");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn bn_momentum_sets_every_batch_norm_and_refuses_bad_values() {
+    let out = tmp("bn-momentum");
+    let run = |extra: &[&str], model: &str, name: &str| {
+        let mut args = vec![
+            "train",
+            "--model",
+            model,
+            "--limit",
+            "200",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+            "--name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        convnet(&args)
+    };
+    let o = run(&["--bn-momentum", "0.9"], "8C3-BN-P2-16-BN-10", "bn");
+    assert!(o.status.success(), "{}", text(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("bn/run.json")).unwrap()).unwrap();
+    let momenta: Vec<f64> = cfg["model"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["type"] == "BatchNormalization")
+        .map(|l| l["momentum"].as_f64().unwrap())
+        .collect();
+    assert_eq!(momenta.len(), 2);
+    assert!(
+        momenta.iter().all(|m| (m - 0.9).abs() < 1e-6),
+        "{momenta:?}"
+    );
+    for (extra, model, msg) in [
+        (
+            &["--bn-momentum", "1.5"][..],
+            "8C3-BN-10",
+            "--bn-momentum 1.5: expected a value in [0, 1)",
+        ),
+        (
+            &["--bn-momentum", "0.9"][..],
+            "8C3-10",
+            "the model has no BatchNormalization layer",
+        ),
+    ] {
+        let o = run(extra, model, "bad");
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(msg), "{}", text(&o));
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
