@@ -72,3 +72,30 @@ pub fn purge_immediately_if_large(step_bytes: u128) {
         set_if_default(PURGE_DELAY, "MIMALLOC_PURGE_DELAY", 1000, 0);
     }
 }
+
+/// The whole process's peak resident memory so far, in bytes (Linux's
+/// `VmHWM`, what `/usr/bin/time -f %M` reports), when the system says.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `Peak memory: N MiB resident (whole process)`, or nothing where the
+/// system does not tell.
+pub fn peak_rss_line() -> Option<String> {
+    peak_rss_bytes().map(|b| format!("Peak memory: {} MiB resident (whole process)", b >> 20))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn peak_resident_memory_grows_with_a_touched_buffer() {
+        let before = super::peak_rss_bytes().expect("Linux reports VmHWM");
+        let v = vec![1u8; 64 << 20];
+        std::hint::black_box(&v);
+        let after = super::peak_rss_bytes().unwrap();
+        assert!(after >= before && after >= 64 << 20, "{before} -> {after}");
+    }
+}

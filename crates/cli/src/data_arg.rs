@@ -7,13 +7,37 @@
 //! | `idx:DIR` | any folder with the four MNIST-format IDX files |
 //! | `cifar10:DIR` | CIFAR-10 binary batches (`data_batch_1.bin` ... `test_batch.bin`) |
 //! | `csv:FILE` | a Kaggle digit-recognizer training CSV (`label,pixel0,...`) |
-//! | `folder:DIR` | one sub-folder of images per class, resized to `--input` |
+//! | `folder:DIR` | one sub-folder of images per class, resized to `--input`, read lazily |
+//!
+//! Every source keeps its images as bytes (converted to `f32` per batch);
+//! an image folder keeps only its file list plus a cache of decoded images
+//! bounded by [`FolderSettings::cache_mib`].
 
 use crate::error::{CliError, CliResult};
 use convnet_data::{
-    load_cifar10, load_image_folder, read_kaggle_csv, FolderOptions, LabeledImages, Mnist,
+    load_cifar10, load_image_folder, read_kaggle_csv, FolderOptions, LabeledImages, Mnist, OnError,
 };
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// How an image folder is read (saved in `run.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FolderSettings {
+    /// MiB of decoded images kept between epochs (0: decode every epoch).
+    pub cache_mib: usize,
+    /// Unreadable images: skipped with a warning, or an error.
+    pub on_bad_image: OnError,
+}
+
+impl Default for FolderSettings {
+    fn default() -> Self {
+        FolderSettings {
+            cache_mib: convnet_data::folder::DEFAULT_CACHE_BYTES >> 20,
+            on_bad_image: OnError::Skip,
+        }
+    }
+}
 
 /// Train and test samples with labels as class indices.
 pub struct Loaded {
@@ -43,6 +67,7 @@ pub fn load(
     data_dir: Option<&Path>,
     input: Option<&[usize]>,
     seed: u64,
+    folder: &FolderSettings,
 ) -> CliResult<Loaded> {
     let (kind, arg) = match data.split_once(':') {
         Some((k, a)) => (k, Some(PathBuf::from(a))),
@@ -59,7 +84,16 @@ pub fn load(
     };
     match kind {
         "mnist" => mnist_like(arg.unwrap_or_else(bundled_mnist)),
-        "fashion-mnist" => mnist_like(arg.unwrap_or_else(|| PathBuf::from("data/fashion-mnist"))),
+        "fashion-mnist" => {
+            let mut l = mnist_like(arg.unwrap_or_else(|| PathBuf::from("data/fashion-mnist")))?;
+            l.classes = Some(
+                convnet_data::mnist::FASHION_MNIST_CLASSES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            );
+            Ok(l)
+        }
         "idx" => mnist_like(arg.ok_or_else(|| need("a folder"))?),
         "cifar10" => {
             let (train, test) = load_cifar10(&arg.ok_or_else(|| need("the cifar-10-batches-bin folder"))?)?;
@@ -82,7 +116,11 @@ pub fn load(
         "folder" => {
             let dir = arg.ok_or_else(|| need("a folder of class sub-folders"))?;
             let shape = input.ok_or_else(|| CliError::usage("--data folder:DIR needs --input HxWxC (e.g. 128x128x3)"))?;
-            let f = load_image_folder(&dir, &FolderOptions::new(shape[0], shape[1], shape[2]).with_seed(seed))?;
+            let opts = FolderOptions::new(shape[0], shape[1], shape[2])
+                .with_seed(seed)
+                .with_cache_bytes(folder.cache_mib << 20)
+                .with_on_error(folder.on_bad_image);
+            let f = load_image_folder(&dir, &opts)?;
             Ok(Loaded {
                 train: f.train,
                 test: None,
@@ -92,5 +130,59 @@ pub fn load(
         other => Err(CliError::usage(format!(
             "--data '{other}': expected mnist, fashion-mnist, idx:DIR, cifar10:DIR, csv:FILE or folder:DIR"
         ))),
+    }
+}
+
+/// `--class-names`: a text file with one name per line, or the names
+/// separated by commas; as many as the model's classes (2 for a single
+/// sigmoid output).
+pub fn class_names(arg: &str, outputs: usize) -> CliResult<Vec<String>> {
+    let path = Path::new(arg);
+    let (names, what): (Vec<String>, String) = if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| CliError::usage(format!("--class-names {arg}: {e}")))?;
+        let names = text
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        (names, format!("{arg}: "))
+    } else {
+        let names = arg.split(',').map(|n| n.trim().to_string()).collect();
+        (names, String::new())
+    };
+    let expected = if outputs == 1 { 2 } else { outputs };
+    if names.len() != expected || names.iter().any(String::is_empty) {
+        return Err(CliError::usage(format!(
+            "--class-names {what}{} names, the model has {expected} classes \
+             (a file with one name per line, or names separated by commas, none empty)",
+            names.len()
+        )));
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_names_come_from_a_list_or_a_file_and_must_match_the_outputs() {
+        assert_eq!(class_names("cat, dog", 1).unwrap(), vec!["cat", "dog"]);
+        let e = class_names("a,b,c", 2).unwrap_err().to_string();
+        assert!(e.contains("3 names, the model has 2 classes"), "{e}");
+        assert!(class_names("a,,c", 3).is_err());
+        let f = std::env::temp_dir().join(format!("convnet-names-{}.txt", std::process::id()));
+        std::fs::write(&f, "zero\n\none\ntwo\n").unwrap();
+        assert_eq!(
+            class_names(f.to_str().unwrap(), 3).unwrap(),
+            vec!["zero", "one", "two"]
+        );
+        let e = class_names(f.to_str().unwrap(), 4).unwrap_err().to_string();
+        assert!(
+            e.contains("names.txt") || e.contains(".txt: 3 names"),
+            "{e}"
+        );
+        let _ = std::fs::remove_file(f);
     }
 }

@@ -63,7 +63,13 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     model.compile(cfg.optimizer.clone(), cfg.loss);
     let data = a.data.as_deref().unwrap_or(&cfg.data);
     let dir = a.data_dir.as_deref().or(cfg.data_dir.as_deref());
-    let loaded: Loaded = data_arg::load(data, dir, Some(&cfg.model.input_shape), cfg.seed)?;
+    let loaded: Loaded = data_arg::load(
+        data,
+        dir,
+        Some(&cfg.model.input_shape),
+        cfg.seed,
+        &cfg.folder,
+    )?;
     let test = loaded
         .test
         .ok_or_else(|| CliError::usage(format!("--data '{data}' has no test split")))?;
@@ -71,12 +77,10 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     if a.tta > 1 {
         // Accuracy of the averaged probabilities (classification only).
         let aug = convnet_data::tta_config(&cfg.augment);
-        let p = convnet_data::predict_tta(
+        let (p, labels) = convnet_data::predict_images(
             &mut model,
-            &test.images,
-            &aug,
-            a.tta,
-            convnet_lab::ensemble::TTA_SEED,
+            &test,
+            Some((&aug, a.tta, convnet_lab::ensemble::TTA_SEED)),
             a.batch_size,
         )?;
         let pred: Vec<usize> = if outputs == 1 {
@@ -84,16 +88,12 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         } else {
             p.argmax_rows()
         };
-        let hits = pred
-            .iter()
-            .zip(test.labels.data())
-            .filter(|(p, l)| **p == **l as usize)
-            .count();
-        let acc = hits as f32 / test.len().max(1) as f32;
+        let hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
+        let acc = hits as f32 / labels.len().max(1) as f32;
         println!(
             "accuracy {acc:.4} ({:.2} %) on {} images, test-time augmentation: {} views",
             acc * 100.0,
-            test.len(),
+            labels.len(),
             a.tta
         );
         return Ok(());

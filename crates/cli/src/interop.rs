@@ -74,32 +74,12 @@ pub struct ImportArgs {
     class_names: Option<PathBuf>,
 }
 
-/// Class names from a file, one per line; as many as the model's outputs.
-fn read_class_names(path: &std::path::Path, outputs: usize) -> CliResult<Vec<String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("--class-names {}: {e}", path.display())))?;
-    let names: Vec<String> = text
-        .lines()
-        .map(|l| l.trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
-    let expected = if outputs == 1 { 2 } else { outputs };
-    if names.len() != expected {
-        return Err(CliError::usage(format!(
-            "--class-names {}: {} names, the model has {expected} classes (one name per line)",
-            path.display(),
-            names.len()
-        )));
-    }
-    Ok(names)
-}
-
 /// `convnet import`.
 pub fn import(a: ImportArgs) -> CliResult<()> {
     let model = convnet_onnx::import(&a.file)?;
     let outputs: usize = model.output_shape().iter().product();
     let classes = match &a.class_names {
-        Some(p) => Some(read_class_names(p, outputs)?),
+        Some(p) => Some(crate::data_arg::class_names(&p.to_string_lossy(), outputs)?),
         None => None,
     };
     let out = match &a.out {
@@ -152,6 +132,7 @@ pub fn import(a: ImportArgs) -> CliResult<()> {
         augment: Default::default(),
         classes,
         seed: 42,
+        folder: Default::default(),
     };
     model.save(&out)?;
     cfg.save(&out)?;

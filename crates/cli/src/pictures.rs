@@ -1,6 +1,5 @@
 //! Pictures of a run (`train` writes them) and `convnet explain`.
 
-use crate::data_arg;
 use crate::error::{CliError, CliResult};
 use crate::run::RunConfig;
 use clap::Args;
@@ -8,7 +7,7 @@ use convnet_data::{load_image, LabeledImages};
 use convnet_lab::explain::explain;
 use convnet_lab::report::{
     confusion_matrix, confusion_png, mistakes_png, report_html, training_curves, worst_mistakes,
-    ReportInput,
+    Mistake, ReportInput,
 };
 use convnet_nn::{History, Model};
 use convnet_tensor::Tensor;
@@ -42,9 +41,8 @@ pub fn write_run_pictures(
         ("accuracy per epoch".to_string(), "accuracy.png".to_string()),
     ];
     if let Some((data, what)) = eval {
-        let probs = model.predict(&data.images, 256)?;
+        let (probs, truth) = convnet_data::predict_images(model, data, None, 256)?;
         let k = probs.sample_len();
-        let truth: Vec<usize> = data.labels.data().iter().map(|&l| l as usize).collect();
         let pred: Vec<usize> = if k == 1 {
             probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
         } else {
@@ -57,7 +55,22 @@ pub fn write_run_pictures(
             &run.join("confusion_matrix.png"),
         )?;
         let wrong = worst_mistakes(&probs, &truth, 24);
-        mistakes_png(&data.images, &wrong, &labels, &run.join("mistakes.png"))?;
+        // Only the shown images are converted to f32, renumbered 0..k.
+        let shown = data.select(&wrong.iter().map(|m| m.index).collect::<Vec<_>>());
+        let renumbered: Vec<_> = wrong
+            .iter()
+            .enumerate()
+            .map(|(j, m)| Mistake {
+                index: j,
+                ..m.clone()
+            })
+            .collect();
+        mistakes_png(
+            &shown.images_tensor()?,
+            &renumbered,
+            &labels,
+            &run.join("mistakes.png"),
+        )?;
         pictures.push((
             format!("confusion matrix on the {what}"),
             "confusion_matrix.png".into(),
@@ -127,8 +140,7 @@ pub fn run_explain(a: ExplainArgs) -> CliResult<()> {
             )
         }
         (None, Some(i)) => {
-            let loaded =
-                data_arg::load(&cfg.data, cfg.data_dir.as_deref(), Some(&shape), cfg.seed)?;
+            let loaded = cfg.load_data()?;
             let split = loaded.test.unwrap_or(loaded.train);
             if i >= split.len() {
                 return Err(CliError::usage(format!(
@@ -137,9 +149,9 @@ pub fn run_explain(a: ExplainArgs) -> CliResult<()> {
                 )));
             }
             let one = split.range(i, i + 1);
-            let label = one.labels.data()[0] as usize;
+            let label = one.label(0);
             (
-                one.images.reshape(&shape).expect("one image"),
+                one.images_tensor()?.reshape(&shape).expect("one image"),
                 format!("index-{i}"),
                 Some(label),
             )

@@ -93,16 +93,16 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
     let (names, x): (Vec<String>, Tensor) = match (&a.csv, a.inputs.is_empty()) {
         (Some(csv), true) => {
             let c = read_kaggle_csv(csv)?;
-            if c.images.shape()[1..] != shape[..] {
+            if c.images.image_shape()[..] != shape[..] {
                 return Err(CliError::usage(format!(
                     "{}: images are {:?} but the model expects {:?}",
                     csv.display(),
-                    &c.images.shape()[1..],
+                    c.images.image_shape(),
                     shape
                 )));
             }
-            let names = (1..=c.images.batch()).map(|i| i.to_string()).collect();
-            (names, c.images)
+            let names = (1..=c.images.len()).map(|i| i.to_string()).collect();
+            (names, c.images.images_tensor()?)
         }
         (None, false) => {
             if shape.len() != 3 {

@@ -54,6 +54,9 @@ pub struct RunConfig {
     pub classes: Option<Vec<String>>,
     /// Seed.
     pub seed: u64,
+    /// How an image folder is read.
+    #[serde(default)]
+    pub folder: crate::data_arg::FolderSettings,
 }
 
 /// File names inside a run folder.
@@ -87,6 +90,7 @@ impl RunConfig {
             self.data_dir.as_deref(),
             Some(&self.model.input_shape),
             self.seed,
+            &self.folder,
         )
     }
 

@@ -92,7 +92,7 @@ pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
     }
     let loaded = cfg.load_data()?;
     let n = (a.calibrate * 256).min(loaded.train.len());
-    let calibration = loaded.train.images.slice_batch(0, n);
+    let calibration = loaded.train.take(n).images_tensor()?;
     let mut with_bn = model
         .insert_batch_norm(&after, &calibration, 256)
         .map_err(|e| CliError::usage(e.to_string()))?;
@@ -102,8 +102,8 @@ pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
          (gamma = sqrt(var + eps), beta = mean)"
     );
     if let Some(test) = &loaded.test {
-        let before = model.predict(&test.images, 256)?;
-        let after = with_bn.predict(&test.images, 256)?;
+        let (before, _) = convnet_data::predict_images(&mut model, test, None, 256)?;
+        let (after, _) = convnet_data::predict_images(&mut with_bn, test, None, 256)?;
         let outputs = outputs_of(&model);
         let ds = dataset(test, cfg.loss, outputs)?;
         model.compile(cfg.optimizer.clone(), cfg.loss);

@@ -5,14 +5,12 @@ use crate::error::{CliError, CliResult};
 use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
 use crate::run::{new_run_dir, RunConfig, CHECKPOINTS, HISTORY_FILE, METRICS_FILE};
 use clap::Args;
-use convnet_data::LabeledImages;
-use convnet_data::{AugmentConfig, Augmented, FillMode};
+use convnet_data::{AugmentConfig, Augmented, FillMode, LabeledImages, LabeledSource, Targets};
 use convnet_nn::save::write_atomic;
 use convnet_nn::{
     Callback, Checkpointer, EarlyStopping, FitConfig, History, Loss, Model, OptimizerConfig,
-    Padding, ReduceLrOnPlateau, Schedule, TensorData, Verbosity,
+    Padding, ReduceLrOnPlateau, Schedule, Verbosity,
 };
-use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -40,13 +38,7 @@ fn class_count(loaded: &data_arg::Loaded) -> Option<usize> {
     if let Some(names) = &loaded.classes {
         return Some(names.len());
     }
-    loaded
-        .train
-        .labels
-        .data()
-        .iter()
-        .map(|&l| l.max(0.0) as usize + 1)
-        .max()
+    Some(loaded.train.class_count()).filter(|&k| k > 0)
 }
 
 /// Options of `convnet train`.
@@ -59,6 +51,11 @@ pub struct TrainArgs {
     /// Output classes of a built-in net [default: the data's classes].
     #[arg(long)]
     classes: Option<usize>,
+    /// Class names in label order, shown by predict, evaluate, explain and the report: names
+    /// separated by commas, or a text file with one per line [default: the data's own
+    /// (Fashion-MNIST's, CIFAR-10's, a folder's sub-folder names), else the label numbers].
+    #[arg(long, conflicts_with = "resume")]
+    class_names: Option<String>,
     /// Freeze layers (their weights do not change; a frozen BatchNormalization uses its moving
     /// statistics): N freezes the first N layers, until:NAME every layer up to NAME.
     #[arg(long)]
@@ -72,9 +69,20 @@ pub struct TrainArgs {
     /// optimizer (with --lr, at that rate): the second stage of fine-tuning.
     #[arg(long, requires = "resume")]
     unfreeze: Option<usize>,
-    /// Data: mnist (bundled), fashion-mnist, or idx:DIR (four MNIST-format IDX files).
+    /// Data: mnist (bundled), fashion-mnist (IDX files in --data-dir, default
+    /// data/fashion-mnist), idx:DIR (four MNIST-format IDX files), cifar10:DIR (the binary
+    /// batches), csv:FILE (Kaggle label,pixel0,...) or folder:DIR (one sub-folder of images
+    /// per class, resized to --input, read lazily in bounded memory).
     #[arg(long, default_value = "mnist")]
     data: String,
+    /// With folder:DIR: MiB of decoded images kept in memory between epochs (0: decode
+    /// every epoch); the rest is decoded as batches need it.
+    #[arg(long, default_value_t = convnet_data::folder::DEFAULT_CACHE_BYTES >> 20)]
+    cache_mib: usize,
+    /// With folder:DIR: what to do with an image that cannot be read: skip (warn once,
+    /// count it) or fail (stop with an error naming the file).
+    #[arg(long, default_value = "skip")]
+    on_bad_image: String,
     /// Folder of the data files, for sources that need one.
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -290,31 +298,20 @@ fn parse_loss(s: &str, outputs: usize) -> CliResult<Loss> {
     })
 }
 
-/// Targets in the form `loss` expects, from class indices.
-pub fn targets(labels: &Tensor, loss: Loss, outputs: usize) -> CliResult<Tensor> {
-    if outputs == 1 {
-        return Ok(labels
-            .clone()
-            .reshape(&[labels.len(), 1])
-            .expect("same length"));
-    }
-    if let Some(&bad) = labels.data().iter().find(|&&l| l as usize >= outputs) {
-        return Err(CliError::usage(format!(
-            "the data has label {bad} but the model has only {outputs} outputs"
-        )));
-    }
-    Ok(if loss.is_sparse() {
-        labels.clone()
+/// `split` as a training source whose targets have the form `loss`
+/// expects for a model with `outputs` outputs; an error names a label the
+/// model cannot output. Nothing is copied: batches are converted on demand.
+pub fn dataset(split: &LabeledImages, loss: Loss, outputs: usize) -> CliResult<LabeledSource> {
+    let t = if outputs == 1 {
+        Targets::Binary
+    } else if loss.is_sparse() {
+        // Sparse targets still must name one of the outputs.
+        LabeledSource::new(split.clone(), Targets::OneHot(outputs))?;
+        Targets::Sparse
     } else {
-        convnet_data::one_hot(labels, outputs)
-    })
-}
-
-pub fn dataset(split: &LabeledImages, loss: Loss, outputs: usize) -> CliResult<TensorData> {
-    Ok(TensorData::new(
-        split.images.clone(),
-        targets(&split.labels, loss, outputs)?,
-    )?)
+        Targets::OneHot(outputs)
+    };
+    Ok(LabeledSource::new(split.clone(), t)?)
 }
 
 pub fn outputs_of(model: &Model) -> usize {
@@ -419,15 +416,31 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
         }
         None => {
             let padding = parse_padding(&a.padding)?;
-            let folder = a.data.starts_with("folder");
-            let input_arg = match (&a.input, folder) {
+            let is_folder = a.data.starts_with("folder");
+            let folder = data_arg::FolderSettings {
+                cache_mib: a.cache_mib,
+                on_bad_image: convnet_data::OnError::from_name(&a.on_bad_image).ok_or_else(
+                    || {
+                        CliError::usage(format!(
+                            "--on-bad-image '{}': expected skip or fail",
+                            a.on_bad_image
+                        ))
+                    },
+                )?,
+            };
+            let input_arg = match (&a.input, is_folder) {
                 (Some(s), _) => Some(parse_input_shape(s)?),
                 (None, true) => Some(vec![128, 128, 3]),
                 (None, false) => None,
             };
-            let loaded =
-                data_arg::load(&a.data, a.data_dir.as_deref(), input_arg.as_deref(), a.seed)?;
-            let input = loaded.train.images.shape()[1..].to_vec();
+            let loaded = data_arg::load(
+                &a.data,
+                a.data_dir.as_deref(),
+                input_arg.as_deref(),
+                a.seed,
+                &folder,
+            )?;
+            let input = loaded.train.image_shape().to_vec();
             let classes = a.classes.or_else(|| class_count(&loaded));
             let (mut seq, prepared, model_arg) = match &base {
                 None => (
@@ -476,11 +489,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
             }
             let outputs: usize = seq.output_shape()?.iter().product();
             // Fail on labels the model cannot output before anything is written.
-            targets(
-                &loaded.train.labels,
-                Loss::SparseCategoricalCrossentropy,
-                outputs,
-            )?;
+            dataset(&loaded.train, Loss::SparseCategoricalCrossentropy, outputs)?;
             let loss = parse_loss(&a.loss, outputs)?;
             let mut optimizer = OptimizerConfig::from_name(&a.optimizer).ok_or_else(|| {
                 CliError::usage(format!(
@@ -517,8 +526,12 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 early_stopping: a.early_stopping,
                 reduce_lr_on_plateau: a.reduce_lr_on_plateau,
                 augment: parse_augment(&a)?,
-                classes: loaded.classes.clone(),
+                classes: match &a.class_names {
+                    Some(names) => Some(data_arg::class_names(names, outputs)?),
+                    None => loaded.classes.clone(),
+                },
                 seed: a.seed,
+                folder,
             };
             if let Some(avail) = convnet_nn::available_memory() {
                 seq.check_memory(a.batch_size, avail)?;
@@ -631,6 +644,13 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
         &result_line,
     )?;
     println!("Pictures and report.html written to {}", run_dir.display());
+    let skipped = loaded.train.skipped();
+    if skipped > 0 {
+        println!("Skipped {skipped} unreadable image(s) (warnings above name them)");
+    }
+    if let Some(line) = crate::alloc::peak_rss_line() {
+        println!("{line}");
+    }
     Ok(run_dir)
 }
 

@@ -321,18 +321,6 @@ fn catalogue_of_malformed_inputs() {
             vec![
                 "train".into(),
                 "--data".into(),
-                format!("folder:{}", folder_broken.display()),
-                "--input".into(),
-                "8x8x3".into(),
-                "--out".into(),
-                out.clone(),
-            ],
-            "x.jpg: image data: expected a readable JPEG, PNG, BMP or GIF image",
-        ),
-        (
-            vec![
-                "train".into(),
-                "--data".into(),
                 format!("folder:{}", folder_none.display()),
                 "--out".into(),
                 out.clone(),
@@ -557,7 +545,7 @@ fn catalogue_of_malformed_inputs() {
         ),
     ];
     // The README states the count: keep the two in step.
-    assert_eq!(cases.len(), 40, "{} cases", cases.len());
+    assert_eq!(cases.len(), 39, "{} cases", cases.len());
     for (args, needle) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = convnet(&a);

@@ -399,11 +399,18 @@ fn bilinear(
 /// Augments a batch `[N, H, W, C]` in place, image `i` with a transform
 /// drawn from `seed` and `i`.
 pub fn augment_batch(cfg: &AugmentConfig, x: &mut Tensor, seed: u64) {
+    augment_batch_from(cfg, x, seed, 0)
+}
+
+/// [`augment_batch`] for rows `first..first + N` of a larger set: image `i`
+/// of `x` gets the transform of image `first + i`.
+pub fn augment_batch_from(cfg: &AugmentConfig, x: &mut Tensor, seed: u64, first: usize) {
     let s = x.shape().to_vec();
     let (h, w, c) = (s[1], s[2], s[3]);
     let per = h * w * c;
     let mut out = vec![0.0; per];
     for (i, img) in x.data_mut().chunks_exact_mut(per).enumerate() {
+        let i = first + i;
         let mut rng = Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let t = cfg.sample(&mut rng, h, w);
         t.apply(img, h, w, c, cfg.fill_mode, cfg.cval, &mut out);
@@ -412,26 +419,30 @@ pub fn augment_batch(cfg: &AugmentConfig, x: &mut Tensor, seed: u64) {
 }
 
 /// A data source whose training batches are augmented on the fly.
-pub struct Augmented {
-    inner: TensorData,
+pub struct Augmented<S: DataSource = TensorData> {
+    inner: S,
     config: AugmentConfig,
 }
 
-impl Augmented {
-    /// Augments `inner`'s images (which must be `[N, H, W, C]`) with `config`.
-    pub fn new(inner: TensorData, config: AugmentConfig) -> Result<Self> {
+impl<S: DataSource> Augmented<S> {
+    /// Augments `inner`'s images (which must be `[H, W, C]` each) with `config`.
+    pub fn new(inner: S, config: AugmentConfig) -> Result<Self> {
         config.validate()?;
-        if inner.x().shape().len() != 4 {
+        if inner.input_shape().len() != 3 {
             return Err(DataError::Mismatch(format!(
-                "augmentation needs images [N, H, W, C], found {:?}",
-                inner.x().shape()
+                "augmentation needs images [N, H, W, C], found samples of shape {:?}",
+                inner.input_shape()
             )));
         }
         Ok(Augmented { inner, config })
     }
+    /// The source being augmented.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
 }
 
-impl DataSource for Augmented {
+impl<S: DataSource> DataSource for Augmented<S> {
     fn len(&self) -> usize {
         self.inner.len()
     }

@@ -6,8 +6,7 @@
 //! blue. Images become NHWC `[N, 32, 32, 3]` scaled to `[0, 1]`.
 
 use crate::error::{format_err, io_err, Result};
-use crate::mnist::LabeledImages;
-use convnet_tensor::Tensor;
+use crate::images::LabeledImages;
 use std::path::Path;
 
 /// Bytes per record.
@@ -47,7 +46,7 @@ pub fn parse_cifar_batch(path: &Path, bytes: &[u8]) -> Result<LabeledImages> {
         ));
     }
     let n = bytes.len() / RECORD;
-    let mut pixels = vec![0.0f32; n * 3072];
+    let mut pixels = vec![0u8; n * 3072];
     let mut labels = Vec::with_capacity(n);
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
         if rec[0] > 9 {
@@ -58,18 +57,15 @@ pub fn parse_cifar_batch(path: &Path, bytes: &[u8]) -> Result<LabeledImages> {
                 rec[0].to_string(),
             ));
         }
-        labels.push(rec[0] as f32);
+        labels.push(rec[0] as u32);
         let img = &mut pixels[i * 3072..(i + 1) * 3072];
         for ch in 0..3 {
             for p in 0..1024 {
-                img[p * 3 + ch] = rec[1 + ch * 1024 + p] as f32 / 255.0;
+                img[p * 3 + ch] = rec[1 + ch * 1024 + p];
             }
         }
     }
-    Ok(LabeledImages {
-        images: Tensor::from_vec(&[n, 32, 32, 3], pixels).expect("sizes agree"),
-        labels: Tensor::from_vec(&[n], labels).expect("sizes agree"),
-    })
+    LabeledImages::from_bytes([32, 32, 3], pixels, labels)
 }
 
 /// Reads one batch file.
@@ -78,22 +74,25 @@ pub fn read_cifar_batch(path: &Path) -> Result<LabeledImages> {
     parse_cifar_batch(path, &bytes)
 }
 
-/// Concatenates splits.
-pub fn concat(parts: &[LabeledImages]) -> LabeledImages {
+/// Concatenates splits of one image shape (in memory, as bytes).
+pub fn concat(parts: &[LabeledImages]) -> Result<LabeledImages> {
+    let shape = parts[0].image_shape();
     let mut x = Vec::new();
     let mut y = Vec::new();
-    let mut shape = parts[0].images.shape().to_vec();
-    shape[0] = 0;
     for p in parts {
-        x.extend_from_slice(p.images.data());
-        y.extend_from_slice(p.labels.data());
-        shape[0] += p.len();
+        if p.image_shape() != shape {
+            return Err(crate::DataError::Mismatch(format!(
+                "cannot concatenate images of shapes {:?} and {:?}",
+                shape,
+                p.image_shape()
+            )));
+        }
+        for i in 0..p.len() {
+            x.extend_from_slice(&p.image_bytes(i)?);
+            y.push(p.label(i) as u32);
+        }
     }
-    let n = shape[0];
-    LabeledImages {
-        images: Tensor::from_vec(&shape, x).expect("sizes agree"),
-        labels: Tensor::from_vec(&[n], y).expect("sizes agree"),
-    }
+    LabeledImages::from_bytes(shape, x, y)
 }
 
 /// Loads the five training batches and the test batch from `dir` (the
@@ -117,23 +116,23 @@ pub fn load_cifar10(dir: &Path) -> Result<(LabeledImages, LabeledImages)> {
         ));
     }
     let test = read_cifar_batch(&dir.join("test_batch.bin"))?;
-    Ok((concat(&train), test))
+    Ok((concat(&train)?, test))
 }
 
-/// Encodes images `[N, 32, 32, 3]` in `[0, 1]` and labels as a batch file
-/// (used by tests and to export data).
-pub fn encode_cifar_batch(data: &LabeledImages) -> Vec<u8> {
+/// Encodes 32x32x3 images and their labels as a batch file (used by tests
+/// and to export data).
+pub fn encode_cifar_batch(data: &LabeledImages) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(data.len() * RECORD);
     for i in 0..data.len() {
-        out.push(data.labels.data()[i] as u8);
-        let img = &data.images.data()[i * 3072..(i + 1) * 3072];
+        out.push(data.label(i) as u8);
+        let img = data.image_bytes(i)?;
         for ch in 0..3 {
             for p in 0..1024 {
-                out.push((img[p * 3 + ch] * 255.0).round() as u8);
+                out.push(img[p * 3 + ch]);
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -149,12 +148,13 @@ mod tests {
         bytes[RECORD] = 9;
         bytes[RECORD + 1 + 2048 + 1023] = 102; // blue of the last pixel of image 2
         let d = parse_cifar_batch(Path::new("b.bin"), &bytes).unwrap();
-        assert_eq!(d.images.shape(), &[2, 32, 32, 3]);
-        assert_eq!(d.labels.data(), &[3.0, 9.0]);
-        assert_eq!(d.images.data()[0], 1.0);
-        assert!((d.images.data()[3 + 1] - 0.2).abs() < 1e-6);
-        assert!((d.images.data()[3072 + 1023 * 3 + 2] - 0.4).abs() < 1e-6);
-        assert_eq!(encode_cifar_batch(&d), bytes);
+        let x = d.images_tensor().unwrap();
+        assert_eq!(x.shape(), &[2, 32, 32, 3]);
+        assert_eq!(d.labels(), vec![3, 9]);
+        assert_eq!(x.data()[0], 1.0);
+        assert!((x.data()[3 + 1] - 0.2).abs() < 1e-6);
+        assert!((x.data()[3072 + 1023 * 3 + 2] - 0.4).abs() < 1e-6);
+        assert_eq!(encode_cifar_batch(&d).unwrap(), bytes);
     }
 
     #[test]

@@ -3,34 +3,30 @@
 //! format `ImageId,Label` (1-based ids).
 
 use crate::error::{format_err, io_err, Result};
-use crate::mnist::LabeledImages;
-use convnet_tensor::Tensor;
+use crate::images::LabeledImages;
 use std::path::Path;
 
 /// Images of a Kaggle CSV, with labels when the file has a `label` column.
 #[derive(Clone, Debug)]
 pub struct CsvImages {
-    /// `[N, side, side, 1]` in `[0, 1]`.
-    pub images: Tensor,
-    /// `[N]` labels, when present.
-    pub labels: Option<Tensor>,
+    /// `side x side x 1` images; labels all 0 when the file has none.
+    pub images: LabeledImages,
+    /// Whether the file had a `label` column.
+    pub has_labels: bool,
 }
 
 impl CsvImages {
     /// As labelled images; an error if the file had no labels.
     pub fn labeled(self, path: &Path) -> Result<LabeledImages> {
-        let labels = self.labels.ok_or_else(|| {
-            format_err(
+        if !self.has_labels {
+            return Err(format_err(
                 path,
                 "header",
                 "a 'label' column for training data",
                 "no label column",
-            )
-        })?;
-        Ok(LabeledImages {
-            images: self.images,
-            labels,
-        })
+            ));
+        }
+        Ok(self.images)
     }
 }
 
@@ -92,7 +88,7 @@ pub fn parse_kaggle_csv(path: &Path, text: &str) -> Result<CsvImages> {
                 )
             })?;
             if ci == 0 && has_label {
-                labels.push(v as f32);
+                labels.push(v);
             } else {
                 if v > 255 {
                     return Err(format_err(
@@ -102,14 +98,16 @@ pub fn parse_kaggle_csv(path: &Path, text: &str) -> Result<CsvImages> {
                         v.to_string(),
                     ));
                 }
-                pixels.push(v as f32 / 255.0);
+                pixels.push(v as u8);
             }
         }
     }
-    let n = pixels.len() / npix;
+    if !has_label {
+        labels = vec![0; pixels.len() / npix];
+    }
     Ok(CsvImages {
-        images: Tensor::from_vec(&[n, side, side, 1], pixels).expect("sizes agree"),
-        labels: has_label.then(|| Tensor::from_vec(&[n], labels).expect("sizes agree")),
+        images: LabeledImages::from_bytes([side, side, 1], pixels, labels)?,
+        has_labels: has_label,
     })
 }
 
@@ -144,12 +142,14 @@ mod tests {
     fn reads_train_and_test_files() {
         let t = format!("{}\n7,0,255,51,0\n1,1,2,3,4\n", header(true));
         let d = parse_kaggle_csv(Path::new("train.csv"), &t).unwrap();
-        assert_eq!(d.images.shape(), &[2, 2, 2, 1]);
-        assert_eq!(d.labels.unwrap().data(), &[7.0, 1.0]);
-        assert_eq!(d.images.data()[1], 1.0);
+        let x = d.images.images_tensor().unwrap();
+        assert_eq!(x.shape(), &[2, 2, 2, 1]);
+        assert!(d.has_labels);
+        assert_eq!(d.images.labels(), vec![7, 1]);
+        assert_eq!(x.data()[1], 1.0);
         let t = format!("{}\n0,255,51,0\n", header(false));
         let d = parse_kaggle_csv(Path::new("test.csv"), &t).unwrap();
-        assert!(d.labels.is_none() && d.images.batch() == 1);
+        assert!(!d.has_labels && d.images.len() == 1);
         assert_eq!(submission_csv(&[3, 1]), "ImageId,Label\n1,3\n2,1\n");
     }
 

@@ -2,13 +2,16 @@
 //! like Keras's `image_dataset_from_directory` / `flow_from_directory`.
 //!
 //! Classes are the sub-folder names in alphanumeric order (label 0 is the
-//! first). Images (JPEG, PNG, BMP, GIF) are decoded in parallel, converted
-//! to grayscale or RGB, resized to the target size with bilinear
-//! interpolation and scaled to `[0, 1]`. The file list is shuffled with the
-//! seed and the last `validation_split` of it is held out, as Keras does.
+//! first). Only the file list is read here: images (JPEG, PNG, BMP, GIF)
+//! are decoded batch by batch as training asks for them, converted to
+//! grayscale or RGB, resized to the target size with bilinear interpolation
+//! and scaled to `[0, 1]` ([`crate::stream`]), so a folder of any size
+//! trains in bounded memory. The file list is shuffled with the seed and
+//! the last `validation_split` of it is held out, as Keras does.
 
 use crate::error::{format_err, io_err, DataError, Result};
-use crate::mnist::LabeledImages;
+use crate::images::{LabeledImages, Store};
+use crate::stream::{decode_image, FileStore, OnError};
 use convnet_nn::Rng;
 use convnet_tensor::Tensor;
 use rand::seq::SliceRandom;
@@ -32,6 +35,10 @@ pub struct FolderOptions {
     pub validation_split: f32,
     /// Seed of the file shuffle.
     pub seed: u64,
+    /// Budget of the decoded-bytes cache (0: decode every epoch).
+    pub cache_bytes: usize,
+    /// Unreadable images: skipped with a warning, or an error.
+    pub on_error: OnError,
 }
 
 impl FolderOptions {
@@ -43,6 +50,8 @@ impl FolderOptions {
             channels,
             validation_split: 0.0,
             seed: 0,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            on_error: OnError::Skip,
         }
     }
     /// Validation fraction.
@@ -55,9 +64,23 @@ impl FolderOptions {
         self.seed = s;
         self
     }
+    /// Budget in bytes of the cache of decoded images.
+    pub fn with_cache_bytes(mut self, b: usize) -> Self {
+        self.cache_bytes = b;
+        self
+    }
+    /// What to do with unreadable images.
+    pub fn with_on_error(mut self, e: OnError) -> Self {
+        self.on_error = e;
+        self
+    }
 }
 
-/// A loaded image folder.
+/// Default budget of the decoded-image cache: 256 MiB (5,461 images of
+/// 128x128x3, the whole of a 500-photo folder).
+pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+
+/// An image folder: its file list, read lazily (see [`crate::stream`]).
 #[derive(Clone, Debug)]
 pub struct ImageFolder {
     /// Class names, label order.
@@ -88,37 +111,14 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Decodes one image file to `[h, w, channels]` values in `[0, 1]`.
 pub fn load_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<f32>> {
-    let img = image::open(path).map_err(|e| match e {
-        image::ImageError::IoError(io) => io_err(path, io),
-        other => format_err(
-            path,
-            "image data",
-            "a readable JPEG, PNG, BMP or GIF image",
-            format!("an error: {other}"),
-        ),
-    })?;
-    let resized = if img.height() as usize == h && img.width() as usize == w {
-        img
-    } else {
-        img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle)
-    };
-    Ok(match channels {
-        1 => resized
-            .to_luma8()
-            .into_raw()
-            .into_iter()
-            .map(|v| v as f32 / 255.0)
-            .collect(),
-        _ => resized
-            .to_rgb8()
-            .into_raw()
-            .into_iter()
-            .map(|v| v as f32 / 255.0)
-            .collect(),
-    })
+    Ok(decode_image(path, h, w, channels)?
+        .into_iter()
+        .map(|v| v as f32 / 255.0)
+        .collect())
 }
 
-/// Decodes many files into one `[N, h, w, channels]` tensor, in parallel.
+/// Decodes many files into one `[N, h, w, channels]` tensor, in parallel
+/// (for a handful of images to predict; training reads folders lazily).
 pub fn load_images(files: &[PathBuf], h: usize, w: usize, channels: usize) -> Result<Tensor> {
     let decoded: Result<Vec<Vec<f32>>> = files
         .par_iter()
@@ -174,22 +174,14 @@ pub fn load_image_folder(dir: &Path, opts: &FolderOptions) -> Result<ImageFolder
     files.shuffle(&mut rng);
     let n_val = (files.len() as f64 * opts.validation_split as f64).floor() as usize;
     let n_train = files.len() - n_val;
-    let split = |part: &[(PathBuf, usize)]| -> Result<LabeledImages> {
-        let paths: Vec<PathBuf> = part.iter().map(|(p, _)| p.clone()).collect();
-        let images = load_images(&paths, opts.height, opts.width, opts.channels)?;
-        let labels = part.iter().map(|(_, l)| *l as f32).collect();
-        Ok(LabeledImages {
-            images,
-            labels: Tensor::from_vec(&[part.len()], labels).expect("sizes agree"),
-        })
-    };
+    let labels = files.iter().map(|(_, l)| *l as u32).collect();
+    let paths = files.into_iter().map(|(p, _)| p).collect();
+    let shape = [opts.height, opts.width, opts.channels];
+    let store = FileStore::new(paths, shape, opts.on_error, opts.cache_bytes);
+    let all = LabeledImages::from_store(Store::Files(store), labels, shape);
     Ok(ImageFolder {
         classes,
-        train: split(&files[..n_train])?,
-        validation: if n_val > 0 {
-            Some(split(&files[n_train..])?)
-        } else {
-            None
-        },
+        train: all.range(0, n_train),
+        validation: (n_val > 0).then(|| all.range(n_train, all.len())),
     })
 }

@@ -1,63 +1,26 @@
 //! MNIST and Fashion-MNIST from their four IDX files.
 //!
-//! Images become `[N, 28, 28, 1]` tensors scaled to `[0, 1]` (Keras's
-//! `rescale=1/255`), labels `[N]` class indices stored as `f32`.
+//! Images stay bytes (`[N, 28, 28, 1]`, converted to `[0, 1]` per batch, see
+//! [`LabeledImages`]), labels are class indices.
 
 use crate::error::{DataError, Result};
 use crate::idx::read_idx;
-use convnet_tensor::Tensor;
+use crate::images::LabeledImages;
 use std::path::{Path, PathBuf};
 
-/// Images and labels of one split.
-#[derive(Clone, Debug)]
-pub struct LabeledImages {
-    /// `[N, H, W, 1]`, values in `[0, 1]`.
-    pub images: Tensor,
-    /// `[N]` class indices.
-    pub labels: Tensor,
-}
-
-impl LabeledImages {
-    /// Number of samples.
-    pub fn len(&self) -> usize {
-        self.images.batch()
-    }
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// The first `n` samples.
-    pub fn take(&self, n: usize) -> LabeledImages {
-        let n = n.min(self.len());
-        LabeledImages {
-            images: self.images.slice_batch(0, n),
-            labels: self.labels.slice_batch(0, n),
-        }
-    }
-    /// Samples `start..end`.
-    pub fn range(&self, start: usize, end: usize) -> LabeledImages {
-        LabeledImages {
-            images: self.images.slice_batch(start, end),
-            labels: self.labels.slice_batch(start, end),
-        }
-    }
-    /// One-hot targets `[N, classes]`.
-    pub fn one_hot(&self, classes: usize) -> Tensor {
-        one_hot(&self.labels, classes)
-    }
-}
-
-/// `[N]` class indices -> `[N, classes]` one-hot rows.
-pub fn one_hot(labels: &Tensor, classes: usize) -> Tensor {
-    let mut t = Tensor::zeros(&[labels.len(), classes]);
-    for (i, &l) in labels.data().iter().enumerate() {
-        let l = l as usize;
-        if l < classes {
-            t.data_mut()[i * classes + l] = 1.0;
-        }
-    }
-    t
-}
+/// Fashion-MNIST's class names, label order (Xiao et al. 2017).
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
 
 /// Pairs an IDX image file with an IDX label file.
 pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<LabeledImages> {
@@ -88,13 +51,9 @@ pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<LabeledImages> {
             lab.dims[0]
         )));
     }
-    let (n, h, w) = (img.dims[0], img.dims[1], img.dims[2]);
-    let pixels: Vec<f32> = img.data.iter().map(|&b| b as f32 / 255.0).collect();
-    let labels_f: Vec<f32> = lab.data.iter().map(|&b| b as f32).collect();
-    Ok(LabeledImages {
-        images: Tensor::from_vec(&[n, h, w, 1], pixels).expect("sizes checked"),
-        labels: Tensor::from_vec(&[n], labels_f).expect("sizes checked"),
-    })
+    let (h, w) = (img.dims[1], img.dims[2]);
+    let labels = lab.data.iter().map(|&b| b as u32).collect();
+    LabeledImages::from_bytes([h, w, 1], img.data, labels)
 }
 
 /// The train and test splits of an MNIST-format data set.

@@ -9,8 +9,9 @@
 //! seed per view and image, so a TTA prediction is reproducible; view 0 is
 //! always the unchanged image.
 
-use crate::augment::{augment_batch, AugmentConfig};
-use convnet_nn::{Model, Result};
+use crate::augment::{augment_batch, augment_batch_from, AugmentConfig};
+use crate::images::LabeledImages;
+use convnet_nn::{Model, NnError, Result};
 use convnet_tensor::Tensor;
 
 /// Seed of view `v` (v >= 1).
@@ -44,6 +45,48 @@ pub fn predict_tta(
     let inv = 1.0 / views as f32;
     sum.data_mut().iter_mut().for_each(|a| *a *= inv);
     Ok(sum)
+}
+
+/// Outputs `[M, ...]` for the images of `data`, converted from bytes
+/// `batch` at a time (so memory holds one batch, not the set), each
+/// averaged over `views` TTA views as [`predict_tta`] does (view seeds and
+/// per-image transforms are the same as for the whole set at once), with
+/// the labels of those images. `M < N` only when a folder's unreadable
+/// images were skipped.
+pub fn predict_images(
+    model: &mut Model,
+    data: &LabeledImages,
+    tta: Option<(&AugmentConfig, usize, u64)>,
+    batch: usize,
+) -> Result<(Tensor, Vec<usize>)> {
+    let batch = model.spec().inference_batch(batch);
+    let per = model.output_shape().iter().product::<usize>();
+    let (mut out, mut labels) = (Vec::with_capacity(data.len() * per), Vec::new());
+    let positions: Vec<usize> = (0..data.len()).collect();
+    for (ci, chunk) in positions.chunks(batch).enumerate() {
+        let (x, l) = data
+            .batch(chunk)
+            .map_err(|e| NnError::Data(e.to_string()))?;
+        let mut sum = model.predict(&x, batch)?;
+        if let Some((cfg, views, seed)) = tta.filter(|(c, v, _)| *v > 1 && !c.is_identity()) {
+            for v in 1..views {
+                let mut xv = x.clone();
+                augment_batch_from(cfg, &mut xv, view_seed(seed, v), ci * batch);
+                let p = model.predict(&xv, batch)?;
+                sum.data_mut()
+                    .iter_mut()
+                    .zip(p.data())
+                    .for_each(|(a, b)| *a += b);
+            }
+            let inv = 1.0 / views as f32;
+            sum.data_mut().iter_mut().for_each(|a| *a *= inv);
+        }
+        out.extend_from_slice(sum.data());
+        labels.extend(l);
+    }
+    let mut shape = vec![labels.len()];
+    shape.extend_from_slice(model.output_shape());
+    Ok((Tensor::from_vec(&shape, out)?, labels))
 }
 
 /// The augmentation TTA uses by default for a run trained with `trained`:
@@ -101,5 +144,24 @@ mod tests {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
         assert_eq!(predict_tta(&mut m, &x, &cfg, 3, 7, 8).unwrap(), p3);
+    }
+
+    #[test]
+    fn batched_prediction_over_bytes_equals_the_whole_tensor_at_once() {
+        let mut m = model();
+        let v: Vec<f32> = (0..5 * 36).map(|i| ((i * 7) % 11) as f32 / 10.0).collect();
+        let x = Tensor::from_vec(&[5, 6, 6, 1], v).unwrap();
+        let y = Tensor::from_vec(&[5], vec![0.0, 1.0, 2.0, 0.0, 1.0]).unwrap();
+        let data = LabeledImages::from_tensor(&x, &y).unwrap();
+        let x = data.images_tensor().unwrap(); // the byte-rounded images
+        let cfg = tta_config(&AugmentConfig::new());
+        let whole = predict_tta(&mut m, &x, &cfg, 3, 7, 64).unwrap();
+        let (batched, labels) = predict_images(&mut m, &data, Some((&cfg, 3, 7)), 2).unwrap();
+        assert_eq!(labels, vec![0, 1, 2, 0, 1]);
+        for (a, b) in batched.data().iter().zip(whole.data()) {
+            assert!((a - b).abs() < 1e-6);
+        }
+        let (plain, _) = predict_images(&mut m, &data, None, 2).unwrap();
+        assert_eq!(plain, m.predict(&x, 64).unwrap());
     }
 }

@@ -21,25 +21,42 @@ fn bundled_cats_and_dogs_load_in_class_order_with_a_seeded_split() {
         .with_seed(5);
     let f = load_image_folder(&bundled_cats_dogs(), &opts).unwrap();
     assert_eq!(f.classes, vec!["cats", "dogs"]);
-    assert_eq!(f.train.images.shape(), &[60, 32, 48, 3]);
+    let x = f.train.images_tensor().unwrap();
+    assert_eq!(x.shape(), &[60, 32, 48, 3]);
     let val = f.validation.as_ref().unwrap();
-    assert_eq!(val.images.shape(), &[20, 32, 48, 3]);
-    let count = |l: &[f32], c: f32| l.iter().filter(|&&v| v == c).count();
-    let cats = count(f.train.labels.data(), 0.0) + count(val.labels.data(), 0.0);
+    assert_eq!(val.images_tensor().unwrap().shape(), &[20, 32, 48, 3]);
+    let count = |l: Vec<usize>, c: usize| l.iter().filter(|&&v| v == c).count();
+    let cats = count(f.train.labels(), 0) + count(val.labels(), 0);
     assert_eq!(cats, 40);
-    assert!(f
-        .train
-        .images
-        .data()
-        .iter()
-        .all(|&v| (0.0..=1.0).contains(&v)));
+    assert!(x.data().iter().all(|&v| (0.0..=1.0).contains(&v)));
+    // Nothing is decoded until asked for; then the cache holds the decoded bytes.
+    assert_eq!(f.train.resident_bytes(), 80 * 32 * 48 * 3);
+    assert_eq!(
+        f.train
+            .path(0)
+            .unwrap()
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap(),
+        f.classes[f.train.label(0)].as_str()
+    );
     // The same seed gives the same split; another seed another one.
     let g = load_image_folder(&bundled_cats_dogs(), &opts).unwrap();
-    assert_eq!(g.train.labels, f.train.labels);
+    assert_eq!(g.train.labels(), f.train.labels());
+    assert_eq!(g.train.resident_bytes(), 0);
     let h = load_image_folder(&bundled_cats_dogs(), &opts.clone().with_seed(6)).unwrap();
-    assert_ne!(h.train.labels, f.train.labels);
+    assert_ne!(h.train.labels(), f.train.labels());
     let gray = load_image_folder(&bundled_cats_dogs(), &FolderOptions::new(16, 16, 1)).unwrap();
-    assert_eq!(gray.train.images.shape(), &[80, 16, 16, 1]);
+    assert_eq!(
+        gray.train.images_tensor().unwrap().shape(),
+        &[80, 16, 16, 1]
+    );
+    // Without a cache, batches are decoded afresh and equal the cached ones.
+    let uncached =
+        load_image_folder(&bundled_cats_dogs(), &opts.clone().with_cache_bytes(0)).unwrap();
+    assert_eq!(uncached.train.images_tensor().unwrap(), x);
+    assert_eq!(uncached.train.resident_bytes(), 0);
 }
 
 #[test]
@@ -89,13 +106,20 @@ fn folder_errors_name_the_file_or_folder() {
         "{e}"
     );
     std::fs::write(d.join("cats/broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
-    let e = load_image_folder(&d, &FolderOptions::new(8, 8, 3))
-        .unwrap_err()
-        .to_string();
+    // Images are read when a batch asks for them: an unreadable one is an
+    // error naming it (--on-bad-image fail) ...
+    let strict = FolderOptions::new(8, 8, 3).with_on_error(OnError::Fail);
+    let f = load_image_folder(&d, &strict).unwrap();
+    let e = f.train.batch(&[0, 1]).unwrap_err().to_string();
     assert!(
         e.contains("broken.jpg: image data: expected a readable"),
         "{e}"
     );
+    // ... or left out of its batch and counted (the default).
+    let f = load_image_folder(&d, &FolderOptions::new(8, 8, 3)).unwrap();
+    let (x, labels) = f.train.batch(&[0, 1]).unwrap();
+    assert_eq!((x.shape(), labels), (&[1, 8, 8, 3][..], vec![1]));
+    assert_eq!(f.train.skipped(), 1);
     let e = load_image_folder(&d.join("missing"), &FolderOptions::new(8, 8, 3))
         .unwrap_err()
         .to_string();
@@ -115,10 +139,10 @@ fn cifar_batches_on_disk() {
     std::fs::write(d.join("data_batch_2.bin"), &bytes[..cifar::RECORD]).unwrap();
     std::fs::write(d.join("test_batch.bin"), &bytes[..2 * cifar::RECORD]).unwrap();
     let (train, test) = load_cifar10(&d).unwrap();
-    assert_eq!(train.images.shape(), &[4, 32, 32, 3]);
-    assert_eq!(test.labels.data(), &[0.0, 1.0]);
+    assert_eq!((train.len(), train.image_shape()), (4, [32, 32, 3]));
+    assert_eq!(test.labels(), vec![0, 1]);
     // Pixel 0 of image 1: red byte 1, green byte 1025 % 256 = 1, blue 2049 % 256 = 1.
-    assert_eq!(&train.images.data()[3072..3075], &[1.0 / 255.0; 3]);
+    assert_eq!(&train.image_bytes(1).unwrap()[..3], &[1, 1, 1]);
     std::fs::write(d.join("test_batch.bin"), &bytes[..100]).unwrap();
     let e = load_cifar10(&d).unwrap_err().to_string();
     assert!(e.contains("test_batch.bin: file size"), "{e}");
@@ -143,9 +167,9 @@ fn kaggle_csv_on_disk() {
     )
     .unwrap();
     let c = read_kaggle_csv(&d.join("train.csv")).unwrap();
-    assert_eq!(c.images.shape(), &[2, 28, 28, 1]);
+    assert_eq!((c.images.len(), c.images.image_shape()), (2, [28, 28, 1]));
     let l = c.labeled(&d.join("train.csv")).unwrap();
-    assert_eq!(l.labels.data(), &[3.0, 8.0]);
+    assert_eq!(l.labels(), vec![3, 8]);
     let e = read_kaggle_csv(&d.join("nope.csv"))
         .unwrap_err()
         .to_string();

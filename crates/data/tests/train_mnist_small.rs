@@ -1,7 +1,7 @@
 //! A small CNN trained on a few thousand real MNIST images must reach 95 %
 //! on held-out test images, seeded, in seconds.
 
-use convnet_data::Mnist;
+use convnet_data::{LabeledSource, Mnist, Targets};
 use convnet_nn::*;
 use std::time::Instant;
 
@@ -29,7 +29,7 @@ fn small_cnn_learns_mnist() {
         .build(42)
         .unwrap();
     model.compile(OptimizerConfig::adam(), Loss::SparseCategoricalCrossentropy);
-    let data = TensorData::new(train.images.clone(), train.labels.clone()).unwrap();
+    let data = LabeledSource::new(train.clone(), Targets::Sparse).unwrap();
     let start = Instant::now();
     let history = model
         .fit(
@@ -42,7 +42,7 @@ fn small_cnn_learns_mnist() {
             &mut [],
         )
         .unwrap();
-    let test_data = TensorData::new(test.images.clone(), test.labels.clone()).unwrap();
+    let test_data = LabeledSource::new(test.clone(), Targets::Sparse).unwrap();
     let eval = model.evaluate(&test_data, 500).unwrap();
     eprintln!(
         "trained 3 epochs on 10000 images in {:.1}s; losses {:?}; test accuracy {:.4}",

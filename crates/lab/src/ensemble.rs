@@ -4,12 +4,11 @@
 
 use crate::error::{LabError, Result};
 use crate::experiment::{ExperimentConfig, Variant};
-use convnet_data::{Augmented, Mnist};
+use convnet_data::{Augmented, LabeledImages, LabeledSource, Mnist, Targets};
 use convnet_nn::checkpoint::LATEST;
 use convnet_nn::save::write_atomic;
 use convnet_nn::{
     Checkpointer, FitConfig, History, Loss, Model, OptimizerConfig, Rng, Schedule, Sequential,
-    TensorData,
 };
 use convnet_tensor::Tensor;
 use rand::seq::SliceRandom;
@@ -123,8 +122,8 @@ pub fn run_ensemble(
         if resume && dir.join("model.json").exists() {
             let mut model = Model::load(&dir)?;
             check_same(&model, &seq, &dir, variant)?;
-            let p = member_outputs(&mut model, &test.images, tta)?;
-            let acc = accuracy(&p.argmax_rows(), &test.labels);
+            let p = member_outputs(&mut model, &test, tta)?;
+            let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());
             let secs = read_record(&dir).map(|r| r.seconds).unwrap_or(0.0);
             if talk {
                 eprintln!(
@@ -161,9 +160,7 @@ pub fn run_ensemble(
             model.compile(OptimizerConfig::adam(), Loss::SparseCategoricalCrossentropy);
             (model, 0, History::default())
         };
-        let x = data.train.images.gather_batch(&idx);
-        let y = data.train.labels.gather_batch(&idx);
-        let train = TensorData::new(x, y)?;
+        let train = LabeledSource::new(data.train.select(&idx), Targets::Sparse)?;
         let fit = FitConfig::new()
             .with_epochs(cfg.epochs)
             .with_initial_epoch(done)
@@ -186,8 +183,8 @@ pub fn run_ensemble(
         let mut all = previous;
         all.epochs.extend(history.epochs);
         let secs: f64 = all.epochs.iter().map(|e| e.seconds as f64).sum();
-        let p = member_outputs(&mut model, &test.images, 1)?;
-        let acc = accuracy(&p.argmax_rows(), &test.labels);
+        let p = member_outputs(&mut model, &test, 1)?;
+        let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());
         model.save(&dir)?;
         write_atomic(&dir.join("history.csv"), all.to_csv().as_bytes())?;
         let record = MemberRecord {
@@ -210,8 +207,8 @@ pub fn run_ensemble(
             );
         }
         let (acc, p) = if tta > 1 {
-            let p = member_outputs(&mut model, &test.images, tta)?;
-            (accuracy(&p.argmax_rows(), &test.labels), p)
+            let p = member_outputs(&mut model, &test, tta)?;
+            (accuracy(&p.argmax_rows(), &test.labels_tensor()), p)
         } else {
             (acc, p)
         };
@@ -220,7 +217,7 @@ pub fn run_ensemble(
         seconds.push(secs);
         loaded.push(false);
     }
-    let growth = growth(&probs, &test.labels);
+    let growth = growth(&probs, &test.labels_tensor());
     let ensemble = growth.last().map(|g| g.1).unwrap_or(0.0);
     Ok(EnsembleResult {
         members,
@@ -231,13 +228,11 @@ pub fn run_ensemble(
     })
 }
 
-/// A member's softmax outputs on `x`, averaged over `tta` views (1: none)
-/// drawn from the kernel's augmentation.
-pub fn member_outputs(model: &mut Model, x: &Tensor, tta: usize) -> Result<Tensor> {
+/// A member's softmax outputs on `test`, averaged over `tta` views (1:
+/// none) drawn from the kernel's augmentation.
+pub fn member_outputs(model: &mut Model, test: &LabeledImages, tta: usize) -> Result<Tensor> {
     let cfg = convnet_data::tta_config(&convnet_data::AugmentConfig::new());
-    Ok(convnet_data::predict_tta(
-        model, x, &cfg, tta, TTA_SEED, 500,
-    )?)
+    Ok(convnet_data::predict_images(model, test, Some((&cfg, tta, TTA_SEED)), 500)?.0)
 }
 
 /// Seed of the test-time augmentation views.
@@ -273,17 +268,17 @@ pub fn load_members(dir: &Path) -> Result<Vec<Model>> {
 /// and the ensemble's accuracy (summed softmax), with `tta` views.
 pub fn evaluate_members(
     models: &mut [Model],
-    test: &convnet_data::LabeledImages,
+    test: &LabeledImages,
     tta: usize,
 ) -> Result<EnsembleResult> {
     let mut probs = Vec::new();
     let mut members = Vec::new();
     for m in models.iter_mut() {
-        let p = member_outputs(m, &test.images, tta)?;
-        members.push(accuracy(&p.argmax_rows(), &test.labels));
+        let p = member_outputs(m, test, tta)?;
+        members.push(accuracy(&p.argmax_rows(), &test.labels_tensor()));
         probs.push(p);
     }
-    let growth = growth(&probs, &test.labels);
+    let growth = growth(&probs, &test.labels_tensor());
     let ensemble = growth.last().map(|g| g.1).unwrap_or(0.0);
     Ok(EnsembleResult {
         seconds: vec![0.0; members.len()],

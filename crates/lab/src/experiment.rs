@@ -8,10 +8,10 @@
 //! first `test_size` of the 10,000 test images.
 
 use crate::error::{LabError, Result};
-use convnet_data::{AugmentConfig, Augmented, LabeledImages, Mnist};
+use convnet_data::{AugmentConfig, Augmented, LabeledImages, LabeledSource, Mnist, Targets};
 use convnet_nn::{
     parse_notation, FitConfig, History, Loss, Model, NotationOptions, OptimizerConfig, Padding,
-    Schedule, Sequential, TensorData, Verbosity,
+    Schedule, Sequential, Verbosity,
 };
 use serde::{Deserialize, Serialize};
 
@@ -299,13 +299,13 @@ pub struct VariantResult {
     pub history: History,
 }
 
-fn targets(split: &LabeledImages, loss: Loss) -> TensorData {
-    let y = if loss.is_sparse() {
-        split.labels.clone()
+fn targets(split: &LabeledImages, loss: Loss) -> Result<LabeledSource> {
+    let t = if loss.is_sparse() {
+        Targets::Sparse
     } else {
-        split.one_hot(10)
+        Targets::OneHot(10)
     };
-    TensorData::new(split.images.clone(), y).expect("same count")
+    Ok(LabeledSource::new(split.clone(), t)?)
 }
 
 /// Trains one variant and measures it.
@@ -323,9 +323,9 @@ pub fn run_variant(
             cfg.train_size, cfg.val_size
         )));
     }
-    let train = targets(&data.train.range(0, cfg.train_size), loss);
-    let val = targets(&data.train.range(n - cfg.val_size, n), loss);
-    let test = targets(&data.test.take(cfg.test_size), loss);
+    let train = targets(&data.train.range(0, cfg.train_size), loss)?;
+    let val = targets(&data.train.range(n - cfg.val_size, n), loss)?;
+    let test = targets(&data.test.take(cfg.test_size), loss)?;
     let mut model = seq.build(cfg.seed)?;
     model.compile(OptimizerConfig::adam(), loss);
     let fit = FitConfig::new()

@@ -180,8 +180,9 @@ fn feature_map_grid_equals_the_models_activations() {
         .unwrap();
     let image = data
         .test
-        .images
-        .slice_batch(0, 1)
+        .take(1)
+        .images_tensor()
+        .unwrap()
         .reshape(&[28, 28, 1])
         .unwrap();
     let dir = tmp("explain");

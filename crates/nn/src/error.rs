@@ -59,6 +59,10 @@ pub enum NnError {
         /// What happened.
         msg: String,
     },
+    /// A data source could not produce a batch (an unreadable image, say);
+    /// the message names the file.
+    #[error("{0}")]
+    Data(String),
 }
 
 /// Shorthand for results of this crate.

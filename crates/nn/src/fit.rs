@@ -442,6 +442,7 @@ impl Model {
             let seed: u64 = self.rng.gen();
             let bar = progress_bar(config.verbosity, steps, epoch, config.epochs);
             let (mut sum_loss, mut hits, mut total) = (0.0f64, 0usize, 0usize);
+            let mut steps_run = 0usize;
             let chunks: Vec<Vec<usize>> = order
                 .chunks(config.batch_size)
                 .map(|c| c.to_vec())
@@ -463,6 +464,10 @@ impl Model {
                 });
                 for (bi, batch) in rx.iter().enumerate() {
                     let (x, y) = batch?;
+                    if x.batch() == 0 {
+                        continue; // every image of the batch was unreadable and skipped
+                    }
+                    steps_run += 1;
                     let (l, h, t) = self.train_step(&x, &y, lr)?;
                     if !l.is_finite() {
                         bar.abandon();
@@ -478,7 +483,7 @@ impl Model {
                     bar.set_position(bi as u64 + 1);
                     bar.set_message(format!(
                         "loss {:.4} acc {:.4}",
-                        sum_loss / (bi + 1) as f64,
+                        sum_loss / steps_run as f64,
                         hits as f64 / total.max(1) as f64
                     ));
                 }
@@ -486,6 +491,15 @@ impl Model {
             });
             outcome?;
             bar.finish_and_clear();
+            if steps_run == 0 {
+                return Err(config_err(
+                    "training data",
+                    format!(
+                        "no sample of epoch {} could be read (every one was skipped)",
+                        epoch + 1
+                    ),
+                ));
+            }
             let (val_loss, val_accuracy) = match val {
                 Some(v) => {
                     let e = self.evaluate(v, 256.max(config.batch_size))?;
@@ -495,7 +509,7 @@ impl Model {
             };
             let logs = EpochLogs {
                 epoch: epoch + 1,
-                loss: (sum_loss / steps.max(1) as f64) as f32,
+                loss: (sum_loss / steps_run as f64) as f32,
                 accuracy: hits as f32 / total.max(1) as f32,
                 val_loss,
                 val_accuracy,
@@ -533,19 +547,24 @@ impl Model {
         if n == 0 {
             return Err(config_err("evaluation data", "is empty"));
         }
-        let (mut sum, mut hits, mut total) = (0.0f64, 0usize, 0usize);
-        for batch in data.batches((0..n).collect(), batch_size.max(1), 0) {
+        let (mut sum, mut hits, mut total, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
+        let batch_size = self.spec().inference_batch(batch_size);
+        for batch in data.batches((0..n).collect(), batch_size, 0) {
             let (x, y) = batch?;
+            if x.batch() == 0 {
+                continue; // every image of the batch was unreadable and skipped
+            }
             self.check_batch(loss, &x, &y)?;
             let z = self.forward(&x, Mode::Eval, false);
             let (l, _, p) = self.loss_and_grad(loss, &z, &y);
             sum += l as f64 * x.batch() as f64;
+            seen += x.batch();
             let (h, t) = count_correct(loss, &p, &y);
             hits += h;
             total += t;
         }
         Ok(Evaluation {
-            loss: (sum / n as f64) as f32,
+            loss: (sum / seen.max(1) as f64) as f32,
             accuracy: hits as f32 / total.max(1) as f32,
         })
     }

@@ -41,6 +41,13 @@ use std::collections::HashMap;
 /// The name by which nodes refer to the model's input.
 pub const INPUT: &str = "input";
 
+/// The most bytes one activation may take in `evaluate` and `predict`:
+/// 16 MiB, e.g. 8 images through a 128x128x3 net's first 32-filter
+/// convolution (256 would be a 520 MB activation), 163 through the MNIST
+/// net's first (28x28x32); per-image work is large enough there that
+/// smaller batches cost no measurable speed.
+pub const INFERENCE_ACTIVATION_BYTES: usize = 16 << 20;
+
 /// One layer of a model and where its inputs come from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Node {
@@ -533,6 +540,36 @@ impl ModelSpec {
         Ok(params
             .saturating_mul(16)
             .saturating_add((batch as u128).saturating_mul(per_sample).saturating_mul(4)))
+    }
+
+    /// Bytes of the largest single activation (or convolution patch
+    /// matrix) one sample produces in inference: what bounds the batch of
+    /// `evaluate` and `predict` (see [`INFERENCE_ACTIVATION_BYTES`]).
+    pub fn largest_activation_bytes(&self) -> Result<u128> {
+        let (wiring, shapes) = self.checked()?;
+        let mut largest = self
+            .input_shape
+            .iter()
+            .map(|&d| d as u128)
+            .product::<u128>();
+        for (i, (node, out)) in self.layers.iter().zip(&shapes).enumerate() {
+            let n_out = out.iter().map(|&d| d as u128).product::<u128>();
+            largest = largest.max(n_out);
+            if let LayerSpec::Conv2D(c) = &node.layer {
+                let input = self.first_input_shape(&wiring, &shapes, i);
+                let patch = c.kernel_size[0] as u128 * c.kernel_size[1] as u128 * input[2] as u128;
+                largest = largest.max(n_out / c.filters.max(1) as u128 * patch);
+            }
+        }
+        Ok(largest * 4)
+    }
+
+    /// The batch for inference: `requested`, lowered so that no activation
+    /// exceeds [`INFERENCE_ACTIVATION_BYTES`] (at least 1).
+    pub fn inference_batch(&self, requested: usize) -> usize {
+        let per = self.largest_activation_bytes().unwrap_or(1).max(1);
+        let fits = (INFERENCE_ACTIVATION_BYTES as u128 / per).max(1);
+        requested.clamp(1, fits.min(usize::MAX as u128) as usize)
     }
 
     /// Fails before allocating when a training step would need more memory

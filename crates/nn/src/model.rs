@@ -422,15 +422,17 @@ impl Model {
     }
 
     /// Probabilities (or outputs) for a batch, in inference mode, `batch`
-    /// samples at a time.
+    /// samples at a time (fewer when an activation would pass
+    /// [`crate::graph::INFERENCE_ACTIVATION_BYTES`]).
     pub fn predict(&mut self, x: &Tensor, batch: usize) -> Result<Tensor> {
         self.check_input(x, "predict")?;
         let n = x.batch();
         let per = self.output_shape().iter().product::<usize>();
         let mut out = Vec::with_capacity(n * per);
+        let batch = self.spec.inference_batch(batch);
         let mut start = 0;
         while start < n {
-            let end = (start + batch.max(1)).min(n);
+            let end = (start + batch).min(n);
             let y = self.forward(&x.slice_batch(start, end), Mode::Eval, true);
             out.extend_from_slice(y.data());
             start = end;
