@@ -316,7 +316,8 @@ fn check_same(model: &Model, seq: &Sequential, dir: &Path, variant: &Variant) ->
     Ok(())
 }
 
-fn read_record(dir: &Path) -> Option<MemberRecord> {
+/// The `member.json` of a finished member in `dir`, if readable.
+pub fn read_record(dir: &Path) -> Option<MemberRecord> {
     let text = std::fs::read_to_string(dir.join(MEMBER_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }

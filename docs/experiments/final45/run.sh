@@ -6,15 +6,19 @@
 #   3. the families where the quick budget disagreed with the kernel, at its budget
 #      (--full: 20 epochs on 54,000 images, 6,000 for validation): dropout, dense-size.
 # Every step writes a checkpoint per epoch; run the script again to continue
-# where it stopped (a finished step is skipped). Low priority, so other work
-# on the machine keeps its speed. Logs: ensembles/final45.log, experiments/final45/*.log.
+# where it stopped (a finished step is skipped). The ensemble is written
+# straight into the repository's models/mnist-ensemble, finished members and
+# the running member's newest checkpoint alike, so that committing that folder
+# at the end of a working session carries the run over to the next one.
+# Low priority, so other work on the machine keeps its speed.
+# Logs: models/mnist-ensemble/train.log, experiments/final45/*.log.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 BIN=${CONVNET:-target/release/convnet}
 FINAL="784-[32C3-BN-32C3-BN-32C5S2s-BN-D0.4]-[64C3-BN-64C3-BN-64C5S2s-BN-D0.4]-128C4-BN-F-D0.4-10"
-mkdir -p ensembles experiments/final45
-nice -n 19 "$BIN" ensemble --nets 10 --augment --epochs 45 --out ensembles/final45 --resume --quiet \
-  >>ensembles/final45.log 2>&1
+mkdir -p models/mnist-ensemble experiments/final45
+nice -n 19 "$BIN" ensemble --nets 10 --augment --epochs 45 --out models/mnist-ensemble --resume --quiet \
+  >>models/mnist-ensemble/train.log 2>&1
 for s in 1 2 3; do
   run=experiments/final45/seed-$s
   [ -f "$run/metrics.json" ] && continue
