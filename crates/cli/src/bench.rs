@@ -163,14 +163,6 @@ pub fn forward_macs(seq: &ModelSpec) -> CliResult<usize> {
     Ok(macs)
 }
 
-/// Peak resident memory of this process in MiB (Linux `VmHWM`).
-pub fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 /// GFLOP/s of a 2048^3 matrix product on all threads.
 pub fn measure_peak() -> f64 {
     use convnet_tensor::gemm::{matmul, MatRef, Threads};
@@ -265,7 +257,7 @@ pub fn run_config(name: &str, mode: &str, batch: usize, seconds: f32) -> CliResu
     Ok(BenchResult {
         images_per_sec,
         gflops: images_per_sec * flop_per_image / 1e9,
-        peak_mib: peak_rss_mib(),
+        peak_mib: crate::alloc::peak_rss_bytes().map(|b| b as f64 / (1u64 << 20) as f64),
     })
 }
 
