@@ -16,6 +16,7 @@ mod model_arg;
 mod pictures;
 mod predict;
 mod run;
+mod serve;
 mod surgery;
 mod train;
 
@@ -65,6 +66,8 @@ enum Command {
     Export(interop::ExportArgs),
     /// Read an ONNX model (PyTorch, tf2onnx, convnet) into a run folder.
     Import(interop::ImportArgs),
+    /// The explorer in the browser: draw or upload an image, see every layer, curves, mistakes.
+    Serve(serve::ServeArgs),
 }
 
 fn run() -> CliResult<()> {
@@ -93,6 +96,7 @@ fn run() -> CliResult<()> {
         Command::Finetune(a) => surgery::finetune(*a),
         Command::Export(a) => interop::export(a),
         Command::Import(a) => interop::import(a),
+        Command::Serve(a) => serve::serve(a),
     }
 }
 

@@ -133,6 +133,16 @@ pub struct TrainArgs {
     /// Divide the learning rate by 10 when val_loss has not improved for this many epochs.
     #[arg(long)]
     reduce_lr_on_plateau: Option<usize>,
+    /// Serve the explorer (`convnet serve`) during training: curves per batch and epoch,
+    /// predictions with the newest checkpoint; it stays up after training until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// Port of --serve (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080, requires = "serve")]
+    serve_port: u16,
+    /// Address of --serve; the default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1", requires = "serve")]
+    serve_host: String,
     /// Random seed: same seed, same result.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -599,6 +609,23 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     if let Some(p) = plateau.as_mut() {
         callbacks.push(p);
     }
+    let mut live_cb = None;
+    let mut server = None;
+    if a.serve {
+        let live = std::sync::Arc::new(crate::serve::Live::default());
+        let explorer = crate::serve::Explorer::open(&run_dir, Some(live.clone()))?;
+        let (srv, addr) = crate::serve::bind(&a.serve_host, a.serve_port)?;
+        println!("Serving the explorer at http://{addr}/ while training");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let explorer = std::sync::Arc::new(explorer);
+        std::thread::spawn(move || crate::serve::run_server(srv, explorer));
+        live_cb = Some(crate::serve::LiveCallback(live.clone()));
+        server = Some((live, addr));
+    }
+    if let Some(cb) = live_cb.as_mut() {
+        callbacks.push(cb);
+    }
     let start = Instant::now();
     let val_ref = val_data.as_ref().map(|v| v as &dyn convnet_nn::DataSource);
     crate::alloc::purge_immediately_if_large(model.spec().training_bytes(fit_cfg.batch_size)?);
@@ -650,6 +677,15 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     }
     if let Some(line) = crate::alloc::peak_rss_line() {
         println!("{line}");
+    }
+    if let Some((live, addr)) = server {
+        live.finish();
+        println!("Training done; the explorer stays at http://{addr}/ (Ctrl-C stops)");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        loop {
+            std::thread::park();
+        }
     }
     Ok(run_dir)
 }

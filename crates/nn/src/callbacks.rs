@@ -37,6 +37,19 @@ pub trait Callback {
     fn on_train_end(&mut self, _model: &mut Model) -> Result<()> {
         Ok(())
     }
+    /// After each training step: the epoch (0-based), the step within it
+    /// (1-based) out of `steps`, and the epoch's running mean loss and
+    /// accuracy so far (what the progress bar shows). For live displays;
+    /// it cannot stop training.
+    fn on_batch_end(
+        &mut self,
+        _epoch: usize,
+        _step: usize,
+        _steps: usize,
+        _loss: f32,
+        _accuracy: f32,
+    ) {
+    }
 }
 
 /// Whether a monitored metric improves upwards (accuracies) or downwards (losses).

@@ -481,11 +481,14 @@ impl Model {
                     hits += h;
                     total += t;
                     bar.set_position(bi as u64 + 1);
-                    bar.set_message(format!(
-                        "loss {:.4} acc {:.4}",
+                    let (mean_loss, mean_acc) = (
                         sum_loss / steps_run as f64,
-                        hits as f64 / total.max(1) as f64
-                    ));
+                        hits as f64 / total.max(1) as f64,
+                    );
+                    bar.set_message(format!("loss {mean_loss:.4} acc {mean_acc:.4}"));
+                    for cb in callbacks.iter_mut() {
+                        cb.on_batch_end(epoch, bi + 1, steps, mean_loss as f32, mean_acc as f32);
+                    }
                 }
                 Ok(())
             });

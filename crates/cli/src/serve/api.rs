@@ -1,0 +1,421 @@
+//! The explorer's JSON endpoints (see `mod.rs` for the routes).
+//!
+//! Feature maps travel as base64 bytes: each map scaled to 0..255 over the
+//! layer's own min..max (sent along), channels last, as the tensor is.
+
+use super::geometry::receptive_field;
+use super::{Explorer, Reply};
+use base64::Engine;
+use convnet_nn::{Callback, EpochLogs, History, Model};
+use convnet_tensor::Tensor;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Most test images the evaluation view predicts (the whole MNIST test set).
+const EVAL_LIMIT: usize = 10_000;
+/// Mistakes listed, most confident first.
+const MISTAKES: usize = 48;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Values scaled to bytes over their own range; `(bytes, min, max)`.
+fn quantize(v: &[f32]) -> (Vec<u8>, f32, f32) {
+    let (lo, hi) = v
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) };
+    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+    let bytes = v
+        .iter()
+        .map(|&x| ((x - lo) * scale).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    (bytes, lo, hi)
+}
+
+/// Class names of the run, or the label numbers.
+fn class_names(ex: &Explorer, k: usize) -> Vec<String> {
+    match &ex.cfg.classes {
+        Some(n) if n.len() == k.max(2) => n.clone(),
+        _ => (0..k.max(2)).map(|i| i.to_string()).collect(),
+    }
+}
+
+/// The model to predict with: the run's, or during training the newest
+/// checkpoint's (reloaded when a new epoch is saved).
+fn with_model<T>(
+    ex: &Explorer,
+    f: impl FnOnce(&mut Model) -> Result<T, Reply>,
+) -> Result<T, Reply> {
+    if ex.live.is_some() {
+        let ckpt = ex.run.join(crate::run::CHECKPOINTS);
+        let latest = std::fs::read_to_string(ckpt.join(convnet_nn::checkpoint::LATEST)).ok();
+        let mut from = lock(&ex.loaded_from);
+        if latest.is_some() && *from != latest {
+            if let Ok((m, _)) = Model::load_checkpoint(&ckpt) {
+                *lock(&ex.model) = Some(m);
+                *from = latest;
+            }
+        }
+        if lock(&ex.model).is_none() {
+            // Before the first checkpoint: the starting weights, if saved.
+            *lock(&ex.model) = Model::load(&ex.run).ok();
+        }
+    }
+    let mut guard = lock(&ex.model);
+    match guard.as_mut() {
+        Some(m) => f(m),
+        None => Err(Reply::error(
+            503,
+            "no weights yet: the first epoch has not finished",
+        )),
+    }
+}
+
+/// `GET /api/model`: the graph with shapes, parameters, formulas, classes.
+pub fn model_json(ex: &Explorer) -> Result<Value, Reply> {
+    let spec = &ex.cfg.model;
+    let summary = spec
+        .summary()
+        .map_err(|e| Reply::error(500, format!("the run's model is invalid: {e}")))?;
+    let outputs: usize = summary
+        .rows
+        .last()
+        .map(|r| r.output_shape.iter().product())
+        .unwrap_or(0);
+    let layers: Vec<Value> = summary
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json!({
+                "index": i,
+                "name": r.name,
+                "kind": r.kind,
+                "output_shape": r.output_shape,
+                "params": r.params,
+                "formula": r.formula,
+                "inputs": r.connected_to,
+                "config": serde_json::to_value(&spec.layers[i].layer).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "run": ex.run.display().to_string(),
+        "input_shape": summary.input_shape,
+        "trainable": summary.trainable,
+        "non_trainable": summary.non_trainable,
+        "graph": summary.graph,
+        "classes": class_names(ex, outputs),
+        "layers": layers,
+        "live": ex.live.is_some(),
+    }))
+}
+
+/// Decodes an uploaded image to the model's input `[1, H, W, C]` in [0, 1].
+fn decode_upload(body: &[u8], shape: &[usize]) -> Result<Tensor, Reply> {
+    if shape.len() != 3 || !(shape[2] == 1 || shape[2] == 3) {
+        return Err(Reply::error(
+            400,
+            format!("the model takes inputs {shape:?}, not images"),
+        ));
+    }
+    let img = image::load_from_memory(body)
+        .map_err(|e| Reply::error(400, format!("the body is not a readable image: {e}")))?;
+    let (h, w) = (shape[0] as u32, shape[1] as u32);
+    let img = if img.width() == w && img.height() == h {
+        img
+    } else {
+        img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+    };
+    let bytes = if shape[2] == 1 {
+        img.to_luma8().into_raw()
+    } else {
+        img.to_rgb8().into_raw()
+    };
+    let v = bytes.iter().map(|&b| b as f32 / 255.0).collect();
+    Ok(Tensor::from_vec(&[1, shape[0], shape[1], shape[2]], v).expect("sizes agree"))
+}
+
+/// `POST /api/predict` (body: an image file): probabilities and every
+/// layer's output for that image.
+pub fn predict(ex: &Explorer, body: &[u8]) -> Result<Value, Reply> {
+    if body.is_empty() {
+        return Err(Reply::error(
+            400,
+            "empty body: send an image file (PNG, JPEG, BMP, GIF)",
+        ));
+    }
+    let x = decode_upload(body, &ex.cfg.model.input_shape)?;
+    let names = ex.cfg.model.summary().map(|s| s.rows).unwrap_or_default();
+    with_model(ex, |m| {
+        let outs = m.trace(&x);
+        let probs = outs.last().map(|t| t.data().to_vec()).unwrap_or_default();
+        let classes = class_names(ex, probs.len());
+        let probs: Vec<Value> = if probs.len() == 1 {
+            vec![
+                json!({"class": classes[0], "p": 1.0 - probs[0]}),
+                json!({"class": classes[1], "p": probs[0]}),
+            ]
+        } else {
+            probs
+                .iter()
+                .zip(&classes)
+                .map(|(p, c)| json!({"class": c, "p": p}))
+                .collect()
+        };
+        let layers: Vec<Value> = outs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let (bytes, lo, hi) = quantize(t.data());
+                json!({
+                    "index": i,
+                    "name": names.get(i).map(|r| r.name.clone()),
+                    "shape": &t.shape()[1..],
+                    "min": lo,
+                    "max": hi,
+                    "data": b64(&bytes),
+                })
+            })
+            .collect();
+        let (input, lo, hi) = quantize(x.data());
+        Ok(json!({
+            "probabilities": probs,
+            "input": {"shape": &x.shape()[1..], "min": lo, "max": hi, "data": b64(&input)},
+            "layers": layers,
+        }))
+    })
+}
+
+/// `GET /api/filter?layer=I&map=C`: filter `C` of Conv2D node `I`,
+/// `[KH, KW, C_in]` scaled over its own range.
+pub fn filter(ex: &Explorer, layer: usize, map: usize) -> Result<Value, Reply> {
+    with_model(ex, |m| {
+        let kind = m.spec().layers.get(layer).map(|n| n.layer.kind());
+        if kind != Some("Conv2D") {
+            return Err(Reply::error(
+                404,
+                format!("layer {layer} is not a Conv2D layer"),
+            ));
+        }
+        let kernel = m.layers()[layer]
+            .params()
+            .into_iter()
+            .find(|p| p.name == "kernel")
+            .map(|p| p.value.clone())
+            .ok_or_else(|| Reply::error(404, format!("layer {layer} has no kernel")))?;
+        let s = kernel.shape().to_vec(); // [KH, KW, C_in, F]
+        if map >= s[3] {
+            return Err(Reply::error(
+                404,
+                format!("layer {layer} has {} filters, not {}", s[3], map + 1),
+            ));
+        }
+        let w: Vec<f32> = kernel
+            .data()
+            .iter()
+            .skip(map)
+            .step_by(s[3])
+            .copied()
+            .collect();
+        let (bytes, lo, hi) = quantize(&w);
+        Ok(
+            json!({"shape": [s[0], s[1], s[2]], "min": lo, "max": hi, "data": b64(&bytes), "values": w}),
+        )
+    })
+}
+
+/// `GET /api/patch?layer=I&y=Y&x=X`: the input window pixel (Y, X) of
+/// node I's output sees.
+pub fn patch(ex: &Explorer, layer: usize, y: usize, x: usize) -> Result<Value, Reply> {
+    match receptive_field(&ex.cfg.model, layer, y, x) {
+        Some((top, bottom, left, right)) => {
+            Ok(json!({"top": top, "bottom": bottom, "left": left, "right": right}))
+        }
+        None => Err(Reply::error(
+            404,
+            format!("layer {layer} has no pixel ({y}, {x}) with a window in the input"),
+        )),
+    }
+}
+
+/// Training progress shared with the server while `train --serve` runs.
+#[derive(Default)]
+pub struct Live {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    epochs: Vec<EpochLogs>,
+    /// `(epoch + fraction, running loss, running accuracy)`, thinned to at most ~2,000.
+    batches: Vec<(f32, f32, f32)>,
+    done: bool,
+}
+
+impl Live {
+    /// Marks training finished.
+    pub fn finish(&self) {
+        lock(&self.state).done = true;
+    }
+}
+
+/// The callback that feeds [`Live`].
+pub struct LiveCallback(pub Arc<Live>);
+
+impl Callback for LiveCallback {
+    fn on_batch_end(&mut self, epoch: usize, step: usize, steps: usize, loss: f32, accuracy: f32) {
+        let mut s = lock(&self.0.state);
+        let every = (steps / 200).max(1);
+        if step.is_multiple_of(every) || step == steps {
+            s.batches.push((
+                epoch as f32 + step as f32 / steps.max(1) as f32,
+                loss,
+                accuracy,
+            ));
+        }
+    }
+    fn on_epoch_end(
+        &mut self,
+        _: &mut Model,
+        logs: &EpochLogs,
+        _: &History,
+    ) -> convnet_nn::Result<convnet_nn::Control> {
+        lock(&self.0.state).epochs.push(logs.clone());
+        Ok(convnet_nn::Control::Continue)
+    }
+}
+
+fn epoch_json(e: &EpochLogs) -> Value {
+    json!({"epoch": e.epoch, "loss": e.loss, "accuracy": e.accuracy,
+           "val_loss": e.val_loss, "val_accuracy": e.val_accuracy, "lr": e.lr})
+}
+
+/// `GET /api/history`: per-epoch logs (and per-batch ones while training).
+pub fn history(ex: &Explorer) -> Value {
+    if let Some(live) = &ex.live {
+        let s = lock(&live.state);
+        let batches: Vec<Value> = s.batches.iter().map(|(t, l, a)| json!([t, l, a])).collect();
+        return json!({"epochs": s.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
+                      "batches": batches, "training": !s.done});
+    }
+    let text = std::fs::read_to_string(ex.run.join(crate::run::HISTORY_FILE)).unwrap_or_default();
+    let num = |s: Option<&str>| s.and_then(|v| v.trim().parse::<f32>().ok());
+    let epochs: Vec<Value> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some(
+                json!({"epoch": num(f.first().copied())?, "loss": num(f.get(1).copied()),
+                        "accuracy": num(f.get(2).copied()), "val_loss": num(f.get(3).copied()),
+                        "val_accuracy": num(f.get(4).copied()), "lr": num(f.get(5).copied())}),
+            )
+        })
+        .collect();
+    json!({"epochs": epochs, "batches": [], "training": false})
+}
+
+/// Predictions of the run's test split (computed once, on first request).
+pub struct Evaluation {
+    data: convnet_data::LabeledImages,
+    json: Value,
+}
+
+fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
+    if let Some(e) = lock(&ex.evaluation).as_ref() {
+        return Ok(Arc::clone(e));
+    }
+    let loaded = ex
+        .cfg
+        .load_data()
+        .map_err(|e| Reply::error(404, format!("the run's data cannot be loaded here: {e}")))?;
+    let (data, what) = match loaded.test {
+        Some(t) => (t, "test"),
+        None => (loaded.train, "training"),
+    };
+    let data = data.take(EVAL_LIMIT);
+    let (probs, truth) = with_model(ex, |m| {
+        convnet_data::predict_images(m, &data, None, 256)
+            .map_err(|e| Reply::error(500, e.to_string()))
+    })?;
+    let k = probs.sample_len().max(1);
+    let pred: Vec<usize> = if k == 1 {
+        probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
+    } else {
+        probs.argmax_rows()
+    };
+    let classes = class_names(ex, k);
+    let confusion = convnet_lab::report::confusion_matrix(&truth, &pred, classes.len());
+    let wrong = convnet_lab::report::worst_mistakes(&probs, &truth, MISTAKES);
+    let hits = truth.iter().zip(&pred).filter(|(t, p)| t == p).count();
+    let json = json!({
+        "split": what,
+        "samples": truth.len(),
+        "accuracy": hits as f64 / truth.len().max(1) as f64,
+        "classes": classes,
+        "confusion": confusion,
+        "mistakes": wrong.iter().map(|m| json!({"index": m.index, "truth": m.truth,
+            "pred": m.pred, "confidence": m.confidence})).collect::<Vec<_>>(),
+    });
+    let e = Arc::new(Evaluation { data, json });
+    *lock(&ex.evaluation) = Some(Arc::clone(&e));
+    Ok(e)
+}
+
+/// `GET /api/evaluation`: accuracy, confusion matrix, most confident mistakes.
+pub fn evaluation_json(ex: &Explorer) -> Result<Value, Reply> {
+    Ok(evaluation(ex)?.json.clone())
+}
+
+/// `GET /api/sample?index=I`: image I of the evaluated split, as PNG.
+pub fn sample_png(ex: &Explorer, index: usize) -> Result<Vec<u8>, Reply> {
+    let e = evaluation(ex)?;
+    if index >= e.data.len() {
+        return Err(Reply::error(
+            404,
+            format!("index {index}: the split has {} images", e.data.len()),
+        ));
+    }
+    let bytes = e
+        .data
+        .image_bytes(index)
+        .map_err(|err| Reply::error(500, err.to_string()))?;
+    let [h, w, c] = e.data.image_shape();
+    let mut png = Vec::new();
+    let color = if c == 1 {
+        image::ExtendedColorType::L8
+    } else {
+        image::ExtendedColorType::Rgb8
+    };
+    image::ImageEncoder::write_image(
+        image::codecs::png::PngEncoder::new(&mut png),
+        &bytes,
+        w as u32,
+        h as u32,
+        color,
+    )
+    .map_err(|err| Reply::error(500, err.to_string()))?;
+    Ok(png)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_spans_the_byte_range_and_survives_constants() {
+        let (b, lo, hi) = quantize(&[-1.0, 0.0, 1.0]);
+        assert_eq!((b, lo, hi), (vec![0, 128, 255], -1.0, 1.0));
+        assert_eq!(quantize(&[2.0, 2.0]).0, vec![0, 0]);
+        assert_eq!(quantize(&[]).0, Vec::<u8>::new());
+    }
+}

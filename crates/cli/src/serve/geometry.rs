@@ -1,0 +1,119 @@
+//! Receptive fields: which input pixels one output pixel of a node sees.
+//!
+//! Walking back from node `i` along first inputs, a window layer (conv,
+//! pooling) with kernel `k`, stride `s`, dilation `d` and padding before
+//! `p` maps output rows `[a, b]` to input rows
+//!
+//! ```text
+//! [a * s - p, b * s - p + (k - 1) * d]
+//! ```
+//!
+//! (likewise columns); zero padding shifts by its top/left amount; every
+//! other layer with an image output keeps the range. The result is
+//! clamped to the input image. A node without a spatial output (after
+//! Flatten) sees the whole image.
+
+use convnet_nn::{LayerSpec, ModelSpec, Source};
+use convnet_tensor::shape::axis_geometry;
+
+/// `(top, bottom, left, right)`, inclusive, in input pixels.
+pub type Window = (usize, usize, usize, usize);
+
+/// The input window seen by pixel `(y, x)` of node `node`'s output; `None`
+/// when the node has no spatial output or the pixel is outside it.
+pub fn receptive_field(spec: &ModelSpec, node: usize, y: usize, x: usize) -> Option<Window> {
+    let (wiring, shapes) = spec.checked().ok()?;
+    let out = shapes.get(node)?;
+    if out.len() != 3 || y >= out[0] || x >= out[1] {
+        return None;
+    }
+    // Signed ranges: padding can reach outside the image.
+    let (mut r, mut c) = ((y as i64, y as i64), (x as i64, x as i64));
+    let mut i = Some(node);
+    while let Some(n) = i {
+        let src = wiring.inputs[n].first().copied().unwrap_or(Source::Input);
+        let input: &[usize] = match src {
+            Source::Input => &spec.input_shape,
+            Source::Node(j) => &shapes[j],
+        };
+        if input.len() != 3 {
+            return None;
+        }
+        let window = match &spec.layers[n].layer {
+            LayerSpec::Conv2D(cfg) => Some((
+                cfg.kernel_size,
+                cfg.strides,
+                cfg.dilation_rate,
+                cfg.padding,
+                false,
+            )),
+            LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => Some((
+                p.pool_size,
+                p.strides.unwrap_or(p.pool_size),
+                [1, 1],
+                p.padding,
+                p.ceil_mode,
+            )),
+            _ => None,
+        };
+        if let Some((k, s, d, pad, ceil)) = window {
+            for (axis, range) in [(0, &mut r), (1, &mut c)] {
+                let g = axis_geometry(input[axis], k[axis], s[axis], d[axis], pad.axis(axis), ceil)
+                    .ok()?;
+                let (s, p, reach) = (
+                    s[axis] as i64,
+                    g.pad_before as i64,
+                    ((k[axis] - 1) * d[axis]) as i64,
+                );
+                *range = (range.0 * s - p, range.1 * s - p + reach);
+            }
+        } else if let LayerSpec::ZeroPadding2D { padding } = &spec.layers[n].layer {
+            r = (r.0 - padding[0][0] as i64, r.1 - padding[0][0] as i64);
+            c = (c.0 - padding[1][0] as i64, c.1 - padding[1][0] as i64);
+        } else if matches!(
+            spec.layers[n].layer,
+            LayerSpec::GlobalAveragePooling2D | LayerSpec::GlobalMaxPooling2D
+        ) {
+            return None;
+        }
+        i = match src {
+            Source::Input => None,
+            Source::Node(j) => Some(j),
+        };
+    }
+    let [h, w] = [spec.input_shape[0] as i64, spec.input_shape[1] as i64];
+    let clamp = |v: i64, hi: i64| v.clamp(0, hi - 1) as usize;
+    Some((clamp(r.0, h), clamp(r.1, h), clamp(c.0, w), clamp(c.1, w)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use convnet_nn::{parse_notation, NotationOptions};
+
+    fn spec(n: &str) -> ModelSpec {
+        parse_notation(n, &NotationOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn windows_compose_through_convs_and_pools() {
+        // 28x28 -> 5x5 valid conv (24x24) -> 2x2 pool (12x12) -> 3x3 valid conv (10x10).
+        let s = spec("28x28x1-4C5v-P2-4C3v-10");
+        assert_eq!(receptive_field(&s, 0, 0, 0), Some((0, 4, 0, 4)));
+        assert_eq!(receptive_field(&s, 0, 3, 7), Some((3, 7, 7, 11)));
+        // Pool pixel (1, 2) covers conv rows 2..3, cols 4..5: input rows 2..7, cols 4..9.
+        assert_eq!(receptive_field(&s, 1, 1, 2), Some((2, 7, 4, 9)));
+        // Second conv pixel (0, 0): pool rows 0..2 -> conv rows 0..5 -> input 0..9.
+        assert_eq!(receptive_field(&s, 2, 0, 0), Some((0, 9, 0, 9)));
+        // Outside the map, and after Flatten: none.
+        assert_eq!(receptive_field(&s, 2, 10, 0), None);
+        assert_eq!(receptive_field(&s, 4, 0, 0), None);
+    }
+
+    #[test]
+    fn same_padding_is_clamped_to_the_image() {
+        let s = spec("8x8x1-2C3-10");
+        assert_eq!(receptive_field(&s, 0, 0, 0), Some((0, 1, 0, 1)));
+        assert_eq!(receptive_field(&s, 0, 7, 4), Some((6, 7, 3, 5)));
+    }
+}

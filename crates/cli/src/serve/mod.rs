@@ -1,0 +1,280 @@
+//! `convnet serve RUN`: the CNN explorer, a local web app served from the
+//! binary (page, script and style are compiled in: no CDN, works offline).
+//!
+//! It draws the model's graph with shapes, parameter counts and output-size
+//! formulas; predicts a drawn or uploaded image and shows every layer's
+//! feature maps; shows a map's filter, the input patch one of its pixels
+//! looks at, and for pooling the maps before and after; and the run's
+//! curves, confusion matrix and mistakes. `convnet train --serve` serves the
+//! same page while training, with curves updated per batch.
+//!
+//! HTTP is `tiny_http` on one thread (requests are small and the model is
+//! shared behind a mutex). Hardening: loopback unless `--host` says
+//! otherwise; request bodies limited to [`MAX_BODY`]; every bad request a
+//! 4xx with a message; only the run folder's own picture files are ever
+//! read, by name from a fixed list; a handler that panics answers 500 and
+//! the server goes on.
+
+mod api;
+mod geometry;
+
+use crate::error::{CliError, CliResult};
+use crate::run::RunConfig;
+use clap::Args;
+use convnet_nn::Model;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+pub use api::{Live, LiveCallback};
+
+/// The largest request body accepted (an uploaded photo): 10 MiB.
+pub const MAX_BODY: usize = 10 << 20;
+
+/// Options of `convnet serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// A run folder written by `convnet train` (or `convnet import`).
+    run: PathBuf,
+    /// Port to listen on (0: any free port; the address is printed).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on; the default serves this machine only.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+}
+
+/// The page's files, compiled into the binary.
+const INDEX_HTML: &str = include_str!("page/index.html");
+const APP_JS: &str = include_str!("page/app.js");
+const APP_CSS: &str = include_str!("page/app.css");
+
+/// What the handlers share.
+pub struct Explorer {
+    run: PathBuf,
+    cfg: RunConfig,
+    model: Mutex<Option<Model>>,
+    /// The newest checkpoint the model was loaded from (live training).
+    loaded_from: Mutex<Option<String>>,
+    live: Option<Arc<Live>>,
+    evaluation: Mutex<Option<Arc<api::Evaluation>>>,
+}
+
+impl Explorer {
+    /// The explorer of a finished run.
+    pub fn open(run: &Path, live: Option<Arc<Live>>) -> CliResult<Explorer> {
+        let cfg = RunConfig::load(run)?;
+        let model = if live.is_some() {
+            None // loaded from the newest checkpoint when one exists
+        } else {
+            Some(Model::load(run)?)
+        };
+        Ok(Explorer {
+            run: run.to_path_buf(),
+            cfg,
+            model: Mutex::new(model),
+            loaded_from: Mutex::new(None),
+            live,
+            evaluation: Mutex::new(None),
+        })
+    }
+}
+
+/// Starts listening; returns the server and the address it listens on.
+pub fn bind(host: &str, port: u16) -> CliResult<(tiny_http::Server, String)> {
+    let server = tiny_http::Server::http((host, port))
+        .map_err(|e| CliError::usage(format!("cannot listen on {host}:{port}: {e}")))?;
+    let addr = match server.server_addr() {
+        tiny_http::ListenAddr::IP(a) => a.to_string(),
+        #[allow(unreachable_patterns)]
+        _ => format!("{host}:{port}"),
+    };
+    Ok((server, addr))
+}
+
+/// Answers requests until the process ends. A handler that panics gets
+/// a 500 and the server goes on.
+pub fn run_server(server: tiny_http::Server, explorer: Arc<Explorer>) {
+    for mut request in server.incoming_requests() {
+        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            respond(&explorer, &mut request)
+        }))
+        .unwrap_or_else(|_| {
+            Reply::error(500, "internal error in this request; the server goes on")
+        });
+        let _ = request.respond(reply.into_response());
+    }
+}
+
+/// `convnet serve`.
+pub fn serve(a: ServeArgs) -> CliResult<()> {
+    let explorer = Arc::new(Explorer::open(&a.run, None)?);
+    let (server, addr) = bind(&a.host, a.port)?;
+    println!(
+        "Serving the explorer of {} at http://{addr}/ (Ctrl-C stops)",
+        a.run.display()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    run_server(server, explorer);
+    Ok(())
+}
+
+/// A response: status, content type and body.
+pub struct Reply {
+    status: u16,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn ok(content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status: 200,
+            content_type,
+            body: body.into(),
+        }
+    }
+    fn json(v: &serde_json::Value) -> Reply {
+        Reply::ok("application/json", v.to_string())
+    }
+    /// An error with a JSON message `{"error": ...}`.
+    fn error(status: u16, msg: impl Into<String>) -> Reply {
+        let v = serde_json::json!({ "error": msg.into() });
+        Reply {
+            status,
+            content_type: "application/json",
+            body: v.to_string().into_bytes(),
+        }
+    }
+    fn into_response(self) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+        let header = tiny_http::Header::from_bytes("Content-Type", self.content_type)
+            .expect("a valid header");
+        let nosniff = tiny_http::Header::from_bytes("X-Content-Type-Options", "nosniff")
+            .expect("a valid header");
+        tiny_http::Response::from_data(self.body)
+            .with_status_code(self.status)
+            .with_header(header)
+            .with_header(nosniff)
+    }
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes.
+fn read_body(request: &mut tiny_http::Request) -> Result<Vec<u8>, Reply> {
+    if request.body_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(Reply::error(
+            413,
+            format!("request body over {MAX_BODY} bytes"),
+        ));
+    }
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| Reply::error(400, format!("cannot read the request body: {e}")))?;
+    if body.len() > MAX_BODY {
+        return Err(Reply::error(
+            413,
+            format!("request body over {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(body)
+}
+
+/// `?a=1&b=2` -> the value of `key`, as a number.
+fn query_usize(url: &str, key: &str) -> Result<usize, Reply> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let raw = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .ok_or_else(|| Reply::error(400, format!("missing query parameter '{key}'")))?;
+    raw.parse().map_err(|_| {
+        Reply::error(
+            400,
+            format!("query parameter '{key}': expected a number, found '{raw}'"),
+        )
+    })
+}
+
+/// The run folder's pictures the page may show (nothing else is read).
+const RUN_PICTURES: [&str; 4] = [
+    "loss.png",
+    "accuracy.png",
+    "confusion_matrix.png",
+    "mistakes.png",
+];
+
+fn respond(ex: &Explorer, request: &mut tiny_http::Request) -> Reply {
+    let url = request.url().to_string();
+    let path = url.split('?').next().unwrap_or("");
+    let method = request.method().clone();
+    use tiny_http::Method::{Get, Post};
+    let result = match (&method, path) {
+        (Get, "/") | (Get, "/index.html") => Ok(Reply::ok("text/html; charset=utf-8", INDEX_HTML)),
+        (Get, "/app.js") => Ok(Reply::ok("text/javascript; charset=utf-8", APP_JS)),
+        (Get, "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
+        (Get, "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
+        (Post, "/api/predict") => read_body(request)
+            .and_then(|b| api::predict(ex, &b))
+            .map(|v| Reply::json(&v)),
+        (Get, "/api/filter") => {
+            let (layer, map) = match (query_usize(&url, "layer"), query_usize(&url, "map")) {
+                (Ok(l), Ok(m)) => (l, m),
+                (Err(e), _) | (_, Err(e)) => return e,
+            };
+            api::filter(ex, layer, map).map(|v| Reply::json(&v))
+        }
+        (Get, "/api/patch") => {
+            let q = ["layer", "y", "x"].map(|k| query_usize(&url, k));
+            match q {
+                [Ok(l), Ok(y), Ok(x)] => api::patch(ex, l, y, x).map(|v| Reply::json(&v)),
+                [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => Err(e),
+            }
+        }
+        (Get, "/api/history") => Ok(Reply::json(&api::history(ex))),
+        (Get, "/api/evaluation") => api::evaluation_json(ex).map(|v| Reply::json(&v)),
+        (Get, "/api/sample") => match query_usize(&url, "index") {
+            Ok(i) => api::sample_png(ex, i).map(|png| Reply::ok("image/png", png)),
+            Err(e) => Err(e),
+        },
+        (Get, p) if p.starts_with("/run/") => {
+            let name = &p["/run/".len()..];
+            match RUN_PICTURES.iter().find(|&&n| n == name) {
+                Some(n) => std::fs::read(ex.run.join(n))
+                    .map(|b| Reply::ok("image/png", b))
+                    .map_err(|_| Reply::error(404, format!("{n}: not written for this run yet"))),
+                None => Err(Reply::error(404, format!("no such picture '{name}'"))),
+            }
+        }
+        (_, "/" | "/index.html" | "/app.js" | "/app.css" | "/api/model" | "/api/history")
+        | (_, "/api/filter" | "/api/patch" | "/api/evaluation" | "/api/sample")
+        | (_, "/api/predict") => Err(Reply::error(
+            405,
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(Reply::error(404, format!("no such page '{path}'"))),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_numbers_or_a_400() {
+        assert_eq!(query_usize("/api/patch?layer=2&y=5", "y").ok(), Some(5));
+        let e = query_usize("/api/patch?layer=x", "layer").err().unwrap();
+        assert_eq!(e.status, 400);
+        assert!(String::from_utf8(e.body)
+            .unwrap()
+            .contains("expected a number"));
+        assert_eq!(
+            query_usize("/api/patch", "layer").err().unwrap().status,
+            400
+        );
+    }
+}

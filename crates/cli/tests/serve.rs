@@ -1,0 +1,317 @@
+//! `convnet serve` and `convnet train --serve` over real HTTP: every
+//! endpoint, malformed and oversized requests, paths outside the run.
+
+mod common;
+use common::{convnet, text, tmp};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A running `convnet` process that serves; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `convnet ARGS` and waits for the line with the address.
+fn start(args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run convnet");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server printed its address")
+            .unwrap();
+        if let Some(i) = line.find("http://") {
+            let rest = &line[i + 7..];
+            break rest[..rest.find('/').unwrap()].to_string();
+        }
+    };
+    // Keep draining stdout so that the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, addr }
+}
+
+/// One raw HTTP exchange: `(status, body)`.
+fn raw(addr: &str, request: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let head_end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(buf.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, buf[head_end..].to_vec())
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (s, b) = raw(addr, req.as_bytes());
+    (s, String::from_utf8_lossy(&b).to_string())
+}
+
+fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    let (s, b) = raw(addr, &req);
+    (s, String::from_utf8_lossy(&b).to_string())
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// A 28x28 PNG with a white vertical stroke (a "1").
+fn stroke_png() -> Vec<u8> {
+    let img = image::GrayImage::from_fn(28, 28, |x, y| {
+        image::Luma([if (12..=15).contains(&x) && (4..=23).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn train_small(out: &Path) -> String {
+    let o = convnet(&[
+        "train",
+        "--model",
+        "4C3-P2-10",
+        "--limit",
+        "600",
+        "--epochs",
+        "1",
+        "--validation-split",
+        "0.1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "small",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    out.join("small").to_str().unwrap().to_string()
+}
+
+#[test]
+fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
+    let d = tmp("serve");
+    let run = train_small(&d);
+    let srv = start(&["serve", &run, "--port", "0"]);
+    let a = srv.addr.as_str();
+    assert!(a.starts_with("127.0.0.1:"), "loopback by default: {a}");
+
+    // The page and its files, from the binary.
+    let (s, page) = get(a, "/");
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("<canvas id=\"draw\"") && page.contains("/app.js"),
+        "{page}"
+    );
+    assert_eq!(get(a, "/app.js").0, 200);
+    assert_eq!(get(a, "/app.css").0, 200);
+
+    // The model: layers with shapes, parameters, formulas; class names.
+    let (s, body) = get(a, "/api/model");
+    assert_eq!(s, 200);
+    let m = json(&body);
+    assert_eq!(m["input_shape"], serde_json::json!([28, 28, 1]));
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers[0]["kind"], "Conv2D");
+    assert_eq!(layers[0]["params"], 40);
+    assert!(layers[0]["formula"].as_str().unwrap().contains("28"));
+    assert_eq!(m["classes"].as_array().unwrap().len(), 10);
+
+    // A prediction: probabilities and every layer's maps, not blank.
+    let (s, body) = post(a, "/api/predict", &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    let probs = p["probabilities"].as_array().unwrap();
+    let sum: f64 = probs.iter().map(|v| v["p"].as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-4 && probs.len() == 10, "{sum}");
+    let first = &p["layers"][0];
+    assert_eq!(first["shape"], serde_json::json!([28, 28, 4]));
+    assert!(first["max"].as_f64().unwrap() > first["min"].as_f64().unwrap());
+    assert_eq!(p["layers"].as_array().unwrap().len(), layers.len());
+
+    // Bad images and bodies.
+    let (s, body) = post(a, "/api/predict", b"not an image");
+    assert!(
+        s == 400 && body.contains("not a readable image"),
+        "{s} {body}"
+    );
+    let (s, body) = post(a, "/api/predict", b"");
+    assert!(s == 400 && body.contains("empty body"), "{s} {body}");
+    let big = format!(
+        "POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        11 << 20
+    );
+    let (s, body) = raw(a, big.as_bytes());
+    assert_eq!(s, 413, "{}", String::from_utf8_lossy(&body));
+    let mut chunked = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let piece = vec![0u8; 1 << 20];
+    for _ in 0..11 {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(&piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    assert_eq!(raw(a, &chunked).0, 413, "a chunked body over the limit");
+
+    // Filters, receptive fields and their errors.
+    let (s, body) = get(a, "/api/filter?layer=0&map=3");
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["shape"], serde_json::json!([3, 3, 1]));
+    assert_eq!(
+        get(a, "/api/filter?layer=1&map=0").0,
+        404,
+        "pooling has no filter"
+    );
+    assert_eq!(get(a, "/api/filter?layer=0&map=4").0, 404);
+    assert_eq!(get(a, "/api/filter?layer=0&map=x").0, 400);
+    assert_eq!(get(a, "/api/filter?layer=0").0, 400);
+    let (s, body) = get(a, "/api/patch?layer=1&y=2&x=3");
+    assert_eq!(s, 200);
+    let w = json(&body);
+    assert_eq!(
+        (w["top"].as_u64(), w["bottom"].as_u64()),
+        (Some(3), Some(6))
+    );
+    assert_eq!(get(a, "/api/patch?layer=1&y=99&x=0").0, 404);
+
+    // Curves, evaluation, mistakes.
+    let (s, body) = get(a, "/api/history");
+    assert_eq!(s, 200);
+    assert_eq!(json(&body)["epochs"].as_array().unwrap().len(), 1);
+    let (s, body) = get(a, "/api/evaluation");
+    assert_eq!(s, 200, "{body}");
+    let e = json(&body);
+    assert_eq!(e["samples"], 10000);
+    let cm = e["confusion"].as_array().unwrap();
+    let total: u64 = cm
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 10000);
+    let (s, png) = raw(
+        a,
+        b"GET /api/sample?index=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(s == 200 && png.starts_with(b"\x89PNG"), "{s}");
+    assert_eq!(get(a, "/api/sample?index=10000").0, 404);
+
+    // Only the run's own pictures, by name; nothing outside the run.
+    let (s, png) = raw(
+        a,
+        b"GET /run/loss.png HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(s == 200 && png.starts_with(b"\x89PNG"), "{s}");
+    for path in [
+        "/run/../run.json",
+        "/run/%2e%2e/run.json",
+        "/run/run.json",
+        "/../../etc/passwd",
+        "/run//etc/passwd",
+    ] {
+        let (s, body) = get(a, path);
+        assert_eq!(s, 404, "{path}: {body}");
+        assert!(!body.contains("root:"), "{path}");
+    }
+
+    // Wrong methods, unknown pages, garbage.
+    assert_eq!(
+        raw(
+            a,
+            b"DELETE /api/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .0,
+        405
+    );
+    assert_eq!(get(a, "/api/predict").0, 405);
+    assert_eq!(get(a, "/nope").0, 404);
+    let (s, _) = raw(a, b"GARBAGE\r\n\r\n");
+    assert!(s == 400 || s == 0, "a malformed request line: {s}");
+    // ... and the server is still there.
+    assert_eq!(get(a, "/api/model").0, 200);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() {
+    let d = tmp("train-serve");
+    let out = d.to_str().unwrap().to_string();
+    let srv = start(&[
+        "train",
+        "--model",
+        "4C3-P2-10",
+        "--limit",
+        "1200",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--quiet",
+        "--out",
+        &out,
+        "--serve",
+        "--serve-port",
+        "0",
+    ]);
+    let a = srv.addr.as_str();
+    // Poll until training is done (the server stays up after it).
+    let mut h = serde_json::Value::Null;
+    for _ in 0..600 {
+        let (s, body) = get(a, "/api/history");
+        assert_eq!(s, 200);
+        h = json(&body);
+        if h["training"] == false && h["epochs"].as_array().unwrap().len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(h["training"], false, "{h}");
+    assert_eq!(h["epochs"].as_array().unwrap().len(), 2);
+    let batches = h["batches"].as_array().unwrap();
+    assert!(
+        batches.len() >= 2 * 30,
+        "per-batch points: {}",
+        batches.len()
+    );
+    assert_eq!(json(&get(a, "/api/model").1)["live"], true);
+    let (s, body) = post(a, "/api/predict", &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&d);
+}
