@@ -8,21 +8,21 @@
 //! curves, confusion matrix and mistakes. `convnet train --serve` serves the
 //! same page while training, with curves updated per batch.
 //!
-//! HTTP is `tiny_http` on one thread (requests are small and the model is
-//! shared behind a mutex). Hardening: loopback unless `--host` says
-//! otherwise; request bodies limited to [`MAX_BODY`]; every bad request a
-//! 4xx with a message; only the run folder's own picture files are ever
-//! read, by name from a fixed list; a handler that panics answers 500 and
-//! the server goes on.
+//! HTTP is a small std-only server (`http.rs`): a thread per connection,
+//! one request each; the model is shared behind a mutex. Hardening:
+//! loopback unless `--host` says otherwise; request bodies limited to
+//! [`MAX_BODY`]; every bad request a 4xx with a message; only the run
+//! folder's own picture files are ever read, by name from a fixed list; a
+//! handler that panics answers 500 and the server goes on.
 
 mod api;
 mod geometry;
+mod http;
 
 use crate::error::{CliError, CliResult};
 use crate::run::RunConfig;
 use clap::Args;
 use convnet_nn::Model;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -80,30 +80,33 @@ impl Explorer {
     }
 }
 
-/// Starts listening; returns the server and the address it listens on.
-pub fn bind(host: &str, port: u16) -> CliResult<(tiny_http::Server, String)> {
-    let server = tiny_http::Server::http((host, port))
+/// Starts listening; returns the listener and the address it listens on.
+pub fn bind(host: &str, port: u16) -> CliResult<(std::net::TcpListener, String)> {
+    let listener = std::net::TcpListener::bind((host, port))
         .map_err(|e| CliError::usage(format!("cannot listen on {host}:{port}: {e}")))?;
-    let addr = match server.server_addr() {
-        tiny_http::ListenAddr::IP(a) => a.to_string(),
-        #[allow(unreachable_patterns)]
-        _ => format!("{host}:{port}"),
-    };
-    Ok((server, addr))
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| format!("{host}:{port}"));
+    Ok((listener, addr))
 }
 
 /// Answers requests until the process ends. A handler that panics gets
 /// a 500 and the server goes on.
-pub fn run_server(server: tiny_http::Server, explorer: Arc<Explorer>) {
-    for mut request in server.incoming_requests() {
-        let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            respond(&explorer, &mut request)
-        }))
-        .unwrap_or_else(|_| {
-            Reply::error(500, "internal error in this request; the server goes on")
-        });
-        let _ = request.respond(reply.into_response());
-    }
+pub fn run_server(listener: std::net::TcpListener, explorer: Arc<Explorer>) {
+    let log = std::env::var_os("CONVNET_SERVE_LOG").is_some();
+    let handler = move |r: &http::Request| {
+        let reply = respond(&explorer, r);
+        if log {
+            eprintln!("{} {} {}", r.method, r.url, reply.status);
+        }
+        http::Response {
+            status: reply.status,
+            content_type: reply.content_type,
+            body: reply.body,
+        }
+    };
+    http::serve(listener, Arc::new(handler));
 }
 
 /// `convnet serve`.
@@ -147,39 +150,6 @@ impl Reply {
             body: v.to_string().into_bytes(),
         }
     }
-    fn into_response(self) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
-        let header = tiny_http::Header::from_bytes("Content-Type", self.content_type)
-            .expect("a valid header");
-        let nosniff = tiny_http::Header::from_bytes("X-Content-Type-Options", "nosniff")
-            .expect("a valid header");
-        tiny_http::Response::from_data(self.body)
-            .with_status_code(self.status)
-            .with_header(header)
-            .with_header(nosniff)
-    }
-}
-
-/// Reads a request body of at most [`MAX_BODY`] bytes.
-fn read_body(request: &mut tiny_http::Request) -> Result<Vec<u8>, Reply> {
-    if request.body_length().is_some_and(|n| n > MAX_BODY) {
-        return Err(Reply::error(
-            413,
-            format!("request body over {MAX_BODY} bytes"),
-        ));
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| Reply::error(400, format!("cannot read the request body: {e}")))?;
-    if body.len() > MAX_BODY {
-        return Err(Reply::error(
-            413,
-            format!("request body over {MAX_BODY} bytes"),
-        ));
-    }
-    Ok(body)
 }
 
 /// `?a=1&b=2` -> the value of `key`, as a number.
@@ -207,40 +177,39 @@ const RUN_PICTURES: [&str; 4] = [
     "mistakes.png",
 ];
 
-fn respond(ex: &Explorer, request: &mut tiny_http::Request) -> Reply {
-    let url = request.url().to_string();
+fn respond(ex: &Explorer, request: &http::Request) -> Reply {
+    let url = request.url.as_str();
     let path = url.split('?').next().unwrap_or("");
-    let method = request.method().clone();
-    use tiny_http::Method::{Get, Post};
-    let result = match (&method, path) {
-        (Get, "/") | (Get, "/index.html") => Ok(Reply::ok("text/html; charset=utf-8", INDEX_HTML)),
-        (Get, "/app.js") => Ok(Reply::ok("text/javascript; charset=utf-8", APP_JS)),
-        (Get, "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
-        (Get, "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
-        (Post, "/api/predict") => read_body(request)
-            .and_then(|b| api::predict(ex, &b))
-            .map(|v| Reply::json(&v)),
-        (Get, "/api/filter") => {
-            let (layer, map) = match (query_usize(&url, "layer"), query_usize(&url, "map")) {
+    let method = request.method.as_str();
+    let result = match (method, path) {
+        ("GET", "/") | ("GET", "/index.html") => {
+            Ok(Reply::ok("text/html; charset=utf-8", INDEX_HTML))
+        }
+        ("GET", "/app.js") => Ok(Reply::ok("text/javascript; charset=utf-8", APP_JS)),
+        ("GET", "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
+        ("GET", "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
+        ("POST", "/api/predict") => api::predict(ex, &request.body).map(|v| Reply::json(&v)),
+        ("GET", "/api/filter") => {
+            let (layer, map) = match (query_usize(url, "layer"), query_usize(url, "map")) {
                 (Ok(l), Ok(m)) => (l, m),
                 (Err(e), _) | (_, Err(e)) => return e,
             };
             api::filter(ex, layer, map).map(|v| Reply::json(&v))
         }
-        (Get, "/api/patch") => {
-            let q = ["layer", "y", "x"].map(|k| query_usize(&url, k));
+        ("GET", "/api/patch") => {
+            let q = ["layer", "y", "x"].map(|k| query_usize(url, k));
             match q {
                 [Ok(l), Ok(y), Ok(x)] => api::patch(ex, l, y, x).map(|v| Reply::json(&v)),
                 [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => Err(e),
             }
         }
-        (Get, "/api/history") => Ok(Reply::json(&api::history(ex))),
-        (Get, "/api/evaluation") => api::evaluation_json(ex).map(|v| Reply::json(&v)),
-        (Get, "/api/sample") => match query_usize(&url, "index") {
+        ("GET", "/api/history") => Ok(Reply::json(&api::history(ex))),
+        ("GET", "/api/evaluation") => api::evaluation_json(ex).map(|v| Reply::json(&v)),
+        ("GET", "/api/sample") => match query_usize(url, "index") {
             Ok(i) => api::sample_png(ex, i).map(|png| Reply::ok("image/png", png)),
             Err(e) => Err(e),
         },
-        (Get, p) if p.starts_with("/run/") => {
+        ("GET", p) if p.starts_with("/run/") => {
             let name = &p["/run/".len()..];
             match RUN_PICTURES.iter().find(|&&n| n == name) {
                 Some(n) => std::fs::read(ex.run.join(n))

@@ -155,6 +155,7 @@ async function showDetail(l, ch) {
   const box = $("layer-" + l.index);
   if (box) box.classList.add("sel");
   $("detail").hidden = false;
+  $("detail").scrollIntoView({ block: "nearest" });
   $("detail-title").textContent = `${meta.name} (${meta.kind}), map ${ch}`;
   const body = $("detail-body");
   body.innerHTML = "";

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The explorer in a real headless Chromium (issue #19): trains a small MNIST
+# run (or uses RUN), serves it, drives the page with tools/explorer/browser_test.mjs
+# and leaves screenshots in OUT (default target/explorer-screenshots).
+#   bash tools/explorer/browser_test.sh [BIN] [RUN] [OUT]
+# Needs Debian's chromium and Node.js; installs playwright-core (npm) here.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${1:-target/debug/convnet}
+RUN=${2:-}
+OUT=${3:-target/explorer-screenshots}
+if [ -z "$RUN" ]; then
+  rm -rf target/explorer-run
+  "$BIN" train --limit 6000 --epochs 2 --quiet --out target/explorer-run --name mnist >/dev/null
+  RUN=target/explorer-run/mnist
+fi
+(cd tools/explorer && npm install --no-audit --no-fund --silent)
+LOG=$(mktemp)
+CONVNET_SERVE_LOG=1 "$BIN" serve "$RUN" --port 0 >"$LOG" 2>&1 &
+PID=$!
+trap 'kill $PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do grep -q "http://" "$LOG" && break; sleep 0.1; done
+URL=$(grep -o "http://[0-9.:]*/" "$LOG" | head -1)
+[ -n "$URL" ] || { cat "$LOG"; exit 1; }
+node tools/explorer/browser_test.mjs "$URL" "$OUT" || { echo "server log:"; tail -50 "$LOG"; exit 1; }
