@@ -280,6 +280,11 @@ function plot(canvas, series, title) {
     ctx.strokeStyle = s.color; ctx.beginPath();
     s.points.forEach((p, j) => (j ? ctx.lineTo(X(p[0]), Y(p[1])) : ctx.moveTo(X(p[0]), Y(p[1]))));
     ctx.stroke();
+    if (s.points.length < 60) {
+      // Epoch points as dots, so that a single epoch shows too.
+      ctx.fillStyle = s.color;
+      s.points.forEach((p) => { ctx.beginPath(); ctx.arc(X(p[0]), Y(p[1]), 2.5, 0, 2 * Math.PI); ctx.fill(); });
+    }
     ctx.fillStyle = s.color; ctx.fillText(s.name, W - 110, 28 + 12 * i);
   });
 }
