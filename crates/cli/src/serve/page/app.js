@@ -61,6 +61,7 @@ function drawArchitecture() {
   arch.innerHTML = "";
   const inp = document.createElement("div");
   inp.className = "layer";
+  inp.id = "layer-input";
   inp.innerHTML = `<b>input</b> ${MODEL.input_shape.join("x")}`;
   arch.appendChild(inp);
   MODEL.layers.forEach((l) => {
@@ -77,8 +78,40 @@ function drawArchitecture() {
     };
     arch.appendChild(d);
   });
+  if (MODEL.graph) requestAnimationFrame(drawEdges);
   const total = MODEL.trainable + MODEL.non_trainable;
   $("run").textContent = `${MODEL.run} · ${total.toLocaleString()} parameters`;
+}
+
+// A graph's connections that skip the box just above (shortcuts, branches,
+// merges) as curves on the right of the boxes.
+function drawEdges() {
+  const arch = $("arch");
+  arch.classList.add("graph");
+  const old = $("edges");
+  if (old) old.remove();
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.id = "edges";
+  svg.setAttribute("width", arch.scrollWidth);
+  svg.setAttribute("height", arch.scrollHeight);
+  const base = arch.getBoundingClientRect();
+  const names = ["input", ...MODEL.layers.map((l) => l.name)];
+  const box = (name) => $(name === "input" ? "layer-input" : "layer-" + MODEL.layers.findIndex((l) => l.name === name));
+  MODEL.layers.forEach((l, i) => {
+    l.inputs.forEach((src) => {
+      if (src === names[i]) return; // the box just above: adjacency says it
+      const a = box(src), b = $("layer-" + i);
+      if (!a || !b) return;
+      const ra = a.getBoundingClientRect(), rb = b.getBoundingClientRect();
+      const x = ra.right - base.left, y1 = ra.top + ra.height / 2 - base.top, y2 = rb.top + rb.height / 2 - base.top;
+      const bend = Math.min(36, 10 + (y2 - y1) / 12);
+      const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+      path.setAttribute("d", `M ${x} ${y1} C ${x + bend} ${y1}, ${x + bend} ${y2}, ${x} ${y2}`);
+      path.setAttribute("class", "edge");
+      svg.appendChild(path);
+    });
+  });
+  arch.appendChild(svg);
 }
 
 // ---- prediction ----
