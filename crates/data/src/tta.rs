@@ -9,7 +9,7 @@
 //! seed per view and image, so a TTA prediction is reproducible; view 0 is
 //! always the unchanged image.
 
-use crate::augment::{augment_batch, augment_batch_from, AugmentConfig};
+use crate::augment::{augment_batch_from, AugmentConfig};
 use crate::images::LabeledImages;
 use convnet_nn::{Model, NnError, Result};
 use convnet_tensor::Tensor;
@@ -29,13 +29,27 @@ pub fn predict_tta(
     seed: u64,
     batch: usize,
 ) -> Result<Tensor> {
+    views_mean(model, x, cfg, views, seed, 0, batch)
+}
+
+/// [`predict_tta`] for rows `first..` of a larger set: image `i` of `x`
+/// gets the transforms of image `first + i`.
+fn views_mean(
+    model: &mut Model,
+    x: &Tensor,
+    cfg: &AugmentConfig,
+    views: usize,
+    seed: u64,
+    first: usize,
+    batch: usize,
+) -> Result<Tensor> {
     let mut sum = model.predict(x, batch)?;
     if x.shape().len() != 4 || views <= 1 || cfg.is_identity() {
         return Ok(sum);
     }
     for v in 1..views {
         let mut xv = x.clone();
-        augment_batch(cfg, &mut xv, view_seed(seed, v));
+        augment_batch_from(cfg, &mut xv, view_seed(seed, v), first);
         let p = model.predict(&xv, batch)?;
         sum.data_mut()
             .iter_mut()
@@ -67,20 +81,10 @@ pub fn predict_images(
         let (x, l) = data
             .batch(chunk)
             .map_err(|e| NnError::Data(e.to_string()))?;
-        let mut sum = model.predict(&x, batch)?;
-        if let Some((cfg, views, seed)) = tta.filter(|(c, v, _)| *v > 1 && !c.is_identity()) {
-            for v in 1..views {
-                let mut xv = x.clone();
-                augment_batch_from(cfg, &mut xv, view_seed(seed, v), ci * batch);
-                let p = model.predict(&xv, batch)?;
-                sum.data_mut()
-                    .iter_mut()
-                    .zip(p.data())
-                    .for_each(|(a, b)| *a += b);
-            }
-            let inv = 1.0 / views as f32;
-            sum.data_mut().iter_mut().for_each(|a| *a *= inv);
-        }
+        let sum = match tta {
+            Some((cfg, views, seed)) => views_mean(model, &x, cfg, views, seed, ci * batch, batch)?,
+            None => model.predict(&x, batch)?,
+        };
         out.extend_from_slice(sum.data());
         labels.extend(l);
     }
@@ -106,6 +110,7 @@ pub fn tta_config(trained: &AugmentConfig) -> AugmentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::augment::augment_batch;
     use convnet_nn::{parse_notation, NotationOptions};
 
     fn model() -> Model {

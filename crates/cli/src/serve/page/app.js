@@ -15,37 +15,33 @@ function bytesOf(b64) {
   return out;
 }
 
-// Channel `ch` of an [H, W, C] byte tensor into a canvas scaled by `scale`.
-function mapCanvas(bytes, shape, ch, scale) {
-  const [h, w, c] = shape;
+// An [H, W, C] byte tensor drawn into a canvas scaled by `scale`: channel
+// `ch` as grey, or (rgb) the three channels as colour.
+function drawBytes(bytes, shape, scale, pixel) {
+  const [h, w] = shape;
   const cv = document.createElement("canvas");
   cv.width = w; cv.height = h;
   cv.style.width = (w * scale) + "px"; cv.style.height = (h * scale) + "px";
   const ctx = cv.getContext("2d");
   const img = ctx.createImageData(w, h);
   for (let i = 0; i < h * w; i++) {
-    const v = bytes[i * c + ch];
-    img.data[4 * i] = v; img.data[4 * i + 1] = v; img.data[4 * i + 2] = v; img.data[4 * i + 3] = 255;
+    const [r, g, b] = pixel(i);
+    img.data[4 * i] = r; img.data[4 * i + 1] = g; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
   return cv;
 }
 
+// Channel `ch` of an [H, W, C] byte tensor, grey.
+function mapCanvas(bytes, shape, ch, scale) {
+  const c = shape[2];
+  return drawBytes(bytes, shape, scale, (i) => { const v = bytes[i * c + ch]; return [v, v, v]; });
+}
+
 // An RGB or grey [H, W, C] image (C = 1 or 3) as one canvas.
 function imageCanvas(bytes, shape, scale) {
-  const [h, w, c] = shape;
-  if (c !== 3) return mapCanvas(bytes, shape, 0, scale);
-  const cv = document.createElement("canvas");
-  cv.width = w; cv.height = h;
-  cv.style.width = (w * scale) + "px"; cv.style.height = (h * scale) + "px";
-  const ctx = cv.getContext("2d");
-  const img = ctx.createImageData(w, h);
-  for (let i = 0; i < h * w; i++) {
-    for (let k = 0; k < 3; k++) img.data[4 * i + k] = bytes[3 * i + k];
-    img.data[4 * i + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
-  return cv;
+  if (shape[2] !== 3) return mapCanvas(bytes, shape, 0, scale);
+  return drawBytes(bytes, shape, scale, (i) => [bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]]);
 }
 
 async function getJSON(url) {
