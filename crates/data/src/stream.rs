@@ -15,6 +15,7 @@
 //! Decoding is deterministic, so a seed gives the same run either way.
 
 use crate::error::{format_err, io_err, Result};
+use fast_image_resize as fir;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -149,15 +150,27 @@ pub fn decode_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<
             format!("an error: {other}"),
         ),
     })?;
-    let resized = if img.height() as usize == h && img.width() as usize == w {
-        img
-    } else {
-        img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle)
+    let (iw, ih) = (img.width(), img.height());
+    let (pixels, pixel_type) = match channels {
+        1 => (img.to_luma8().into_raw(), fir::PixelType::U8),
+        _ => (img.to_rgb8().into_raw(), fir::PixelType::U8x3),
     };
-    Ok(match channels {
-        1 => resized.to_luma8().into_raw(),
-        _ => resized.to_rgb8().into_raw(),
-    })
+    if ih as usize == h && iw as usize == w {
+        return Ok(pixels);
+    }
+    // Bilinear (a triangle filter stretched by the scale when shrinking, as
+    // `image`'s Triangle is), with SIMD: a 400x300 photo to 128x128 in a
+    // fraction of the decoding's time.
+    let resize_err = |e: String| format_err(path, "image size", "a resizable image", e);
+    let src = fir::images::Image::from_vec_u8(iw, ih, pixels, pixel_type)
+        .map_err(|e| resize_err(e.to_string()))?;
+    let mut dst = fir::images::Image::new(w as u32, h as u32, pixel_type);
+    let opts = fir::ResizeOptions::new()
+        .resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+    fir::Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .map_err(|e| resize_err(e.to_string()))?;
+    Ok(dst.into_vec())
 }
 
 #[cfg(test)]
