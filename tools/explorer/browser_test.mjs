@@ -63,8 +63,12 @@ try {
   await page.waitForSelector("#detail-map", { timeout: 10000 });
   const title = await page.locator("#detail-title").textContent();
   const dm = await page.locator("#detail-map").boundingBox();
-  await page.locator("#detail-map").click({ position: { x: dm.width * 0.5, y: dm.height * 0.4 } });
+  // The detail opens on the map's strongest pixel; a click moves the patch to that pixel.
   await page.waitForSelector("#patch-view", { timeout: 10000 });
+  const [mw, mh] = await page.locator("#detail-map").evaluate((c) => [c.width, c.height]);
+  await page.locator("#detail-map").click({ position: { x: dm.width * 0.5, y: dm.height * 0.4 } });
+  const want = `pixel (${Math.floor(0.4 * mh)}, ${Math.floor(0.5 * mw)})`;
+  await page.waitForSelector(`#patch-view >> text=${want}`, { timeout: 10000 });
   const patch = await page.locator("#patch-view .muted").textContent();
   console.log(`map clicked: ${title}; ${patch}`);
   await page.locator("#detail").scrollIntoViewIfNeeded();

@@ -194,14 +194,21 @@ async function showDetail(l, ch) {
   zoom.id = "detail-map";
   zoom.title = "click a pixel: the input patch it looks at";
   body.appendChild(labelled(zoom, "this map (click a pixel)"));
-  zoom.onclick = async (e) => {
-    const r = zoom.getBoundingClientRect();
-    const y = Math.floor((e.clientY - r.top) / scale), x = Math.floor((e.clientX - r.left) / scale);
+  const patchAt = async (y, x) => {
     try {
       const p = await getJSON(`/api/patch?layer=${l.index}&y=${y}&x=${x}`);
       showPatch(p, y, x);
     } catch (err) { $("detail-note").textContent = err.message; }
   };
+  zoom.onclick = (e) => {
+    const r = zoom.getBoundingClientRect();
+    patchAt(Math.floor((e.clientY - r.top) / scale), Math.floor((e.clientX - r.left) / scale));
+  };
+  // Start with the patch of the map's strongest pixel.
+  const mb = bytesOf(l.data), c = l.shape[2];
+  let best = 0;
+  for (let i = 1; i < h * w; i++) if (mb[i * c + ch] > mb[best * c + ch]) best = i;
+  patchAt(Math.floor(best / w), best % w);
   if (meta.kind === "Conv2D") {
     try {
       const f = await getJSON(`/api/filter?layer=${l.index}&map=${ch}`);
