@@ -83,11 +83,7 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
             Some((&aug, a.tta, convnet_lab::ensemble::TTA_SEED)),
             a.batch_size,
         )?;
-        let pred: Vec<usize> = if outputs == 1 {
-            p.data().iter().map(|&v| (v > 0.5) as usize).collect()
-        } else {
-            p.argmax_rows()
-        };
+        let pred = convnet_lab::report::predicted_classes(&p);
         let hits = pred.iter().zip(&labels).filter(|(p, l)| p == l).count();
         let acc = hits as f32 / labels.len().max(1) as f32;
         println!(

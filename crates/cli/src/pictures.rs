@@ -13,7 +13,8 @@ use convnet_nn::{History, Model};
 use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 
-fn names(classes: &Option<Vec<String>>, k: usize) -> Vec<String> {
+/// Class names for `k` outputs (2 for one sigmoid): the run's, else the label numbers.
+pub(crate) fn names(classes: &Option<Vec<String>>, k: usize) -> Vec<String> {
     let k = k.max(2);
     (0..k)
         .map(|i| {
@@ -43,11 +44,7 @@ pub fn write_run_pictures(
     if let Some((data, what)) = eval {
         let (probs, truth) = convnet_data::predict_images(model, data, None, 256)?;
         let k = probs.sample_len();
-        let pred: Vec<usize> = if k == 1 {
-            probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
-        } else {
-            probs.argmax_rows()
-        };
+        let pred = convnet_lab::report::predicted_classes(&probs);
         let labels = names(&cfg.classes, k);
         confusion_png(
             &confusion_matrix(&truth, &pred, labels.len()),

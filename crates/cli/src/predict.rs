@@ -147,11 +147,7 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
     let inv = 1.0 / models.len() as f32;
     probs.data_mut().iter_mut().for_each(|v| *v *= inv);
     let k = probs.sample_len().max(1);
-    let labels: Vec<usize> = if k == 1 {
-        probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
-    } else {
-        probs.argmax_rows()
-    };
+    let labels = convnet_lab::report::predicted_classes(&probs);
     let class_name = |l: usize| {
         classes
             .as_ref()

@@ -134,6 +134,16 @@ pub fn confusion_png(m: &[Vec<usize>], labels: &[String], path: &Path) -> Result
     draw().map_err(|e| io_err(path, e))
 }
 
+/// The predicted class of each row of `probs` `[N, k]`: the argmax, or for a
+/// single sigmoid output (`k = 1`) class 1 above 0.5.
+pub fn predicted_classes(probs: &Tensor) -> Vec<usize> {
+    if probs.sample_len() == 1 {
+        probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
+    } else {
+        probs.argmax_rows()
+    }
+}
+
 /// One wrongly classified image.
 #[derive(Clone, Debug)]
 pub struct Mistake {
@@ -150,11 +160,7 @@ pub struct Mistake {
 /// The `n` most confidently wrong predictions.
 pub fn worst_mistakes(probs: &Tensor, truth: &[usize], n: usize) -> Vec<Mistake> {
     let k = probs.sample_len().max(1);
-    let pred: Vec<usize> = if k == 1 {
-        probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
-    } else {
-        probs.argmax_rows()
-    };
+    let pred = predicted_classes(probs);
     let mut wrong: Vec<Mistake> = (0..truth.len())
         .filter(|&i| pred[i] != truth[i])
         .map(|i| {

@@ -42,10 +42,7 @@ fn quantize(v: &[f32]) -> (Vec<u8>, f32, f32) {
 
 /// Class names of the run, or the label numbers.
 fn class_names(ex: &Explorer, k: usize) -> Vec<String> {
-    match &ex.cfg.classes {
-        Some(n) if n.len() == k.max(2) => n.clone(),
-        _ => (0..k.max(2)).map(|i| i.to_string()).collect(),
-    }
+    crate::pictures::names(&ex.cfg.classes, k)
 }
 
 /// The model to predict with: the run's, or during training the newest
@@ -348,11 +345,7 @@ fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
             .map_err(|e| Reply::error(500, e.to_string()))
     })?;
     let k = probs.sample_len().max(1);
-    let pred: Vec<usize> = if k == 1 {
-        probs.data().iter().map(|&p| (p > 0.5) as usize).collect()
-    } else {
-        probs.argmax_rows()
-    };
+    let pred = convnet_lab::report::predicted_classes(&probs);
     let classes = class_names(ex, k);
     let confusion = convnet_lab::report::confusion_matrix(&truth, &pred, classes.len());
     let wrong = convnet_lab::report::worst_mistakes(&probs, &truth, MISTAKES);
