@@ -16,10 +16,11 @@
 
 use crate::callbacks::{Callback, Control};
 use crate::data::{DataSource, Subset};
+use crate::dist::{Collective, ShardPlan, SingleProcess};
 use crate::error::config_err;
 use crate::model::Training;
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::{Loss, Mode, Model, NnError, Param, Result, Schedule};
+use crate::{Batch, Loss, Mode, Model, NnError, Param, Result, Schedule};
 use convnet_tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
@@ -65,6 +66,11 @@ pub struct FitConfig {
     pub lr_fn: Option<LrFn>,
     /// Output.
     pub verbosity: Verbosity,
+    /// Shards per batch run one after another in this process (see
+    /// [`crate::dist`]): what `mpirun -np shards` computes, in one process.
+    pub shards: usize,
+    /// The processes that share each batch (MPI ranks), one shard each.
+    pub collective: std::sync::Arc<dyn Collective>,
 }
 
 impl std::fmt::Debug for FitConfig {
@@ -79,6 +85,8 @@ impl std::fmt::Debug for FitConfig {
             .field("schedule", &self.schedule)
             .field("lr_fn", &self.lr_fn.as_ref().map(|_| "custom"))
             .field("verbosity", &self.verbosity)
+            .field("shards", &self.shards)
+            .field("ranks", &self.collective.size())
             .finish()
     }
 }
@@ -95,6 +103,8 @@ impl Default for FitConfig {
             schedule: Schedule::Constant,
             lr_fn: None,
             verbosity: Verbosity::ProgressBar,
+            shards: 1,
+            collective: std::sync::Arc::new(SingleProcess),
         }
     }
 }
@@ -147,6 +157,17 @@ impl FitConfig {
     /// Output.
     pub fn with_verbosity(mut self, v: Verbosity) -> Self {
         self.verbosity = v;
+        self
+    }
+    /// Splits every batch into `n` shards computed one after another, their
+    /// gradients summed in order: bit for bit what `n` MPI ranks compute.
+    pub fn with_shards(mut self, n: usize) -> Self {
+        self.shards = n;
+        self
+    }
+    /// Shares every batch among the processes of `c`, one shard each.
+    pub fn with_collective(mut self, c: std::sync::Arc<dyn Collective>) -> Self {
+        self.collective = c;
         self
     }
 }
@@ -213,7 +234,7 @@ pub struct Evaluation {
 }
 
 /// Counts correct predictions for the accuracy that fits `loss`.
-fn count_correct(loss: Loss, p: &Tensor, y: &Tensor) -> (usize, usize) {
+pub(crate) fn count_correct(loss: Loss, p: &Tensor, y: &Tensor) -> (usize, usize) {
     let k = p.sample_len().max(1);
     let n = p.batch();
     let binary = matches!(
@@ -283,7 +304,7 @@ impl Model {
         }
     }
 
-    fn training_mut(&mut self) -> Result<&mut Training> {
+    pub(crate) fn training_mut(&mut self) -> Result<&mut Training> {
         self.training
             .as_mut()
             .ok_or_else(|| config_err("model", "call compile() before fit() or evaluate()"))
@@ -298,7 +319,12 @@ impl Model {
     }
 
     /// Loss, its gradient w.r.t. the logits, and the probabilities.
-    fn loss_and_grad(&self, loss: Loss, z: &Tensor, y: &Tensor) -> (f32, Tensor, Tensor) {
+    pub(crate) fn loss_and_grad(
+        &self,
+        loss: Loss,
+        z: &Tensor,
+        y: &Tensor,
+    ) -> (f32, Tensor, Tensor) {
         let (eff, fused) = self.effective_loss(loss);
         let row = z.sample_len().max(1);
         let mut p = z.clone();
@@ -314,7 +340,7 @@ impl Model {
     }
 
     /// Checks a batch's shapes against the model and the loss.
-    fn check_batch(&self, loss: Loss, x: &Tensor, y: &Tensor) -> Result<()> {
+    pub(crate) fn check_batch(&self, loss: Loss, x: &Tensor, y: &Tensor) -> Result<()> {
         self.check_input(x, "inputs")?;
         let mut out = vec![x.batch()];
         out.extend_from_slice(self.output_shape());
@@ -330,34 +356,36 @@ impl Model {
         let (mut l, dz, p) = self.loss_and_grad(loss, &z, y);
         let (hits, total) = count_correct(loss, &p, y);
         self.backward(dz);
-        let frozen: Vec<bool> = (0..self.layers.len()).map(|i| self.is_frozen(i)).collect();
+        l += self.apply_gradients(lr)? as f32;
+        Ok((l, hits, total))
+    }
+
+    /// The optimizer step on the accumulated gradients (with the L2 term
+    /// added to every kernel's), then zeroed gradients. Returns the L2
+    /// penalty `l2 * sum ||kernel||^2` to add to the loss.
+    pub(crate) fn apply_gradients(&mut self, lr: f32) -> Result<f64> {
+        let l2 = self.training_mut()?.l2;
+        let frozen = self.frozen_flags();
         let Model {
             layers, training, ..
         } = self;
-        let training = training.as_mut().expect("checked by training_mut");
-        let l2 = training.l2;
-        let mut pairs: Vec<(&mut [f32], &[f32])> = Vec::new();
         let mut penalty = 0.0f64;
-        for (layer, _) in layers.iter_mut().zip(&frozen).filter(|(_, f)| !**f) {
-            for p in layer.params_mut() {
-                if !p.trainable {
-                    continue;
+        let mut pairs: Vec<(&mut [f32], &[f32])> = Vec::new();
+        for p in crate::dist::optimized_params(layers, &frozen) {
+            if l2 > 0.0 && p.name == "kernel" {
+                let (v, g) = (p.value.data(), p.grad.data_mut());
+                for (g, w) in g.iter_mut().zip(v) {
+                    *g += 2.0 * l2 * w;
+                    penalty += (w * w) as f64;
                 }
-                if l2 > 0.0 && p.name == "kernel" {
-                    let (v, g) = (p.value.data(), p.grad.data_mut());
-                    for (g, w) in g.iter_mut().zip(v) {
-                        *g += 2.0 * l2 * w;
-                        penalty += (w * w) as f64;
-                    }
-                }
-                let Param { value, grad, .. } = p;
-                pairs.push((value.data_mut(), grad.data()));
             }
+            let Param { value, grad, .. } = p;
+            pairs.push((value.data_mut(), grad.data()));
         }
-        l += (l2 as f64 * penalty) as f32;
+        let training = training.as_mut().expect("checked by training_mut");
         training.optimizer.step(&mut pairs, lr);
         self.zero_grad();
-        Ok((l, hits, total))
+        Ok(l2 as f64 * penalty)
     }
 
     /// Trains on `train`, Keras-style. Validation comes from `validation`
@@ -422,6 +450,8 @@ impl Model {
             .steps_per_epoch
             .map_or(steps_full, |s| s.min(steps_full));
         let base_lr = self.training_mut()?.optimizer.config.learning_rate();
+        let comm = config.collective.as_ref();
+        let plan = ShardPlan::new(config.shards, comm)?;
 
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self)?;
@@ -447,28 +477,47 @@ impl Model {
                 .chunks(config.batch_size)
                 .map(|c| c.to_vec())
                 .collect();
-            // Batches (and their augmentation) are produced on a background
-            // thread, two ahead of the training step.
+            // Batches (this process's shards of them, each augmented from its
+            // own seed) are produced on a background thread, two ahead of
+            // the training step.
             let outcome: Result<()> = std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel(2);
                 let source = &train_view;
                 scope.spawn(move || {
                     for (i, idx) in chunks.iter().enumerate() {
-                        if tx
-                            .send(source.batch(idx, seed.wrapping_add(i as u64)))
-                            .is_err()
-                        {
+                        let batch_seed = seed.wrapping_add(i as u64);
+                        let shards: Result<Vec<(usize, Batch)>> = (plan.first
+                            ..plan.first + plan.count)
+                            .map(|s| {
+                                let b = source.batch(plan.shard(idx, s), plan.seed(batch_seed, s));
+                                b.map(|b| (s, b))
+                            })
+                            .collect();
+                        if tx.send(shards).is_err() {
                             break; // training stopped early
                         }
                     }
                 });
-                for (bi, batch) in rx.iter().enumerate() {
-                    let (x, y) = batch?;
-                    if x.batch() == 0 {
-                        continue; // every image of the batch was unreadable and skipped
-                    }
+                for (bi, shards) in rx.iter().enumerate() {
+                    let mut shards = shards?;
+                    let step = if plan.total == 1 {
+                        let (_, (x, y)) = shards.pop().expect("one shard");
+                        if x.batch() == 0 {
+                            None // every image of the batch was unreadable and skipped
+                        } else {
+                            Some(self.train_step(&x, &y, lr)?)
+                        }
+                    } else {
+                        self.train_step_shards(
+                            &shards,
+                            &plan,
+                            comm,
+                            seed.wrapping_add(bi as u64),
+                            lr,
+                        )?
+                    };
+                    let Some((l, h, t)) = step else { continue };
                     steps_run += 1;
-                    let (l, h, t) = self.train_step(&x, &y, lr)?;
                     if !l.is_finite() {
                         bar.abandon();
                         return Err(NnError::NonFinite {

@@ -1,0 +1,205 @@
+//! Data-parallel training (`convnet_nn::dist`): N ranks, each computing one
+//! shard of every batch and exchanging gradients through a `Collective`,
+//! give the same bits as one process running the N shards in turn.
+//!
+//! The ranks here are threads with their own model replicas, joined by an
+//! in-memory `Collective` that honours the trait's contract (sums in rank
+//! order); the MPI implementation is checked the same way under `mpirun` by
+//! `crates/cli/tests/mpi.sh`.
+
+mod common;
+
+use common::{quiet, toy, weights};
+use convnet_nn::*;
+use std::sync::{Arc, Barrier, Mutex};
+
+/// Threads as ranks: every collective posts this rank's buffer, waits for
+/// all, and reads the others in rank order.
+struct Threads {
+    rank: usize,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    size: usize,
+    barrier: Barrier,
+    slots: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Threads {
+    fn group(size: usize) -> Vec<Threads> {
+        let shared = Arc::new(Shared {
+            size,
+            barrier: Barrier::new(size),
+            slots: Mutex::new(vec![Vec::new(); size]),
+        });
+        (0..size)
+            .map(|rank| Threads {
+                rank,
+                shared: shared.clone(),
+            })
+            .collect()
+    }
+
+    /// Every rank's bytes, in rank order.
+    fn all_gather(&self, mine: Vec<u8>) -> Vec<Vec<u8>> {
+        self.shared.slots.lock().unwrap()[self.rank] = mine;
+        self.shared.barrier.wait();
+        let all = self.shared.slots.lock().unwrap().clone();
+        self.shared.barrier.wait();
+        all
+    }
+}
+
+fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+impl Collective for Threads {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.shared.size
+    }
+    fn sum_f32(&self, buf: &mut [f32]) {
+        let all = self.all_gather(buf.iter().flat_map(|v| v.to_le_bytes()).collect());
+        buf.copy_from_slice(&f32s(&all[0]));
+        for other in &all[1..] {
+            for (a, b) in buf.iter_mut().zip(f32s(other)) {
+                *a += b;
+            }
+        }
+    }
+    fn sum_f64(&self, buf: &mut [f64]) {
+        let all = self.all_gather(buf.iter().flat_map(|v| v.to_le_bytes()).collect());
+        buf.fill(0.0);
+        for other in &all {
+            for (a, c) in buf.iter_mut().zip(other.chunks(8)) {
+                *a += f64::from_le_bytes(c.try_into().unwrap());
+            }
+        }
+    }
+    fn broadcast_f32(&self, buf: &mut [f32], root: usize) {
+        let all = self.all_gather(buf.iter().flat_map(|v| v.to_le_bytes()).collect());
+        buf.copy_from_slice(&f32s(&all[root]));
+    }
+    fn broadcast_bytes(&self, buf: &mut Vec<u8>, root: usize) {
+        *buf = self.all_gather(buf.clone()).swap_remove(root);
+    }
+    fn barrier(&self) {
+        self.shared.barrier.wait();
+    }
+    fn abort(&self, code: i32) -> ! {
+        std::process::exit(code)
+    }
+}
+
+/// Batch norm, dropout and a validation split: everything whose state or
+/// randomness a rank could get out of step with.
+fn net() -> ModelSpec {
+    parse_notation(
+        "6x6x2-8C3-BN-D0.3-R[8C3-BN-8C3-BN]-GAP-3",
+        &NotationOptions::default(),
+    )
+    .unwrap()
+}
+
+fn model() -> Model {
+    let mut m = net().build(11).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    m
+}
+
+/// Weights and moving statistics after 2 epochs (batch 13: shards of 7 and 6,
+/// the last batch of 11 samples in 6 and 5), and the history.
+fn run(config: FitConfig) -> (Vec<Vec<f32>>, History) {
+    let mut m = model();
+    let h = m
+        .fit(&toy(50, 3), None, &config.with_batch_size(13), &mut [])
+        .unwrap();
+    (weights(&m), h)
+}
+
+#[test]
+fn ranks_compute_the_same_bits_as_one_process_with_as_many_shards() {
+    for n in [2usize, 3] {
+        let (want, want_h) = run(quiet(2).with_shards(n));
+        let results: Vec<(Vec<Vec<f32>>, History)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = Threads::group(n)
+                .into_iter()
+                .map(|t| scope.spawn(move || run(quiet(2).with_collective(Arc::new(t)))))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (rank, (w, h)) in results.iter().enumerate() {
+            assert_eq!(w, &want, "{n} ranks: rank {rank}'s weights");
+            for (a, b) in h.epochs.iter().zip(&want_h.epochs) {
+                assert_eq!((a.loss, a.accuracy), (b.loss, b.accuracy), "{n} ranks");
+            }
+        }
+    }
+}
+
+#[test]
+fn shards_approximate_the_whole_batch_without_batch_norm_or_dropout() {
+    // Without per-shard statistics or masks, sharding only reorders the
+    // gradient's sums: the weights agree to rounding.
+    let spec = parse_notation("6x6x2-8C3-P2-3", &NotationOptions::default()).unwrap();
+    let train = |shards: usize| {
+        let mut m = spec.build(4).unwrap();
+        m.compile(OptimizerConfig::sgd(), Loss::CategoricalCrossentropy);
+        m.fit(
+            &toy(48, 5),
+            None,
+            &quiet(2).with_batch_size(16).with_shards(shards),
+            &mut [],
+        )
+        .unwrap();
+        weights(&m)
+    };
+    let (one, four) = (train(1), train(4));
+    for (a, b) in one.iter().flatten().zip(four.iter().flatten()) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+    }
+    assert_ne!(one, four, "different summation order, so not the same bits");
+}
+
+#[test]
+fn several_shards_per_rank_are_refused() {
+    let mut m = model();
+    let t = Threads::group(1).pop().unwrap();
+    // A one-process group is fine with shards; a bigger group is not (one shard each).
+    m.fit(
+        &toy(8, 1),
+        None,
+        &quiet(1).with_shards(2).with_collective(Arc::new(t)),
+        &mut [],
+    )
+    .unwrap();
+    let ranks = Threads::group(2);
+    let e = std::thread::scope(|s| {
+        let hs: Vec<_> = ranks
+            .into_iter()
+            .map(|t| {
+                s.spawn(move || {
+                    let mut m = model();
+                    m.fit(
+                        &toy(8, 1),
+                        None,
+                        &quiet(1).with_shards(2).with_collective(Arc::new(t)),
+                        &mut [],
+                    )
+                    .unwrap_err()
+                    .to_string()
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert!(e[0].contains("one shard of each batch"), "{}", e[0]);
+}
