@@ -8,6 +8,7 @@
 mod alloc;
 mod bench;
 mod data_arg;
+mod dist;
 mod error;
 mod inspect;
 mod interop;
@@ -109,14 +110,25 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     alloc::configure();
-    if let Err(e) = run() {
+    let outcome = dist::init().and_then(|()| run());
+    if let Err(e) = outcome {
         eprintln!("error: {e}");
-        std::process::exit(e.code);
+        dist::fail(e.code);
     }
+    dist::finish();
 }
 
-/// Sets the number of worker threads (all cores when `None`).
+/// Sets the number of worker threads (all cores when `None`; under
+/// `mpirun`, the cores shared among the ranks on this machine).
 pub fn set_threads(threads: Option<usize>) -> CliResult<()> {
+    let local = dist::local_ranks();
+    if threads.is_none() && local > 1 {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Already set up (finetune's second stage): keep it.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads((cores / local).max(1))
+            .build_global();
+    }
     if let Some(n) = threads {
         if n == 0 {
             return Err(CliError::usage("--threads must be at least 1"));

@@ -219,6 +219,11 @@ pub struct TrainArgs {
     /// No progress bars; one line per epoch.
     #[arg(long, short)]
     quiet: bool,
+    /// Split every batch into N shards computed one after another, their
+    /// gradients summed in order: bit for bit what `mpirun -np N convnet train`
+    /// computes (batch-norm statistics per shard). Under mpirun, each rank is one shard.
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
 }
 
 pub fn parse_padding(s: &str) -> CliResult<Padding> {
@@ -367,7 +372,12 @@ impl TrainArgs {
 /// training pipeline. Returns the run folder.
 pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     crate::set_threads(a.threads)?;
-    let verbosity = if a.quiet {
+    let world = crate::dist::world();
+    // Rank 0 writes the run folder and prints; the other ranks only train.
+    let root = world.rank() == 0;
+    let verbosity = if !root {
+        Verbosity::Silent
+    } else if a.quiet {
         Verbosity::EpochLines
     } else {
         Verbosity::ProgressBar
@@ -378,7 +388,9 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
             if let Some(e) = a.epochs {
                 cfg.epochs = e;
                 cfg.schedule = sized_schedule(cfg.schedule.clone(), e);
-                cfg.save(run)?;
+                if root {
+                    cfg.save(run)?;
+                }
             }
             let ckpt = run.join(CHECKPOINTS);
             let (mut model, done, history) = if ckpt.join(convnet_nn::checkpoint::LATEST).exists() {
@@ -402,8 +414,10 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 if let Some(opt) = model.optimizer_mut() {
                     opt.config = opt.config.clone().with_learning_rate(lr);
                 }
-                cfg.save(run)?;
-                eprintln!("Base learning rate set to {lr}");
+                if root {
+                    cfg.save(run)?;
+                    eprintln!("Base learning rate set to {lr}");
+                }
             }
             if let Some(k) = a.unfreeze {
                 let names = unfreeze_top(&mut model, k)?;
@@ -413,14 +427,18 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 // As in Keras: a changed set of trainable weights needs a fresh optimizer.
                 model.compile(cfg.optimizer.clone(), cfg.loss);
                 cfg.model = model.spec().clone();
-                cfg.save(run)?;
-                eprintln!("Unfroze {}", names.join(", "));
+                if root {
+                    cfg.save(run)?;
+                    eprintln!("Unfroze {}", names.join(", "));
+                }
             }
-            eprintln!(
-                "Resuming {} after epoch {done} of {}",
-                run.display(),
-                cfg.epochs
-            );
+            if root {
+                eprintln!(
+                    "Resuming {} after epoch {done} of {}",
+                    run.display(),
+                    cfg.epochs
+                );
+            }
             let loaded = cfg.load_data()?;
             (run.clone(), cfg, model, done, history, loaded)
         }
@@ -555,10 +573,13 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 None => seq.build(a.seed)?,
             };
             model.compile(optimizer, loss);
-            let dir = new_run_dir(&a.out, a.name.as_deref())?;
-            println!("{}", seq.summary()?);
-            cfg.save(&dir)?;
-            if base.is_some() {
+            let dir = crate::dist::agree_on_path(|| {
+                let dir = new_run_dir(&a.out, a.name.as_deref())?;
+                println!("{}", seq.summary()?);
+                cfg.save(&dir)?;
+                Ok(dir)
+            })?;
+            if base.is_some() && root {
                 // The starting weights, so that a run stopped before its first
                 // checkpoint resumes from them rather than from scratch.
                 model.save(&dir)?;
@@ -592,7 +613,17 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
         .with_initial_epoch(done)
         .with_batch_size(cfg.batch_size)
         .with_schedule(cfg.schedule.clone())
-        .with_verbosity(verbosity);
+        .with_verbosity(verbosity)
+        .with_shards(a.shards)
+        .with_collective(world.clone());
+    if world.size() > 1 && root {
+        eprintln!(
+            "Data-parallel over {} ranks: batches of {} split into shards of about {}",
+            world.size(),
+            cfg.batch_size,
+            cfg.batch_size.div_ceil(world.size())
+        );
+    }
     let monitor = if n_val > 0 { "val_loss" } else { "loss" };
     let mut checkpointer =
         Checkpointer::new(run_dir.join(CHECKPOINTS)).with_previous(previous.clone());
@@ -602,7 +633,10 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     let mut plateau = cfg
         .reduce_lr_on_plateau
         .map(|p| ReduceLrOnPlateau::new(monitor).with_patience(p));
-    let mut callbacks: Vec<&mut dyn Callback> = vec![&mut checkpointer];
+    let mut callbacks: Vec<&mut dyn Callback> = Vec::new();
+    if root {
+        callbacks.push(&mut checkpointer);
+    }
     if let Some(e) = early.as_mut() {
         callbacks.push(e);
     }
@@ -611,7 +645,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     }
     let mut live_cb = None;
     let mut server = None;
-    if a.serve {
+    if a.serve && root {
         let live = std::sync::Arc::new(crate::serve::Live::default());
         let explorer = crate::serve::Explorer::open(&run_dir, Some(live.clone()))?;
         let (srv, addr) = crate::serve::bind(&a.serve_host, a.serve_port)?;
@@ -631,6 +665,9 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     crate::alloc::purge_immediately_if_large(model.spec().training_bytes(fit_cfg.batch_size)?);
     let history = model.fit(&augmented, val_ref, &fit_cfg, &mut callbacks)?;
     let train_secs = start.elapsed().as_secs_f32();
+    if !root {
+        return Ok(run_dir);
+    }
     let mut all_history = previous;
     all_history.epochs.extend(history.epochs);
     model.save(&run_dir)?;
