@@ -76,6 +76,7 @@ impl Budget {
         c.test_size = self.test_size;
         c.batch_size = self.batch_size;
         c.seed = self.seed;
+        c.ranks = convnet_nn::Ranks(crate::dist::world());
         c.verbosity = if self.quiet {
             Verbosity::Silent
         } else {
@@ -160,7 +161,11 @@ pub fn run_experiment(a: ExperimentArgs) -> CliResult<()> {
         _ => Vec::new(),
     };
     let key = cfg.key();
+    let root = cfg.ranks.rank() == 0;
     let mut save = |done: &[experiment::VariantResult]| -> convnet_lab::Result<()> {
+        if !root {
+            return Ok(());
+        }
         let p = experiment::Progress {
             budget: key.clone(),
             results: done.to_vec(),
@@ -170,6 +175,9 @@ pub fn run_experiment(a: ExperimentArgs) -> CliResult<()> {
         Ok(())
     };
     let results = experiment::run_family_resumable(&fam, &data, &cfg, &previous, &mut save)?;
+    if !root {
+        return Ok(()); // rank 0 writes the tables
+    }
     let md = experiment::markdown_table(&fam, &results, &cfg);
     println!("{md}");
     write_atomic(&dir.join("results.md"), md.as_bytes())?;
@@ -330,6 +338,9 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
     }
     let data = a.budget.data()?;
     let r = convnet_lab::ensemble::run_ensemble(&v, a.nets, &data, &cfg, &a.out, a.resume, a.tta)?;
+    if cfg.ranks.rank() != 0 {
+        return Ok(()); // rank 0 combines the members and writes the report
+    }
     let report = format!(
         "Ensemble of {} x `{}` ({} epochs each, 90 % bags of {} images{}), test on {} images{}:\n\n{}",
         a.nets,

@@ -22,7 +22,7 @@ pub const CHECKPOINTS: &str = "checkpoints";
 pub const MEMBER_FILE: &str = "member.json";
 
 /// Test accuracy of each member and of the ensemble.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct EnsembleResult {
     /// Each net's test accuracy.
     pub members: Vec<f32>,
@@ -110,21 +110,18 @@ pub fn run_ensemble(
     let pool = cfg.train_size.min(data.train.len());
     let test = data.test.take(cfg.test_size);
     let talk = cfg.verbosity != convnet_nn::Verbosity::Silent;
-    let mut probs = Vec::new();
-    let mut members = Vec::new();
-    let mut seconds = Vec::new();
-    let mut loaded = Vec::new();
+    // Member i is trained by rank i mod size (all of them in one process).
+    let mut slots: Vec<Option<(f32, Tensor, f64, bool)>> = vec![None; n];
     for i in 0..n {
+        if !cfg.ranks.owns(i) {
+            continue;
+        }
         let seed = cfg.seed.wrapping_add(i as u64);
         let idx = bag(pool, seed);
         let dir = member_dir(out, i);
         let ckpt = dir.join(CHECKPOINTS);
         if resume && dir.join("model.json").exists() {
-            let mut model = Model::load(&dir)?;
-            check_same(&model, &seq, &dir, variant)?;
-            let p = member_outputs(&mut model, &test, tta)?;
-            let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());
-            let secs = read_record(&dir).map(|r| r.seconds).unwrap_or(0.0);
+            let (acc, p, secs) = load_member(&dir, &seq, variant, &test, tta)?;
             if talk {
                 eprintln!(
                     "[net {}/{n}] loaded from {}: test accuracy {:.2} %",
@@ -133,10 +130,7 @@ pub fn run_ensemble(
                     100.0 * acc
                 );
             }
-            members.push(acc);
-            probs.push(p);
-            seconds.push(secs);
-            loaded.push(true);
+            slots[i] = Some((acc, p, secs, true));
             continue;
         }
         let (mut model, done, previous) = if resume && ckpt.join(LATEST).exists() {
@@ -212,10 +206,28 @@ pub fn run_ensemble(
         } else {
             (acc, p)
         };
+        slots[i] = Some((acc, p, secs, false));
+    }
+    if cfg.ranks.size() > 1 {
+        // Every member is saved once all ranks are here; rank 0 reads the
+        // others' and combines them.
+        cfg.ranks.barrier();
+        if cfg.ranks.rank() != 0 {
+            return Ok(EnsembleResult::default());
+        }
+        for (i, slot) in slots.iter_mut().enumerate() {
+            if slot.is_none() {
+                let (acc, p, secs) = load_member(&member_dir(out, i), &seq, variant, &test, tta)?;
+                *slot = Some((acc, p, secs, true));
+            }
+        }
+    }
+    let (mut members, mut probs, mut seconds, mut loaded) = (vec![], vec![], vec![], vec![]);
+    for (acc, p, secs, l) in slots.into_iter().flatten() {
         members.push(acc);
         probs.push(p);
         seconds.push(secs);
-        loaded.push(false);
+        loaded.push(l);
     }
     let growth = growth(&probs, &test.labels_tensor());
     let ensemble = growth.last().map(|g| g.1).unwrap_or(0.0);
@@ -226,6 +238,23 @@ pub fn run_ensemble(
         seconds,
         loaded,
     })
+}
+
+/// A finished member read back: its accuracy and outputs on `test` (with
+/// `tta` views) and its training seconds.
+fn load_member(
+    dir: &Path,
+    seq: &Sequential,
+    variant: &Variant,
+    test: &LabeledImages,
+    tta: usize,
+) -> Result<(f32, Tensor, f64)> {
+    let mut model = Model::load(dir)?;
+    check_same(&model, seq, dir, variant)?;
+    let p = member_outputs(&mut model, test, tta)?;
+    let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());
+    let secs = read_record(dir).map(|r| r.seconds).unwrap_or(0.0);
+    Ok((acc, p, secs))
 }
 
 /// A member's softmax outputs on `test`, averaged over `tta` views (1:

@@ -11,7 +11,7 @@ use crate::error::{LabError, Result};
 use convnet_data::{AugmentConfig, Augmented, LabeledImages, LabeledSource, Mnist, Targets};
 use convnet_nn::{
     parse_notation, FitConfig, History, Loss, Model, NotationOptions, OptimizerConfig, Padding,
-    Schedule, Sequential, Verbosity,
+    Ranks, Schedule, Sequential, Verbosity,
 };
 use serde::{Deserialize, Serialize};
 
@@ -251,6 +251,9 @@ pub struct ExperimentConfig {
     pub seed: u64,
     /// Output.
     pub verbosity: Verbosity,
+    /// The processes sharing the work: variants and ensemble members are
+    /// spread over MPI ranks (`i mod size`), each trained by one.
+    pub ranks: Ranks,
 }
 
 impl ExperimentConfig {
@@ -265,6 +268,7 @@ impl ExperimentConfig {
             test_size: 10_000,
             seed: 42,
             verbosity: Verbosity::EpochLines,
+            ranks: Ranks::default(),
         }
     }
     /// The kernel's budget: 20 epochs on 54,000 images, 6,000 for validation, batch 64.
@@ -418,36 +422,73 @@ pub fn run_family_resumable(
     previous: &[VariantResult],
     save: &mut dyn FnMut(&[VariantResult]) -> Result<()>,
 ) -> Result<Vec<VariantResult>> {
-    let mut out = Vec::new();
-    for (i, v) in family.variants.iter().enumerate() {
-        if let Some(r) = previous
-            .iter()
-            .find(|r| r.name == v.name && r.notation == v.notation)
-        {
-            if cfg.verbosity != Verbosity::Silent {
-                eprintln!(
-                    "[{}/{}] {}: done in an earlier run",
-                    i + 1,
-                    family.variants.len(),
-                    v.name
-                );
+    let talk = cfg.verbosity != Verbosity::Silent && cfg.ranks.rank() == 0;
+    let n = family.variants.len();
+    let mut out: Vec<Option<VariantResult>> = vec![None; n];
+    // Rounds of one variant per rank (variant i on rank i mod size); after
+    // each round every rank has every result, and `save` runs.
+    let size = cfg.ranks.size();
+    for round in (0..n).step_by(size) {
+        let mut mine = None;
+        for (i, v) in family.variants.iter().enumerate().skip(round).take(size) {
+            if let Some(r) = previous
+                .iter()
+                .find(|r| r.name == v.name && r.notation == v.notation)
+            {
+                if talk {
+                    eprintln!("[{}/{n}] {}: done in an earlier run", i + 1, v.name);
+                }
+                out[i] = Some(r.clone());
+            } else if cfg.ranks.owns(i) {
+                if cfg.verbosity != Verbosity::Silent {
+                    let on = if size > 1 {
+                        format!(" (rank {})", cfg.ranks.rank())
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("[{}/{n}] {}: {}{on}", i + 1, v.name, v.notation);
+                }
+                mine = Some((i, run_variant(v, data, cfg)?.1));
             }
-            out.push(r.clone());
-            continue;
         }
-        if cfg.verbosity != Verbosity::Silent {
-            eprintln!(
-                "[{}/{}] {}: {}",
-                i + 1,
-                family.variants.len(),
-                v.name,
-                v.notation
-            );
+        if share_results(&cfg.ranks, mine, &mut out)? > 0 {
+            save(&out.iter().flatten().cloned().collect::<Vec<_>>())?;
         }
-        out.push(run_variant(v, data, cfg)?.1);
-        save(&out)?;
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// Sends every rank's result of a round to every rank (one broadcast per
+/// rank); returns how many variants the round trained.
+fn share_results(
+    ranks: &Ranks,
+    mine: Option<(usize, VariantResult)>,
+    out: &mut [Option<VariantResult>],
+) -> Result<usize> {
+    if ranks.size() == 1 {
+        let trained = usize::from(mine.is_some());
+        if let Some((i, r)) = mine {
+            out[i] = Some(r);
+        }
+        return Ok(trained);
+    }
+    let mut trained = 0;
+    let bytes = serde_json::to_vec(&mine).expect("serializable");
+    for root in 0..ranks.size() {
+        let mut b = if root == ranks.rank() {
+            bytes.clone()
+        } else {
+            Vec::new()
+        };
+        ranks.broadcast_bytes(&mut b, root);
+        let got: Option<(usize, VariantResult)> = serde_json::from_slice(&b)
+            .map_err(|e| LabError::Config(format!("rank {root} sent an unreadable result: {e}")))?;
+        if let Some((i, r)) = got {
+            out[i] = Some(r);
+            trained += 1;
+        }
+    }
+    Ok(trained)
 }
 
 /// The comparison table in Markdown.

@@ -72,6 +72,43 @@ impl Collective for SingleProcess {
     }
 }
 
+/// A shared handle to the processes of a job, for settings structs: compared
+/// and printed by rank and size.
+#[derive(Clone)]
+pub struct Ranks(pub std::sync::Arc<dyn Collective>);
+
+impl Default for Ranks {
+    fn default() -> Self {
+        Ranks(std::sync::Arc::new(SingleProcess))
+    }
+}
+
+impl std::fmt::Debug for Ranks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rank {} of {}", self.0.rank(), self.0.size())
+    }
+}
+
+impl PartialEq for Ranks {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0.rank(), self.0.size()) == (o.0.rank(), o.0.size())
+    }
+}
+
+impl std::ops::Deref for Ranks {
+    type Target = dyn Collective;
+    fn deref(&self) -> &Self::Target {
+        self.0.as_ref()
+    }
+}
+
+impl Ranks {
+    /// Work item `i` of a list is done by rank `i mod size`.
+    pub fn owns(&self, i: usize) -> bool {
+        i % self.0.size() == self.0.rank()
+    }
+}
+
 /// Which shards of every batch this process computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ShardPlan {

@@ -40,7 +40,7 @@ pub use checkpoint::{Checkpointer, TrainState};
 pub use convnet_tensor::activation::Activation;
 pub use convnet_tensor::{Padding, Tensor};
 pub use data::{Batch, DataSource, Subset, TensorData};
-pub use dist::{Collective, SingleProcess};
+pub use dist::{Collective, Ranks, SingleProcess};
 pub use error::{NnError, Result};
 pub use fit::{available_memory, EpochLogs, Evaluation, FitConfig, History, Verbosity};
 pub use graph::{ModelSpec, Node, Sequential, Source, Wiring, INPUT};
