@@ -112,7 +112,7 @@ pub fn run_ensemble(
     let talk = cfg.verbosity != convnet_nn::Verbosity::Silent;
     // Member i is trained by rank i mod size (all of them in one process).
     let mut slots: Vec<Option<(f32, Tensor, f64, bool)>> = vec![None; n];
-    for i in 0..n {
+    for (i, slot) in slots.iter_mut().enumerate() {
         if !cfg.ranks.owns(i) {
             continue;
         }
@@ -130,7 +130,7 @@ pub fn run_ensemble(
                     100.0 * acc
                 );
             }
-            slots[i] = Some((acc, p, secs, true));
+            *slot = Some((acc, p, secs, true));
             continue;
         }
         let (mut model, done, previous) = if resume && ckpt.join(LATEST).exists() {
@@ -206,7 +206,7 @@ pub fn run_ensemble(
         } else {
             (acc, p)
         };
-        slots[i] = Some((acc, p, secs, false));
+        *slot = Some((acc, p, secs, false));
     }
     if cfg.ranks.size() > 1 {
         // Every member is saved once all ranks are here; rank 0 reads the
