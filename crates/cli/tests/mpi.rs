@@ -1,0 +1,256 @@
+//! `convnet` under `mpirun -np 2` (feature `mpi`; `.ci/run` installs
+//! OpenMPI and runs `cargo test -p convnet-cli --features mpi --test mpi`).
+//!
+//! Data-parallel training gives the bits of one process with as many shards
+//! (`--shards 2`), for a chain and a graph; it resumes exactly, and with
+//! another number of ranks; a distributed ensemble equals the one-process
+//! ensemble; a rank that dies ends the job with an error, leaving the
+//! newest checkpoint readable.
+#![cfg(feature = "mpi")]
+
+mod common;
+
+use common::{convnet, text, tmp};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn mpirun(args: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe", "-np", "2"])
+        .arg(env!("CARGO_BIN_EXE_convnet"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn run_mpi(args: &[&str]) -> Output {
+    let o = mpirun(args)
+        .output()
+        .expect("mpirun (install OpenMPI: apt-get install openmpi-bin libopenmpi-dev)");
+    assert!(o.status.success(), "mpirun {args:?}:\n{}", text(&o));
+    o
+}
+
+fn run_one(args: &[&str]) -> Output {
+    let o = convnet(args);
+    assert!(o.status.success(), "convnet {args:?}:\n{}", text(&o));
+    o
+}
+
+/// `history.csv` without its seconds column.
+fn history(run: &Path) -> Vec<String> {
+    std::fs::read_to_string(run.join("history.csv"))
+        .unwrap()
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn train_args<'a>(model: &'a str, out: &'a str, name: &'a str, epochs: &'a str) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--model",
+        model,
+        "--limit",
+        "500",
+        "--epochs",
+        epochs,
+        "--batch-size",
+        "50",
+        "--validation-split",
+        "0.1",
+        "--rotation",
+        "10",
+        "--quiet",
+        "--out",
+        out,
+        "--name",
+        name,
+    ]
+}
+
+#[test]
+fn two_ranks_train_the_bits_of_one_process_with_two_shards_and_resume_exactly() {
+    let dir = tmp("mpi-train");
+    let out = dir.to_str().unwrap();
+    // A chain and a graph, both with batch norm (statistics per shard),
+    // dropout (a stream per shard) and augmentation (a seed per shard).
+    for (tag, model) in [
+        ("chain", "784-8C3-BN-P2-D0.2-10"),
+        ("graph", "784-8C3-BN-R[8C3-BN-8C3-BN]-D0.2-GAP-10"),
+    ] {
+        let (mpi, one) = (format!("{tag}-mpi"), format!("{tag}-one"));
+        let o = run_mpi(&train_args(model, out, &mpi, "2"));
+        assert!(
+            text(&o).contains("Data-parallel over 2 ranks"),
+            "{}",
+            text(&o)
+        );
+        let mut args = train_args(model, out, &one, "2");
+        args.extend(["--shards", "2"]);
+        run_one(&args);
+        let (a, b) = (dir.join(&mpi), dir.join(&one));
+        assert_eq!(
+            bytes(&a.join("weights.safetensors")),
+            bytes(&b.join("weights.safetensors")),
+            "{tag}: weights of mpirun -np 2 and --shards 2"
+        );
+        assert_eq!(history(&a), history(&b), "{tag}");
+        assert_eq!(
+            bytes(&a.join("metrics.json")),
+            bytes(&b.join("metrics.json"))
+        );
+    }
+    // Stopped after epoch 1 and resumed by 2 ranks: the bits of the
+    // uninterrupted run.
+    run_mpi(&train_args("784-8C3-BN-P2-D0.2-10", out, "halves", "1"));
+    let halves = dir.join("halves");
+    run_mpi(&[
+        "train",
+        "--resume",
+        halves.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert_eq!(
+        bytes(&halves.join("weights.safetensors")),
+        bytes(&dir.join("chain-mpi/weights.safetensors"))
+    );
+    // Resumed by one process (another N): it continues from the checkpoint.
+    let o = run_one(&[
+        "train",
+        "--resume",
+        halves.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--quiet",
+    ]);
+    assert!(text(&o).contains("Resuming"), "{}", text(&o));
+    assert_eq!(history(&halves).len(), 4, "header + 3 epochs");
+}
+
+#[test]
+fn a_distributed_ensemble_equals_the_one_process_ensemble() {
+    let dir = tmp("mpi-ensemble");
+    let (two, one) = (dir.join("two"), dir.join("one"));
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "ensemble",
+            "--nets",
+            "3",
+            "784-8C3-P2-D0.2-10",
+            "--epochs",
+            "1",
+            "--train-size",
+            "400",
+            "--test-size",
+            "300",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a2 = args(&two);
+    run_mpi(&a2.iter().map(String::as_str).collect::<Vec<_>>());
+    let a1 = args(&one);
+    run_one(&a1.iter().map(String::as_str).collect::<Vec<_>>());
+    for i in 1..=3 {
+        let net = format!("net-{i:02}/weights.safetensors");
+        assert_eq!(bytes(&two.join(&net)), bytes(&one.join(&net)), "{net}");
+    }
+    let acc = |d: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&bytes(&d.join("ensemble.json"))).unwrap()
+            ["ensemble_accuracy"]
+            .clone()
+    };
+    assert_eq!(acc(&two), acc(&one));
+}
+
+/// Processes of this user whose environment holds every one of `vars`.
+fn pids_with_env(vars: &[&str]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        let entries: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+        if vars.iter().all(|v| entries.contains(&v.as_bytes())) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_rank_that_dies_ends_the_job_and_leaves_the_checkpoint_readable() {
+    let dir = tmp("mpi-kill");
+    let out = dir.to_str().unwrap();
+    let tag = format!("CONVNET_TEST_TAG=kill-{}", std::process::id());
+    let mut args = train_args("784-8C3-P2-10", out, "victim", "200");
+    args[4] = "2000";
+    let mut job = mpirun(&args)
+        .env("CONVNET_TEST_TAG", &tag["CONVNET_TEST_TAG=".len()..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = dir.join("victim");
+    let latest = run.join("checkpoints/LATEST");
+    let start = Instant::now();
+    while !latest.exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rank1 = pids_with_env(&[&tag, "OMPI_COMM_WORLD_RANK=1"]);
+    assert_eq!(rank1.len(), 1, "rank 1's process");
+    Command::new("kill")
+        .args(["-9", &rank1[0].to_string()])
+        .status()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the job hangs after rank 1 died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let o = job.wait_with_output().unwrap();
+    assert!(!status.success());
+    let said = text(&o);
+    assert!(
+        said.contains("signal 9") || said.contains("Killed"),
+        "{said}"
+    );
+    // The newest checkpoint is whole: one more epoch from it.
+    let name = std::fs::read_to_string(&latest).unwrap();
+    let done: usize = name.trim().trim_start_matches("epoch-").parse().unwrap();
+    let next = (done + 1).to_string();
+    let o = run_one(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--epochs",
+        &next,
+        "--quiet",
+    ]);
+    assert!(
+        text(&o).contains(&format!("after epoch {done}")),
+        "{}",
+        text(&o)
+    );
+}
