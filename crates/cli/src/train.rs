@@ -224,6 +224,10 @@ pub struct TrainArgs {
     /// computes (batch-norm statistics per shard). Under mpirun, each rank is one shard.
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// Under mpirun: batch-norm statistics over the whole batch of all ranks
+    /// (PyTorch's SyncBatchNorm) instead of per rank (DistributedDataParallel's default).
+    #[arg(long)]
+    sync_bn: bool,
 }
 
 pub fn parse_padding(s: &str) -> CliResult<Padding> {
@@ -615,13 +619,15 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
         .with_schedule(cfg.schedule.clone())
         .with_verbosity(verbosity)
         .with_shards(a.shards)
+        .with_sync_batch_norm(a.sync_bn)
         .with_collective(world.clone());
     if world.size() > 1 && root {
         eprintln!(
-            "Data-parallel over {} ranks: batches of {} split into shards of about {}",
+            "Data-parallel over {} ranks: batches of {} split into shards of about {}, batch-norm statistics {}",
             world.size(),
             cfg.batch_size,
-            cfg.batch_size.div_ceil(world.size())
+            cfg.batch_size.div_ceil(world.size()),
+            if a.sync_bn { "over all ranks" } else { "per rank" }
         );
     }
     let monitor = if n_val > 0 { "val_loss" } else { "loss" };

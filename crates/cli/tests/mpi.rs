@@ -254,3 +254,58 @@ fn a_rank_that_dies_ends_the_job_and_leaves_the_checkpoint_readable() {
         text(&o)
     );
 }
+
+#[test]
+fn synchronized_batch_norm_follows_the_whole_batch() {
+    let dir = tmp("mpi-syncbn");
+    let out = dir.to_str().unwrap();
+    let args = |name: &'static str| {
+        vec![
+            "train",
+            "--model",
+            "784-8C3-BN-P2-10",
+            "--limit",
+            "400",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "40",
+            "--validation-split",
+            "0",
+            "--quiet",
+            "--out",
+            out,
+            "--name",
+            name,
+        ]
+    };
+    let mut synced = args("synced");
+    synced.push("--sync-bn");
+    let o = run_mpi(&synced);
+    assert!(
+        text(&o).contains("statistics over all ranks"),
+        "{}",
+        text(&o)
+    );
+    run_one(&args("whole"));
+    run_mpi(&args("per-rank"));
+    // Training losses per epoch: the synchronized ranks follow the one
+    // process with the whole batch to rounding; per-rank statistics do not.
+    let losses = |name: &str| -> Vec<f64> {
+        history(&dir.join(name))[1..]
+            .iter()
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect()
+    };
+    let (s, w, p) = (losses("synced"), losses("whole"), losses("per-rank"));
+    for ((s, w), p) in s.iter().zip(&w).zip(&p) {
+        assert!(
+            (s - w).abs() < 1e-4 * w,
+            "synchronized {s} vs whole batch {w}"
+        );
+        assert!(
+            (p - w).abs() > 10.0 * (s - w).abs(),
+            "per rank {p}, whole {w}, synced {s}"
+        );
+    }
+}

@@ -71,6 +71,9 @@ pub struct FitConfig {
     pub shards: usize,
     /// The processes that share each batch (MPI ranks), one shard each.
     pub collective: std::sync::Arc<dyn Collective>,
+    /// Batch-norm statistics over the whole batch of all ranks (PyTorch's
+    /// SyncBatchNorm) instead of per rank (DistributedDataParallel's default).
+    pub sync_batch_norm: bool,
 }
 
 impl std::fmt::Debug for FitConfig {
@@ -87,6 +90,7 @@ impl std::fmt::Debug for FitConfig {
             .field("verbosity", &self.verbosity)
             .field("shards", &self.shards)
             .field("ranks", &self.collective.size())
+            .field("sync_batch_norm", &self.sync_batch_norm)
             .finish()
     }
 }
@@ -105,6 +109,7 @@ impl Default for FitConfig {
             verbosity: Verbosity::ProgressBar,
             shards: 1,
             collective: std::sync::Arc::new(SingleProcess),
+            sync_batch_norm: false,
         }
     }
 }
@@ -163,6 +168,11 @@ impl FitConfig {
     /// gradients summed in order: bit for bit what `n` MPI ranks compute.
     pub fn with_shards(mut self, n: usize) -> Self {
         self.shards = n;
+        self
+    }
+    /// Batch-norm statistics over all ranks' rows (SyncBatchNorm).
+    pub fn with_sync_batch_norm(mut self, on: bool) -> Self {
+        self.sync_batch_norm = on;
         self
     }
     /// Shares every batch among the processes of `c`, one shard each.
@@ -445,13 +455,49 @@ impl Model {
             None if n_val > 0 => Some(&split_view),
             None => None,
         };
+        let comm = config.collective.as_ref();
+        let plan = ShardPlan::new(config.shards, comm)?;
+        let sync_bn = config.sync_batch_norm && comm.size() > 1;
+        if config.sync_batch_norm && plan.count > 1 {
+            return Err(config_err(
+                "sync_batch_norm",
+                "needs MPI ranks: one process computes its shards one after another, \
+                 so their statistics cannot be shared",
+            ));
+        }
+        if sync_bn {
+            self.set_sync_batch_norm(Some(config.collective.clone()));
+        }
+        let outcome = self.fit_epochs(&train_view, val, config, callbacks, &plan);
+        if sync_bn {
+            self.set_sync_batch_norm(None);
+        }
+        outcome
+    }
+
+    /// Batch-norm statistics over the ranks of `ranks` (`None`: per process).
+    pub fn set_sync_batch_norm(&mut self, ranks: Option<std::sync::Arc<dyn Collective>>) {
+        for l in &mut self.layers {
+            l.set_sync(ranks.clone());
+        }
+    }
+
+    /// The epochs of [`Model::fit`], after its checks.
+    fn fit_epochs(
+        &mut self,
+        train_view: &Subset<'_>,
+        val: Option<&dyn DataSource>,
+        config: &FitConfig,
+        callbacks: &mut [&mut dyn Callback],
+        plan: &ShardPlan,
+    ) -> Result<History> {
+        let comm = config.collective.as_ref();
+        let n_train = train_view.len();
         let steps_full = n_train.div_ceil(config.batch_size);
         let steps = config
             .steps_per_epoch
             .map_or(steps_full, |s| s.min(steps_full));
         let base_lr = self.training_mut()?.optimizer.config.learning_rate();
-        let comm = config.collective.as_ref();
-        let plan = ShardPlan::new(config.shards, comm)?;
 
         for cb in callbacks.iter_mut() {
             cb.on_train_begin(self)?;
@@ -482,7 +528,7 @@ impl Model {
             // the training step.
             let outcome: Result<()> = std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel(2);
-                let source = &train_view;
+                let source = train_view;
                 scope.spawn(move || {
                     for (i, idx) in chunks.iter().enumerate() {
                         let batch_seed = seed.wrapping_add(i as u64);
@@ -510,7 +556,7 @@ impl Model {
                     } else {
                         self.train_step_shards(
                             &shards,
-                            &plan,
+                            plan,
                             comm,
                             seed.wrapping_add(bi as u64),
                             lr,

@@ -110,6 +110,12 @@ pub trait Layer: Send {
     fn backward_inputs(&mut self, dy: Tensor) -> Vec<Tensor> {
         vec![self.backward(dy)]
     }
+    /// Training statistics over the whole batch of a data-parallel job
+    /// (synchronized batch norm) through `ranks`, or per process (`None`);
+    /// layers without batch statistics ignore it.
+    fn set_sync(&mut self, ranks: Option<std::sync::Arc<dyn crate::Collective>>) {
+        let _ = ranks;
+    }
     /// Parameters and state, in a fixed order.
     fn params(&self) -> Vec<&Param> {
         Vec::new()

@@ -203,3 +203,67 @@ fn several_shards_per_rank_are_refused() {
     });
     assert!(e[0].contains("one shard of each batch"), "{}", e[0]);
 }
+
+/// The largest difference between two models' values.
+fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
+    a.iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn synchronized_batch_norm_trains_what_one_process_trains_on_the_whole_batch() {
+    // No dropout: the only difference sharding makes is then the batch-norm
+    // statistics (and the order of the gradient's sums).
+    let spec = parse_notation(
+        "6x6x2-8C3-BN-R[8C3-BN-8C3-BN]-GAP-3",
+        &NotationOptions::default(),
+    )
+    .unwrap();
+    let train = |config: FitConfig| {
+        let mut m = spec.build(8).unwrap();
+        m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+        m.fit(&toy(48, 2), None, &config.with_batch_size(16), &mut [])
+            .unwrap();
+        weights(&m)
+    };
+    let whole = train(quiet(2));
+    let ranks = |sync: bool| -> Vec<Vec<Vec<f32>>> {
+        std::thread::scope(|scope| {
+            let hs: Vec<_> = Threads::group(2)
+                .into_iter()
+                .map(|t| {
+                    let cfg = quiet(2)
+                        .with_collective(Arc::new(t))
+                        .with_sync_batch_norm(sync);
+                    scope.spawn(move || train(cfg))
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        })
+    };
+    let (synced, per_rank) = (ranks(true), ranks(false));
+    assert_eq!(synced[0], synced[1], "every rank holds the same weights");
+    let d_sync = max_diff(&synced[0], &whole);
+    let d_rank = max_diff(&per_rank[0], &whole);
+    eprintln!("max |w - w_whole|: synchronized {d_sync:e}, per rank {d_rank:e}");
+    assert!(d_sync < 1e-4, "synchronized: {d_sync}");
+    assert!(
+        d_rank > 100.0 * d_sync,
+        "per rank {d_rank} vs synchronized {d_sync}"
+    );
+    // One process cannot share statistics between shards it runs in turn.
+    let mut m = spec.build(8).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    let e = m
+        .fit(
+            &toy(8, 1),
+            None,
+            &quiet(1).with_shards(2).with_sync_batch_norm(true),
+            &mut [],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("needs MPI ranks"), "{e}");
+}

@@ -237,6 +237,40 @@ impl Moments {
         }
     }
 
+    /// Merges `other`'s rows after this one's (Chan et al.'s update, as
+    /// between blocks; merging into empty moments copies them exactly).
+    pub fn merge(&mut self, other: &Moments) {
+        let nb = other.count;
+        let nn = self.count + nb;
+        if nb == 0.0 {
+            return;
+        }
+        for j in 0..self.mean.len() {
+            let d = other.mean[j] - self.mean[j];
+            self.mean[j] += d * nb / nn;
+            self.m2[j] += other.m2[j] + d * d * self.count * nb / nn;
+        }
+        self.count = nn;
+    }
+
+    /// `[count, mean[0..c], m2[0..c]]`, to send to another process.
+    pub fn to_vec(&self) -> Vec<f64> {
+        let mut v = vec![self.count];
+        v.extend_from_slice(&self.mean);
+        v.extend_from_slice(&self.m2);
+        v
+    }
+
+    /// The moments that [`Moments::to_vec`] wrote (`1 + 2c` values).
+    pub fn from_slice(v: &[f64]) -> Self {
+        let c = (v.len() - 1) / 2;
+        Moments {
+            count: v[0],
+            mean: v[1..1 + c].to_vec(),
+            m2: v[1 + c..1 + 2 * c].to_vec(),
+        }
+    }
+
     /// The per-channel means.
     pub fn mean(&self) -> &[f64] {
         &self.mean
@@ -249,13 +283,24 @@ impl Moments {
     }
 }
 
-/// Per-channel mean and biased variance of `x [R, C]` (see [`Moments`]).
-fn mean_and_variance(x: &[f32], c: usize) -> (Vec<f64>, Vec<f64>) {
+/// Per-channel mean and biased variance of `x [R, C]` (see [`Moments`]),
+/// after `sync` (which may replace the moments by those of every process's rows).
+fn mean_and_variance(x: &[f32], c: usize, sync: Option<MomentsSync>) -> (Vec<f64>, Vec<f64>) {
     let mut m = Moments::new(c);
     m.add(x);
+    if let Some(f) = sync {
+        f(&mut m);
+    }
     let var = m.variance();
     (m.mean, var)
 }
+
+/// Replaces a process's batch moments by the whole batch's (synchronized batch norm).
+pub type MomentsSync<'a> = &'a dyn Fn(&mut Moments);
+
+/// Replaces `[rows, sum dy[0..c], sum dy*xhat[0..c]]` of a process by the
+/// sums over every process (synchronized batch norm's backward).
+pub type SumsSync<'a> = &'a dyn Fn(&mut [f64]);
 
 #[allow(clippy::too_many_arguments)]
 /// Training forward. Writes `y` and the batch `mean` and `rstd` (which the
@@ -270,7 +315,7 @@ pub fn batch_norm_forward_train(
     mean: &mut [f32],
     rstd: &mut [f32],
 ) -> Vec<f32> {
-    forward_train(x, c, gamma, beta, eps, y, mean, rstd, false)
+    forward_train(x, c, gamma, beta, eps, y, mean, rstd, false, None)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -287,7 +332,26 @@ pub fn batch_norm_relu_forward_train(
     mean: &mut [f32],
     rstd: &mut [f32],
 ) -> Vec<f32> {
-    forward_train(x, c, gamma, beta, eps, y, mean, rstd, true)
+    forward_train(x, c, gamma, beta, eps, y, mean, rstd, true, None)
+}
+
+#[allow(clippy::too_many_arguments)]
+/// The training forward of a batch split over processes (synchronized
+/// batch norm): `sync` turns this process's moments into the whole batch's,
+/// which normalize these rows; a ReLU follows when `relu`.
+pub fn batch_norm_forward_train_synced(
+    x: &[f32],
+    c: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    y: &mut [f32],
+    mean: &mut [f32],
+    rstd: &mut [f32],
+    relu: bool,
+    sync: MomentsSync,
+) -> Vec<f32> {
+    forward_train(x, c, gamma, beta, eps, y, mean, rstd, relu, Some(sync))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -301,8 +365,9 @@ fn forward_train(
     mean: &mut [f32],
     rstd: &mut [f32],
     relu: bool,
+    sync: Option<MomentsSync>,
 ) -> Vec<f32> {
-    let (m, var) = mean_and_variance(x, c);
+    let (m, var) = mean_and_variance(x, c, sync);
     for (dst, v) in mean.iter_mut().zip(&m) {
         *dst = *v as f32;
     }
@@ -424,7 +489,7 @@ pub fn batch_norm_backward_train_in_place(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
-    backward_train(x, dy, c, gamma, None, mean, rstd, dgamma, dbeta);
+    backward_train(x, dy, c, gamma, None, mean, rstd, dgamma, dbeta, None);
 }
 
 /// [`batch_norm_backward_train_in_place`] for [`batch_norm_relu_forward_train`]:
@@ -443,7 +508,39 @@ pub fn batch_norm_relu_backward_train_in_place(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
-    backward_train(x, dy, c, gamma, Some(beta), mean, rstd, dgamma, dbeta);
+    backward_train(x, dy, c, gamma, Some(beta), mean, rstd, dgamma, dbeta, None);
+}
+
+/// The training backward (in place, as [`batch_norm_backward_train_in_place`];
+/// through the ReLU when `relu_beta` is given) of a batch split over
+/// processes: `dgamma` and `dbeta` get this process's sums (the gradient
+/// all-reduce adds the others'), `dx` uses the sums over every process
+/// that `sync` returns.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_train_synced(
+    x: &[f32],
+    dy: &mut [f32],
+    c: usize,
+    gamma: &[f32],
+    relu_beta: Option<&[f32]>,
+    mean: &[f32],
+    rstd: &[f32],
+    dgamma: &mut [f32],
+    dbeta: &mut [f32],
+    sync: SumsSync,
+) {
+    backward_train(
+        x,
+        dy,
+        c,
+        gamma,
+        relu_beta,
+        mean,
+        rstd,
+        dgamma,
+        dbeta,
+        Some(sync),
+    );
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -457,6 +554,7 @@ fn backward_train(
     rstd: &[f32],
     dgamma: &mut [f32],
     dbeta: &mut [f32],
+    sync: Option<SumsSync>,
 ) {
     let (scale, shift) = match relu_beta {
         Some(beta) => scale_and_shift(mean, rstd, gamma, beta),
@@ -468,7 +566,7 @@ fn backward_train(
         scale: &scale,
         shift: &shift,
     });
-    let r = (x.len() / c).max(1);
+    let mut r = (x.len() / c).max(1);
     // Row sums of dy and dy * xhat, block by block.
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dy
         .par_chunks(BLOCK_ROWS * c)
@@ -494,6 +592,15 @@ fn backward_train(
     for i in 0..c {
         dbeta[i] += sum_dy[i] as f32;
         dgamma[i] += sum_dy_xhat[i] as f32;
+    }
+    if let Some(f) = sync {
+        let mut all = vec![r as f64];
+        all.extend_from_slice(&sum_dy);
+        all.extend_from_slice(&sum_dy_xhat);
+        f(&mut all);
+        r = (all[0] as usize).max(1);
+        sum_dy.copy_from_slice(&all[1..1 + c]);
+        sum_dy_xhat.copy_from_slice(&all[1 + c..]);
     }
     let mean_dy: Vec<f32> = sum_dy.iter().map(|s| (s / r as f64) as f32).collect();
     let mean_dy_xhat: Vec<f32> = sum_dy_xhat.iter().map(|s| (s / r as f64) as f32).collect();

@@ -101,6 +101,7 @@ impl BatchNormConfig {
             moving_var: Param::state("moving_variance", Tensor::full(&[c], 1.0)),
             cache: None,
             eval_scale: None,
+            sync: None,
         })
     }
 }
@@ -126,6 +127,8 @@ pub struct BatchNorm {
     /// The inference forward's per-channel scale, for a backward through a
     /// frozen batch norm (which runs in inference mode while the net trains).
     eval_scale: Option<Vec<f32>>,
+    /// The ranks whose rows share the statistics (synchronized batch norm).
+    sync: Option<std::sync::Arc<dyn crate::Collective>>,
 }
 
 impl BatchNorm {
@@ -136,21 +139,50 @@ impl BatchNorm {
         let mut y = Tensor::for_overwrite(&batched(x.batch(), &self.shape));
         let mut mean = vec![0.0; c];
         let mut rstd = vec![0.0; c];
-        let run = if relu {
-            kernel::batch_norm_relu_forward_train
-        } else {
-            kernel::batch_norm_forward_train
+        let var = match &self.sync {
+            // Every rank's moments, merged in rank order: the whole batch's.
+            Some(ranks) => kernel::batch_norm_forward_train_synced(
+                x.data(),
+                c,
+                &gamma,
+                &beta,
+                self.config.epsilon,
+                y.data_mut(),
+                &mut mean,
+                &mut rstd,
+                relu,
+                &|m: &mut kernel::Moments| {
+                    let local = m.to_vec();
+                    let k = local.len();
+                    // An all-gather: each rank fills its slot, the rest stay 0.
+                    let mut all = vec![0.0f64; k * ranks.size()];
+                    all[k * ranks.rank()..k * (ranks.rank() + 1)].copy_from_slice(&local);
+                    ranks.sum_f64(&mut all);
+                    let mut whole = kernel::Moments::new(c);
+                    for part in all.chunks(k) {
+                        whole.merge(&kernel::Moments::from_slice(part));
+                    }
+                    *m = whole;
+                },
+            ),
+            None => {
+                let run = if relu {
+                    kernel::batch_norm_relu_forward_train
+                } else {
+                    kernel::batch_norm_forward_train
+                };
+                run(
+                    x.data(),
+                    c,
+                    &gamma,
+                    &beta,
+                    self.config.epsilon,
+                    y.data_mut(),
+                    &mut mean,
+                    &mut rstd,
+                )
+            }
         };
-        let var = run(
-            x.data(),
-            c,
-            &gamma,
-            &beta,
-            self.config.epsilon,
-            y.data_mut(),
-            &mut mean,
-            &mut rstd,
-        );
         let m = self.config.momentum;
         let mm = self.moving_mean.value.data_mut();
         mm.iter_mut()
@@ -199,6 +231,10 @@ impl Layer for BatchNorm {
             self.moving_var.value.data(),
             self.config.epsilon,
         ))
+    }
+
+    fn set_sync(&mut self, ranks: Option<std::sync::Arc<dyn crate::Collective>>) {
+        self.sync = ranks;
     }
 
     fn spec(&self) -> LayerSpec {
@@ -258,7 +294,20 @@ impl Layer for BatchNorm {
         let mut dx = dy;
         let mut dgamma = vec![0.0; c];
         let mut dbeta = vec![0.0; c];
-        if cache.relu {
+        if let Some(ranks) = &self.sync {
+            kernel::batch_norm_backward_train_synced(
+                cache.x.data(),
+                dx.data_mut(),
+                c,
+                &gamma,
+                cache.relu.then_some(&beta[..]),
+                &cache.mean,
+                &cache.rstd,
+                &mut dgamma,
+                &mut dbeta,
+                &|sums: &mut [f64]| ranks.sum_f64(sums),
+            );
+        } else if cache.relu {
             kernel::batch_norm_relu_backward_train_in_place(
                 cache.x.data(),
                 dx.data_mut(),
