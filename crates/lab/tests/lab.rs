@@ -20,6 +20,7 @@ fn tiny() -> ExperimentConfig {
         test_size: 50,
         seed: 1,
         verbosity: Verbosity::Silent,
+        ranks: Default::default(),
     }
 }
 
