@@ -81,6 +81,10 @@ pub struct BenchArgs {
     /// kernels (to measure what those kernels bring).
     #[arg(long)]
     im2col: bool,
+    /// Data-parallel training steps through `fit` with this job's ranks (run alone
+    /// and under `mpirun -np N`): step time, time in the collectives, bytes summed.
+    #[arg(long)]
+    data_parallel: bool,
 }
 
 /// Prints the mean forward and backward time of every layer of a training step.
@@ -292,6 +296,17 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     };
     if a.im2col {
         convnet_tensor::implicit::set_enabled(false);
+    }
+    if a.data_parallel {
+        let configs: Vec<_> = if a.config.is_empty() {
+            ["m1:train:128", "m2:train:64", "resnet20:train:128"]
+                .iter()
+                .map(|s| parse_config(s))
+                .collect::<CliResult<_>>()?
+        } else {
+            configs
+        };
+        return crate::bench_dist::bench(&configs, a.seconds);
     }
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {

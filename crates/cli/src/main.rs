@@ -7,6 +7,7 @@
 
 mod alloc;
 mod bench;
+mod bench_dist;
 mod data_arg;
 mod dist;
 mod error;
