@@ -379,6 +379,23 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     let world = crate::dist::world();
     // Rank 0 writes the run folder and prints; the other ranks only train.
     let root = world.rank() == 0;
+    if a.shards == 0 {
+        return Err(CliError::usage("--shards must be at least 1"));
+    }
+    if world.size() > 1 && a.shards > 1 {
+        return Err(CliError::usage(format!(
+            "--shards {}: under mpirun every rank is one shard ({} ranks, {} shards)",
+            a.shards,
+            world.size(),
+            world.size()
+        )));
+    }
+    if a.sync_bn && a.shards > 1 {
+        return Err(CliError::usage(
+            "--sync-bn needs MPI ranks: one process computes its --shards one after another, \
+             so their batch-norm statistics cannot be shared",
+        ));
+    }
     let verbosity = if !root {
         Verbosity::Silent
     } else if a.quiet {

@@ -106,6 +106,11 @@ fn bad_usage_exits_with_2_and_one_line() {
             "--classes must be at least 1",
         ),
         (&["train", "--unfreeze", "2"][..], "--resume"),
+        (&["train", "--shards", "0"][..], "--shards must be at least 1"),
+        (
+            &["train", "--shards", "2", "--sync-bn"][..],
+            "--sync-bn needs MPI ranks",
+        ),
     ] {
         let o = convnet(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));

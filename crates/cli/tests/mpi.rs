@@ -309,3 +309,65 @@ fn synchronized_batch_norm_follows_the_whole_batch() {
         );
     }
 }
+
+#[test]
+fn a_distributed_experiment_equals_the_one_process_experiment() {
+    let dir = tmp("mpi-experiment");
+    // Three variants on two ranks: a round with both busy, one with rank 1 idle.
+    let family = "784-8C3-P2-10,784-4C3-P2-10,784-8C3-P2-D0.3-10";
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "experiment",
+            family,
+            "--epochs",
+            "1",
+            "--train-size",
+            "300",
+            "--val-size",
+            "100",
+            "--test-size",
+            "200",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (two, one) = (dir.join("two"), dir.join("one"));
+    let a2 = args(&two);
+    run_mpi(&a2.iter().map(String::as_str).collect::<Vec<_>>());
+    let a1 = args(&one);
+    run_one(&a1.iter().map(String::as_str).collect::<Vec<_>>());
+    // Everything but the timings.
+    let results = |d: &Path| -> Vec<(String, String, String)> {
+        let sub = std::fs::read_dir(d)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let v: serde_json::Value =
+            serde_json::from_slice(&bytes(&sub.join("results.json"))).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let losses: Vec<_> = r["history"]["epochs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| (e["loss"].to_string(), e["val_accuracy"].to_string()))
+                    .collect();
+                (
+                    r["name"].to_string(),
+                    r["test_accuracy"].to_string(),
+                    format!("{losses:?}"),
+                )
+            })
+            .collect()
+    };
+    let (r2, r1) = (results(&two), results(&one));
+    assert_eq!(r2.len(), 3);
+    assert_eq!(r2, r1);
+}
