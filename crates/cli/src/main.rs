@@ -85,6 +85,19 @@ fn run() -> CliResult<()> {
             std::process::exit(2);
         }
     };
+    // Under mpirun, the commands without a data-parallel form run on rank 0
+    // alone (the others have nothing to do and wait in MPI_Finalize).
+    let spread = matches!(
+        cli.command,
+        Command::Train(_)
+            | Command::Finetune(_)
+            | Command::Ensemble(_)
+            | Command::Experiment(_)
+            | Command::Bench(_)
+    );
+    if !spread && dist::world().rank() != 0 {
+        return Ok(());
+    }
     match cli.command {
         Command::Train(a) => train::train(*a),
         Command::Evaluate(a) => inspect::evaluate(a),

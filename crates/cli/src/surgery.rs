@@ -189,10 +189,12 @@ pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
     }
     let run = crate::train::train_from(a.train.clone(), Some(base))?;
     if let Some(k) = a.unfreeze_top {
-        println!(
-            "Stage two: unfreezing the top {k} layers of the base at lr {}",
-            a.unfreeze_lr
-        );
+        if crate::dist::world().rank() == 0 {
+            println!(
+                "Stage two: unfreezing the top {k} layers of the base at lr {}",
+                a.unfreeze_lr
+            );
+        }
         let args = a
             .train
             .stage_two(run, k, a.unfreeze_lr, stage_one + a.unfreeze_epochs);

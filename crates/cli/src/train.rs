@@ -689,6 +689,8 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     let history = model.fit(&augmented, val_ref, &fit_cfg, &mut callbacks)?;
     let train_secs = start.elapsed().as_secs_f32();
     if !root {
+        // Until rank 0 has written the run (finetune's second stage reads it).
+        world.barrier();
         return Ok(run_dir);
     }
     let mut all_history = previous;
@@ -738,6 +740,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     if let Some(line) = crate::alloc::peak_rss_line() {
         println!("{line}");
     }
+    world.barrier();
     if let Some((live, addr)) = server {
         live.finish();
         println!("Training done; the explorer stays at http://{addr}/ (Ctrl-C stops)");

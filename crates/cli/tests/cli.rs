@@ -106,7 +106,10 @@ fn bad_usage_exits_with_2_and_one_line() {
             "--classes must be at least 1",
         ),
         (&["train", "--unfreeze", "2"][..], "--resume"),
-        (&["train", "--shards", "0"][..], "--shards must be at least 1"),
+        (
+            &["train", "--shards", "0"][..],
+            "--shards must be at least 1",
+        ),
         (
             &["train", "--shards", "2", "--sync-bn"][..],
             "--sync-bn needs MPI ranks",

@@ -371,3 +371,39 @@ fn a_distributed_experiment_equals_the_one_process_experiment() {
     assert_eq!(r2.len(), 3);
     assert_eq!(r2, r1);
 }
+
+#[test]
+fn an_error_on_one_rank_ends_the_job_with_its_message() {
+    let dir = tmp("mpi-error");
+    let out = dir.to_str().unwrap();
+    // Two programs in one job (mpirun's MPMD form): rank 1 cannot read its data.
+    let bin = env!("CARGO_BIN_EXE_convnet");
+    let train = [
+        "train", "--limit", "200", "--epochs", "1", "--quiet", "--out", out,
+    ];
+    let mut c = Command::new("mpirun");
+    c.args(["--allow-run-as-root", "--oversubscribe", "-np", "1", bin])
+        .args(train)
+        .args([":", "-np", "1", bin])
+        .args(train)
+        .args(["--data-dir", "/nonexistent/mnist"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut job = c.spawn().unwrap();
+    let start = Instant::now();
+    while job.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "rank 0 waits forever"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = job.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let said = text(&o);
+    assert!(
+        said.contains("error: ") && said.contains("/nonexistent/mnist"),
+        "{said}"
+    );
+}
