@@ -305,57 +305,12 @@ pub type SumsSync<'a> = &'a dyn Fn(&mut [f64]);
 #[allow(clippy::too_many_arguments)]
 /// Training forward. Writes `y` and the batch `mean` and `rstd` (which the
 /// backward pass needs) and returns the biased batch variance per channel.
-pub fn batch_norm_forward_train(
-    x: &[f32],
-    c: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-) -> Vec<f32> {
-    forward_train(x, c, gamma, beta, eps, y, mean, rstd, false, None)
-}
-
-#[allow(clippy::too_many_arguments)]
-/// [`batch_norm_forward_train`] followed by a ReLU in the same pass:
-/// `y = relu(gamma * (x - mean) * rstd + beta)`, bit for bit what the two
-/// layers compute one after the other, one memory pass fewer.
-pub fn batch_norm_relu_forward_train(
-    x: &[f32],
-    c: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-) -> Vec<f32> {
-    forward_train(x, c, gamma, beta, eps, y, mean, rstd, true, None)
-}
-
-#[allow(clippy::too_many_arguments)]
-/// The training forward of a batch split over processes (synchronized
-/// batch norm): `sync` turns this process's moments into the whole batch's,
-/// which normalize these rows; a ReLU follows when `relu`.
-pub fn batch_norm_forward_train_synced(
-    x: &[f32],
-    c: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    eps: f32,
-    y: &mut [f32],
-    mean: &mut [f32],
-    rstd: &mut [f32],
-    relu: bool,
-    sync: MomentsSync,
-) -> Vec<f32> {
-    forward_train(x, c, gamma, beta, eps, y, mean, rstd, relu, Some(sync))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn forward_train(
+/// With `relu`, `y = relu(gamma * (x - mean) * rstd + beta)`: bit for bit
+/// what the two layers compute one after the other, one memory pass fewer.
+/// With `sync` (a batch split over processes: synchronized batch norm), the
+/// hook turns this process's moments into the whole batch's, which
+/// normalize these rows.
+pub fn batch_norm_forward_train_with(
     x: &[f32],
     c: usize,
     gamma: &[f32],
@@ -489,62 +444,18 @@ pub fn batch_norm_backward_train_in_place(
     dgamma: &mut [f32],
     dbeta: &mut [f32],
 ) {
-    backward_train(x, dy, c, gamma, None, mean, rstd, dgamma, dbeta, None);
+    batch_norm_backward_train_with(x, dy, c, gamma, None, mean, rstd, dgamma, dbeta, None);
 }
 
-/// [`batch_norm_backward_train_in_place`] for [`batch_norm_relu_forward_train`]:
-/// `dy` is the gradient w.r.t. the ReLU's output; the ReLU's mask is
-/// recomputed from `x` (with `beta`) in the two passes the batch norm
-/// makes anyway, so the ReLU's backward pass disappears.
+/// The training backward in place (as [`batch_norm_backward_train_in_place`]).
+/// With `relu_beta`, for a forward with `relu`: `dy` is the gradient w.r.t.
+/// the ReLU's output, whose mask is recomputed from `x` (with `beta`) in the
+/// two passes the batch norm makes anyway. With `sync` (a batch split
+/// over processes), `dgamma` and `dbeta` get this process's sums (the
+/// gradient all-reduce adds the others') and `dx` uses the sums over every
+/// process that the hook returns.
 #[allow(clippy::too_many_arguments)]
-pub fn batch_norm_relu_backward_train_in_place(
-    x: &[f32],
-    dy: &mut [f32],
-    c: usize,
-    gamma: &[f32],
-    beta: &[f32],
-    mean: &[f32],
-    rstd: &[f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-) {
-    backward_train(x, dy, c, gamma, Some(beta), mean, rstd, dgamma, dbeta, None);
-}
-
-/// The training backward (in place, as [`batch_norm_backward_train_in_place`];
-/// through the ReLU when `relu_beta` is given) of a batch split over
-/// processes: `dgamma` and `dbeta` get this process's sums (the gradient
-/// all-reduce adds the others'), `dx` uses the sums over every process
-/// that `sync` returns.
-#[allow(clippy::too_many_arguments)]
-pub fn batch_norm_backward_train_synced(
-    x: &[f32],
-    dy: &mut [f32],
-    c: usize,
-    gamma: &[f32],
-    relu_beta: Option<&[f32]>,
-    mean: &[f32],
-    rstd: &[f32],
-    dgamma: &mut [f32],
-    dbeta: &mut [f32],
-    sync: SumsSync,
-) {
-    backward_train(
-        x,
-        dy,
-        c,
-        gamma,
-        relu_beta,
-        mean,
-        rstd,
-        dgamma,
-        dbeta,
-        Some(sync),
-    );
-}
-
-#[allow(clippy::too_many_arguments)]
-fn backward_train(
+pub fn batch_norm_backward_train_with(
     x: &[f32],
     dy: &mut [f32],
     c: usize,

@@ -139,50 +139,35 @@ impl BatchNorm {
         let mut y = Tensor::for_overwrite(&batched(x.batch(), &self.shape));
         let mut mean = vec![0.0; c];
         let mut rstd = vec![0.0; c];
-        let var = match &self.sync {
-            // Every rank's moments, merged in rank order: the whole batch's.
-            Some(ranks) => kernel::batch_norm_forward_train_synced(
-                x.data(),
-                c,
-                &gamma,
-                &beta,
-                self.config.epsilon,
-                y.data_mut(),
-                &mut mean,
-                &mut rstd,
-                relu,
-                &|m: &mut kernel::Moments| {
-                    let local = m.to_vec();
-                    let k = local.len();
-                    // An all-gather: each rank fills its slot, the rest stay 0.
-                    let mut all = vec![0.0f64; k * ranks.size()];
-                    all[k * ranks.rank()..k * (ranks.rank() + 1)].copy_from_slice(&local);
-                    ranks.sum_f64(&mut all);
-                    let mut whole = kernel::Moments::new(c);
-                    for part in all.chunks(k) {
-                        whole.merge(&kernel::Moments::from_slice(part));
-                    }
-                    *m = whole;
-                },
-            ),
-            None => {
-                let run = if relu {
-                    kernel::batch_norm_relu_forward_train
-                } else {
-                    kernel::batch_norm_forward_train
-                };
-                run(
-                    x.data(),
-                    c,
-                    &gamma,
-                    &beta,
-                    self.config.epsilon,
-                    y.data_mut(),
-                    &mut mean,
-                    &mut rstd,
-                )
+        // With synchronized statistics: every rank's moments, merged in
+        // rank order (the whole batch's).
+        let sync = self.sync.as_ref().map(|ranks| {
+            move |m: &mut kernel::Moments| {
+                let local = m.to_vec();
+                let k = local.len();
+                // An all-gather: each rank fills its slot, the rest stay 0.
+                let mut all = vec![0.0f64; k * ranks.size()];
+                all[k * ranks.rank()..k * (ranks.rank() + 1)].copy_from_slice(&local);
+                ranks.sum_f64(&mut all);
+                let mut whole = kernel::Moments::new(c);
+                for part in all.chunks(k) {
+                    whole.merge(&kernel::Moments::from_slice(part));
+                }
+                *m = whole;
             }
-        };
+        });
+        let var = kernel::batch_norm_forward_train_with(
+            x.data(),
+            c,
+            &gamma,
+            &beta,
+            self.config.epsilon,
+            y.data_mut(),
+            &mut mean,
+            &mut rstd,
+            relu,
+            sync.as_ref().map(|f| f as kernel::MomentsSync),
+        );
         let m = self.config.momentum;
         let mm = self.moving_mean.value.data_mut();
         mm.iter_mut()
@@ -294,43 +279,22 @@ impl Layer for BatchNorm {
         let mut dx = dy;
         let mut dgamma = vec![0.0; c];
         let mut dbeta = vec![0.0; c];
-        if let Some(ranks) = &self.sync {
-            kernel::batch_norm_backward_train_synced(
-                cache.x.data(),
-                dx.data_mut(),
-                c,
-                &gamma,
-                cache.relu.then_some(&beta[..]),
-                &cache.mean,
-                &cache.rstd,
-                &mut dgamma,
-                &mut dbeta,
-                &|sums: &mut [f64]| ranks.sum_f64(sums),
-            );
-        } else if cache.relu {
-            kernel::batch_norm_relu_backward_train_in_place(
-                cache.x.data(),
-                dx.data_mut(),
-                c,
-                &gamma,
-                &beta,
-                &cache.mean,
-                &cache.rstd,
-                &mut dgamma,
-                &mut dbeta,
-            );
-        } else {
-            kernel::batch_norm_backward_train_in_place(
-                cache.x.data(),
-                dx.data_mut(),
-                c,
-                &gamma,
-                &cache.mean,
-                &cache.rstd,
-                &mut dgamma,
-                &mut dbeta,
-            );
-        }
+        let sync = self
+            .sync
+            .as_ref()
+            .map(|ranks| move |sums: &mut [f64]| ranks.sum_f64(sums));
+        kernel::batch_norm_backward_train_with(
+            cache.x.data(),
+            dx.data_mut(),
+            c,
+            &gamma,
+            cache.relu.then_some(&beta[..]),
+            &cache.mean,
+            &cache.rstd,
+            &mut dgamma,
+            &mut dbeta,
+            sync.as_ref().map(|f| f as kernel::SumsSync),
+        );
         if let Some(g) = &mut self.gamma {
             g.grad
                 .data_mut()
