@@ -257,12 +257,18 @@ impl Model {
             .iter()
             .map(|p| p.grad.len())
             .sum();
-        let mut sum: Option<Vec<f32>> = None;
+        // Gradients are added into one buffer in shard order (the first
+        // shard's copied), without a vector per shard.
+        let mut sum = vec![0f32; n_grad];
+        let mut first = true;
         let mut stats = [0f64; 3]; // loss * b, hits, counted
         let mut shard0_state = None;
         for (s, (x, y)) in shards {
-            let g = if x.batch() == 0 {
-                vec![0f32; n_grad]
+            if x.batch() == 0 {
+                // An empty shard adds zeros, as an empty rank's do in the sum.
+                if !first {
+                    sum.iter_mut().for_each(|a| *a += 0.0);
+                }
             } else {
                 self.zero_grad();
                 // The shard's dropout stream, from its seed (the model's RNG
@@ -279,21 +285,22 @@ impl Model {
                 stats[0] += l as f64 * x.batch() as f64;
                 stats[1] += hits as f64;
                 stats[2] += total as f64;
-                let mut g = Vec::with_capacity(n_grad);
+                let mut at = 0;
                 for p in self.optimized_params_mut() {
-                    g.extend_from_slice(p.grad.data());
+                    let (g, dst) = (p.grad.data(), &mut sum[at..at + p.grad.len()]);
+                    if first {
+                        dst.copy_from_slice(g);
+                    } else {
+                        dst.iter_mut().zip(g).for_each(|(a, b)| *a += b);
+                    }
+                    at += g.len();
                 }
-                g
-            };
+            }
+            first = false;
             if *s == 0 && plan.count > 1 {
                 shard0_state = Some(self.state_values());
             }
-            match &mut sum {
-                None => sum = Some(g),
-                Some(acc) => acc.iter_mut().zip(&g).for_each(|(a, b)| *a += b),
-            }
         }
-        let mut sum = sum.unwrap_or_else(|| vec![0f32; n_grad]);
         comm.sum_f32(&mut sum);
         comm.sum_f64(&mut stats);
         // The moving statistics are shard 0's.
