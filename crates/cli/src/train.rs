@@ -8,8 +8,8 @@ use clap::Args;
 use convnet_data::{AugmentConfig, Augmented, FillMode, LabeledImages, LabeledSource, Targets};
 use convnet_nn::save::write_atomic;
 use convnet_nn::{
-    Callback, Checkpointer, EarlyStopping, FitConfig, History, Loss, Model, OptimizerConfig,
-    Padding, ReduceLrOnPlateau, Schedule, Verbosity,
+    Callback, Checkpointer, EarlyStopping, FitConfig, History, Loss, Model, NnError,
+    OptimizerConfig, Padding, ReduceLrOnPlateau, Schedule, Verbosity,
 };
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -379,23 +379,18 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     let world = crate::dist::world();
     // Rank 0 writes the run folder and prints; the other ranks only train.
     let root = world.rank() == 0;
-    if a.shards == 0 {
-        return Err(CliError::usage("--shards must be at least 1"));
-    }
-    if world.size() > 1 && a.shards > 1 {
-        return Err(CliError::usage(format!(
-            "--shards {}: under mpirun every rank is one shard ({} ranks, {} shards)",
-            a.shards,
-            world.size(),
-            world.size()
-        )));
-    }
-    if a.sync_bn && a.shards > 1 {
-        return Err(CliError::usage(
-            "--sync-bn needs MPI ranks: one process computes its --shards one after another, \
-             so their batch-norm statistics cannot be shared",
-        ));
-    }
+    // Refused before the run folder is written; `fit` checks the same.
+    convnet_nn::dist::check_split(a.shards, world.size(), a.sync_bn).map_err(|e| match e {
+        NnError::Config { what, msg } => {
+            let flag = if what == "sync_batch_norm" {
+                "--sync-bn"
+            } else {
+                "--shards"
+            };
+            CliError::usage(format!("{flag} {msg}"))
+        }
+        e => e.into(),
+    })?;
     let verbosity = if !root {
         Verbosity::Silent
     } else if a.quiet {

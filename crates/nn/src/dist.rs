@@ -120,23 +120,41 @@ pub(crate) struct ShardPlan {
     pub count: usize,
 }
 
+/// Checks a data-parallel setting before anything runs: `shards` shards per
+/// batch in one process, `ranks` processes, and whether batch-norm
+/// statistics are shared over them. The error's `what` is the setting at
+/// fault (`shards` or `sync_batch_norm`), so that a front end can name its
+/// own flag for it.
+pub fn check_split(shards: usize, ranks: usize, sync_batch_norm: bool) -> Result<()> {
+    if shards == 0 {
+        return Err(config_err("shards", "must be at least 1"));
+    }
+    if ranks > 1 && shards > 1 {
+        return Err(config_err(
+            "shards",
+            format!(
+                "with {ranks} ranks every rank computes one shard of each batch; \
+                 {shards} shards apply to a single process"
+            ),
+        ));
+    }
+    if sync_batch_norm && shards > 1 {
+        return Err(config_err(
+            "sync_batch_norm",
+            "needs MPI ranks: one process computes its shards one after another, \
+             so their batch-norm statistics cannot be shared",
+        ));
+    }
+    Ok(())
+}
+
 impl ShardPlan {
     /// `shards` run here one after another, or one shard per rank of a
-    /// multi-process `collective` (which then must be the only split).
+    /// multi-process `collective` (which then must be the only split; see
+    /// [`check_split`]).
     pub fn new(shards: usize, collective: &dyn Collective) -> Result<Self> {
-        if shards == 0 {
-            return Err(config_err("shards", "must be at least 1"));
-        }
         let ranks = collective.size();
-        if ranks > 1 && shards > 1 {
-            return Err(config_err(
-                "shards",
-                format!(
-                    "with {ranks} ranks every rank computes one shard of each batch; \
-                     --shards {shards} applies to a single process"
-                ),
-            ));
-        }
+        check_split(shards, ranks, false)?;
         Ok(if ranks > 1 {
             ShardPlan {
                 total: ranks,

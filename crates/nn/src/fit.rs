@@ -456,15 +456,9 @@ impl Model {
             None => None,
         };
         let comm = config.collective.as_ref();
+        crate::dist::check_split(config.shards, comm.size(), config.sync_batch_norm)?;
         let plan = ShardPlan::new(config.shards, comm)?;
         let sync_bn = config.sync_batch_norm && comm.size() > 1;
-        if config.sync_batch_norm && plan.count > 1 {
-            return Err(config_err(
-                "sync_batch_norm",
-                "needs MPI ranks: one process computes its shards one after another, \
-                 so their statistics cannot be shared",
-            ));
-        }
         if sync_bn {
             self.set_sync_batch_norm(Some(config.collective.clone()));
         }
