@@ -5,11 +5,15 @@ use crate::error::{CliError, CliResult};
 use crate::run::RunConfig;
 use clap::Args;
 use convnet_data::folder::list_images;
-use convnet_data::{load_images, read_kaggle_csv, submission_csv};
+use convnet_data::{load_images, submission_csv, KaggleCsvReader};
 use convnet_nn::save::write_atomic;
 use convnet_nn::Model;
 use convnet_tensor::Tensor;
+use std::io::BufReader;
 use std::path::PathBuf;
+
+/// Bytes of input images held at once by default (see `--chunk`).
+const CHUNK_BYTES: usize = 128 << 20;
 
 /// Options of `convnet predict`.
 #[derive(Args)]
@@ -37,9 +41,52 @@ pub struct PredictArgs {
     /// small shifts, rotations and zooms).
     #[arg(long, default_value_t = 1)]
     tta: usize,
+    /// Inputs read and predicted at a time, so that memory holds one chunk
+    /// of images, not all of them (default: 128 MiB of images, a multiple
+    /// of the batch size). The predictions do not depend on it.
+    #[arg(long)]
+    chunk: Option<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+}
+
+/// Where the inputs come from, a chunk at a time.
+enum Inputs {
+    Files(Vec<PathBuf>),
+    Csv(KaggleCsvReader<BufReader<std::fs::File>>),
+}
+
+impl Inputs {
+    /// The next (up to) `n` inputs after the first `done`: their names and
+    /// images `[n, H, W, C]`; `None` when all are done.
+    fn next(
+        &mut self,
+        done: usize,
+        n: usize,
+        shape: &[usize],
+    ) -> CliResult<Option<(Vec<String>, Tensor)>> {
+        Ok(match self {
+            Inputs::Files(files) => {
+                let chunk = &files[done.min(files.len())..(done + n).min(files.len())];
+                if chunk.is_empty() {
+                    return Ok(None);
+                }
+                let x = load_images(chunk, shape[0], shape[1], shape[2])?;
+                let names = chunk.iter().map(|f| f.display().to_string()).collect();
+                Some((names, x))
+            }
+            Inputs::Csv(r) => match r.next_chunk(n)? {
+                None => None,
+                Some(images) => {
+                    let names = (done + 1..=done + images.len())
+                        .map(|i| i.to_string())
+                        .collect();
+                    Some((names, images.images_tensor()?))
+                }
+            },
+        })
+    }
 }
 
 /// Image files named by the arguments, folders expanded (one level of class sub-folders too).
@@ -90,19 +137,18 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         ));
     }
     let shape = models[0].input_shape().to_vec();
-    let (names, x): (Vec<String>, Tensor) = match (&a.csv, a.inputs.is_empty()) {
+    let mut inputs = match (&a.csv, a.inputs.is_empty()) {
         (Some(csv), true) => {
-            let c = read_kaggle_csv(csv)?;
-            if c.images.image_shape()[..] != shape[..] {
+            let r = KaggleCsvReader::open(csv)?;
+            if r.image_shape()[..] != shape[..] {
                 return Err(CliError::usage(format!(
                     "{}: images are {:?} but the model expects {:?}",
                     csv.display(),
-                    c.images.image_shape(),
+                    r.image_shape(),
                     shape
                 )));
             }
-            let names = (1..=c.images.len()).map(|i| i.to_string()).collect();
-            (names, c.images.images_tensor()?)
+            Inputs::Csv(r)
         }
         (None, false) => {
             if shape.len() != 3 {
@@ -114,8 +160,7 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
             if files.is_empty() {
                 return Err(CliError::usage("no image files found in the given inputs"));
             }
-            let x = load_images(&files, shape[0], shape[1], shape[2])?;
-            (files.iter().map(|f| f.display().to_string()).collect(), x)
+            Inputs::Files(files)
         }
         _ => {
             return Err(CliError::usage(
@@ -123,16 +168,102 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
             ))
         }
     };
+    if a.batch_size == 0 || a.chunk == Some(0) {
+        return Err(CliError::usage(
+            "--batch-size and --chunk must be at least 1",
+        ));
+    }
+    // Whole batches per chunk, so that the batches are those of one pass.
+    let per_image = 4 * shape.iter().product::<usize>().max(1);
+    let chunk = a.chunk.unwrap_or_else(|| {
+        let n = (CHUNK_BYTES / per_image).max(1);
+        (n / a.batch_size).max(1) * a.batch_size
+    });
     let tta = convnet_data::tta_config(&augment);
+    let class_name = |l: usize| {
+        classes
+            .as_ref()
+            .and_then(|c| c.get(l).cloned())
+            .unwrap_or_else(|| l.to_string())
+    };
+    let mut header = String::from("input,label,class");
+    let mut rows = String::new();
+    let mut labels = Vec::new();
+    let mut done = 0;
+    while let Some((names, x)) = inputs.next(done, chunk, &shape)? {
+        let probs = mean_probabilities(&mut models, &x, &tta, a.tta, done, a.batch_size)?;
+        let k = probs.sample_len().max(1);
+        if done == 0 {
+            for j in 0..k {
+                header.push_str(&format!(",p{j}"));
+            }
+            header.push('\n');
+        }
+        let chunk_labels = convnet_lab::report::predicted_classes(&probs);
+        for (i, name) in names.iter().enumerate() {
+            let l = chunk_labels[i];
+            let p = &probs.data()[i * k..(i + 1) * k];
+            let conf = match (k, l) {
+                (1, 1) => p[0],
+                (1, _) => 1.0 - p[0],
+                _ => p[l],
+            };
+            if a.output.is_none() && a.submission.is_none() {
+                println!("{name}\t{}\t{:.4}", class_name(l), conf);
+            }
+            rows.push_str(&format!(
+                "{},{},{}",
+                name.replace(',', "_"),
+                l,
+                class_name(l)
+            ));
+            for v in p {
+                rows.push_str(&format!(",{v}"));
+            }
+            rows.push('\n');
+        }
+        labels.extend(chunk_labels);
+        done += names.len();
+    }
+    if !header.ends_with('\n') {
+        header.push('\n'); // no inputs (a CSV with a header only)
+    }
+    let rows = header + &rows;
+    if let Some(out) = &a.output {
+        write_atomic(out, rows.as_bytes())?;
+        eprintln!("wrote {done} predictions to {}", out.display());
+    }
+    if let Some(sub) = &a.submission {
+        write_atomic(sub, submission_csv(&labels).as_bytes())?;
+        eprintln!(
+            "wrote a submission of {} rows to {}",
+            labels.len(),
+            sub.display()
+        );
+    }
+    Ok(())
+}
+
+/// The members' probabilities for a chunk of images `x` (rows `first..` of
+/// the inputs), each averaged over `views` TTA views, then over the members.
+fn mean_probabilities(
+    models: &mut [Model],
+    x: &Tensor,
+    tta: &convnet_data::AugmentConfig,
+    views: usize,
+    first: usize,
+    batch: usize,
+) -> CliResult<Tensor> {
     let mut probs: Option<Tensor> = None;
-    for m in &mut models {
-        let p = convnet_data::predict_tta(
+    for m in models.iter_mut() {
+        let p = convnet_data::predict_tta_from(
             m,
-            &x,
-            &tta,
-            a.tta,
+            x,
+            tta,
+            views,
             convnet_lab::ensemble::TTA_SEED,
-            a.batch_size,
+            first,
+            batch,
         )?;
         match probs.as_mut() {
             None => probs = Some(p),
@@ -146,55 +277,5 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
     let mut probs = probs.expect("at least one model");
     let inv = 1.0 / models.len() as f32;
     probs.data_mut().iter_mut().for_each(|v| *v *= inv);
-    let k = probs.sample_len().max(1);
-    let labels = convnet_lab::report::predicted_classes(&probs);
-    let class_name = |l: usize| {
-        classes
-            .as_ref()
-            .and_then(|c| c.get(l).cloned())
-            .unwrap_or_else(|| l.to_string())
-    };
-    let mut rows = String::from("input,label,class");
-    for j in 0..k {
-        rows.push_str(&format!(",p{j}"));
-    }
-    rows.push('\n');
-    for (i, name) in names.iter().enumerate() {
-        let p = &probs.data()[i * k..(i + 1) * k];
-        let conf = if k == 1 {
-            if labels[i] == 1 {
-                p[0]
-            } else {
-                1.0 - p[0]
-            }
-        } else {
-            p[labels[i]]
-        };
-        if a.output.is_none() && a.submission.is_none() {
-            println!("{name}\t{}\t{:.4}", class_name(labels[i]), conf);
-        }
-        rows.push_str(&format!(
-            "{},{},{}",
-            name.replace(',', "_"),
-            labels[i],
-            class_name(labels[i])
-        ));
-        for v in p {
-            rows.push_str(&format!(",{v}"));
-        }
-        rows.push('\n');
-    }
-    if let Some(out) = &a.output {
-        write_atomic(out, rows.as_bytes())?;
-        eprintln!("wrote {} predictions to {}", names.len(), out.display());
-    }
-    if let Some(sub) = &a.submission {
-        write_atomic(sub, submission_csv(&labels).as_bytes())?;
-        eprintln!(
-            "wrote a submission of {} rows to {}",
-            labels.len(),
-            sub.display()
-        );
-    }
-    Ok(())
+    Ok(probs)
 }

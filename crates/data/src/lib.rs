@@ -21,11 +21,11 @@ pub mod tta;
 
 pub use augment::{AugmentConfig, Augmented, FillMode, Transform};
 pub use cifar::load_cifar10;
-pub use csv::{read_kaggle_csv, submission_csv, CsvImages};
+pub use csv::{read_kaggle_csv, submission_csv, CsvImages, KaggleCsvReader};
 pub use error::{DataError, Result};
 pub use folder::{load_image, load_image_folder, load_images, FolderOptions, ImageFolder};
 pub use images::{one_hot, LabeledImages, LabeledSource, Targets};
 pub use mnist::Mnist;
 pub use normalize::FeaturewiseStats;
 pub use stream::OnError;
-pub use tta::{predict_images, predict_tta, tta_config};
+pub use tta::{predict_images, predict_tta, predict_tta_from, tta_config};

@@ -29,12 +29,13 @@ pub fn predict_tta(
     seed: u64,
     batch: usize,
 ) -> Result<Tensor> {
-    views_mean(model, x, cfg, views, seed, 0, batch)
+    predict_tta_from(model, x, cfg, views, seed, 0, batch)
 }
 
 /// [`predict_tta`] for rows `first..` of a larger set: image `i` of `x`
-/// gets the transforms of image `first + i`.
-fn views_mean(
+/// gets the transforms of image `first + i`, so a set predicted a chunk at a
+/// time gets the views it would get at once.
+pub fn predict_tta_from(
     model: &mut Model,
     x: &Tensor,
     cfg: &AugmentConfig,
@@ -82,7 +83,9 @@ pub fn predict_images(
             .batch(chunk)
             .map_err(|e| NnError::Data(e.to_string()))?;
         let sum = match tta {
-            Some((cfg, views, seed)) => views_mean(model, &x, cfg, views, seed, ci * batch, batch)?,
+            Some((cfg, views, seed)) => {
+                predict_tta_from(model, &x, cfg, views, seed, ci * batch, batch)?
+            }
             None => model.predict(&x, batch)?,
         };
         out.extend_from_slice(sum.data());
