@@ -258,7 +258,7 @@ fn members_report(r: &convnet_lab::ensemble::EnsembleResult, seconds: bool) -> S
     });
     for (i, m) in r.members.iter().enumerate() {
         let secs = match (r.loaded[i], r.seconds[i]) {
-            (true, s) if s > 0.0 => format!("{s:.0} (earlier session)"),
+            (true, s) if s > 0.0 => format!("{s:.0} (earlier run)"),
             (true, _) => "loaded (earlier run)".to_string(),
             (false, s) => format!("{s:.0}"),
         };
