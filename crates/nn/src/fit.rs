@@ -594,7 +594,7 @@ impl Model {
             }
             let (val_loss, val_accuracy) = match val {
                 Some(v) => {
-                    let e = self.evaluate(v, 256.max(config.batch_size))?;
+                    let e = self.validate(v, 256.max(config.batch_size), plan, comm)?;
                     (Some(e.loss), Some(e.accuracy))
                 }
                 None => (None, None),
@@ -630,18 +630,61 @@ impl Model {
 
     /// Mean loss and accuracy over a data source, in inference mode.
     pub fn evaluate(&mut self, data: &dyn DataSource, batch_size: usize) -> Result<Evaluation> {
+        if data.is_empty() {
+            return Err(config_err("evaluation data", "is empty"));
+        }
+        let sums = self.evaluation_sums(data, (0..data.len()).collect(), batch_size)?;
+        Ok(sums.evaluation())
+    }
+
+    /// The validation of a data-parallel epoch: the set is cut into the
+    /// plan's shards (contiguous, as a batch is), each rank evaluates its
+    /// own, and the sums are added in shard order, so every rank gets the
+    /// same figures for 1/N of the work, and one process with N shards the
+    /// same bits as N ranks. One shard: [`Model::evaluate`].
+    fn validate(
+        &mut self,
+        data: &dyn DataSource,
+        batch_size: usize,
+        plan: &ShardPlan,
+        comm: &dyn Collective,
+    ) -> Result<Evaluation> {
+        if plan.total == 1 {
+            return self.evaluate(data, batch_size);
+        }
+        let all: Vec<usize> = (0..data.len()).collect();
+        let mut sums: Option<[f64; 4]> = None;
+        for s in plan.first..plan.first + plan.count {
+            let part = self
+                .evaluation_sums(data, plan.shard(&all, s).to_vec(), batch_size)?
+                .to_array();
+            sums = Some(match sums {
+                None => part,
+                Some(acc) => std::array::from_fn(|i| acc[i] + part[i]),
+            });
+        }
+        let mut sums = sums.expect("at least one shard");
+        if comm.size() > 1 {
+            comm.sum_f64(&mut sums);
+        }
+        Ok(EvalSums::from_array(sums).evaluation())
+    }
+
+    /// The loss sum and hit counts over the samples `idx` of `data`.
+    fn evaluation_sums(
+        &mut self,
+        data: &dyn DataSource,
+        idx: Vec<usize>,
+        batch_size: usize,
+    ) -> Result<EvalSums> {
         let loss = self
             .training
             .as_ref()
             .map(|t| t.loss)
             .ok_or_else(|| config_err("model", "call compile() before evaluate()"))?;
-        let n = data.len();
-        if n == 0 {
-            return Err(config_err("evaluation data", "is empty"));
-        }
-        let (mut sum, mut hits, mut total, mut seen) = (0.0f64, 0usize, 0usize, 0usize);
+        let mut s = EvalSums::default();
         let batch_size = self.spec().inference_batch(batch_size);
-        for batch in data.batches((0..n).collect(), batch_size, 0) {
+        for batch in data.batches(idx, batch_size, 0) {
             let (x, y) = batch?;
             if x.batch() == 0 {
                 continue; // every image of the batch was unreadable and skipped
@@ -649,16 +692,51 @@ impl Model {
             self.check_batch(loss, &x, &y)?;
             let z = self.forward(&x, Mode::Eval, false);
             let (l, _, p) = self.loss_and_grad(loss, &z, &y);
-            sum += l as f64 * x.batch() as f64;
-            seen += x.batch();
+            s.loss += l as f64 * x.batch() as f64;
+            s.seen += x.batch();
             let (h, t) = count_correct(loss, &p, &y);
-            hits += h;
-            total += t;
+            s.hits += h;
+            s.total += t;
         }
-        Ok(Evaluation {
-            loss: (sum / seen.max(1) as f64) as f32,
-            accuracy: hits as f32 / total.max(1) as f32,
-        })
+        Ok(s)
+    }
+}
+
+/// What an evaluation adds up: the loss times the samples of each batch,
+/// the samples, the correct predictions and the predictions counted.
+#[derive(Clone, Copy, Debug, Default)]
+struct EvalSums {
+    loss: f64,
+    seen: usize,
+    hits: usize,
+    total: usize,
+}
+
+impl EvalSums {
+    fn evaluation(&self) -> Evaluation {
+        Evaluation {
+            loss: (self.loss / self.seen.max(1) as f64) as f32,
+            accuracy: self.hits as f32 / self.total.max(1) as f32,
+        }
+    }
+
+    /// As `f64`s for a sum over ranks (counts stay exact below 2^53).
+    fn to_array(self) -> [f64; 4] {
+        [
+            self.loss,
+            self.seen as f64,
+            self.hits as f64,
+            self.total as f64,
+        ]
+    }
+
+    fn from_array(a: [f64; 4]) -> Self {
+        EvalSums {
+            loss: a[0],
+            seen: a[1] as usize,
+            hits: a[2] as usize,
+            total: a[3] as usize,
+        }
     }
 }
 

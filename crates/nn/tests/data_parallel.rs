@@ -113,12 +113,18 @@ fn model() -> Model {
     m
 }
 
-/// Weights and moving statistics after 2 epochs (batch 13: shards of 7 and 6,
-/// the last batch of 11 samples in 6 and 5), and the history.
+/// Weights and moving statistics after 2 epochs on 48 samples (batch 13:
+/// shards of 7 and 6, the last batch of 9 samples in 5 and 4), validated on
+/// the last 12, and the history.
 fn run(config: FitConfig) -> (Vec<Vec<f32>>, History) {
     let mut m = model();
     let h = m
-        .fit(&toy(50, 3), None, &config.with_batch_size(13), &mut [])
+        .fit(
+            &toy(60, 3),
+            None,
+            &config.with_batch_size(13).with_validation_split(0.2),
+            &mut [],
+        )
         .unwrap();
     (weights(&m), h)
 }
@@ -138,6 +144,13 @@ fn ranks_compute_the_same_bits_as_one_process_with_as_many_shards() {
             assert_eq!(w, &want, "{n} ranks: rank {rank}'s weights");
             for (a, b) in h.epochs.iter().zip(&want_h.epochs) {
                 assert_eq!((a.loss, a.accuracy), (b.loss, b.accuracy), "{n} ranks");
+                // Each rank validated its part of the 12 held-out samples.
+                assert!(a.val_loss.is_some());
+                assert_eq!(
+                    (a.val_loss, a.val_accuracy),
+                    (b.val_loss, b.val_accuracy),
+                    "{n} ranks"
+                );
             }
         }
     }
