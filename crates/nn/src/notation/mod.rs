@@ -287,7 +287,10 @@ impl<'a> Lower<'a> {
                     let span = (*start, *len);
                     match kind {
                         BlockKind::Group => {
-                            let d = self.seq(&branches[0], ctx, false, defer && is_last)?;
+                            // A group is only brackets: its last layer is the
+                            // net's output when the group ends the net.
+                            let d =
+                                self.seq(&branches[0], ctx, top && is_last, defer && is_last)?;
                             deferred |= d;
                         }
                         BlockKind::Residual => self.residual(&branches[0], span)?,
@@ -620,6 +623,32 @@ mod tests {
         assert_eq!(m.input_shape, vec![128, 128, 3]);
         match &m.layers.last().unwrap().layer {
             LayerSpec::Dense(d) => assert_eq!(d.activation, Activation::Sigmoid),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_last_layer_is_the_output_inside_brackets_too() {
+        // Brackets only group: `[128-10]` at the end ends in the softmax
+        // output, `[1]x2` in a sigmoid, as their flat spellings do (the
+        // property test found `[1]x2` ending in a ReLU).
+        let last = |s: &str| match &parse(s).unwrap().layers.last().unwrap().layer {
+            LayerSpec::Dense(d) => d.activation,
+            other => panic!("{other:?}"),
+        };
+        for (grouped, flat) in [
+            ("32C5-P2-[128-10]", "32C5-P2-128-10"),
+            ("[1]x2", "F-1-1"),
+            ("[[8C3-P2]-[16-10]]", "8C3-P2-16-10"),
+        ] {
+            assert_eq!(last(grouped), last(flat), "{grouped}");
+        }
+        assert_eq!(last("[1]x2"), Activation::Sigmoid);
+        assert_eq!(last("32C5-P2-[128-10]"), Activation::Softmax);
+        // A group that is not last keeps ReLU inside.
+        let m = parse("[16]-10").unwrap();
+        match &m.layers[1].layer {
+            LayerSpec::Dense(d) => assert_eq!(d.activation, Activation::Relu),
             other => panic!("{other:?}"),
         }
     }
