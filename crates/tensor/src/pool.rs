@@ -125,8 +125,15 @@ pub fn max_pool2d_backward(g: &Pool2dGeometry, dy: &[f32], argmax: &[u8], dx: &m
 #[multiversion(targets = "simd")]
 fn max_pool_image_backward_disjoint(g: &Pool2dGeometry, dyb: &[f32], ab: &[u8], dxb: &mut [f32]) {
     let c = g.c;
-    // Cells in no window (a remainder, or strides past the window) stay 0.
-    if g.oh * g.ph != g.h || g.ow * g.pw != g.w || g.sh != g.ph || g.sw != g.pw {
+    // Cells in no window (a remainder, strides past the window, or the
+    // last cells when padding shifts the windows) stay 0.
+    if g.oh * g.ph != g.h
+        || g.ow * g.pw != g.w
+        || g.sh != g.ph
+        || g.sw != g.pw
+        || g.pad_top != 0
+        || g.pad_left != 0
+    {
         dxb.fill(0.0);
     }
     for oy in 0..g.oh {

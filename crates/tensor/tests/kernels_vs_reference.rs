@@ -146,6 +146,25 @@ proptest! {
 }
 
 #[test]
+fn max_pool_backward_zeroes_the_cells_that_padding_leaves_out() {
+    // Found by `pooling_matches_reference`: 3x3 windows with stride 3 over 9
+    // columns tile them exactly without padding; one column of left padding
+    // shifts them, and column 8 is in no window. Its gradient is 0, whatever
+    // `dx` held before (recycled buffers hold old values).
+    let pad = Padding::Explicit([0, 0, 1, 0]);
+    let g = Pool2dGeometry::new([1, 3, 9, 1], (3, 3), (3, 3), pad, false).unwrap();
+    let x = random(27, 0);
+    let dy = random(g.output_len(), 5);
+    let (mut y, mut arg) = (vec![0.0; g.output_len()], vec![0u8; g.output_len()]);
+    pool::max_pool2d_forward(&g, &x, &mut y, &mut arg);
+    let mut dx = vec![3.0; x.len()];
+    pool::max_pool2d_backward(&g, &dy, &arg, &mut dx);
+    let (_, want) = reference::max_pool2d(&g, &x, &dy);
+    assert_eq!(dx, want);
+    assert_eq!(dx[8], 0.0);
+}
+
+#[test]
 fn conv_is_bit_identical_across_thread_counts() {
     let g = Conv2dGeometry::new([37, 9, 9, 3], 5, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
     let x = random(g.input_len(), 11);
