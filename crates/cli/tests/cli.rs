@@ -293,6 +293,16 @@ fn train_save_evaluate_and_resume() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// `convnet predict ARGS --output DST`, which must succeed; DST's text.
+fn predicted_rows(dst: &Path, args: &[&str]) -> String {
+    let mut all = vec!["predict"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--output", dst.to_str().unwrap()]);
+    let o = convnet(&all);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::read_to_string(dst).unwrap()
+}
+
 #[test]
 fn predict_images_folders_and_kaggle_csv() {
     let out = tmp("predict");
@@ -350,22 +360,9 @@ fn predict_images_folders_and_kaggle_csv() {
     // Read and predicted a chunk at a time (memory for 7 images), with
     // TTA: the same rows, bit for bit, as all 80 at once.
     let chunked = |chunk: &str, name: &str| {
-        let dst = out.join(name);
-        let o = convnet(&[
-            "predict",
-            run.to_str().unwrap(),
-            "../../data/cats-vs-dogs",
-            "--batch-size",
-            "7",
-            "--tta",
-            "3",
-            "--chunk",
-            chunk,
-            "--output",
-            dst.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", text(&o));
-        std::fs::read_to_string(dst).unwrap()
+        let args = [run.to_str().unwrap(), "../../data/cats-vs-dogs"];
+        let opts = ["--batch-size", "7", "--tta", "3", "--chunk", chunk];
+        predicted_rows(&out.join(name), &[&args[..], &opts[..]].concat())
     };
     let whole = chunked("80", "whole.csv");
     assert_eq!(whole.lines().count(), 81);
@@ -414,21 +411,17 @@ fn predict_images_folders_and_kaggle_csv() {
     assert!(lines[3].starts_with("3,"));
     // The CSV streamed two rows at a time gives the same probabilities.
     let probs = |chunk: &str| {
-        let dst = out.join(format!("csv-{chunk}.csv"));
-        let o = convnet(&[
-            "predict",
-            out.join("digits").to_str().unwrap(),
+        let digits = out.join("digits");
+        let args = [
+            digits.to_str().unwrap(),
             "--csv",
             test_csv.to_str().unwrap(),
-            "--batch-size",
-            "2",
-            "--chunk",
-            chunk,
-            "--output",
-            dst.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", text(&o));
-        std::fs::read_to_string(dst).unwrap()
+        ];
+        let opts = ["--batch-size", "2", "--chunk", chunk];
+        predicted_rows(
+            &out.join(format!("csv-{chunk}.csv")),
+            &[&args[..], &opts[..]].concat(),
+        )
     };
     let once = probs("4");
     assert!(once.lines().nth(3).unwrap().starts_with("3,"), "{once}");
