@@ -150,11 +150,12 @@ pub fn check_split(shards: usize, ranks: usize, sync_batch_norm: bool) -> Result
 
 impl ShardPlan {
     /// `shards` run here one after another, or one shard per rank of a
-    /// multi-process `collective` (which then must be the only split; see
-    /// [`check_split`]).
-    pub fn new(shards: usize, collective: &dyn Collective) -> Result<Self> {
+    /// multi-process `collective` (which then must be the only split), with
+    /// batch-norm statistics shared over the ranks or not; the setting is
+    /// checked by [`check_split`].
+    pub fn new(shards: usize, collective: &dyn Collective, sync_batch_norm: bool) -> Result<Self> {
         let ranks = collective.size();
-        check_split(shards, ranks, false)?;
+        check_split(shards, ranks, sync_batch_norm)?;
         Ok(if ranks > 1 {
             ShardPlan {
                 total: ranks,
@@ -347,7 +348,7 @@ mod tests {
 
     #[test]
     fn shards_cover_the_batch_in_order_like_array_split() {
-        let plan = ShardPlan::new(3, &SingleProcess).unwrap();
+        let plan = ShardPlan::new(3, &SingleProcess, false).unwrap();
         let batch: Vec<usize> = (10..20).collect();
         let parts: Vec<&[usize]> = (0..3).map(|s| plan.shard(&batch, s)).collect();
         assert_eq!(parts[0], &[10, 11, 12, 13]);
@@ -361,10 +362,10 @@ mod tests {
 
     #[test]
     fn one_shard_keeps_the_batch_seed_and_shards_get_distinct_ones() {
-        let one = ShardPlan::new(1, &SingleProcess).unwrap();
+        let one = ShardPlan::new(1, &SingleProcess, false).unwrap();
         assert_eq!(one.seed(1234, 0), 1234);
-        let two = ShardPlan::new(2, &SingleProcess).unwrap();
+        let two = ShardPlan::new(2, &SingleProcess, false).unwrap();
         assert_ne!(two.seed(1234, 0), two.seed(1234, 1));
-        assert!(ShardPlan::new(0, &SingleProcess).is_err());
+        assert!(ShardPlan::new(0, &SingleProcess, false).is_err());
     }
 }

@@ -456,8 +456,7 @@ impl Model {
             None => None,
         };
         let comm = config.collective.as_ref();
-        crate::dist::check_split(config.shards, comm.size(), config.sync_batch_norm)?;
-        let plan = ShardPlan::new(config.shards, comm)?;
+        let plan = ShardPlan::new(config.shards, comm, config.sync_batch_norm)?;
         let sync_bn = config.sync_batch_norm && comm.size() > 1;
         if sync_bn {
             self.set_sync_batch_norm(Some(config.collective.clone()));
@@ -652,18 +651,15 @@ impl Model {
         if plan.total == 1 {
             return self.evaluate(data, batch_size);
         }
+        // From +0.0: a part's sums are never -0.0, so `0 + part` is `part`.
         let all: Vec<usize> = (0..data.len()).collect();
-        let mut sums: Option<[f64; 4]> = None;
+        let mut sums = [0f64; 4];
         for s in plan.first..plan.first + plan.count {
             let part = self
                 .evaluation_sums(data, plan.shard(&all, s).to_vec(), batch_size)?
                 .to_array();
-            sums = Some(match sums {
-                None => part,
-                Some(acc) => std::array::from_fn(|i| acc[i] + part[i]),
-            });
+            sums.iter_mut().zip(part).for_each(|(a, b)| *a += b);
         }
-        let mut sums = sums.expect("at least one shard");
         if comm.size() > 1 {
             comm.sum_f64(&mut sums);
         }
