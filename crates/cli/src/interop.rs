@@ -133,6 +133,7 @@ pub fn import(a: ImportArgs) -> CliResult<()> {
         classes,
         seed: 42,
         folder: Default::default(),
+        finetune: None,
     };
     model.save(&out)?;
     cfg.save(&out)?;

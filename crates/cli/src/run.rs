@@ -57,6 +57,46 @@ pub struct RunConfig {
     /// How an image folder is read.
     #[serde(default)]
     pub folder: crate::data_arg::FolderSettings,
+    /// How `convnet finetune` made the run (absent for other runs): what
+    /// `train --resume` needs to rebuild its start and to run its second stage.
+    #[serde(default)]
+    pub finetune: Option<FinetunePlan>,
+}
+
+/// `convnet finetune`'s plan, kept in `run.json` so that one command,
+/// `convnet train --resume RUN`, continues the run from any point: its start
+/// is the source run cut at `cut` with `head` on top (rebuilt from the source
+/// when the run stopped before its first checkpoint), and after stage one
+/// (the base frozen) comes the optional stage two.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FinetunePlan {
+    /// The trained run the base comes from.
+    pub source: PathBuf,
+    /// The layer the base is cut after (default: the last with an image output).
+    pub cut: Option<String>,
+    /// The new head, in the notation.
+    pub head: String,
+    /// The default padding of the head's convolutions.
+    pub padding: convnet_nn::Padding,
+    /// Stage two: the top layers of the base unfrozen at a lower rate.
+    pub stage_two: Option<StageTwo>,
+}
+
+/// Stage two of a finetune: `unfreeze_top` frozen layers with weights
+/// unfrozen, a fresh optimizer at `lr`, `epochs` more epochs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StageTwo {
+    /// How many of the base's top layers with weights are unfrozen.
+    pub unfreeze_top: usize,
+    /// The base learning rate of stage two.
+    pub lr: f32,
+    /// Stage two's epochs.
+    pub epochs: usize,
+    /// The epoch count at which stage two began, written to `run.json`
+    /// before stage two's first epoch; a resume whose newest checkpoint is at
+    /// this count unfreezes, one past it finds the stage already under way.
+    #[serde(default)]
+    pub from_epoch: Option<usize>,
 }
 
 /// File names inside a run folder.

@@ -3,10 +3,10 @@
 //! fine-tunes; and `--freeze` for `convnet train`.
 
 use crate::error::{CliError, CliResult};
-use crate::run::{new_run_dir, RunConfig};
-use crate::train::{dataset, outputs_of, Base};
+use crate::run::{new_run_dir, FinetunePlan, RunConfig, StageTwo};
+use crate::train::{dataset, outputs_of};
 use clap::Args;
-use convnet_nn::{parse_notation, InsertAfter, Model, ModelSpec, NotationOptions, Padding};
+use convnet_nn::{parse_notation, InsertAfter, Model, ModelSpec, NotationOptions};
 use std::path::PathBuf;
 
 /// Options of `convnet insert-bn`.
@@ -34,8 +34,8 @@ pub struct InsertBnArgs {
 
 /// `convnet finetune`'s model: the base run cut at `--cut` (default: before
 /// its classifier), frozen, with the `--head` notation on top.
-pub fn cut_and_head(b: &Base, padding: Padding, seed: u64) -> CliResult<Model> {
-    let base = Model::load(&b.run)?;
+pub fn cut_and_head(b: &FinetunePlan, seed: u64) -> CliResult<Model> {
+    let base = Model::load(&b.source)?;
     let cut = match &b.cut {
         Some(c) => c.clone(),
         None => base.spec().default_cut()?,
@@ -46,7 +46,7 @@ pub fn cut_and_head(b: &Base, padding: Padding, seed: u64) -> CliResult<Model> {
         .map_err(|e| CliError::usage(format!("--cut: {e}")))?;
     let shape = base.spec().output_shapes()?[at].clone();
     let opts = NotationOptions::default()
-        .with_padding(padding)
+        .with_padding(b.padding)
         .with_input(&shape);
     let head = parse_notation(&b.head, &opts)?;
     base.with_new_head(&cut, &head, seed)
@@ -158,19 +158,30 @@ pub struct FinetuneArgs {
 
 /// `convnet finetune`: stage one of transfer learning (the base frozen, the
 /// head trained), then with `--unfreeze-top K` stage two (the top K layers
-/// of the base unfrozen at a lower rate), both through `train`'s pipeline;
-/// stage two is also `convnet train --resume RUN --unfreeze K --lr LR` later.
+/// of the base unfrozen at a lower rate), both through `train`'s pipeline.
+/// The plan is kept in the run's `run.json`, so `convnet train --resume RUN`
+/// (or this command with `--resume RUN`) continues it from any point; stage
+/// two is also `convnet train --resume RUN --unfreeze K --lr LR` later.
 pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
-    let base = Base {
-        run: a.source,
+    if a.train.resumes() {
+        return crate::train::resume(a.train).map(|_| ());
+    }
+    let base = FinetunePlan {
+        source: a.source,
         cut: a.cut,
         head: a.head,
+        padding: a.train.padding()?,
+        stage_two: a.unfreeze_top.map(|k| StageTwo {
+            unfreeze_top: k,
+            lr: a.unfreeze_lr,
+            epochs: a.unfreeze_epochs,
+            from_epoch: None,
+        }),
     };
-    let stage_one = a.train.epochs_or_default();
     // Check stage two's count against the base before training anything.
     if let Some(k) = a.unfreeze_top {
         // The description suffices; the weights are read once, by stage one.
-        let spec = RunConfig::load(&base.run)?.model;
+        let spec = RunConfig::load(&base.source)?.model;
         let cut = match &base.cut {
             Some(c) => spec
                 .position(c)
@@ -187,18 +198,9 @@ pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
             )));
         }
     }
-    let run = crate::train::train_from(a.train.clone(), Some(base))?;
-    if let Some(k) = a.unfreeze_top {
-        if crate::dist::world().rank() == 0 {
-            println!(
-                "Stage two: unfreezing the top {k} layers of the base at lr {}",
-                a.unfreeze_lr
-            );
-        }
-        let args = a
-            .train
-            .stage_two(run, k, a.unfreeze_lr, stage_one + a.unfreeze_epochs);
-        crate::train::train_from(args, None)?;
+    let trained = crate::train::train_from(a.train.clone(), Some(base))?;
+    if let Some(next) = crate::train::begin_stage_two(&trained, &a.train)? {
+        crate::train::train_from(next, None)?;
     }
     Ok(())
 }

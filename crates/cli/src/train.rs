@@ -3,7 +3,7 @@
 use crate::data_arg;
 use crate::error::{CliError, CliResult};
 use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
-use crate::run::{new_run_dir, RunConfig, CHECKPOINTS, HISTORY_FILE, METRICS_FILE};
+use crate::run::{new_run_dir, FinetunePlan, RunConfig, CHECKPOINTS, HISTORY_FILE, METRICS_FILE};
 use clap::Args;
 use convnet_data::{AugmentConfig, Augmented, FillMode, LabeledImages, LabeledSource, Targets};
 use convnet_nn::save::write_atomic;
@@ -337,44 +337,101 @@ pub fn outputs_of(model: &Model) -> usize {
     model.output_shape().iter().product()
 }
 
-/// Where `convnet finetune` starts: a trained run, cut at a layer, with a new head.
-pub struct Base {
-    /// The trained run.
-    pub run: PathBuf,
-    /// The layer to cut after (default: the last with an image output).
-    pub cut: Option<String>,
-    /// The new head, in the notation.
-    pub head: String,
+/// `convnet train`: a new run, or with `--resume` the continuation of one
+/// (a finetune's second stage included).
+pub fn train(a: TrainArgs) -> CliResult<()> {
+    if a.resume.is_some() {
+        resume(a).map(|_| ())
+    } else {
+        train_from(a, None).map(|_| ())
+    }
 }
 
-/// `convnet train`.
-pub fn train(a: TrainArgs) -> CliResult<()> {
-    train_from(a, None).map(|_| ())
+/// What a finished `train_from` leaves: the run folder and its epoch count.
+pub struct Trained {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Epochs done, in all (fewer than asked when early stopping ended the run).
+    pub epochs_done: usize,
+}
+
+/// `train --resume RUN`, the one command that continues any run from its
+/// newest state, wherever it stopped: a finetune whose first stage is over
+/// goes on into its second (see [`FinetunePlan`]).
+pub fn resume(a: TrainArgs) -> CliResult<Trained> {
+    let mut trained = train_from(a.clone(), None)?;
+    if let Some(next) = begin_stage_two(&trained, &a)? {
+        trained = train_from(next, None)?;
+    }
+    Ok(trained)
+}
+
+/// After a finetune's first stage: records in `run.json` that stage two
+/// begins at this epoch count (so that a resume from here on unfreezes once,
+/// exactly when its newest checkpoint is at this count) and returns the
+/// arguments that run it. `None` for runs without a stage two or with one
+/// under way.
+pub fn begin_stage_two(trained: &Trained, a: &TrainArgs) -> CliResult<Option<TrainArgs>> {
+    let world = crate::dist::world();
+    let mut cfg = RunConfig::load(&trained.dir)?;
+    let Some(s) = cfg.finetune.as_mut().and_then(|p| p.stage_two.as_mut()) else {
+        return Ok(None);
+    };
+    if s.from_epoch.is_some() {
+        return Ok(None);
+    }
+    s.from_epoch = Some(trained.epochs_done);
+    let (k, lr) = (s.unfreeze_top, s.lr);
+    cfg.epochs = trained.epochs_done + s.epochs;
+    cfg.schedule = sized_schedule(cfg.schedule.clone(), cfg.epochs);
+    if world.rank() == 0 {
+        println!("Stage two: unfreezing the top {k} layers of the base at lr {lr}");
+        cfg.save(&trained.dir)?;
+    }
+    // Every rank reads the updated run.json.
+    world.barrier();
+    let mut next = a.clone();
+    next.resume = Some(trained.dir.clone());
+    next.epochs = None;
+    next.lr = None;
+    next.unfreeze = None;
+    // The thread pool was set up by stage one.
+    next.threads = None;
+    Ok(Some(next))
 }
 
 impl TrainArgs {
-    /// The same options turned into the second stage of fine-tuning the run
-    /// in `run`: resume it to `epochs` in all, with the top `k` frozen layers
-    /// unfrozen and the base learning rate `lr`.
-    pub fn stage_two(mut self, run: PathBuf, k: usize, lr: f32, epochs: usize) -> TrainArgs {
-        self.resume = Some(run);
-        self.unfreeze = Some(k);
-        self.lr = Some(lr);
-        self.epochs = Some(epochs);
-        // The thread pool was set up by stage one.
-        self.threads = None;
-        self
+    /// Whether the options continue a run (`--resume`).
+    pub fn resumes(&self) -> bool {
+        self.resume.is_some()
     }
 
-    /// The epochs asked for (3 when not given).
-    pub fn epochs_or_default(&self) -> usize {
-        self.epochs.unwrap_or(3)
+    /// `--padding`.
+    pub fn padding(&self) -> CliResult<Padding> {
+        parse_padding(&self.padding)
     }
 }
 
+/// The start of a finetune that stopped before its first checkpoint, rebuilt
+/// from its source exactly as the first command built it (same cut, head,
+/// seed and frozen layers); refused if the source run has changed since.
+fn finetune_start(plan: &FinetunePlan, cfg: &RunConfig, run: &Path) -> CliResult<Model> {
+    let mut model = crate::surgery::cut_and_head(plan, cfg.seed)?;
+    model.set_trainable_flags(cfg.model.layers.iter().map(|n| n.trainable));
+    if model.spec() != &cfg.model {
+        return Err(CliError::usage(format!(
+            "{}: the run stopped before its first checkpoint and its start cannot be rebuilt: \
+             the source run {} no longer gives the model in run.json",
+            run.display(),
+            plan.source.display()
+        )));
+    }
+    Ok(model)
+}
+
 /// `convnet train`, or `convnet finetune` when `base` is given: the one
-/// training pipeline. Returns the run folder.
-pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
+/// training pipeline. Returns the run folder and its epoch count.
+pub fn train_from(a: TrainArgs, base: Option<FinetunePlan>) -> CliResult<Trained> {
     crate::set_threads(a.threads)?;
     let world = crate::dist::world();
     // Rank 0 writes the run folder and prints; the other ranks only train.
@@ -412,6 +469,11 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
             let (mut model, done, history) = if ckpt.join(convnet_nn::checkpoint::LATEST).exists() {
                 let (model, state) = Model::load_checkpoint(&ckpt)?;
                 (model, state.epochs_done, state.history)
+            } else if let Some(plan) = &cfg.finetune {
+                // A finetune stopped before its first checkpoint was written.
+                let mut model = finetune_start(plan, &cfg, run)?;
+                model.compile(cfg.optimizer.clone(), cfg.loss);
+                (model, 0, History::default())
             } else if run.join(convnet_nn::save::WEIGHTS_FILE).exists() {
                 // A run that starts from given weights (`convnet insert-bn`).
                 let mut model = Model::load(run)?;
@@ -423,7 +485,14 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 model.compile(cfg.optimizer.clone(), cfg.loss);
                 (model, 0, History::default())
             };
-            if let (Some(lr), None) = (a.lr, a.unfreeze) {
+            // A finetune's stage two unfreezes when its first epoch is next.
+            let (mut unfreeze, mut lr) = (a.unfreeze, a.lr);
+            if let Some(s) = cfg.finetune.as_ref().and_then(|p| p.stage_two.as_ref()) {
+                if s.from_epoch == Some(done) && unfreeze.is_none() {
+                    (unfreeze, lr) = (Some(s.unfreeze_top), Some(s.lr));
+                }
+            }
+            if let (Some(lr), None) = (lr, unfreeze) {
                 // A new base rate for the rest of the run (a step down, say);
                 // the optimizer keeps its state.
                 cfg.optimizer = cfg.optimizer.clone().with_learning_rate(lr);
@@ -435,9 +504,9 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                     eprintln!("Base learning rate set to {lr}");
                 }
             }
-            if let Some(k) = a.unfreeze {
+            if let Some(k) = unfreeze {
                 let names = unfreeze_top(&mut model, k)?;
-                if let Some(lr) = a.lr {
+                if let Some(lr) = lr {
                     cfg.optimizer = cfg.optimizer.clone().with_learning_rate(lr);
                 }
                 // As in Keras: a changed set of trainable weights needs a fresh optimizer.
@@ -493,8 +562,8 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                     a.model.clone(),
                 ),
                 Some(b) => {
-                    let m = crate::surgery::cut_and_head(b, padding, a.seed)?;
-                    let arg = format!("finetune {} --head {}", b.run.display(), b.head);
+                    let m = crate::surgery::cut_and_head(b, a.seed)?;
+                    let arg = format!("finetune {} --head {}", b.source.display(), b.head);
                     (m.spec().clone(), Some(m), arg)
                 }
             };
@@ -576,6 +645,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 },
                 seed: a.seed,
                 folder,
+                finetune: base.clone(),
             };
             if let Some(avail) = convnet_nn::available_memory() {
                 seq.check_memory(a.batch_size, avail)?;
@@ -596,9 +666,10 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
                 Ok(dir)
             })?;
             if base.is_some() && root {
-                // The starting weights, so that a run stopped before its first
-                // checkpoint resumes from them rather than from scratch.
-                model.save(&dir)?;
+                // The start as checkpoint 0, so that a run stopped before its
+                // first epoch resumes from it (RNG position included) rather
+                // than from scratch; run.json alone rebuilds it from the source.
+                model.save_checkpoint(&dir.join(CHECKPOINTS), 0, &History::default())?;
             }
             (dir, cfg, model, 0, History::default(), loaded)
         }
@@ -683,10 +754,14 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
     crate::alloc::purge_immediately_if_large(model.spec().training_bytes(fit_cfg.batch_size)?);
     let history = model.fit(&augmented, val_ref, &fit_cfg, &mut callbacks)?;
     let train_secs = start.elapsed().as_secs_f32();
+    let trained = Trained {
+        dir: run_dir.clone(),
+        epochs_done: done + history.epochs.len(),
+    };
     if !root {
         // Until rank 0 has written the run (finetune's second stage reads it).
         world.barrier();
-        return Ok(run_dir);
+        return Ok(trained);
     }
     let mut all_history = previous;
     all_history.epochs.extend(history.epochs);
@@ -745,7 +820,7 @@ pub fn train_from(a: TrainArgs, base: Option<Base>) -> CliResult<PathBuf> {
             std::thread::park();
         }
     }
-    Ok(run_dir)
+    Ok(trained)
 }
 
 fn report_test(

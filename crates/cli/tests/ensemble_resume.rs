@@ -85,3 +85,55 @@ fn an_ensemble_killed_inside_a_member_resumes_from_its_checkpoint_to_the_same_ne
     assert_eq!(a["growth"], b["growth"]);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A member killed while its `history.csv` was written (its `model.json`
+/// saved, its `member.json` not yet): the resume trains it on from its
+/// checkpoint instead of counting it as finished without a history.
+#[test]
+fn a_member_killed_while_writing_its_history_resumes_from_its_checkpoint() {
+    let d = tmp("ens-history");
+    let straight = d.join("straight");
+    let o = convnet(&ensemble_args(straight.to_str().unwrap()));
+    assert!(o.status.success(), "{}", text(&o));
+    let killed = d.join("killed");
+    let killed_s = killed.to_str().unwrap().to_string();
+    let net = killed.join("net-01");
+    let mut caught = false;
+    for _ in 0..8 {
+        let _ = std::fs::remove_dir_all(&killed);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_convnet"))
+            .args(ensemble_args(&killed_s))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() && !net.join("model.json").exists() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        child.kill().ok();
+        child.wait().unwrap();
+        // The kill landed before the checkpoints were removed: what is left,
+        // less the history and the record, is what a kill during the
+        // history's write leaves.
+        if net.join("model.json").exists() && net.join("checkpoints/LATEST").exists() {
+            let _ = std::fs::remove_file(net.join("history.csv"));
+            let _ = std::fs::remove_file(net.join("member.json"));
+            caught = true;
+            break;
+        }
+    }
+    assert!(caught, "never stopped the first member before its clean-up");
+    let mut args = ensemble_args(&killed_s);
+    args.push("--resume");
+    let o = convnet(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let h = std::fs::read_to_string(net.join("history.csv")).unwrap();
+    assert_eq!(h.lines().count(), 5, "one row per epoch\n{h}");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(net.join("member.json")).unwrap()).unwrap();
+    assert!(record["seconds"].as_f64().unwrap() > 0.0, "{record}");
+    assert!(!net.join("checkpoints").exists());
+    let want = std::fs::read(straight.join("net-01/weights.safetensors")).unwrap();
+    assert!(want == std::fs::read(net.join("weights.safetensors")).unwrap());
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -1,37 +1,11 @@
 //! Reliability: a catalogue of malformed inputs, SIGKILL at random moments
 //! with resume, divergence, and determinism across thread counts.
 
-use convnet_data::idx::{encode_idx, read_idx, IdxArray};
-use convnet_data::Mnist;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{convnet, text, tmp};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-/// A small MNIST-format folder: the first `n` training and `m` test images.
-fn small_idx(dir: &Path, n: usize, m: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let src = Mnist::bundled_dir();
-    for (name, count) in [
-        ("train-images-idx3-ubyte", n),
-        ("train-labels-idx1-ubyte", n),
-        ("t10k-images-idx3-ubyte", m),
-        ("t10k-labels-idx1-ubyte", m),
-    ] {
-        let a = read_idx(&src.join(format!("{name}.gz"))).unwrap();
-        let per: usize = a.dims[1..].iter().product();
-        let mut dims = a.dims.clone();
-        dims[0] = count;
-        let b = IdxArray {
-            dims,
-            data: a.data[..count * per].to_vec(),
-        };
-        std::fs::write(dir.join(name), encode_idx(&b)).unwrap();
-    }
-}
+use common::{convnet, small_idx, text, tmp};
 
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -565,149 +539,6 @@ fn catalogue_of_malformed_inputs() {
         before,
         "a failed command changed the saved run"
     );
-    let _ = std::fs::remove_dir_all(&d);
-}
-
-fn train_args<'a>(data: &'a str, out: &'a str, name: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        data,
-        "--model",
-        "8C3-P2-D0.2-16-10",
-        "--epochs",
-        "60",
-        "--batch-size",
-        "25",
-        "--validation-split",
-        "0.2",
-        "--quiet",
-        "--seed",
-        "3",
-        "--out",
-        out,
-        "--name",
-        name,
-    ]
-}
-
-#[test]
-fn sigkill_at_random_moments_then_resume_gives_the_uninterrupted_weights() {
-    let d = tmp("kill");
-    let data = d.join("idx");
-    small_idx(&data, 500, 100);
-    let data_arg = format!("idx:{}", data.display());
-    let out = d.join("runs");
-    let out_s = out.to_str().unwrap().to_string();
-    let o = convnet(&train_args(&data_arg, &out_s, "straight"));
-    assert!(o.status.success(), "{}", text(&o));
-    let want = std::fs::read(out.join("straight/weights.safetensors")).unwrap();
-
-    let run = out.join("killed");
-    let run_s = run.to_str().unwrap().to_string();
-    // A small deterministic generator for the kill times.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let (mut kills, mut attempts) = (0, 0);
-    // Kills after which the newest checkpoint was later than after the kill before.
-    let (mut progressed, mut last_epoch, mut patience) = (0, 0, 0);
-    loop {
-        attempts += 1;
-        assert!(attempts < 400, "the run never finished");
-        let args: Vec<String> = if run.join("run.json").exists() {
-            vec![
-                "train".into(),
-                "--resume".into(),
-                run_s.clone(),
-                "--quiet".into(),
-            ]
-        } else {
-            let _ = std::fs::remove_dir_all(&run);
-            train_args(&data_arg, &out_s, "killed")
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_convnet"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let wait_ms = if kills < 24 {
-            // A kill that found no newer checkpoint lengthens the next wait,
-            // so a slow machine still gets kills between checkpoints.
-            20 + next() % 250 + patience
-        } else {
-            60_000
-        };
-        let start = std::time::Instant::now();
-        let mut finished = None;
-        while start.elapsed() < Duration::from_millis(wait_ms) {
-            if let Some(status) = child.try_wait().unwrap() {
-                finished = Some(status);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        match finished {
-            Some(status) => {
-                let mut err = String::new();
-                use std::io::Read;
-                child
-                    .stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut err)
-                    .unwrap();
-                assert!(status.success(), "attempt {attempts}: {err}");
-                if kills >= 20 {
-                    break;
-                }
-                // Finished before enough kills: start the scenario over.
-                let _ = std::fs::remove_dir_all(&run);
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-                // No checkpoint is ever half-written: the newest one always loads.
-                let ck = run.join("checkpoints");
-                if ck.join("LATEST").exists() {
-                    let (_, state) = convnet_nn::Model::load_checkpoint(&ck)
-                        .unwrap_or_else(|e| panic!("after kill {kills}: {e}"));
-                    // Did this attempt get further than the previous one?
-                    if state.epochs_done > last_epoch {
-                        progressed += 1;
-                    } else {
-                        patience += 100;
-                    }
-                    last_epoch = state.epochs_done;
-                }
-            }
-        }
-    }
-    let got = std::fs::read(run.join("weights.safetensors")).unwrap();
-    assert!(
-        got == want,
-        "weights after {kills} kills differ from the uninterrupted run"
-    );
-    // The kills landed between checkpoints, not all before the first one:
-    // most of them found the run further along than the kill before.
-    assert!(kills >= 20, "only {kills} kills");
-    assert!(
-        2 * progressed > kills,
-        "only {progressed} of {kills} kills came after a newer checkpoint"
-    );
-    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
-    assert_eq!(history.lines().count(), 61, "one row per epoch");
-    eprintln!("{kills} kills in {attempts} attempts ({progressed} after a newer checkpoint); final weights identical");
     let _ = std::fs::remove_dir_all(&d);
 }
 

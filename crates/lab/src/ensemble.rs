@@ -93,7 +93,7 @@ pub fn bag(pool: usize, seed: u64) -> Vec<usize> {
 ///
 /// Every member writes a checkpoint per epoch to `net-NN/checkpoints` (the
 /// same `Checkpointer` as `convnet train`). With `resume`, a finished member
-/// (its `model.json` saved) is loaded, a member stopped mid-training
+/// (its `member.json` written, after its model and history) is loaded, a member stopped mid-training
 /// continues from its newest checkpoint exactly as if it had not been
 /// stopped, and the others are trained; every member's bag and seed depend
 /// only on its index, so the result equals an uninterrupted run's.
@@ -120,8 +120,14 @@ pub fn run_ensemble(
         let idx = bag(pool, seed);
         let dir = member_dir(out, i);
         let ckpt = dir.join(CHECKPOINTS);
-        if resume && dir.join("model.json").exists() {
+        // A member is finished once its `member.json` is written (the last
+        // of its files); until then its newest checkpoint is kept.
+        if resume && dir.join(MEMBER_FILE).exists() {
             let (acc, p, secs) = load_member(&dir, &seq, variant, &test, tta)?;
+            if ckpt.exists() {
+                // Stopped between `member.json` and the clean-up.
+                std::fs::remove_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
+            }
             if talk {
                 eprintln!(
                     "[net {}/{n}] loaded from {}: test accuracy {:.2} %",

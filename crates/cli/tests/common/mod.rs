@@ -29,3 +29,27 @@ pub fn tmp(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A small MNIST-format folder: the first `n` training and `m` test images
+/// of the bundled copy.
+pub fn small_idx(dir: &std::path::Path, n: usize, m: usize) {
+    use convnet_data::idx::{encode_idx, read_idx, IdxArray};
+    std::fs::create_dir_all(dir).unwrap();
+    let src = convnet_data::Mnist::bundled_dir();
+    for (name, count) in [
+        ("train-images-idx3-ubyte", n),
+        ("train-labels-idx1-ubyte", n),
+        ("t10k-images-idx3-ubyte", m),
+        ("t10k-labels-idx1-ubyte", m),
+    ] {
+        let a = read_idx(&src.join(format!("{name}.gz"))).unwrap();
+        let per: usize = a.dims[1..].iter().product();
+        let mut dims = a.dims.clone();
+        dims[0] = count;
+        let b = IdxArray {
+            dims,
+            data: a.data[..count * per].to_vec(),
+        };
+        std::fs::write(dir.join(name), encode_idx(&b)).unwrap();
+    }
+}
