@@ -166,6 +166,12 @@ pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
     if a.train.resumes() {
         return crate::train::resume(a.train).map(|_| ());
     }
+    if !(a.unfreeze_lr > 0.0 && a.unfreeze_lr.is_finite()) {
+        return Err(CliError::usage(format!(
+            "--unfreeze-lr {}: expected a finite learning rate > 0",
+            a.unfreeze_lr
+        )));
+    }
     let base = FinetunePlan {
         source: a.source,
         cut: a.cut,

@@ -263,6 +263,53 @@ fn parse_schedule(s: &str) -> CliResult<Schedule> {
         ["onecycle"] => Schedule::OneCycle { epochs: 0 },
         _ => return Err(bad()),
     })
+    .and_then(|sched: Schedule| {
+        sched
+            .validate()
+            .map_err(|e| CliError::usage(format!("--schedule '{s}': {e}")))?;
+        Ok(sched)
+    })
+}
+
+/// The numeric training flags, checked before anything is read or written:
+/// each error names its flag, the value and the range expected.
+fn check_flags(a: &TrainArgs) -> CliResult<()> {
+    let expect = |flag: &str, v: f32, ok: bool, range: &str| {
+        if ok && v.is_finite() {
+            Ok(())
+        } else {
+            Err(CliError::usage(format!("{flag} {v}: expected {range}")))
+        }
+    };
+    if let Some(lr) = a.lr {
+        expect("--lr", lr, lr > 0.0, "a finite learning rate > 0")?;
+    }
+    expect(
+        "--momentum",
+        a.momentum,
+        (0.0..1.0).contains(&a.momentum),
+        "a value in [0, 1)",
+    )?;
+    expect("--l2", a.l2, a.l2 >= 0.0, "a finite value >= 0")?;
+    expect(
+        "--validation-split",
+        a.validation_split,
+        (0.0..1.0).contains(&a.validation_split),
+        "a fraction in [0, 1)",
+    )?;
+    if let Some(m) = a.bn_momentum {
+        expect(
+            "--bn-momentum",
+            m,
+            (0.0..1.0).contains(&m),
+            "a value in [0, 1) (the weight of the old moving statistics)",
+        )?;
+    }
+    if a.batch_size == 0 {
+        return Err(CliError::usage("--batch-size 0: expected at least 1"));
+    }
+    parse_schedule(&a.schedule)?;
+    Ok(())
 }
 
 fn parse_augment(a: &TrainArgs) -> CliResult<AugmentConfig> {
@@ -433,6 +480,7 @@ fn finetune_start(plan: &FinetunePlan, cfg: &RunConfig, run: &Path) -> CliResult
 /// training pipeline. Returns the run folder and its epoch count.
 pub fn train_from(a: TrainArgs, base: Option<FinetunePlan>) -> CliResult<Trained> {
     crate::set_threads(a.threads)?;
+    check_flags(&a)?;
     let world = crate::dist::world();
     // Rank 0 writes the run folder and prints; the other ranks only train.
     let root = world.rank() == 0;
@@ -571,11 +619,6 @@ pub fn train_from(a: TrainArgs, base: Option<FinetunePlan>) -> CliResult<Trained
                 crate::surgery::apply_freeze(&mut seq, f)?;
             }
             if let Some(m) = a.bn_momentum {
-                if !(0.0..1.0).contains(&m) {
-                    return Err(CliError::usage(format!(
-                        "--bn-momentum {m}: expected a value in [0, 1) (the weight of the old moving statistics)"
-                    )));
-                }
                 if base.is_some() {
                     return Err(CliError::usage(
                         "--bn-momentum applies to a model trained from scratch, not to finetune's base",
@@ -616,12 +659,6 @@ pub fn train_from(a: TrainArgs, base: Option<FinetunePlan>) -> CliResult<Trained
             optimizer = optimizer
                 .with_momentum(a.momentum)
                 .with_nesterov(a.nesterov);
-            if !(0.0..1.0).contains(&a.validation_split) {
-                return Err(CliError::usage(format!(
-                    "--validation-split {}: expected a fraction in [0, 1)",
-                    a.validation_split
-                )));
-            }
             let epochs = a.epochs.unwrap_or(3);
             let cfg = RunConfig {
                 model_arg,

@@ -518,8 +518,55 @@ fn catalogue_of_malformed_inputs() {
             "'D2': dropout rate must be in [0, 1)",
         ),
     ];
+    // Settings that used to train to nonsense with exit 0 (gradient ascent,
+    // a negative rate, NaN losses): refused before anything is read.
+    let mut cases = cases;
+    for (flags, needle) in [
+        (
+            &["--lr=-1"][..],
+            "--lr -1: expected a finite learning rate > 0",
+        ),
+        (
+            &["--lr", "NaN"],
+            "--lr NaN: expected a finite learning rate > 0",
+        ),
+        (
+            &["--lr", "inf"],
+            "--lr inf: expected a finite learning rate > 0",
+        ),
+        (
+            &["--schedule", "exp:-1"],
+            "expected a finite decay > 0, found -1",
+        ),
+        (&["--schedule", "step:0:0.5"], "expected EVERY >= 1 epoch"),
+        (
+            &["--schedule", "step:2:nan"],
+            "expected a finite FACTOR > 0",
+        ),
+        (
+            &["--optimizer", "sgd", "--momentum", "5"],
+            "--momentum 5: expected a value in [0, 1)",
+        ),
+        (&["--l2=-0.1"], "--l2 -0.1: expected a finite value >= 0"),
+        (&["--validation-split", "NaN"], "--validation-split NaN"),
+        (
+            &["--batch-size", "0"],
+            "--batch-size 0: expected at least 1",
+        ),
+    ] {
+        let mut a: Vec<String> = vec!["train".into(), "--data".into(), idx_arg.clone()];
+        a.extend(flags.iter().map(|f| f.to_string()));
+        a.extend(["--out".into(), out.clone()]);
+        cases.push((a, needle));
+    }
+    let mut a: Vec<String> = vec!["finetune".into(), run_s.clone(), "--head".into()];
+    a.extend(["10", "--unfreeze-top", "1", "--unfreeze-lr=-1e-5"].map(String::from));
+    cases.push((
+        a,
+        "--unfreeze-lr -0.00001: expected a finite learning rate > 0",
+    ));
     // The README states the count: keep the two in step.
-    assert_eq!(cases.len(), 39, "{} cases", cases.len());
+    assert_eq!(cases.len(), 50, "{} cases", cases.len());
     for (args, needle) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = convnet(&a);

@@ -409,6 +409,10 @@ impl Model {
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<History> {
         self.training_mut()?;
+        if let Some(opt) = self.optimizer() {
+            opt.config.validate()?;
+        }
+        config.schedule.validate()?;
         let (trainable, fixed) = self.param_counts();
         if trainable == 0 && fixed > 0 {
             return Err(config_err(

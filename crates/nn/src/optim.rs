@@ -140,6 +140,53 @@ impl OptimizerConfig {
         }
         self
     }
+    /// Checks every setting against its range (a learning rate > 0, decays
+    /// and momentum in [0, 1), epsilon > 0, weight decay >= 0, all finite);
+    /// the error names the setting as Keras does and what was found.
+    pub fn validate(&self) -> crate::Result<()> {
+        let check = |name: &str, v: f32, ok: bool, expected: &str| {
+            if ok && v.is_finite() {
+                Ok(())
+            } else {
+                Err(crate::error::config_err(
+                    name,
+                    format!("expected {expected}, found {v}"),
+                ))
+            }
+        };
+        let lr = self.learning_rate();
+        check("learning_rate", lr, lr > 0.0, "a finite value > 0")?;
+        let unit =
+            |name: &str, v: f32| check(name, v, (0.0..1.0).contains(&v), "a value in [0, 1)");
+        let eps = |v: f32| check("epsilon", v, v > 0.0, "a finite value > 0");
+        match *self {
+            OptimizerConfig::Sgd { momentum, .. } => unit("momentum", momentum),
+            OptimizerConfig::Adam {
+                beta_1,
+                beta_2,
+                epsilon,
+                ..
+            } => unit("beta_1", beta_1)
+                .and(unit("beta_2", beta_2))
+                .and(eps(epsilon)),
+            OptimizerConfig::AdamW {
+                weight_decay,
+                beta_1,
+                beta_2,
+                epsilon,
+                ..
+            } => check(
+                "weight_decay",
+                weight_decay,
+                weight_decay >= 0.0,
+                "a finite value >= 0",
+            )
+            .and(unit("beta_1", beta_1))
+            .and(unit("beta_2", beta_2))
+            .and(eps(epsilon)),
+            OptimizerConfig::RmsProp { rho, epsilon, .. } => unit("rho", rho).and(eps(epsilon)),
+        }
+    }
     /// Nesterov momentum for SGD (ignored by the others).
     pub fn with_nesterov(mut self, n: bool) -> Self {
         if let OptimizerConfig::Sgd { nesterov, .. } = &mut self {
@@ -304,6 +351,29 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_out_of_range_are_refused_with_their_name() {
+        for cfg in [
+            OptimizerConfig::sgd(),
+            OptimizerConfig::adam(),
+            OptimizerConfig::adamw(),
+            OptimizerConfig::rmsprop(),
+        ] {
+            cfg.validate().unwrap();
+            for lr in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+                let e = cfg.clone().with_learning_rate(lr).validate().unwrap_err();
+                assert!(e.to_string().starts_with("learning_rate: "), "{e}");
+            }
+        }
+        let e = OptimizerConfig::sgd().with_momentum(5.0).validate();
+        assert!(e.unwrap_err().to_string().contains("momentum"));
+        let mut adam = OptimizerConfig::adam();
+        if let OptimizerConfig::Adam { beta_2, .. } = &mut adam {
+            *beta_2 = 1.0;
+        }
+        assert!(adam.validate().unwrap_err().to_string().contains("beta_2"));
+    }
 
     fn run(cfg: OptimizerConfig, steps: usize) -> f32 {
         // Minimize f(w) = (w - 3)^2 from w = 0.

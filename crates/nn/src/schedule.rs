@@ -48,6 +48,32 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Checks the schedule's settings: a decay or factor finite and > 0 (a
+    /// value above 1 raises the rate, allowed), a step of at least one
+    /// epoch, a final cosine rate finite and >= 0.
+    pub fn validate(&self) -> crate::Result<()> {
+        let err = |what: &str, msg: String| Err(crate::error::config_err(what, msg));
+        match *self {
+            Schedule::Exponential { decay } if !(decay > 0.0 && decay.is_finite()) => err(
+                "schedule exp:DECAY",
+                format!("expected a finite decay > 0, found {decay}"),
+            ),
+            Schedule::Step { every: 0, .. } => err(
+                "schedule step:EVERY:FACTOR",
+                "expected EVERY >= 1 epoch, found 0".into(),
+            ),
+            Schedule::Step { factor, .. } if !(factor > 0.0 && factor.is_finite()) => err(
+                "schedule step:EVERY:FACTOR",
+                format!("expected a finite FACTOR > 0, found {factor}"),
+            ),
+            Schedule::Cosine { min_lr, .. } if !(min_lr >= 0.0 && min_lr.is_finite()) => err(
+                "schedule cosine",
+                format!("expected a finite final rate >= 0, found {min_lr}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
     /// The rate for `epoch` given the base rate `lr0`.
     pub fn rate(&self, lr0: f32, epoch: usize) -> f32 {
         let e = epoch as f32;
@@ -78,6 +104,30 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_out_of_range_are_refused() {
+        for bad in [
+            Schedule::Exponential { decay: -1.0 },
+            Schedule::Exponential { decay: f32::NAN },
+            Schedule::Step {
+                every: 0,
+                factor: 0.5,
+            },
+            Schedule::Step {
+                every: 2,
+                factor: 0.0,
+            },
+            Schedule::Cosine {
+                epochs: 5,
+                min_lr: -1.0,
+            },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+        Schedule::Exponential { decay: 0.95 }.validate().unwrap();
+        Schedule::Constant.validate().unwrap();
+    }
 
     #[test]
     fn schedules_follow_their_formulas() {
