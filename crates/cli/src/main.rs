@@ -40,6 +40,11 @@ use error::{CliError, CliResult};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Largest image (width x height) that is decoded, checked from the file's header before
+    /// its pixels are read: bigger images (image bombs) are refused as unreadable, in training
+    /// folders, predict, explain and the explorer's uploads.
+    #[arg(long, global = true, default_value_t = convnet_data::DEFAULT_MAX_PIXELS)]
+    max_pixels: u64,
 }
 
 #[derive(Subcommand)]
@@ -85,6 +90,7 @@ fn run() -> CliResult<()> {
             std::process::exit(2);
         }
     };
+    convnet_data::set_max_pixels(cli.max_pixels);
     // Under mpirun, the commands without a data-parallel form run on rank 0
     // alone (the others have nothing to do and wait in MPI_Finalize).
     let spread = matches!(

@@ -2,7 +2,7 @@
 //! endpoint, malformed and oversized requests, paths outside the run.
 
 mod common;
-use common::{convnet, text, tmp};
+use common::{convnet, peak_mib, png_bomb, text, tmp};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -69,14 +69,14 @@ fn raw(addr: &str, request: &[u8]) -> (u16, Vec<u8>) {
 }
 
 fn get(addr: &str, path: &str) -> (u16, String) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let (s, b) = raw(addr, req.as_bytes());
     (s, String::from_utf8_lossy(&b).to_string())
 }
 
 fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
     let mut req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -174,12 +174,12 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     let (s, body) = post(a, "/api/predict", b"");
     assert!(s == 400 && body.contains("empty body"), "{s} {body}");
     let big = format!(
-        "POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        "POST /api/predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
         11 << 20
     );
     let (s, body) = raw(a, big.as_bytes());
     assert_eq!(s, 413, "{}", String::from_utf8_lossy(&body));
-    let mut chunked = b"POST /api/predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut chunked = b"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
     let piece = vec![0u8; 1 << 20];
     for _ in 0..11 {
         chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
@@ -227,7 +227,7 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert_eq!(total, 10000);
     let (s, png) = raw(
         a,
-        b"GET /api/sample?index=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /api/sample?index=0 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(s == 200 && png.starts_with(b"\x89PNG"), "{s}");
     assert_eq!(get(a, "/api/sample?index=10000").0, 404);
@@ -235,7 +235,7 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     // Only the run's own pictures, by name; nothing outside the run.
     let (s, png) = raw(
         a,
-        b"GET /run/loss.png HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /run/loss.png HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
     );
     assert!(s == 200 && png.starts_with(b"\x89PNG"), "{s}");
     for path in [
@@ -254,7 +254,7 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert_eq!(
         raw(
             a,
-            b"DELETE /api/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            b"DELETE /api/model HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         )
         .0,
         405
@@ -320,4 +320,87 @@ fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() 
     assert_eq!(s, 200, "{body}");
     drop(srv);
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The server under hostile clients: 70 connections that send a request
+/// head a byte at a time, image bombs uploaded in parallel, smuggling-style
+/// headers, another site's Host; a normal client is still answered.
+#[test]
+fn hostile_clients_neither_lock_out_others_nor_blow_up_memory() {
+    let out = tmp("serve-hostile");
+    let run = train_small(&out);
+    let server = start(&["serve", &run, "--port", "0"]);
+    let addr = server.addr.clone();
+    // 70 slow clients: more than the 64 connection slots.
+    let mut slow = Vec::new();
+    for _ in 0..70 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        let _ = s.write_all(b"GET /api/model HTTP/1.1\r\nHost: localhost\r\nX-Slow: ");
+        slow.push(s);
+    }
+    for round in 0..3 {
+        // A byte from each (what kept every slot before), then a normal client.
+        for s in &mut slow {
+            let _ = s.write_all(b"a");
+        }
+        let begin = std::time::Instant::now();
+        let (status, body) = get(&addr, "/api/model");
+        let took = begin.elapsed();
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "round {round}: answered after {took:?}"
+        );
+    }
+    drop(slow);
+    // Two Content-Length headers: refused, neither is believed.
+    let (status, body) = raw(
+        &addr,
+        b"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nContent-Length: 0\r\n\r\nabc",
+    );
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("more than one Content-Length"));
+    // HEAD is GET without the body.
+    let (status, body) = raw(&addr, b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    assert_eq!((status, body.len()), (200, 0));
+    // Another site's name as Host (DNS rebinding): refused.
+    let (status, body) = raw(
+        &addr,
+        b"GET /api/model HTTP/1.1\r\nHost: evil.example:8080\r\n\r\n",
+    );
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    // The page comes with a Content-Security-Policy that forbids inline script.
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    let csp = page
+        .lines()
+        .find(|l| l.starts_with("Content-Security-Policy: "))
+        .unwrap_or_else(|| panic!("no CSP in {page}"));
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    // Eight image bombs (20000x20000 gray PNGs, about 400 KB each) at once:
+    // each refused from its header, the server's memory stays small.
+    let bomb = std::sync::Arc::new(png_bomb(20_000));
+    assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+    let uploads: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, bomb) = (addr.clone(), bomb.clone());
+            std::thread::spawn(move || post(&addr, "/api/predict", &bomb))
+        })
+        .collect();
+    for u in uploads {
+        let (status, body) = u.join().unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("20000x20000 = 400000000 pixels"), "{body}");
+    }
+    let peak = peak_mib(server.child.id());
+    assert!(peak < 300, "the server peaked at {peak} MiB");
+    eprintln!("server peak memory after 8 bombs: {peak} MiB");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&out);
 }

@@ -9,6 +9,7 @@
 pub mod augment;
 pub mod cifar;
 pub mod csv;
+pub mod decode;
 mod error;
 pub mod folder;
 pub mod fuzzing;
@@ -22,6 +23,7 @@ pub mod tta;
 pub use augment::{AugmentConfig, Augmented, FillMode, Transform};
 pub use cifar::load_cifar10;
 pub use csv::{read_kaggle_csv, submission_csv, CsvImages, KaggleCsvReader};
+pub use decode::{image_from_memory, max_pixels, open_image, set_max_pixels, DEFAULT_MAX_PIXELS};
 pub use error::{DataError, Result};
 pub use folder::{load_image, load_image_folder, load_images, FolderOptions, ImageFolder};
 pub use images::{one_hot, LabeledImages, LabeledSource, Targets};

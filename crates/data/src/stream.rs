@@ -14,7 +14,7 @@
 //! cleanly at that batch with the file named; it never panics.
 //! Decoding is deterministic, so a seed gives the same run either way.
 
-use crate::error::{format_err, io_err, Result};
+use crate::error::{format_err, Result};
 use fast_image_resize as fir;
 use rayon::prelude::*;
 use std::collections::BTreeSet;
@@ -141,15 +141,7 @@ impl FileStore {
 /// channel, RGB for 3), resized with bilinear interpolation when its size
 /// differs.
 pub fn decode_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<u8>> {
-    let img = image::open(path).map_err(|e| match e {
-        image::ImageError::IoError(io) => io_err(path, io),
-        other => format_err(
-            path,
-            "image data",
-            "a readable JPEG, PNG, BMP or GIF image",
-            format!("an error: {other}"),
-        ),
-    })?;
+    let img = crate::decode::open_image(path)?;
     let (iw, ih) = (img.width(), img.height());
     let (pixels, pixel_type) = match channels {
         1 => (img.to_luma8().into_raw(), fir::PixelType::U8),

@@ -116,6 +116,42 @@ pub fn model_json(ex: &Explorer) -> Result<Value, Reply> {
     }))
 }
 
+/// Uploads decoded at once: with the pixel limit, the server's decoding
+/// memory is at most this many times `4 x --max-pixels` bytes.
+const DECODERS: usize = 2;
+
+/// A counting semaphore of [`DECODERS`] slots.
+struct Slots {
+    used: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+static DECODE_SLOTS: Slots = Slots {
+    used: Mutex::new(0),
+    freed: std::sync::Condvar::new(),
+};
+
+/// A held slot, given back when dropped.
+struct Slot(&'static Slots);
+
+impl Slots {
+    fn acquire(&'static self) -> Slot {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        while *used >= DECODERS {
+            used = self.freed.wait(used).unwrap_or_else(|e| e.into_inner());
+        }
+        *used += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.0.used.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Decodes an uploaded image to the model's input `[1, H, W, C]` in [0, 1].
 fn decode_upload(body: &[u8], shape: &[usize]) -> Result<Tensor, Reply> {
     if shape.len() != 3 || !(shape[2] == 1 || shape[2] == 3) {
@@ -124,7 +160,10 @@ fn decode_upload(body: &[u8], shape: &[usize]) -> Result<Tensor, Reply> {
             format!("the model takes inputs {shape:?}, not images"),
         ));
     }
-    let img = image::load_from_memory(body)
+    // Decoding is bounded: by the pixel limit, checked from the header, and
+    // by at most DECODERS uploads decoded at once.
+    let _slot = DECODE_SLOTS.acquire();
+    let img = convnet_data::image_from_memory(body, "upload")
         .map_err(|e| Reply::error(400, format!("the body is not a readable image: {e}")))?;
     let (h, w) = (shape[0] as u32, shape[1] as u32);
     let img = if img.width() == w && img.height() == h {
@@ -328,7 +367,10 @@ pub struct Evaluation {
 }
 
 fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
-    if let Some(e) = lock(&ex.evaluation).as_ref() {
+    // Held while computing: parallel first requests wait for the one
+    // evaluation instead of each running their own.
+    let mut cached = lock(&ex.evaluation);
+    if let Some(e) = cached.as_ref() {
         return Ok(Arc::clone(e));
     }
     let loaded = ex
@@ -360,7 +402,7 @@ fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
             "pred": m.pred, "confidence": m.confidence})).collect::<Vec<_>>(),
     });
     let e = Arc::new(Evaluation { data, json });
-    *lock(&ex.evaluation) = Some(Arc::clone(&e));
+    *cached = Some(Arc::clone(&e));
     Ok(e)
 }
 

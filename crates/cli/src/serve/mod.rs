@@ -81,9 +81,16 @@ impl Explorer {
 }
 
 /// Starts listening; returns the listener and the address it listens on.
+/// Warns when the address is not this machine's loopback.
 pub fn bind(host: &str, port: u16) -> CliResult<(std::net::TcpListener, String)> {
     let listener = std::net::TcpListener::bind((host, port))
         .map_err(|e| CliError::usage(format!("cannot listen on {host}:{port}: {e}")))?;
+    if listener.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "warning: --host {host} is not this machine's loopback: anyone who can reach it \
+             sees the model, its weights and the run's test images"
+        );
+    }
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -95,8 +102,17 @@ pub fn bind(host: &str, port: u16) -> CliResult<(std::net::TcpListener, String)>
 /// a 500 and the server goes on.
 pub fn run_server(listener: std::net::TcpListener, explorer: Arc<Explorer>) {
     let log = std::env::var_os("CONVNET_SERVE_LOG").is_some();
+    // On loopback, a page from elsewhere that a DNS record points at
+    // 127.0.0.1 (DNS rebinding) sends its own name as Host: refused.
+    let loopback = listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
     let handler = move |r: &http::Request| {
-        let reply = respond(&explorer, r);
+        let reply = match &r.host {
+            Some(h) if loopback && !is_loopback_host(h) => Reply::error(
+                403,
+                format!("Host '{h}' is not this machine: open the explorer at http://127.0.0.1 or http://localhost"),
+            ),
+            _ => respond(&explorer, r),
+        };
         if log {
             eprintln!("{} {} {}", r.method, r.url, reply.status);
         }
@@ -107,6 +123,19 @@ pub fn run_server(listener: std::net::TcpListener, explorer: Arc<Explorer>) {
         }
     };
     http::serve(listener, Arc::new(handler));
+}
+
+/// Whether a `Host` header names the loopback (`localhost`, `127.x.x.x`,
+/// `[::1]`), with or without a port.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `convnet serve`.
@@ -232,6 +261,27 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_loopback_names_pass_the_host_check() {
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:80",
+            "127.1.2.3",
+            "[::1]:8080",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "10.0.0.1",
+            "[::2]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!is_loopback_host(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn query_parameters_are_numbers_or_a_400() {

@@ -4,6 +4,11 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
+// Every string that comes from the run (layer and class names, kinds,
+// formulas) is escaped before it goes into markup: a class name such as
+// `<img src=x onerror=...>` shows as text and never runs.
+const esc = (v) => String(v).replace(/[&<>"']/g, (c) =>
+  ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
 let MODEL = null;     // /api/model
 let LAST = null;      // the last /api/predict answer
 let inputBlob = null; // what was predicted (drawn or uploaded)
@@ -58,16 +63,16 @@ function drawArchitecture() {
   const inp = document.createElement("div");
   inp.className = "layer";
   inp.id = "layer-input";
-  inp.innerHTML = `<b>input</b> ${MODEL.input_shape.join("x")}`;
+  inp.innerHTML = `<b>input</b> ${esc(MODEL.input_shape.join("x"))}`;
   arch.appendChild(inp);
   MODEL.layers.forEach((l) => {
     const d = document.createElement("div");
     d.className = "layer";
     d.id = "layer-" + l.index;
-    const inputs = MODEL.graph ? `<div class="in">&larr; ${l.inputs.join(", ")}</div>` : "";
-    d.innerHTML = `<b>${l.name}</b> (${l.kind}) &rarr; ${l.output_shape.join("x")}` +
+    const inputs = MODEL.graph ? `<div class="in">&larr; ${esc(l.inputs.join(", "))}</div>` : "";
+    d.innerHTML = `<b>${esc(l.name)}</b> (${esc(l.kind)}) &rarr; ${esc(l.output_shape.join("x"))}` +
       ` &middot; ${l.params.toLocaleString()} params` +
-      (l.formula ? `<div class="f">${l.formula}</div>` : "") + inputs;
+      (l.formula ? `<div class="f">${esc(l.formula)}</div>` : "") + inputs;
     d.onclick = () => {
       const row = $("maps-" + l.index);
       if (row) row.scrollIntoView({ behavior: "smooth", block: "center" });
@@ -128,7 +133,9 @@ function showProbabilities(probs) {
   probs.forEach((p) => {
     const row = document.createElement("div");
     row.className = "bar" + (p === best ? " top" : "");
-    row.innerHTML = `<span>${p.class}</span><div><div class="fill" style="width:${(100 * p.p).toFixed(1)}%"></div></div><span>${(100 * p.p).toFixed(1)} %</span>`;
+    row.innerHTML = `<span>${esc(p.class)}</span><div><div class="fill"></div></div><span>${(100 * p.p).toFixed(1)} %</span>`;
+    // Through the CSSOM: the Content-Security-Policy allows no inline style.
+    row.querySelector(".fill").style.width = `${(100 * p.p).toFixed(1)}%`;
     box.appendChild(row);
   });
 }
@@ -138,7 +145,7 @@ function showMaps(v) {
   box.innerHTML = "";
   const inputRow = document.createElement("div");
   inputRow.className = "maprow";
-  inputRow.innerHTML = `<div class="title">input ${v.input.shape.join("x")}</div>`;
+  inputRow.innerHTML = `<div class="title">input ${esc(v.input.shape.join("x"))}</div>`;
   const inputCv = imageCanvas(bytesOf(v.input.data), v.input.shape, Math.max(1, Math.floor(84 / v.input.shape[0])));
   inputCv.id = "input-canvas";
   inputRow.appendChild(inputCv);
@@ -343,10 +350,10 @@ async function evaluate() {
   let v;
   try { v = await getJSON("/api/evaluation"); } catch (e) { $("evaluation").textContent = e.message; return; }
   const box = $("evaluation");
-  box.innerHTML = `<p>Accuracy ${(100 * v.accuracy).toFixed(2)} % on ${v.samples} ${v.split} images.</p>`;
-  let t = "<table class='cm'><tr><th>true \\ predicted</th>" + v.classes.map((c) => `<th>${c}</th>`).join("") + "</tr>";
+  box.innerHTML = `<p>Accuracy ${(100 * v.accuracy).toFixed(2)} % on ${esc(v.samples)} ${esc(v.split)} images.</p>`;
+  let t = "<table class='cm'><tr><th>true \\ predicted</th>" + v.classes.map((c) => `<th>${esc(c)}</th>`).join("") + "</tr>";
   v.confusion.forEach((row, i) => {
-    t += `<tr><th>${v.classes[i]}</th>` + row.map((n, j) => `<td class="${i === j ? "diag" : ""}">${n}</td>`).join("") + "</tr>";
+    t += `<tr><th>${esc(v.classes[i])}</th>` + row.map((n, j) => `<td class="${i === j ? "diag" : ""}">${n}</td>`).join("") + "</tr>";
   });
   box.insertAdjacentHTML("beforeend", t + "</table><h2>Most confident mistakes <small>(click one to load it)</small></h2>");
   const grid = document.createElement("div");
@@ -354,7 +361,7 @@ async function evaluate() {
   v.mistakes.forEach((m) => {
     const d = document.createElement("div");
     d.className = "mistake";
-    d.innerHTML = `<img src="/api/sample?index=${m.index}" alt="test image ${m.index}"><span>${v.classes[m.truth]} &rarr; ${v.classes[m.pred]} (${(100 * m.confidence).toFixed(0)} %)</span>`;
+    d.innerHTML = `<img src="/api/sample?index=${Number(m.index)}" alt="test image ${Number(m.index)}"><span>${esc(v.classes[m.truth])} &rarr; ${esc(v.classes[m.pred])} (${(100 * m.confidence).toFixed(0)} %)</span>`;
     d.onclick = async () => {
       const b = await (await fetch(`/api/sample?index=${m.index}`)).blob();
       showUpload(b);
