@@ -2,7 +2,8 @@
 // fails unless: the page loads with the model's layers; a stroke drawn on
 // the canvas gives a prediction and non-blank feature maps; clicking a map
 // shows its detail, filter and, for a clicked pixel, the input patch; the
-// evaluation shows a confusion matrix and mistakes. Saves screenshots.
+// evaluation shows a confusion matrix and mistakes; a class name that is
+// markup shows as text and does not run. Saves screenshots.
 //   node browser_test.mjs http://127.0.0.1:PORT OUT_DIR
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
@@ -98,6 +99,16 @@ try {
   console.log(`evaluation shown: ${acc}`);
   await page.locator("#evaluation").scrollIntoViewIfNeeded();
   await page.screenshot({ path: `${out}/explorer-evaluation.png`, fullPage: true });
+  // The run's class names come from the user (browser_test.sh gives class 0
+  // a name that is markup): it must show as text and never run.
+  const xss = await page.evaluate(() => ({
+    ran: window.__xss !== undefined,
+    asText: document.body.innerText.includes("<img src=x onerror="),
+    elements: document.querySelectorAll('img[src="x"]').length,
+  }));
+  if (xss.ran || xss.elements) fail(`a class name was run as markup: ${JSON.stringify(xss)}`);
+  if (process.env.HOSTILE_NAMES && !xss.asText) fail("the hostile class name is not shown as text");
+  if (xss.asText) console.log("a class name that is markup shows as text and does not run");
   if (errors.length) fail(`script errors in the page: ${errors.join("; ")}`);
   console.log("browser test passed");
 } finally {
