@@ -41,7 +41,12 @@ impl From<NnError> for CliError {
     fn from(e: NnError) -> Self {
         match e {
             NnError::NonFinite { .. } => CliError::runtime(e.to_string()),
-            NnError::Io { ref msg, .. } if msg.contains("No space") => {
+            // A file that cannot be written (a full disk, a read-only
+            // folder) is the environment's failure, exit 1, as for every
+            // write; a file that cannot be read is bad input, exit 2.
+            NnError::Io { ref msg, .. }
+                if msg.starts_with(convnet_nn::save::WRITE_FAILED) || msg.contains("No space") =>
+            {
                 CliError::runtime(e.to_string())
             }
             _ => CliError::usage(e.to_string()),

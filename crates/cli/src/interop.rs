@@ -11,7 +11,9 @@ impl From<OnnxError> for CliError {
     fn from(e: OnnxError) -> Self {
         match e {
             OnnxError::Nn(e) => e.into(),
-            OnnxError::Io { .. } => CliError::runtime(e.to_string()),
+            // Reading the model or its external data: bad input, exit 2,
+            // as for every file a command reads.
+            OnnxError::Io { .. } => CliError::usage(e.to_string()),
             _ => CliError::usage(e.to_string()),
         }
     }

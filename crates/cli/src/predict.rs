@@ -5,10 +5,11 @@ use crate::error::{CliError, CliResult};
 use crate::run::RunConfig;
 use clap::Args;
 use convnet_data::folder::list_images;
-use convnet_data::{load_images, submission_csv, KaggleCsvReader};
+use convnet_data::{load_image, load_images, submission_csv, KaggleCsvReader, OnError};
 use convnet_nn::save::write_atomic;
 use convnet_nn::Model;
 use convnet_tensor::Tensor;
+use rayon::prelude::*;
 use std::io::BufReader;
 use std::path::PathBuf;
 
@@ -27,7 +28,8 @@ pub struct PredictArgs {
     /// A Kaggle test CSV (pixel0..pixelN, optional label column) instead of images.
     #[arg(long)]
     csv: Option<PathBuf>,
-    /// Write `input,label,class,probabilities...` rows to this CSV file.
+    /// Write `input,label,class,p0,p1,...` rows (the probabilities; `out0,...`, the raw
+    /// outputs, for a model that ends without softmax or sigmoid) to this CSV file.
     #[arg(long)]
     output: Option<PathBuf>,
     /// Write a Kaggle submission (`ImageId,Label`) to this file.
@@ -49,11 +51,22 @@ pub struct PredictArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// An image file that cannot be read (or is larger than --max-pixels): fail (stop with an
+    /// error naming it) or skip (warn naming it, predict the others).
+    #[arg(long, default_value = "fail")]
+    on_bad_image: String,
 }
 
 /// Where the inputs come from, a chunk at a time.
 enum Inputs {
-    Files(Vec<PathBuf>),
+    /// Image files, the next one to read, what to do with an unreadable one
+    /// and how many were skipped.
+    Files {
+        files: Vec<PathBuf>,
+        next: usize,
+        on_bad: OnError,
+        skipped: usize,
+    },
     Csv(KaggleCsvReader<BufReader<std::fs::File>>),
 }
 
@@ -67,13 +80,54 @@ impl Inputs {
         shape: &[usize],
     ) -> CliResult<Option<(Vec<String>, Tensor)>> {
         Ok(match self {
-            Inputs::Files(files) => {
-                let chunk = &files[done.min(files.len())..(done + n).min(files.len())];
+            Inputs::Files {
+                files,
+                next,
+                on_bad: OnError::Fail,
+                ..
+            } => {
+                let chunk = &files[*next..(*next + n).min(files.len())];
                 if chunk.is_empty() {
                     return Ok(None);
                 }
+                *next += chunk.len();
                 let x = load_images(chunk, shape[0], shape[1], shape[2])?;
                 let names = chunk.iter().map(|f| f.display().to_string()).collect();
+                Some((names, x))
+            }
+            Inputs::Files {
+                files,
+                next,
+                on_bad: OnError::Skip,
+                skipped,
+            } => {
+                // Whole chunks of readable images, the unreadable ones left out.
+                let (mut names, mut data) = (Vec::new(), Vec::new());
+                while names.len() < n && *next < files.len() {
+                    let chunk = &files[*next..(*next + n - names.len()).min(files.len())];
+                    *next += chunk.len();
+                    let decoded: Vec<_> = chunk
+                        .par_iter()
+                        .map(|p| load_image(p, shape[0], shape[1], shape[2]))
+                        .collect();
+                    for (f, d) in chunk.iter().zip(decoded) {
+                        match d {
+                            Ok(v) => {
+                                names.push(f.display().to_string());
+                                data.extend(v);
+                            }
+                            Err(e) => {
+                                eprintln!("warning: skipped {e}");
+                                *skipped += 1;
+                            }
+                        }
+                    }
+                }
+                if names.is_empty() {
+                    return Ok(None);
+                }
+                let x = Tensor::from_vec(&[names.len(), shape[0], shape[1], shape[2]], data)
+                    .expect("sizes agree");
                 Some((names, x))
             }
             Inputs::Csv(r) => match r.next_chunk(n)? {
@@ -108,10 +162,15 @@ fn expand(inputs: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
         } else if p.is_file() {
             files.push(p.clone());
         } else {
-            return Err(CliError::usage(format!(
-                "{}: no such file or folder",
-                p.display()
-            )));
+            // What is wrong with it: missing, a loop of symbolic links, no permission...
+            let why = match std::fs::metadata(p) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    "no such file or folder".to_string()
+                }
+                Err(e) => e.to_string(),
+                Ok(_) => "not a file or folder".to_string(),
+            };
+            return Err(CliError::usage(format!("{}: {why}", p.display())));
         }
     }
     Ok(files)
@@ -160,7 +219,18 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
             if files.is_empty() {
                 return Err(CliError::usage("no image files found in the given inputs"));
             }
-            Inputs::Files(files)
+            let on_bad = OnError::from_name(&a.on_bad_image).ok_or_else(|| {
+                CliError::usage(format!(
+                    "--on-bad-image '{}': expected skip or fail",
+                    a.on_bad_image
+                ))
+            })?;
+            Inputs::Files {
+                files,
+                next: 0,
+                on_bad,
+                skipped: 0,
+            }
         }
         _ => {
             return Err(CliError::usage(
@@ -186,6 +256,14 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
             .and_then(|c| c.get(l).cloned())
             .unwrap_or_else(|| l.to_string())
     };
+    // A model that ends without softmax or sigmoid gives raw outputs
+    // (logits), not probabilities: the columns and the printout say so.
+    let raw = models[0].head() == convnet_nn::Activation::Linear;
+    let (column, value_note) = if raw {
+        ("out", " (raw output, not a probability)")
+    } else {
+        ("p", "")
+    };
     let mut header = String::from("input,label,class");
     let mut rows = String::new();
     let mut labels = Vec::new();
@@ -195,7 +273,7 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         let k = probs.sample_len().max(1);
         if done == 0 {
             for j in 0..k {
-                header.push_str(&format!(",p{j}"));
+                header.push_str(&format!(",{column}{j}"));
             }
             header.push('\n');
         }
@@ -203,13 +281,14 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         for (i, name) in names.iter().enumerate() {
             let l = chunk_labels[i];
             let p = &probs.data()[i * k..(i + 1) * k];
-            let conf = match (k, l) {
-                (1, 1) => p[0],
-                (1, _) => 1.0 - p[0],
+            let conf = match (k, l, raw) {
+                (1, _, true) => p[0],
+                (1, 1, false) => p[0],
+                (1, _, false) => 1.0 - p[0],
                 _ => p[l],
             };
             if a.output.is_none() && a.submission.is_none() {
-                println!("{name}\t{}\t{:.4}", class_name(l), conf);
+                println!("{name}\t{}\t{:.4}{value_note}", class_name(l), conf);
             }
             rows.push_str(&format!(
                 "{},{},{}",
@@ -224,6 +303,11 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         }
         labels.extend(chunk_labels);
         done += names.len();
+    }
+    if let Inputs::Files { skipped, .. } = inputs {
+        if skipped > 0 {
+            eprintln!("Skipped {skipped} unreadable image(s) (warnings above name them)");
+        }
     }
     if !header.ends_with('\n') {
         header.push('\n'); // no inputs (a CSV with a header only)

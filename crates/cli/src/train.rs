@@ -65,6 +65,11 @@ pub struct TrainArgs {
     /// want less, e.g. 0.9 (PyTorch's default), so that the statistics catch up.
     #[arg(long, conflicts_with = "resume")]
     bn_momentum: Option<f32>,
+    /// Keras's exact moving statistics in every BatchNormalization (a plain exponential average
+    /// from mean 0 and variance 1), instead of the default bias-corrected average, which is
+    /// right from the first batch on (a short run with Keras's evaluates near chance).
+    #[arg(long, conflicts_with = "resume")]
+    bn_keras_moving_average: bool,
     /// With --resume: unfreeze the last K frozen layers that have weights and start a fresh
     /// optimizer (with --lr, at that rate): the second stage of fine-tuning.
     #[arg(long, requires = "resume")]
@@ -617,6 +622,13 @@ pub fn train_from(a: TrainArgs, base: Option<FinetunePlan>) -> CliResult<Trained
             };
             if let Some(f) = &a.freeze {
                 crate::surgery::apply_freeze(&mut seq, f)?;
+            }
+            if a.bn_keras_moving_average {
+                for node in &mut seq.layers {
+                    if let convnet_nn::LayerSpec::BatchNormalization(b) = &mut node.layer {
+                        b.keras_moving_average = true;
+                    }
+                }
             }
             if let Some(m) = a.bn_momentum {
                 if base.is_some() {

@@ -3,7 +3,7 @@
 //! skipped and counted or stop training with the file named.
 
 mod common;
-use common::{convnet, text, tmp};
+use common::{convnet, png_bomb, text, tmp};
 use std::path::Path;
 
 /// `n` JPEGs of `side x side` RGB in `dir/a` and `dir/b` (alternating), each
@@ -185,5 +185,91 @@ fn class_names_given_at_training_label_predictions_and_pictures() {
         "{}",
         text(&o)
     );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Image bombs (20000x20000 gray PNGs of about 400 KB that decode to 400 MB,
+/// 1.2 GB as RGB) in a training folder and given to `predict`: refused from
+/// their header, named, and the process stays small (eight of them took a
+/// training to 4,256 MiB before).
+#[test]
+fn image_bombs_are_refused_from_their_header_in_bounded_memory() {
+    let d = tmp("bombs");
+    make_folder(&d.join("data"), 40, 32);
+    let bomb = png_bomb(20_000);
+    for i in 0..8 {
+        let class = if i % 2 == 0 { "a" } else { "b" };
+        std::fs::write(
+            d.join("data").join(class).join(format!("bomb{i}.png")),
+            &bomb,
+        )
+        .unwrap();
+    }
+    let data = format!("folder:{}", d.join("data").display());
+    let out = d.join("runs");
+    let o = convnet(&[
+        "train",
+        "--data",
+        &data,
+        "--input",
+        "32x32x3",
+        "--model",
+        "4C3-P2-F-2",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "r",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("bomb") && t.contains("20000x20000 = 400000000 pixels"),
+        "{t}"
+    );
+    assert!(t.contains("Skipped 8 unreadable image(s)"), "{t}");
+    let peak = peak_mib(&t);
+    assert!(peak < 400, "training with 8 bombs peaked at {peak} MiB");
+    // predict: an error naming the bomb, or with skip the others predicted.
+    let run = out.join("r");
+    let bomb0 = d.join("data/a/bomb0.png");
+    let o = convnet(&["predict", run.to_str().unwrap(), bomb0.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("bomb0.png: image size: expected at most"),
+        "{}",
+        text(&o)
+    );
+    let folder = d.join("data/a");
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        folder.to_str().unwrap(),
+        "--on-bad-image",
+        "skip",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        20,
+        "{t}"
+    );
+    assert!(t.contains("Skipped 4 unreadable image(s)"), "{t}");
+    // A lower limit, set for one command.
+    let small = d.join("data/a/00000.jpg");
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        small.to_str().unwrap(),
+        "--max-pixels",
+        "100",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("32x32 = 1024 pixels"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&d);
 }

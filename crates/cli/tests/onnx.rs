@@ -131,7 +131,18 @@ fn an_unsupported_op_exits_2_with_one_line_naming_the_node() {
         "{err}"
     );
     assert!(!out.join("r").exists(), "nothing written");
+    // A missing input file is bad input (exit 2), as for every command;
+    // so is an empty one, which is no ONNX model.
     let o = convnet(&["import", out.join("absent.onnx").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let empty = out.join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    let o = convnet(&["import", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("empty.onnx") && text(&o).contains("the file is empty"),
+        "{}",
+        text(&o)
+    );
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -150,7 +150,7 @@ fn catalogue_of_malformed_inputs() {
     std::fs::create_dir_all(&bad_json).unwrap();
     std::fs::write(bad_json.join("run.json"), b"{ not json").unwrap();
 
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let mut cases: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
                 "train".into(),
@@ -518,9 +518,26 @@ fn catalogue_of_malformed_inputs() {
             "'D2': dropout rate must be in [0, 1)",
         ),
     ];
+    // A loop of symbolic links is named as one, not as a missing file.
+    let loop_a = bad.join("loop-a");
+    std::os::unix::fs::symlink(bad.join("loop-b"), &loop_a).unwrap();
+    std::os::unix::fs::symlink(&loop_a, bad.join("loop-b")).unwrap();
+    cases.push((
+        vec![
+            "predict".into(),
+            run_s.clone(),
+            loop_a.to_str().unwrap().into(),
+        ],
+        "loop-a: Too many levels of symbolic links",
+    ));
+    // 30,000 nested brackets (a stack overflow, exit 134, before).
+    let deep = format!("{}10{}", "[".repeat(30_000), "]".repeat(30_000));
+    cases.push((
+        vec!["summary".into(), deep],
+        "brackets nested more than 100 deep",
+    ));
     // Settings that used to train to nonsense with exit 0 (gradient ascent,
     // a negative rate, NaN losses): refused before anything is read.
-    let mut cases = cases;
     for (flags, needle) in [
         (
             &["--lr=-1"][..],
@@ -566,7 +583,7 @@ fn catalogue_of_malformed_inputs() {
         "--unfreeze-lr -0.00001: expected a finite learning rate > 0",
     ));
     // The README states the count: keep the two in step.
-    assert_eq!(cases.len(), 50, "{} cases", cases.len());
+    assert_eq!(cases.len(), 52, "{} cases", cases.len());
     for (args, needle) in &cases {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = convnet(&a);

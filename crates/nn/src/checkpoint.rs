@@ -75,6 +75,11 @@ pub struct TrainState {
     pub loss: crate::Loss,
     /// History of the completed epochs.
     pub history: History,
+    /// Each layer's update count of its running statistics (batch norm's
+    /// bias correction); absent in older checkpoints, whose statistics then
+    /// follow Keras's update, as they did.
+    #[serde(default)]
+    pub update_counts: Vec<Option<u64>>,
 }
 
 fn io(path: &Path, e: impl std::fmt::Display) -> NnError {
@@ -119,6 +124,7 @@ impl Model {
             lr_factor: self.lr_factor(),
             loss: self.loss().expect("compiled"),
             history: history.clone(),
+            update_counts: self.update_counts(),
         };
         let json = serde_json::to_vec_pretty(&ts).expect("serializable");
         write_atomic(&folder.join("state.json"), &json)?;
@@ -176,6 +182,7 @@ impl Model {
             .set_state(ts.iterations, a, b);
         model.set_lr_factor(ts.lr_factor);
         model.set_rng(ts.rng.restore()?);
+        model.set_update_counts(&ts.update_counts);
         Ok((model, ts))
     }
 }

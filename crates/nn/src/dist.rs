@@ -317,14 +317,15 @@ impl Model {
             }
             first = false;
             if *s == 0 && plan.count > 1 {
-                shard0_state = Some(self.state_values());
+                shard0_state = Some((self.state_values(), self.update_counts()));
             }
         }
         comm.sum_f32(&mut sum);
         comm.sum_f64(&mut stats);
         // The moving statistics are shard 0's.
-        if let Some(state) = shard0_state {
+        if let Some((state, counts)) = shard0_state {
             self.set_state_values(&state);
+            self.set_update_counts(&counts);
         } else if comm.size() > 1 {
             let mut state = self.state_values();
             comm.broadcast_f32(&mut state, 0);

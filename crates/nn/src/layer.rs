@@ -116,6 +116,17 @@ pub trait Layer: Send {
     fn set_sync(&mut self, ranks: Option<std::sync::Arc<dyn crate::Collective>>) {
         let _ = ranks;
     }
+    /// Updates of a running statistic since the layer was built, for layers
+    /// whose update depends on it (batch norm's bias-corrected moving
+    /// averages); `None` for the others and once the statistic is loaded.
+    fn update_count(&self) -> Option<u64> {
+        None
+    }
+    /// Restores [`Layer::update_count`] (from a checkpoint), or marks the
+    /// statistic as loaded (`None`).
+    fn set_update_count(&mut self, count: Option<u64>) {
+        let _ = count;
+    }
     /// Parameters and state, in a fixed order.
     fn params(&self) -> Vec<&Param> {
         Vec::new()

@@ -483,6 +483,19 @@ impl Model {
         }
     }
 
+    /// Each layer's [`crate::Layer::update_count`] (saved in checkpoints).
+    pub fn update_counts(&self) -> Vec<Option<u64>> {
+        self.layers.iter().map(|l| l.update_count()).collect()
+    }
+
+    /// Restores [`Model::update_counts`]; layers beyond `counts` (or all,
+    /// for an empty slice) count as converged.
+    pub fn set_update_counts(&mut self, counts: &[Option<u64>]) {
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            l.set_update_count(counts.get(i).copied().flatten());
+        }
+    }
+
     /// The RNG used for dropout and shuffling (saved in checkpoints).
     pub fn rng(&self) -> &Rng {
         &self.rng

@@ -33,13 +33,24 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> NnError {
     }
 }
 
+/// What a failed write's message starts with, so that callers can tell it
+/// from a file that could not be read (the CLI: exit code 1, not 2).
+pub const WRITE_FAILED: &str = "cannot write: ";
+
+fn write_err(path: &Path, e: impl std::fmt::Display) -> NnError {
+    NnError::Io {
+        path: path.display().to_string(),
+        msg: format!("{WRITE_FAILED}{e}"),
+    }
+}
+
 /// Writes `bytes` to `path` atomically (temporary file, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -59,7 +70,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(io_err(path, e));
+        return Err(write_err(path, e));
     }
     Ok(())
 }
@@ -169,8 +180,10 @@ impl Model {
 
     /// Replaces every parameter with the tensor of the same name, checking
     /// that all exist and have the right shapes. `source` names the origin
-    /// in errors.
+    /// in errors. Loaded statistics count as converged (batch norm's moving
+    /// averages are no longer bias-corrected; see [`crate::layers::batch_norm`]).
     pub fn set_weights(&mut self, source: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+        self.set_update_counts(&[]);
         let names: Vec<String> = self.named_params().into_iter().map(|(n, _)| n).collect();
         for (name, p) in names.iter().zip(self.params_mut()) {
             let t = tensors

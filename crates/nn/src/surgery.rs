@@ -252,6 +252,7 @@ impl Model {
             old_to_new[i] = new.layers.len();
             new.layers.push(node);
         }
+        let base_nodes = new.layers.len();
         let head_wiring = head.wiring()?;
         let mut taken: HashSet<String> = wiring.names.iter().cloned().collect();
         taken.insert(INPUT.into());
@@ -289,7 +290,15 @@ impl Model {
             .map(|(n, p)| (n, p.value.clone()))
             .collect();
         tensors.extend(self.params_moved(|i| (i <= at && keep[i]).then(|| old_to_new[i])));
+        let fresh = model.update_counts();
         model.set_weights(std::path::Path::new("<base>"), &tensors)?;
+        // The base's statistics are loaded (converged); the head's are new.
+        let counts: Vec<Option<u64>> = fresh
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| c.filter(|_| i >= base_nodes))
+            .collect();
+        model.set_update_counts(&counts);
         Ok(model)
     }
 }

@@ -654,6 +654,19 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_and_exploding_repeats_get_a_caret_error() {
+        let deep = format!("{}10{}", "[".repeat(30_000), "]".repeat(30_000));
+        let e = parse(&deep).unwrap_err().to_string();
+        assert!(e.contains("brackets nested more than 100 deep"), "{e}");
+        assert!(e.contains('^'), "{e}");
+        // 100 levels are fine.
+        let ok = format!("{}10{}", "[".repeat(100), "]".repeat(100));
+        parse(&ok).unwrap();
+        let e = parse("[[[10]x1000]x1000]x1000").unwrap_err().to_string();
+        assert!(e.contains("more than 100000 layers"), "{e}");
+    }
+
+    #[test]
     fn errors_point_at_the_token() {
         let e = parse("32C5-P2-X5-10").unwrap_err().to_string();
         assert!(e.contains("unknown layer 'X5'"), "{e}");

@@ -41,6 +41,18 @@ pub(crate) enum BlockKind {
 }
 
 impl Item<'_> {
+    /// Layer tokens in the item, repeats expanded.
+    fn atoms(&self) -> usize {
+        match self {
+            Item::Atom { .. } => 1,
+            Item::Block { branches, .. } => branches
+                .iter()
+                .flatten()
+                .map(Item::atoms)
+                .fold(0, usize::saturating_add),
+        }
+    }
+
     /// `(start, len)` of the item.
     pub(crate) fn span(&self) -> (usize, usize) {
         match self {
@@ -152,10 +164,18 @@ fn tokenize(s: &str) -> Result<Vec<(Tok<'_>, usize, usize)>> {
     Ok(out)
 }
 
+/// The deepest nesting of brackets the parser follows (it recurses once
+/// per level; 30,000 levels overflowed the stack).
+pub(crate) const MAX_DEPTH: usize = 100;
+/// The most layer tokens a notation may expand to (repeats included).
+pub(crate) const MAX_ATOMS: usize = 100_000;
+
 struct Parser<'a> {
     s: &'a str,
     toks: Vec<(Tok<'a>, usize, usize)>,
     pos: usize,
+    /// Brackets open at the current position.
+    depth: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -201,47 +221,18 @@ impl<'a> Parser<'a> {
                 Ok(Item::Atom { text, start })
             }
             Tok::Open(kind) => {
-                self.pos += 1;
-                let mut branches = vec![self.seq()?];
-                while let Some((Tok::Bar, at, _)) = self.peek() {
-                    if kind != BlockKind::Inception {
-                        return Err(err(
-                            self.s,
-                            at,
-                            1,
-                            "'|' separates branches, only inside I[...]",
-                        ));
-                    }
-                    self.pos += 1;
-                    branches.push(self.seq()?);
-                }
-                match self.peek() {
-                    Some((Tok::Close(times), at, l)) => {
-                        self.pos += 1;
-                        let block = Item::Block {
-                            kind,
-                            branches,
-                            start,
-                            len: at + l - start,
-                        };
-                        if times > 1 {
-                            // `B]xN`: N copies in a row, as a group.
-                            return Ok(Item::Block {
-                                kind: BlockKind::Group,
-                                branches: vec![vec![block; times]],
-                                start,
-                                len: at + l - start,
-                            });
-                        }
-                        Ok(block)
-                    }
-                    _ => Err(err(
+                if self.depth >= MAX_DEPTH {
+                    return Err(err(
                         self.s,
                         start,
                         len,
-                        "unbalanced brackets: a '[' is never closed",
-                    )),
+                        format!("brackets nested more than {MAX_DEPTH} deep"),
+                    ));
                 }
+                self.depth += 1;
+                let block = self.block(kind, start, len);
+                self.depth -= 1;
+                block
             }
             Tok::Close(_) => Err(err(self.s, start, 1, "']' without a matching '['")),
             Tok::Bar => Err(err(
@@ -253,6 +244,60 @@ impl<'a> Parser<'a> {
             Tok::Dash => Err(self.empty_token()),
         }
     }
+
+    /// The rest of a block whose opening bracket is at `start`.
+    fn block(&mut self, kind: BlockKind, start: usize, len: usize) -> Result<Item<'a>> {
+        self.pos += 1;
+        let mut branches = vec![self.seq()?];
+        while let Some((Tok::Bar, at, _)) = self.peek() {
+            if kind != BlockKind::Inception {
+                return Err(err(
+                    self.s,
+                    at,
+                    1,
+                    "'|' separates branches, only inside I[...]",
+                ));
+            }
+            self.pos += 1;
+            branches.push(self.seq()?);
+        }
+        match self.peek() {
+            Some((Tok::Close(times), at, l)) => {
+                self.pos += 1;
+                let block = Item::Block {
+                    kind,
+                    branches,
+                    start,
+                    len: at + l - start,
+                };
+                if times > 1 {
+                    // Nested repeats multiply: refused before copying.
+                    if block.atoms().saturating_mul(times) > MAX_ATOMS {
+                        return Err(err(
+                            self.s,
+                            start,
+                            at + l - start,
+                            format!("the repeats make more than {MAX_ATOMS} layers"),
+                        ));
+                    }
+                    // `B]xN`: N copies in a row, as a group.
+                    return Ok(Item::Block {
+                        kind: BlockKind::Group,
+                        branches: vec![vec![block; times]],
+                        start,
+                        len: at + l - start,
+                    });
+                }
+                Ok(block)
+            }
+            _ => Err(err(
+                self.s,
+                start,
+                len,
+                "unbalanced brackets: a '[' is never closed",
+            )),
+        }
+    }
 }
 
 /// Parses the whole notation into its top-level sequence.
@@ -261,7 +306,12 @@ pub(crate) fn parse(s: &str) -> Result<Vec<Item<'_>>> {
     if toks.is_empty() {
         return Err(err(s, 0, s.len(), "no layers"));
     }
-    let mut p = Parser { s, toks, pos: 0 };
+    let mut p = Parser {
+        s,
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let items = p.seq()?;
     match p.peek() {
         None => Ok(items),

@@ -99,6 +99,12 @@ pub fn import(path: &Path) -> Result<Model> {
 }
 
 fn decode(bytes: &[u8], source: &str) -> Result<ModelProto> {
+    if bytes.is_empty() {
+        return Err(malformed(
+            source,
+            "the file is empty: expected an ONNX model (protobuf ModelProto)",
+        ));
+    }
     ModelProto::decode(bytes).map_err(|e| OnnxError::Malformed {
         path: source.into(),
         msg: format!("not an ONNX model (protobuf ModelProto): {e}"),

@@ -66,7 +66,20 @@ pub(super) fn load_external(m: &mut ModelProto, dir: &Path, source: &str) -> Res
         let data = end
             .filter(|&e| e <= file.len() && offset <= e)
             .map(|e| &file[offset..e])
-            .ok_or_else(|| malformed(source, format!("{what}: external data [{offset}, +{length:?}) lies outside '{location}' ({} bytes)", file.len())))?;
+            .ok_or_else(|| {
+                let range = match length {
+                    Some(l) => format!("bytes {offset}..{}", offset.saturating_add(l)),
+                    None => format!("bytes from {offset} on"),
+                };
+                malformed(
+                    source,
+                    format!(
+                        "{what}: external data ({range}) lies outside {} ({} bytes)",
+                        dir.join(rel).display(),
+                        file.len()
+                    ),
+                )
+            })?;
         t.raw_data = data.to_vec();
         t.external_data.clear();
         t.data_location = 0;
