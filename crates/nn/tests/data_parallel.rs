@@ -180,6 +180,32 @@ fn shards_approximate_the_whole_batch_without_batch_norm_or_dropout() {
     assert_ne!(one, four, "different summation order, so not the same bits");
 }
 
+/// Uneven shards (a batch of 13 in 7 + 6, or 5 + 4 + 4): each shard's loss
+/// gradient must weigh `b_s / B`, not `1 / S`; the even splits above cannot
+/// tell the two apart (with `1 / S` the weights differ by about 2e-4 here).
+#[test]
+fn uneven_shards_weigh_their_gradients_by_their_size() {
+    let spec = parse_notation("6x6x2-8C3-P2-3", &NotationOptions::default()).unwrap();
+    let train = |shards: usize| {
+        let mut m = spec.build(4).unwrap();
+        m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+        m.fit(
+            &toy(52, 5),
+            None,
+            &quiet(3).with_batch_size(13).with_shards(shards),
+            &mut [],
+        )
+        .unwrap();
+        weights(&m)
+    };
+    let one = train(1);
+    for shards in [2, 3] {
+        let split = train(shards);
+        let worst = max_diff(&one, &split);
+        assert!(worst < 2e-6, "{shards} shards: weights differ by {worst}");
+    }
+}
+
 #[test]
 fn several_shards_per_rank_are_refused() {
     let mut m = model();

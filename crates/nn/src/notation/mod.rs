@@ -653,6 +653,38 @@ mod tests {
         }
     }
 
+    /// A residual block that changes the channels at stride 1 projects its
+    /// shortcut too (a 1x1 conv, stride 1); the other projection tests all
+    /// change the stride as well, so a rule that projected on a change of
+    /// size only passed them.
+    #[test]
+    fn a_channel_change_alone_projects_the_shortcut() {
+        let m = parse("8x8x3-R[16C3-16C3]-GAP-10").unwrap();
+        let convs: Vec<&Conv2dConfig> = m
+            .layers
+            .iter()
+            .filter_map(|n| match &n.layer {
+                LayerSpec::Conv2D(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(convs.len(), 3, "{m:?}");
+        let proj = convs[2];
+        assert_eq!(
+            (proj.filters, proj.kernel_size, proj.strides),
+            (16, [1, 1], [1, 1])
+        );
+        assert_eq!(m.output_shapes().unwrap().last().unwrap(), &vec![10]);
+        // The same channels: the input itself is the shortcut.
+        let m = parse("8x8x16-R[16C3-16C3]-GAP-10").unwrap();
+        let n = m
+            .layers
+            .iter()
+            .filter(|n| matches!(n.layer, LayerSpec::Conv2D(_)))
+            .count();
+        assert_eq!(n, 2);
+    }
+
     #[test]
     fn deep_nesting_and_exploding_repeats_get_a_caret_error() {
         let deep = format!("{}10{}", "[".repeat(30_000), "]".repeat(30_000));
