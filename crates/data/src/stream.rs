@@ -218,11 +218,24 @@ mod tests {
             })
             .collect();
         // 16 bytes per image, budget 40: the first two images are cached.
-        let s = FileStore::new(files, [4, 4, 1], OnError::Fail, 40);
-        for _ in 0..3 {
+        let s = FileStore::new(files.clone(), [4, 4, 1], OnError::Fail, 40);
+        for pass in 0..3 {
             let got = s.decode_many(&[0, 1, 2, 3, 4]).unwrap();
-            assert_eq!(got[4].1, vec![4; 16]);
+            // Every image is itself, from the cache or decoded (a cache hit
+            // that returned a neighbour's bytes passed a count of bytes).
+            for (i, (g, bytes)) in got.iter().enumerate() {
+                assert_eq!((*g, bytes), (i, &vec![i as u8; 16]), "pass {pass}");
+            }
+            assert_eq!(s.decode(1).unwrap(), vec![1; 16], "pass {pass}");
         }
         assert_eq!(s.cached_bytes(), 32);
+        // Everything cached, read in another order.
+        let s = FileStore::new(files, [4, 4, 1], OnError::Fail, 1 << 20);
+        for _ in 0..2 {
+            let got = s.decode_many(&[4, 2, 0, 3, 1]).unwrap();
+            for (g, bytes) in got {
+                assert_eq!(bytes, vec![g as u8; 16]);
+            }
+        }
     }
 }

@@ -92,3 +92,30 @@ impl ZeroPadding2d {
             });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Different padding on every side: each value lands where Keras puts
+    /// it (`((top, bottom), (left, right))`), and the backward reads it back.
+    #[test]
+    fn each_side_gets_its_own_padding() {
+        // 2x3 image, top 1, bottom 0, left 0, right 2 -> 3x5.
+        let mut layer = ZeroPadding2d::build([[1, 0], [0, 2]], &[2, 3, 1]).unwrap();
+        assert_eq!(layer.output_shape(), &[3, 5, 1]);
+        let x = Tensor::from_vec(&[1, 2, 3, 1], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+        let y = layer.forward(x, Mode::Eval, &mut Rng::seed_from_u64(0));
+        #[rustfmt::skip]
+        let want = vec![
+            0., 0., 0., 0., 0.,
+            1., 2., 3., 0., 0.,
+            4., 5., 6., 0., 0.,
+        ];
+        assert_eq!(y.data(), &want[..]);
+        let dy = Tensor::from_vec(&[1, 3, 5, 1], (0..15).map(|v| v as f32).collect()).unwrap();
+        let dx = layer.backward(dy);
+        assert_eq!(dx.data(), &[5., 6., 7., 10., 11., 12.]);
+    }
+}
