@@ -45,6 +45,12 @@ struct Cli {
     /// folders, predict, explain and the explorer's uploads.
     #[arg(long, global = true, default_value_t = convnet_data::DEFAULT_MAX_PIXELS)]
     max_pixels: u64,
+    /// Under mpirun: seconds a rank waits for the others at a training step (a gradient sum)
+    /// before it ends the job with a message naming the ranks that did not arrive (stopped or
+    /// hung); 0 waits forever. Waits between commands' stages (an ensemble's members) are
+    /// not limited.
+    #[arg(long, global = true, default_value_t = dist::DEFAULT_RANK_TIMEOUT)]
+    rank_timeout: u64,
 }
 
 #[derive(Subcommand)]

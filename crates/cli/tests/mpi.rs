@@ -5,7 +5,8 @@
 //! (`--shards 2`), for a chain and a graph; it resumes exactly, and with
 //! another number of ranks; a distributed ensemble equals the one-process
 //! ensemble; a rank that dies ends the job with an error, leaving the
-//! newest checkpoint readable.
+//! newest checkpoint readable; a rank that is stopped (hung) ends the job
+//! within `--rank-timeout`, named.
 #![cfg(feature = "mpi")]
 
 mod common;
@@ -253,6 +254,62 @@ fn a_rank_that_dies_ends_the_job_and_leaves_the_checkpoint_readable() {
         "{}",
         text(&o)
     );
+}
+
+/// A rank stopped with SIGSTOP (hung, never exits): the other ends the job
+/// within `--rank-timeout`, naming it, instead of waiting in the gradient
+/// sum forever.
+#[test]
+fn a_stopped_rank_ends_the_job_within_the_rank_timeout_naming_it() {
+    let dir = tmp("mpi-stop");
+    let out = dir.to_str().unwrap();
+    let tag = format!("CONVNET_TEST_TAG=stop-{}", std::process::id());
+    let mut args = train_args("784-8C3-P2-10", out, "stopped", "200");
+    args[4] = "2000";
+    args.extend(["--rank-timeout", "4"]);
+    let mut job = mpirun(&args)
+        .env("CONVNET_TEST_TAG", &tag["CONVNET_TEST_TAG=".len()..])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let latest = dir.join("stopped/checkpoints/LATEST");
+    let start = Instant::now();
+    while !latest.exists() {
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rank1 = pids_with_env(&[&tag, "OMPI_COMM_WORLD_RANK=1"]);
+    assert_eq!(rank1.len(), 1, "rank 1's process");
+    let signal = |sig: &str| {
+        Command::new("kill")
+            .args([sig, &rank1[0].to_string()])
+            .status()
+            .unwrap()
+    };
+    signal("-STOP");
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(s) = job.try_wait().unwrap() {
+            break s;
+        }
+        if stopped.elapsed() > Duration::from_secs(60) {
+            signal("-KILL");
+            panic!("the job still waits for the stopped rank after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = stopped.elapsed();
+    let o = job.wait_with_output().unwrap();
+    assert!(!status.success());
+    let said = text(&o);
+    assert!(
+        said.contains("rank(s) [1] did not reach") && said.contains("--rank-timeout"),
+        "{said}"
+    );
+    // The timeout (4 s) plus the launcher's clean-up.
+    assert!(took < Duration::from_secs(30), "ended after {took:?}");
+    let _ = signal("-KILL");
 }
 
 #[test]

@@ -32,6 +32,32 @@ pub fn local_ranks() -> usize {
         .max(1)
 }
 
+/// Default of `--rank-timeout`: seconds a rank waits for the others at a
+/// training step before it ends the job.
+pub const DEFAULT_RANK_TIMEOUT: u64 = 300;
+
+/// `--rank-timeout`, read before the command line is parsed (MPI starts first).
+#[cfg(feature = "mpi")]
+fn rank_timeout() -> CliResult<Option<std::time::Duration>> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--rank-timeout=")
+            .map(str::to_string)
+            .or_else(|| {
+                (a == "--rank-timeout").then(|| args.get(i + 1).cloned().unwrap_or_default())
+            })
+    });
+    let secs = match value {
+        None => DEFAULT_RANK_TIMEOUT,
+        Some(v) => v.parse().map_err(|_| {
+            CliError::usage(format!(
+                "--rank-timeout '{v}': expected whole seconds (0: no limit)"
+            ))
+        })?,
+    };
+    Ok((secs > 0).then(|| std::time::Duration::from_secs(secs)))
+}
+
 /// Joins the job's ranks when started by `mpirun` with more than one.
 pub fn init() -> CliResult<()> {
     let ranks = launched_ranks().unwrap_or(1);
@@ -40,7 +66,7 @@ pub fn init() -> CliResult<()> {
     }
     #[cfg(feature = "mpi")]
     {
-        let world = mpi_world::MpiWorld::init()?;
+        let world = mpi_world::MpiWorld::init(rank_timeout()?)?;
         let _ = WORLD.set(Arc::new(world));
         Ok(())
     }
