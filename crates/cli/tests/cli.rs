@@ -778,3 +778,60 @@ fn a_short_batch_norm_run_evaluates_near_its_training_accuracy() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A model that ends without softmax predicts raw outputs: the printout and
+/// the CSV say so instead of calling them probabilities (#34).
+#[test]
+fn raw_outputs_are_not_called_probabilities() {
+    let out = tmp("raw-outputs");
+    let file = out.join("linear.json");
+    std::fs::write(
+        &file,
+        r#"{"input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]}"#,
+    )
+    .unwrap();
+    let o = convnet(&[
+        "train",
+        "--model",
+        file.to_str().unwrap(),
+        "--loss",
+        "mse",
+        "--limit",
+        "200",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "r",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = out.join("digit.png");
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y) % 256) as u8]))
+        .save(&img)
+        .unwrap();
+    let run = out.join("r");
+    let o = convnet(&["predict", run.to_str().unwrap(), img.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("(raw output, not a probability)"),
+        "{}",
+        text(&o)
+    );
+    let csv = out.join("p.csv");
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        img.to_str().unwrap(),
+        "--output",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let header = std::fs::read_to_string(&csv).unwrap();
+    assert!(
+        header.starts_with("input,label,class,out0,out1"),
+        "{header}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

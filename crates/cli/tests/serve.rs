@@ -404,3 +404,26 @@ fn hostile_clients_neither_lock_out_others_nor_blow_up_memory() {
     drop(server);
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Listening beyond the loopback is allowed, with a warning (the model and
+/// the run's test images are then visible to the network).
+#[test]
+fn a_non_loopback_host_is_warned_about() {
+    let out = tmp("serve-host");
+    let run = train_small(&out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["serve", &run, "--port", "0", "--host", "0.0.0.0"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("warning: --host 0.0.0.0 is not this machine's loopback"),
+        "{first}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
