@@ -427,3 +427,53 @@ fn a_non_loopback_host_is_warned_about() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Twenty first requests for the evaluation at once: the test set is
+/// predicted once and shared (each used to run its own, 2 GB and 32 s
+/// together on MNIST).
+#[test]
+fn parallel_first_evaluations_are_computed_once() {
+    let out = tmp("serve-eval");
+    let run = train_small(&out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_convnet"))
+        .args(["serve", &run, "--port", "0"])
+        .env("CONVNET_SERVE_LOG", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(i) = line.find("http://") {
+            let rest = &line[i + 7..];
+            break rest[..rest.find('/').unwrap()].to_string();
+        }
+    };
+    let answers: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || get(&addr, "/api/evaluation"))
+        })
+        .collect();
+    let bodies: Vec<String> = answers
+        .into_iter()
+        .map(|h| {
+            let (status, body) = h.join().unwrap();
+            assert_eq!(status, 200, "{body}");
+            body
+        })
+        .collect();
+    assert!(bodies.iter().all(|b| b == &bodies[0]));
+    let _ = child.kill();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = child.wait();
+    assert_eq!(err.matches("evaluation: predicting").count(), 1, "{err}");
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -382,6 +382,9 @@ fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
         None => (loaded.train, "training"),
     };
     let data = data.take(EVAL_LIMIT);
+    if std::env::var_os("CONVNET_SERVE_LOG").is_some() {
+        eprintln!("evaluation: predicting {} {what} images", data.len());
+    }
     let (probs, truth) = with_model(ex, |m| {
         convnet_data::predict_images(m, &data, None, 256)
             .map_err(|e| Reply::error(500, e.to_string()))
