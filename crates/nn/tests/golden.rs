@@ -140,7 +140,11 @@ fn batch_norm_matches_pytorch_with_keras_moving_statistics() {
     for c in all {
         let x = tensor(&c["x"]);
         let mut rng = Rng::seed_from_u64(0);
-        let mut layer = BatchNormConfig::new().build(&x.shape()[1..]).unwrap();
+        // Keras's and PyTorch's update (no bias correction), which convnet keeps behind a switch.
+        let mut layer = BatchNormConfig::new()
+            .with_keras_moving_average(true)
+            .build(&x.shape()[1..])
+            .unwrap();
         set_param(&mut layer, "gamma", &tensor(&c["gamma"]));
         set_param(&mut layer, "beta", &tensor(&c["beta"]));
         let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
