@@ -62,3 +62,15 @@ impl From<DataError> for CliError {
 
 /// Shorthand.
 pub type CliResult<T> = Result<T, CliError>;
+
+impl From<convnet_run::RunError> for CliError {
+    fn from(e: convnet_run::RunError) -> Self {
+        use convnet_run::RunError;
+        match e {
+            RunError::Usage(msg) => CliError::usage(msg),
+            RunError::Runtime(msg) => CliError::runtime(msg),
+            RunError::Nn(e) => e.into(),
+            RunError::Data(e) => e.into(),
+        }
+    }
+}

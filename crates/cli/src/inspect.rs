@@ -1,12 +1,12 @@
 //! `convnet evaluate` and `convnet summary`.
 
-use crate::data_arg::{self, Loaded};
 use crate::error::{CliError, CliResult};
 use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
-use crate::run::RunConfig;
-use crate::train::{dataset, outputs_of, parse_padding};
 use clap::Args;
-use convnet_nn::Model;
+use convnet_run::folder::RunConfig;
+use convnet_run::settings::parse_padding;
+use convnet_run::source::{self as data_arg, Loaded};
+use convnet_run::{dataset, outputs_of};
 use std::path::{Path, PathBuf};
 
 /// Options of `convnet evaluate`.
@@ -58,8 +58,7 @@ pub struct SummaryArgs {
 /// `convnet evaluate`.
 pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
-    let cfg = RunConfig::load(&a.run)?;
-    let mut model = Model::load(&a.run)?;
+    let (cfg, mut model) = convnet_run::open(&a.run)?;
     model.compile(cfg.optimizer.clone(), cfg.loss);
     let data = a.data.as_deref().unwrap_or(&cfg.data);
     let dir = a.data_dir.as_deref().or(cfg.data_dir.as_deref());
@@ -76,8 +75,8 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     let outputs = outputs_of(&model);
     if a.tta > 1 {
         // Accuracy of the averaged probabilities (classification only).
-        let aug = convnet_data::tta_config(&cfg.augment);
-        let (p, labels) = convnet_data::predict_images(
+        let aug = convnet_run::tta_config(&cfg.augment);
+        let (p, labels) = convnet_run::predict_images(
             &mut model,
             &test,
             Some((&aug, a.tta, convnet_lab::ensemble::TTA_SEED)),
@@ -113,7 +112,10 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
 
 /// `convnet summary`.
 pub fn summary(a: SummaryArgs) -> CliResult<()> {
-    let seq = if Path::new(&a.model).join(crate::run::RUN_FILE).exists() {
+    let seq = if Path::new(&a.model)
+        .join(convnet_run::folder::RUN_FILE)
+        .exists()
+    {
         RunConfig::load(Path::new(&a.model))?.model
     } else {
         let input = match (&a.input, convnet_nn::zoo::defaults(&a.model)) {

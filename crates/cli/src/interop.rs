@@ -1,10 +1,10 @@
 //! `convnet export` and `convnet import`: ONNX files in and out of run folders.
 
 use crate::error::{CliError, CliResult};
-use crate::run::{RunConfig, RUN_FILE};
 use clap::Args;
 use convnet_nn::{Loss, Model, OptimizerConfig, Schedule};
 use convnet_onnx::OnnxError;
+use convnet_run::folder::{RunConfig, RUN_FILE};
 use std::path::PathBuf;
 
 impl From<OnnxError> for CliError {
@@ -81,7 +81,10 @@ pub fn import(a: ImportArgs) -> CliResult<()> {
     let model = convnet_onnx::import(&a.file)?;
     let outputs: usize = model.output_shape().iter().product();
     let classes = match &a.class_names {
-        Some(p) => Some(crate::data_arg::class_names(&p.to_string_lossy(), outputs)?),
+        Some(p) => Some(convnet_run::source::class_names(
+            &p.to_string_lossy(),
+            outputs,
+        )?),
         None => None,
     };
     let out = match &a.out {

@@ -1,6 +1,5 @@
 //! `convnet experiment` and `convnet ensemble`.
 
-use crate::data_arg::bundled_mnist;
 use crate::error::{CliError, CliResult};
 use clap::Args;
 use convnet_data::Mnist;
@@ -9,6 +8,7 @@ use convnet_lab::plot::{line_chart, Series};
 use convnet_lab::LabError;
 use convnet_nn::save::write_atomic;
 use convnet_nn::Verbosity;
+use convnet_run::source::bundled_mnist;
 use std::path::{Path, PathBuf};
 
 impl From<LabError> for CliError {
@@ -16,6 +16,7 @@ impl From<LabError> for CliError {
         match e {
             LabError::Nn(n) => n.into(),
             LabError::Data(d) => d.into(),
+            LabError::Run(r) => r.into(),
             LabError::Config(m) => CliError::usage(m),
             LabError::Io { .. } => CliError::runtime(e.to_string()),
         }

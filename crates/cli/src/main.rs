@@ -8,7 +8,6 @@
 mod alloc;
 mod bench;
 mod bench_dist;
-mod data_arg;
 mod dist;
 mod error;
 mod inspect;
@@ -17,7 +16,6 @@ mod lab;
 mod model_arg;
 mod pictures;
 mod predict;
-mod run;
 mod serve;
 mod surgery;
 mod train;
@@ -159,6 +157,13 @@ pub fn set_threads(threads: Option<usize>) -> CliResult<()> {
         if n == 0 {
             return Err(CliError::usage("--threads must be at least 1"));
         }
+        // Set once per process; a second call with the same count
+        // (finetune, then its pipeline) finds it done.
+        static SET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        if SET.get() == Some(&n) {
+            return Ok(());
+        }
+        SET.set(n).ok();
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .build_global()

@@ -1,7 +1,6 @@
 //! Pictures of a run (`train` writes them) and `convnet explain`.
 
 use crate::error::{CliError, CliResult};
-use crate::run::RunConfig;
 use clap::Args;
 use convnet_data::{load_image, LabeledImages};
 use convnet_lab::explain::explain;
@@ -10,6 +9,7 @@ use convnet_lab::report::{
     Mistake, ReportInput,
 };
 use convnet_nn::{History, Model};
+use convnet_run::folder::RunConfig;
 use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -42,7 +42,7 @@ pub fn write_run_pictures(
         ("accuracy per epoch".to_string(), "accuracy.png".to_string()),
     ];
     if let Some((data, what)) = eval {
-        let (probs, truth) = convnet_data::predict_images(model, data, None, 256)?;
+        let (probs, truth) = convnet_run::predict_images(model, data, None, 256)?;
         let k = probs.sample_len();
         let pred = convnet_lab::report::predicted_classes(&probs);
         let labels = names(&cfg.classes, k);
@@ -115,8 +115,7 @@ pub struct ExplainArgs {
 
 /// `convnet explain`.
 pub fn run_explain(a: ExplainArgs) -> CliResult<()> {
-    let cfg = RunConfig::load(&a.run)?;
-    let mut model = Model::load(&a.run)?;
+    let (cfg, mut model) = convnet_run::open(&a.run)?;
     let shape = model.input_shape().to_vec();
     if shape.len() != 3 {
         return Err(CliError::usage(format!(

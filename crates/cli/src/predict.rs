@@ -2,7 +2,6 @@
 //! images, or a Kaggle test CSV, from a trained run.
 
 use crate::error::{CliError, CliResult};
-use crate::run::RunConfig;
 use clap::Args;
 use convnet_data::folder::list_images;
 use convnet_data::{load_image, load_images, submission_csv, KaggleCsvReader, OnError};
@@ -179,7 +178,7 @@ fn expand(inputs: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
 /// `convnet predict`.
 pub fn predict(a: PredictArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
-    let ensemble = !a.run.join(crate::run::RUN_FILE).exists()
+    let ensemble = !a.run.join(convnet_run::folder::RUN_FILE).exists()
         && convnet_lab::ensemble::member_dir(&a.run, 0)
             .join("model.json")
             .exists();
@@ -187,8 +186,8 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         let models = convnet_lab::ensemble::load_members(&a.run)?;
         (models, None, convnet_data::AugmentConfig::new())
     } else {
-        let cfg = RunConfig::load(&a.run)?;
-        (vec![Model::load(&a.run)?], cfg.classes, cfg.augment)
+        let (cfg, model) = convnet_run::open(&a.run)?;
+        (vec![model], cfg.classes, cfg.augment)
     };
     if a.tta == 0 {
         return Err(CliError::usage(
@@ -249,7 +248,7 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         let n = (CHUNK_BYTES / per_image).max(1);
         (n / a.batch_size).max(1) * a.batch_size
     });
-    let tta = convnet_data::tta_config(&augment);
+    let tta = convnet_run::tta_config(&augment);
     let class_name = |l: usize| {
         classes
             .as_ref()
@@ -340,7 +339,7 @@ fn mean_probabilities(
 ) -> CliResult<Tensor> {
     let mut probs: Option<Tensor> = None;
     for m in models.iter_mut() {
-        let p = convnet_data::predict_tta_from(
+        let p = convnet_run::predict_tta_from(
             m,
             x,
             tta,

@@ -1,12 +1,13 @@
 //! `convnet insert-bn`: a trained run with batch norm inserted (computing
 //! the same function), written as a new run that `convnet train --resume`
-//! fine-tunes; and `--freeze` for `convnet train`.
+//! fine-tunes; and `convnet finetune`, which prepares its model and hands it
+//! to `train`'s pipeline.
 
 use crate::error::{CliError, CliResult};
-use crate::run::{new_run_dir, FinetunePlan, RunConfig, StageTwo};
-use crate::train::{dataset, outputs_of};
 use clap::Args;
-use convnet_nn::{parse_notation, InsertAfter, Model, ModelSpec, NotationOptions};
+use convnet_nn::InsertAfter;
+use convnet_run::folder::{new_run_dir, FinetunePlan, RunConfig, StageTwo};
+use convnet_run::{dataset, outputs_of};
 use std::path::PathBuf;
 
 /// Options of `convnet insert-bn`.
@@ -32,56 +33,10 @@ pub struct InsertBnArgs {
     threads: Option<usize>,
 }
 
-/// `convnet finetune`'s model: the base run cut at `--cut` (default: before
-/// its classifier), frozen, with the `--head` notation on top.
-pub fn cut_and_head(b: &FinetunePlan, seed: u64) -> CliResult<Model> {
-    let base = Model::load(&b.source)?;
-    let cut = match &b.cut {
-        Some(c) => c.clone(),
-        None => base.spec().default_cut()?,
-    };
-    let at = base
-        .spec()
-        .position(&cut)
-        .map_err(|e| CliError::usage(format!("--cut: {e}")))?;
-    let shape = base.spec().output_shapes()?[at].clone();
-    let opts = NotationOptions::default()
-        .with_padding(b.padding)
-        .with_input(&shape);
-    let head = parse_notation(&b.head, &opts)?;
-    base.with_new_head(&cut, &head, seed)
-        .map_err(|e| CliError::usage(format!("--head: {e}")))
-}
-
-/// Applies `--freeze`: `N` freezes the first N layers, `until:NAME` every layer up to and
-/// including NAME.
-pub fn apply_freeze(spec: &mut ModelSpec, arg: &str) -> CliResult<()> {
-    let usage = |msg: String| CliError::usage(format!("--freeze '{arg}': {msg}"));
-    if let Some(name) = arg.strip_prefix("until:") {
-        spec.freeze_through(name)
-            .map_err(|e| usage(e.to_string()))?;
-    } else {
-        let n: usize = arg
-            .parse()
-            .map_err(|_| usage("expected a layer count N or until:NAME".into()))?;
-        if n > spec.layers.len() {
-            return Err(usage(format!("the model has {} layers", spec.layers.len())));
-        }
-        spec.freeze_first(n);
-    }
-    if spec.summary()?.trainable == 0 {
-        return Err(usage(
-            "every layer with weights would be frozen: nothing left to train".into(),
-        ));
-    }
-    Ok(())
-}
-
 /// `convnet insert-bn`.
 pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
-    let mut cfg = RunConfig::load(&a.run)?;
-    let mut model = Model::load(&a.run)?;
+    let (mut cfg, mut model) = convnet_run::open(&a.run)?;
     let after = match a.after.as_str() {
         "conv" => InsertAfter::Convs { dense: false },
         "conv+dense" => InsertAfter::Convs { dense: true },
@@ -102,8 +57,8 @@ pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
          (gamma = sqrt(var + eps), beta = mean)"
     );
     if let Some(test) = &loaded.test {
-        let (before, _) = convnet_data::predict_images(&mut model, test, None, 256)?;
-        let (after, _) = convnet_data::predict_images(&mut with_bn, test, None, 256)?;
+        let (before, _) = convnet_run::predict_images(&mut model, test, None, 256)?;
+        let (after, _) = convnet_run::predict_images(&mut with_bn, test, None, 256)?;
         let outputs = outputs_of(&model);
         let ds = dataset(test, cfg.loss, outputs)?;
         model.compile(cfg.optimizer.clone(), cfg.loss);
@@ -204,9 +159,14 @@ pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
             )));
         }
     }
-    let trained = crate::train::train_from(a.train.clone(), Some(base))?;
-    if let Some(next) = crate::train::begin_stage_two(&trained, &a.train)? {
-        crate::train::train_from(next, None)?;
+    // The model is prepared here (cut, head, frozen base) and handed to
+    // the pipeline with its plan.
+    crate::set_threads(a.train.threads())?;
+    let model = Box::new(convnet_run::prepare::cut_and_head(&base, a.train.seed())?);
+    let new = crate::train::NewModel::Prepared { model, plan: base };
+    let finished = crate::train::train_from(a.train.clone(), new)?;
+    if let Some(next) = crate::train::begin_stage_two(&finished, &a.train)? {
+        crate::train::train_from(next, crate::train::NewModel::FromArgs)?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{convnet, text, tmp};
+use common::{convnet, text, tmp, TinyRun};
 use std::path::Path;
 use std::process::Output;
 
@@ -194,27 +194,12 @@ activation = { name = "softmax" }
     );
 }
 
+/// The tiny run of these tests: the shared one, no `--epochs` of its own.
 fn train(out: &Path, name: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--model",
-        "8C5-P2-16-10",
-        "--limit",
-        "600",
-        "--batch-size",
-        "50",
-        "--validation-split",
-        "0.1",
-        "--quiet",
-        "--seed",
-        "7",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        name,
-    ];
-    args.extend_from_slice(extra);
-    convnet(&args)
+    TinyRun::new(out, name)
+        .without("--epochs")
+        .withs(extra)
+        .run()
 }
 
 #[test]
@@ -307,33 +292,17 @@ fn predicted_rows(dst: &Path, args: &[&str]) -> String {
 fn predict_images_folders_and_kaggle_csv() {
     let out = tmp("predict");
     // A tiny binary cats-vs-dogs net on the bundled photos, with augmentation.
-    let o = convnet(&[
-        "train",
-        "--data",
-        "folder:../../data/cats-vs-dogs",
-        "--input",
-        "24x24x3",
-        "--model",
-        "4C3-P2-8-1",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "16",
-        "--rotation",
-        "10",
-        "--zoom",
-        "0.1",
-        "--horizontal-flip",
-        "--brightness",
-        "0.8,1.2",
-        "--validation-split",
-        "0.25",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "cd",
-    ]);
+    let o = TinyRun::new(&out, "cd")
+        .with("--data", "folder:../../data/cats-vs-dogs")
+        .with("--input", "24x24x3")
+        .with("--model", "4C3-P2-8-1")
+        .with("--batch-size", "16")
+        .withs(&["--rotation", "10", "--zoom", "0.1", "--horizontal-flip"])
+        .with("--brightness", "0.8,1.2")
+        .with("--validation-split", "0.25")
+        .without("--limit")
+        .without("--seed")
+        .run();
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(
@@ -675,22 +644,14 @@ fn experiment_and_ensemble_commands_on_a_tiny_budget() {
 fn bn_momentum_sets_every_batch_norm_and_refuses_bad_values() {
     let out = tmp("bn-momentum");
     let run = |extra: &[&str], model: &str, name: &str| {
-        let mut args = vec![
-            "train",
-            "--model",
-            model,
-            "--limit",
-            "200",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-            "--name",
-            name,
-        ];
-        args.extend_from_slice(extra);
-        convnet(&args)
+        TinyRun::new(&out, name)
+            .with("--model", model)
+            .with("--limit", "200")
+            .without("--batch-size")
+            .without("--validation-split")
+            .without("--seed")
+            .withs(extra)
+            .run()
     };
     let o = run(&["--bn-momentum", "0.9"], "8C3-BN-P2-16-BN-10", "bn");
     assert!(o.status.success(), "{}", text(&o));
@@ -736,23 +697,14 @@ fn bn_momentum_sets_every_batch_norm_and_refuses_bad_values() {
 fn a_short_batch_norm_run_evaluates_near_its_training_accuracy() {
     let out = tmp("bn-short");
     let run = |extra: &[&str], name: &str| -> (f64, f64) {
-        let mut args = vec![
-            "train",
-            "--model",
-            "resnet20",
-            "--limit",
-            "2000",
-            "--epochs",
-            "1",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-            "--name",
-            name,
-        ];
-        args.extend_from_slice(extra);
-        let o = convnet(&args);
-        assert!(o.status.success(), "{}", text(&o));
+        TinyRun::new(&out, name)
+            .with("--model", "resnet20")
+            .with("--limit", "2000")
+            .without("--batch-size")
+            .without("--validation-split")
+            .without("--seed")
+            .withs(extra)
+            .ok();
         let dir = out.join(name);
         let m: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
@@ -790,23 +742,14 @@ fn raw_outputs_are_not_called_probabilities() {
         r#"{"input_shape": [28, 28, 1], "layers": [{"type": "Flatten"}, {"type": "Dense", "units": 10}]}"#,
     )
     .unwrap();
-    let o = convnet(&[
-        "train",
-        "--model",
-        file.to_str().unwrap(),
-        "--loss",
-        "mse",
-        "--limit",
-        "200",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "r",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    TinyRun::new(&out, "r")
+        .with("--model", file.to_str().unwrap())
+        .with("--loss", "mse")
+        .with("--limit", "200")
+        .without("--batch-size")
+        .without("--validation-split")
+        .without("--seed")
+        .ok();
     let img = out.join("digit.png");
     image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y) % 256) as u8]))
         .save(&img)

@@ -3,7 +3,7 @@
 //! skipped and counted or stop training with the file named.
 
 mod common;
-use common::{convnet, png_bomb, text, tmp};
+use common::{convnet, png_bomb, text, tmp, TinyRun};
 use std::path::Path;
 
 /// `n` JPEGs of `side x side` RGB in `dir/a` and `dir/b` (alternating), each
@@ -135,24 +135,16 @@ fn class_names_given_at_training_label_predictions_and_pictures() {
     make_folder(&d.join("data"), 20, 16);
     let data = format!("folder:{}", d.join("data").display());
     let out = d.join("runs");
-    let o = convnet(&[
-        "train",
-        "--data",
-        &data,
-        "--input",
-        "16x16x3",
-        "--model",
-        "2C3-F-2",
-        "--epochs",
-        "1",
-        "--class-names",
-        "left, right",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "named",
-    ]);
+    let o = TinyRun::new(&out, "named")
+        .with("--data", &data)
+        .with("--input", "16x16x3")
+        .with("--model", "2C3-F-2")
+        .with("--class-names", "left, right")
+        .without("--limit")
+        .without("--batch-size")
+        .without("--validation-split")
+        .without("--seed")
+        .run();
     assert!(o.status.success(), "{}", text(&o));
     let run = out.join("named");
     let cfg = std::fs::read_to_string(run.join("run.json")).unwrap();
@@ -207,24 +199,15 @@ fn image_bombs_are_refused_from_their_header_in_bounded_memory() {
     }
     let data = format!("folder:{}", d.join("data").display());
     let out = d.join("runs");
-    let o = convnet(&[
-        "train",
-        "--data",
-        &data,
-        "--input",
-        "32x32x3",
-        "--model",
-        "4C3-P2-F-2",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "8",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "r",
-    ]);
+    let o = TinyRun::new(&out, "r")
+        .with("--data", &data)
+        .with("--input", "32x32x3")
+        .with("--model", "4C3-P2-F-2")
+        .with("--batch-size", "8")
+        .without("--limit")
+        .without("--validation-split")
+        .without("--seed")
+        .run();
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(

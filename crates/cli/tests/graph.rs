@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{convnet, text, tmp};
+use common::{convnet, text, tmp, TinyRun};
 
 #[test]
 fn built_in_nets_by_name_with_torchvision_counts() {
@@ -82,24 +82,12 @@ fn a_graph_model_file_with_a_cycle_is_refused_naming_the_layer() {
 fn train_evaluate_predict_and_explain_a_graph_model() {
     let out = tmp("graph-train");
     let model = "16C3-R[16C3-BN-16C3-BN]-I[8C1 | 8C1-8C3 | P3S1-8C1]-R[32C3S2-BN-32C3-BN]-GAP-10";
-    let o = convnet(&[
-        "train",
-        "--model",
-        model,
-        "--limit",
-        "600",
-        "--batch-size",
-        "50",
-        "--epochs",
-        "2",
-        "--quiet",
-        "--seed",
-        "3",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "g",
-    ]);
+    let o = TinyRun::new(&out, "g")
+        .with("--model", model)
+        .with("--epochs", "2")
+        .with("--seed", "3")
+        .without("--validation-split")
+        .run();
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("Test accuracy"), "{t}");

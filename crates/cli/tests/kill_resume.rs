@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{convnet, small_idx, text, tmp};
+use common::{convnet, small_idx, text, tmp, TinyRun};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -126,27 +126,16 @@ fn run_epochs(run: &Path) -> usize {
     })
 }
 
-fn train_args<'a>(data: &'a str, out: &'a str, name: &'a str) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        data,
-        "--model",
-        "8C3-P2-D0.2-16-10",
-        "--epochs",
-        "60",
-        "--batch-size",
-        "25",
-        "--validation-split",
-        "0.2",
-        "--quiet",
-        "--seed",
-        "3",
-        "--out",
-        out,
-        "--name",
-        name,
-    ]
+/// The run these tests kill: the shared tiny run on `data`, 60 epochs.
+fn train_args(data: &str, out: &str, name: &str) -> TinyRun {
+    TinyRun::new(Path::new(out), name)
+        .with("--data", data)
+        .with("--model", "8C3-P2-D0.2-16-10")
+        .with("--epochs", "60")
+        .with("--batch-size", "25")
+        .with("--validation-split", "0.2")
+        .with("--seed", "3")
+        .without("--limit")
 }
 
 #[test]
@@ -157,14 +146,13 @@ fn train_killed_at_random_moments_resumes_to_the_uninterrupted_weights() {
     let data_arg = format!("idx:{}", data.display());
     let out = d.join("runs");
     let out_s = out.to_str().unwrap().to_string();
-    let o = convnet(&train_args(&data_arg, &out_s, "straight"));
-    assert!(o.status.success(), "{}", text(&o));
+    train_args(&data_arg, &out_s, "straight").ok();
     let want = std::fs::read(out.join("straight/weights.safetensors")).unwrap();
 
     let run = out.join("killed");
     let run_s = run.to_str().unwrap().to_string();
     let s = Scenario {
-        start: strings(&train_args(&data_arg, &out_s, "killed")),
+        start: train_args(&data_arg, &out_s, "killed").args(),
         resume: strings(&["train", "--resume", &run_s, "--quiet"]),
         started: &|| run.join("run.json").exists(),
         reset: &|| {
@@ -193,46 +181,35 @@ fn finetune_killed(name: &str, stage_two: bool) {
     let data_arg = format!("idx:{}", data.display());
     let out = d.join("runs");
     let out_s = out.to_str().unwrap().to_string();
-    let mut base_args = train_args(&data_arg, &out_s, "base");
-    base_args[4] = "8C3-P2-16C3-32-10";
-    base_args[6] = "2";
-    let o = convnet(&base_args);
-    assert!(o.status.success(), "{}", text(&o));
+    train_args(&data_arg, &out_s, "base")
+        .with("--model", "8C3-P2-16C3-32-10")
+        .with("--epochs", "2")
+        .ok();
     let base = out.join("base");
     let base_s = base.to_str().unwrap().to_string();
     let args = |run: &str| -> Vec<String> {
-        let mut v = strings(&[
-            "finetune",
-            &base_s,
-            "--head",
-            "F-D0.3-10",
-            "--data",
-            &data_arg,
-            "--epochs",
-            if stage_two { "25" } else { "45" },
-            "--batch-size",
-            "25",
-            "--validation-split",
-            "0.2",
-            "--seed",
-            "9",
-            "--quiet",
-            "--out",
-            &out_s,
-            "--name",
-            run,
-        ]);
-        if stage_two {
-            v.extend(strings(&[
+        let t = TinyRun::new(&out, run)
+            .command(&["finetune", &base_s])
+            .with("--head", "F-D0.3-10")
+            .with("--data", &data_arg)
+            .with("--epochs", if stage_two { "25" } else { "45" })
+            .with("--batch-size", "25")
+            .with("--validation-split", "0.2")
+            .with("--seed", "9")
+            .without("--model")
+            .without("--limit");
+        match stage_two {
+            true => t.withs(&[
                 "--unfreeze-top",
                 "1",
                 "--unfreeze-lr",
                 "1e-4",
                 "--unfreeze-epochs",
                 "20",
-            ]));
+            ]),
+            false => t,
         }
-        v
+        .args()
     };
     let a = args("straight");
     let o = convnet(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
@@ -364,35 +341,25 @@ fn finetune_resumes_from_run_json_alone_and_from_between_its_stages() {
     let data_arg = format!("idx:{}", data.display());
     let out = d.join("runs");
     let out_s = out.to_str().unwrap().to_string();
-    let mut base_args = train_args(&data_arg, &out_s, "base");
-    base_args[4] = "8C3-P2-16C3-32-10";
-    base_args[6] = "2";
-    assert!(convnet(&base_args).status.success());
+    train_args(&data_arg, &out_s, "base")
+        .with("--model", "8C3-P2-16C3-32-10")
+        .with("--epochs", "2")
+        .ok();
     let base = out.join("base").to_str().unwrap().to_string();
     let args = |run: &str| -> Vec<String> {
-        strings(&[
-            "finetune",
-            &base,
-            "--head",
-            "F-D0.3-10",
-            "--data",
-            &data_arg,
-            "--epochs",
-            "3",
-            "--unfreeze-top",
-            "1",
-            "--unfreeze-lr",
-            "1e-4",
-            "--unfreeze-epochs",
-            "3",
-            "--seed",
-            "9",
-            "--quiet",
-            "--out",
-            &out_s,
-            "--name",
-            run,
-        ])
+        TinyRun::new(&out, run)
+            .command(&["finetune", &base])
+            .with("--head", "F-D0.3-10")
+            .with("--data", &data_arg)
+            .with("--epochs", "3")
+            .withs(&["--unfreeze-top", "1", "--unfreeze-lr", "1e-4"])
+            .with("--unfreeze-epochs", "3")
+            .with("--seed", "9")
+            .without("--model")
+            .without("--limit")
+            .without("--batch-size")
+            .without("--validation-split")
+            .args()
     };
     let run_args = |v: Vec<String>| {
         let o = convnet(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>());

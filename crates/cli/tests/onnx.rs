@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{convnet, text, tmp};
+use common::{convnet, text, tmp, TinyRun};
 
 fn line<'a>(t: &'a str, prefix: &str) -> &'a str {
     t.lines()
@@ -13,22 +13,11 @@ fn line<'a>(t: &'a str, prefix: &str) -> &'a str {
 #[test]
 fn a_trained_m1_exported_and_imported_keeps_its_test_accuracy() {
     let out = tmp("onnx-m1");
-    let o = convnet(&[
-        "train",
-        "--model",
-        "32C5-P2-64C5-P2-128-D0.4-10",
-        "--limit",
-        "600",
-        "--batch-size",
-        "50",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "m1",
-    ]);
+    let o = TinyRun::new(&out, "m1")
+        .with("--model", "32C5-P2-64C5-P2-128-D0.4-10")
+        .without("--validation-split")
+        .without("--seed")
+        .run();
     assert!(o.status.success(), "{}", text(&o));
     let run = out.join("m1");
     let before = convnet(&["evaluate", run.to_str().unwrap()]);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 mod common;
 
-use common::{convnet, small_idx, text, tmp};
+use common::{convnet, small_idx, text, tmp, TinyRun};
 
 /// Every file under `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -652,24 +652,16 @@ fn same_seed_same_weights_whatever_the_thread_count() {
     let out = d.join("runs");
     let mut weights = Vec::new();
     for (name, threads) in [("t1", "1"), ("t2", "2"), ("t2b", "2")] {
-        let o = convnet(&[
-            "train",
-            "--data",
-            &data_arg,
-            "--model",
-            "8C3-BN-P2-D0.2-16-10",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "30",
-            "--quiet",
-            "--threads",
-            threads,
-            "--out",
-            out.to_str().unwrap(),
-            "--name",
-            name,
-        ]);
+        let o = TinyRun::new(&out, name)
+            .with("--data", &data_arg)
+            .with("--model", "8C3-BN-P2-D0.2-16-10")
+            .with("--epochs", "2")
+            .with("--batch-size", "30")
+            .with("--threads", threads)
+            .without("--limit")
+            .without("--validation-split")
+            .without("--seed")
+            .run();
         assert!(o.status.success(), "{}", text(&o));
         weights.push(std::fs::read(out.join(name).join("weights.safetensors")).unwrap());
     }

@@ -2,7 +2,7 @@
 //! endpoint, malformed and oversized requests, paths outside the run.
 
 mod common;
-use common::{convnet, peak_mib, png_bomb, text, tmp};
+use common::{peak_mib, png_bomb, text, tmp, TinyRun};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -104,22 +104,11 @@ fn stroke_png() -> Vec<u8> {
 }
 
 fn train_small(out: &Path) -> String {
-    let o = convnet(&[
-        "train",
-        "--model",
-        "4C3-P2-10",
-        "--limit",
-        "600",
-        "--epochs",
-        "1",
-        "--validation-split",
-        "0.1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "small",
-    ]);
+    let o = TinyRun::new(out, "small")
+        .with("--model", "4C3-P2-10")
+        .without("--batch-size")
+        .without("--seed")
+        .run();
     assert!(o.status.success(), "{}", text(&o));
     out.join("small").to_str().unwrap().to_string()
 }

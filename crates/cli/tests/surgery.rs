@@ -2,29 +2,16 @@
 
 mod common;
 
-use common::{convnet, text, tmp};
+use common::{convnet, text, tmp, TinyRun};
 use std::path::{Path, PathBuf};
 
 /// A small trained run, `OUT/base`, for the surgery commands to start from.
 fn train_base(out: &Path) -> PathBuf {
-    let o = convnet(&[
-        "train",
-        "--model",
-        "8C3-P2-16C3-P2-32-10",
-        "--limit",
-        "600",
-        "--batch-size",
-        "50",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--seed",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "base",
-    ]);
+    let o = TinyRun::new(out, "base")
+        .with("--model", "8C3-P2-16C3-P2-32-10")
+        .with("--seed", "5")
+        .without("--validation-split")
+        .run();
     assert!(o.status.success(), "{}", text(&o));
     out.join("base")
 }
@@ -114,22 +101,14 @@ fn insert_bn_keeps_the_outputs_and_the_new_run_fine_tunes() {
 #[test]
 fn freeze_from_the_command_line() {
     let out = tmp("freeze");
-    let o = convnet(&[
-        "train",
-        "--model",
-        "8C3-P2-16-10",
-        "--freeze",
-        "until:conv2d",
-        "--limit",
-        "200",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-        "--name",
-        "f",
-    ]);
+    let o = TinyRun::new(&out, "f")
+        .with("--model", "8C3-P2-16-10")
+        .with("--freeze", "until:conv2d")
+        .with("--limit", "200")
+        .without("--batch-size")
+        .without("--validation-split")
+        .without("--seed")
+        .run();
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     // 3x3x1x8 + 8 = 80 frozen weights.

@@ -326,6 +326,10 @@ impl LabeledSource {
     pub fn data(&self) -> &LabeledImages {
         &self.data
     }
+    /// The form of its targets.
+    pub fn targets(&self) -> Targets {
+        self.targets
+    }
 }
 
 impl DataSource for LabeledSource {

@@ -18,7 +18,6 @@ pub mod images;
 pub mod mnist;
 pub mod normalize;
 pub mod stream;
-pub mod tta;
 
 pub use augment::{AugmentConfig, Augmented, FillMode, Transform};
 pub use cifar::load_cifar10;
@@ -30,4 +29,3 @@ pub use images::{one_hot, LabeledImages, LabeledSource, Targets};
 pub use mnist::Mnist;
 pub use normalize::FeaturewiseStats;
 pub use stream::OnError;
-pub use tta::{predict_images, predict_tta, predict_tta_from, tta_config};

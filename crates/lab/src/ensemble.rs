@@ -4,20 +4,17 @@
 
 use crate::error::{LabError, Result};
 use crate::experiment::{ExperimentConfig, Variant};
-use convnet_data::{Augmented, LabeledImages, LabeledSource, Mnist, Targets};
-use convnet_nn::checkpoint::LATEST;
+use convnet_data::{LabeledImages, Mnist};
 use convnet_nn::save::write_atomic;
-use convnet_nn::{
-    Checkpointer, FitConfig, History, Loss, Model, OptimizerConfig, Rng, Schedule, Sequential,
-};
+use convnet_nn::{FitConfig, Loss, Model, Rng, Sequential};
+use convnet_run::folder::{CHECKPOINTS, HISTORY_FILE};
+use convnet_run::{settings, Pass, Start, TrainData};
 use convnet_tensor::Tensor;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// Sub-folder of a member with its per-epoch checkpoints while it trains.
-pub const CHECKPOINTS: &str = "checkpoints";
 /// File of a finished member with its seed, bag size, accuracy and time.
 pub const MEMBER_FILE: &str = "member.json";
 
@@ -139,54 +136,59 @@ pub fn run_ensemble(
             *slot = Some((acc, p, secs, true));
             continue;
         }
-        let (mut model, done, previous) = if resume && ckpt.join(LATEST).exists() {
-            let (model, state) = Model::load_checkpoint(&ckpt)?;
-            check_same(&model, &seq, &dir, variant)?;
-            if talk {
-                eprintln!(
-                    "[net {}/{n}] resuming after epoch {} of {}",
-                    i + 1,
-                    state.epochs_done,
-                    cfg.epochs
-                );
-            }
-            (model, state.epochs_done, state.history)
-        } else {
-            if dir.exists() {
-                // A fresh run: nothing of an earlier member may be mixed in.
-                std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
-            }
-            let mut model: Model = seq.build(seed)?;
-            model.compile(OptimizerConfig::adam(), Loss::SparseCategoricalCrossentropy);
-            (model, 0, History::default())
+        let resumed = match resume {
+            true => Start::from_checkpoint(&dir)?,
+            false => None,
         };
-        let train = LabeledSource::new(data.train.select(&idx), Targets::Sparse)?;
-        let fit = FitConfig::new()
-            .with_epochs(cfg.epochs)
-            .with_initial_epoch(done)
-            .with_batch_size(cfg.batch_size)
-            .with_schedule(Schedule::Exponential { decay: 0.95 })
-            .with_verbosity(cfg.verbosity);
-        if talk && done == 0 {
+        let start = match resumed {
+            Some(start) => {
+                check_same(&start.model, &seq, &dir, variant)?;
+                if talk {
+                    eprintln!(
+                        "[net {}/{n}] resuming after epoch {} of {}",
+                        i + 1,
+                        start.epochs_done,
+                        cfg.epochs
+                    );
+                }
+                start
+            }
+            None => {
+                if dir.exists() {
+                    // A fresh run: nothing of an earlier member may be mixed in.
+                    std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                }
+                let mut model: Model = seq.build(seed)?;
+                model.compile(settings::optimizer(), Loss::SparseCategoricalCrossentropy);
+                Start::fresh(model)
+            }
+        };
+        if talk && start.epochs_done == 0 {
             eprintln!("[net {}/{n}] {} images, seed {seed}", i + 1, idx.len());
         }
-        let mut checkpointer = Checkpointer::new(&ckpt).with_previous(previous.clone());
-        let history = match &variant.augment {
-            Some(a) => model.fit(
-                &Augmented::new(train, a.clone())?,
-                None,
-                &fit,
-                &mut [&mut checkpointer],
-            )?,
-            None => model.fit(&train, None, &fit, &mut [&mut checkpointer])?,
+        let bagged = TrainData {
+            train: data.train.select(&idx),
+            validation: None,
+            augment: variant.augment.clone().unwrap_or_default(),
         };
-        let mut all = previous;
-        all.epochs.extend(history.epochs);
-        let secs: f64 = all.epochs.iter().map(|e| e.seconds as f64).sum();
+        let fit = FitConfig::new()
+            .with_epochs(cfg.epochs)
+            .with_batch_size(cfg.batch_size)
+            .with_schedule(settings::schedule())
+            .with_verbosity(cfg.verbosity);
+        let pass = Pass::new(fit).with_checkpoints(&dir);
+        let trained = convnet_run::train(start, &bagged, &pass, &mut [])?;
+        let secs: f64 = trained
+            .history
+            .epochs
+            .iter()
+            .map(|e| e.seconds as f64)
+            .sum();
+        let mut model = trained.model;
         let p = member_outputs(&mut model, &test, 1)?;
         let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());
         model.save(&dir)?;
-        write_atomic(&dir.join("history.csv"), all.to_csv().as_bytes())?;
+        write_atomic(&dir.join(HISTORY_FILE), trained.history.to_csv().as_bytes())?;
         let record = MemberRecord {
             seed,
             images: idx.len(),
@@ -266,8 +268,8 @@ fn load_member(
 /// A member's softmax outputs on `test`, averaged over `tta` views (1:
 /// none) drawn from the kernel's augmentation.
 pub fn member_outputs(model: &mut Model, test: &LabeledImages, tta: usize) -> Result<Tensor> {
-    let cfg = convnet_data::tta_config(&convnet_data::AugmentConfig::new());
-    Ok(convnet_data::predict_images(model, test, Some((&cfg, tta, TTA_SEED)), 500)?.0)
+    let cfg = convnet_run::tta_config(&convnet_data::AugmentConfig::new());
+    Ok(convnet_run::predict_images(model, test, Some((&cfg, tta, TTA_SEED)), 500)?.0)
 }
 
 /// Seed of the test-time augmentation views.

@@ -11,6 +11,9 @@ pub enum LabError {
     /// From data loading.
     #[error(transparent)]
     Data(#[from] convnet_data::DataError),
+    /// From the run pipeline.
+    #[error(transparent)]
+    Run(#[from] convnet_run::RunError),
     /// A bad experiment definition or option.
     #[error("{0}")]
     Config(String),

@@ -2,17 +2,19 @@
 //! same data and settings, compared in one table, as in the Kaggle kernel
 //! "How to choose CNN Architecture MNIST" (C. Deotte).
 //!
-//! Common settings: Adam, categorical cross-entropy, `lr = 1e-3 x 0.95^epoch`.
+//! Common settings: the run pipeline's defaults (Adam, `lr = 1e-3 x 0.95^epoch`),
+//! categorical cross-entropy unless a variant names another loss.
 //! Data: the first `train_size` MNIST training images; validation is the
 //! last `val_size` of the 60,000 (never used for training); test is the
 //! first `test_size` of the 10,000 test images.
 
 use crate::error::{LabError, Result};
-use convnet_data::{AugmentConfig, Augmented, LabeledImages, LabeledSource, Mnist, Targets};
+use convnet_data::{AugmentConfig, Mnist};
 use convnet_nn::{
-    parse_notation, FitConfig, History, Loss, Model, NotationOptions, OptimizerConfig, Padding,
-    Ranks, Schedule, Sequential, Verbosity,
+    parse_notation, FitConfig, History, Loss, Model, NotationOptions, Padding, Ranks, Sequential,
+    Verbosity,
 };
+use convnet_run::{settings, Pass, Start, TrainData};
 use serde::{Deserialize, Serialize};
 
 /// One architecture of a family.
@@ -303,15 +305,6 @@ pub struct VariantResult {
     pub history: History,
 }
 
-fn targets(split: &LabeledImages, loss: Loss) -> Result<LabeledSource> {
-    let t = if loss.is_sparse() {
-        Targets::Sparse
-    } else {
-        Targets::OneHot(10)
-    };
-    Ok(LabeledSource::new(split.clone(), t)?)
-}
-
 /// Trains one variant and measures it.
 pub fn run_variant(
     v: &Variant,
@@ -327,24 +320,21 @@ pub fn run_variant(
             cfg.train_size, cfg.val_size
         )));
     }
-    let train = targets(&data.train.range(0, cfg.train_size), loss)?;
-    let val = targets(&data.train.range(n - cfg.val_size, n), loss)?;
-    let test = targets(&data.test.take(cfg.test_size), loss)?;
+    let split = TrainData {
+        train: data.train.range(0, cfg.train_size),
+        validation: Some(data.train.range(n - cfg.val_size, n)),
+        augment: v.augment.clone().unwrap_or_default(),
+    };
     let mut model = seq.build(cfg.seed)?;
-    model.compile(OptimizerConfig::adam(), loss);
+    model.compile(settings::optimizer(), loss);
     let fit = FitConfig::new()
         .with_epochs(cfg.epochs)
         .with_batch_size(v.batch_size.unwrap_or(cfg.batch_size))
-        .with_schedule(Schedule::Exponential { decay: 0.95 })
+        .with_schedule(settings::schedule())
         .with_verbosity(cfg.verbosity);
-    let history = match &v.augment {
-        Some(a) => {
-            let aug = Augmented::new(train, a.clone())?;
-            model.fit(&aug, Some(&val), &fit, &mut [])?
-        }
-        None => model.fit(&train, Some(&val), &fit, &mut [])?,
-    };
-    let test_eval = model.evaluate(&test, 500)?;
+    let trained = convnet_run::train(Start::fresh(model), &split, &Pass::new(fit), &mut [])?;
+    let (mut model, history) = (trained.model, trained.history);
+    let test_eval = convnet_run::evaluate(&mut model, &data.test.take(cfg.test_size), 500)?;
     let last = history.epochs.last().expect("at least one epoch");
     let result = VariantResult {
         name: v.name.clone(),

@@ -4,7 +4,7 @@
 //! (Keras's TerminateOnNaN is built into `fit`, which always stops with
 //! [`crate::NnError::NonFinite`] naming the epoch and batch.)
 
-use crate::fit::{EpochLogs, History};
+use crate::history::{csv_row, EpochLogs, History, CSV_HEADER};
 use crate::{Model, Result, Tensor};
 use std::io::Write;
 use std::path::PathBuf;
@@ -213,24 +213,6 @@ impl Callback for ModelCheckpoint {
         }
         Ok(Control::Continue)
     }
-}
-
-/// The CSV header of [`CsvLogger`] and [`History::to_csv`].
-pub const CSV_HEADER: &str = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds";
-
-/// One CSV row for an epoch.
-pub fn csv_row(e: &EpochLogs) -> String {
-    let opt = |v: Option<f32>| v.map_or(String::new(), |v| v.to_string());
-    format!(
-        "{},{},{},{},{},{},{}",
-        e.epoch,
-        e.loss,
-        e.accuracy,
-        opt(e.val_loss),
-        opt(e.val_accuracy),
-        e.lr,
-        e.seconds
-    )
 }
 
 /// Appends one line per epoch to a CSV file (header first if the file is new).

@@ -14,7 +14,7 @@
 //! is replaced atomically, so a crash at any moment leaves the previous
 //! checkpoint usable. Older folders are removed after the switch.
 
-use crate::fit::History;
+use crate::history::History;
 use crate::optim::OptimizerConfig;
 use crate::save::{tensors_from_bytes, tensors_to_bytes, write_atomic};
 use crate::{Callback, Control, EpochLogs, Model, NnError, Result, Rng, Tensor};

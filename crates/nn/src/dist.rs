@@ -296,7 +296,7 @@ impl Model {
                 let saved = std::mem::replace(&mut self.rng, shard_rng);
                 let z = self.forward(x, Mode::Train, false);
                 let (l, mut dz, p) = self.loss_and_grad(loss, &z, y);
-                let (hits, total) = crate::fit::count_correct(loss, &p, y);
+                let (hits, total) = crate::loss::count_correct(loss, &p, y);
                 let scale = (x.batch() as f64 / global) as f32;
                 dz.data_mut().iter_mut().for_each(|v| *v *= scale);
                 self.backward(dz);

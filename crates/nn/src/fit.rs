@@ -18,6 +18,8 @@ use crate::callbacks::{Callback, Control};
 use crate::data::{DataSource, Subset};
 use crate::dist::{Collective, ShardPlan, SingleProcess};
 use crate::error::config_err;
+use crate::history::{EpochLogs, Evaluation, History};
+use crate::loss::count_correct;
 use crate::model::Training;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{Batch, Loss, Mode, Model, NnError, Param, Result, Schedule};
@@ -25,7 +27,6 @@ use convnet_tensor::Tensor;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::Rng as _;
-use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// How much `fit` prints.
@@ -180,94 +181,6 @@ impl FitConfig {
         self.collective = c;
         self
     }
-}
-
-/// Loss and metrics of one epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochLogs {
-    /// 1-based epoch number.
-    pub epoch: usize,
-    /// Mean training loss over the epoch's batches.
-    pub loss: f32,
-    /// Training accuracy over the epoch.
-    pub accuracy: f32,
-    /// Validation loss.
-    pub val_loss: Option<f32>,
-    /// Validation accuracy.
-    pub val_accuracy: Option<f32>,
-    /// Learning rate used.
-    pub lr: f32,
-    /// Wall time of the epoch (training and validation).
-    pub seconds: f32,
-}
-
-impl EpochLogs {
-    /// The value of `"loss"`, `"accuracy"`, `"val_loss"` or `"val_accuracy"`.
-    pub fn get(&self, metric: &str) -> Option<f32> {
-        match metric {
-            "loss" => Some(self.loss),
-            "accuracy" => Some(self.accuracy),
-            "val_loss" => self.val_loss,
-            "val_accuracy" => self.val_accuracy,
-            _ => None,
-        }
-    }
-}
-
-/// Per-epoch logs of a `fit` call.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct History {
-    /// One entry per completed epoch.
-    pub epochs: Vec<EpochLogs>,
-}
-
-impl History {
-    /// CSV with a header: `epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds`.
-    pub fn to_csv(&self) -> String {
-        let mut s = String::from(crate::callbacks::CSV_HEADER);
-        s.push('\n');
-        for e in &self.epochs {
-            s.push_str(&crate::callbacks::csv_row(e));
-            s.push('\n');
-        }
-        s
-    }
-}
-
-/// Loss and accuracy of an evaluation.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Evaluation {
-    /// Mean loss.
-    pub loss: f32,
-    /// Accuracy.
-    pub accuracy: f32,
-}
-
-/// Counts correct predictions for the accuracy that fits `loss`.
-pub(crate) fn count_correct(loss: Loss, p: &Tensor, y: &Tensor) -> (usize, usize) {
-    let k = p.sample_len().max(1);
-    let n = p.batch();
-    let binary = matches!(
-        loss,
-        Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits
-    ) || (loss == Loss::MeanSquaredError && k == 1);
-    if binary {
-        let hits = p
-            .data()
-            .iter()
-            .zip(y.data())
-            .filter(|(a, b)| (**a > 0.5) == (**b > 0.5))
-            .count();
-        return (hits, p.len());
-    }
-    let pred = p.argmax_rows();
-    let truth: Vec<usize> = if loss.is_sparse() {
-        y.data().iter().map(|&v| v as usize).collect()
-    } else {
-        y.argmax_rows()
-    };
-    let hits = pred.iter().zip(&truth).filter(|(a, b)| a == b).count();
-    (hits, n)
 }
 
 impl Model {

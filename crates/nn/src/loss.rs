@@ -257,6 +257,33 @@ fn mse(p: &[f32], y: &[f32], g: &mut [f32]) -> f64 {
     loss / k
 }
 
+/// Counts correct predictions for the accuracy that fits `loss`.
+pub(crate) fn count_correct(loss: Loss, p: &Tensor, y: &Tensor) -> (usize, usize) {
+    let k = p.sample_len().max(1);
+    let n = p.batch();
+    let binary = matches!(
+        loss,
+        Loss::BinaryCrossentropy | Loss::BinaryCrossentropyFromLogits
+    ) || (loss == Loss::MeanSquaredError && k == 1);
+    if binary {
+        let hits = p
+            .data()
+            .iter()
+            .zip(y.data())
+            .filter(|(a, b)| (**a > 0.5) == (**b > 0.5))
+            .count();
+        return (hits, p.len());
+    }
+    let pred = p.argmax_rows();
+    let truth: Vec<usize> = if loss.is_sparse() {
+        y.data().iter().map(|&v| v as usize).collect()
+    } else {
+        y.argmax_rows()
+    };
+    let hits = pred.iter().zip(&truth).filter(|(a, b)| a == b).count();
+    (hits, n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,7 +52,7 @@ fn with_model<T>(
     f: impl FnOnce(&mut Model) -> Result<T, Reply>,
 ) -> Result<T, Reply> {
     if ex.live.is_some() {
-        let ckpt = ex.run.join(crate::run::CHECKPOINTS);
+        let ckpt = ex.run.join(convnet_run::folder::CHECKPOINTS);
         let latest = std::fs::read_to_string(ckpt.join(convnet_nn::checkpoint::LATEST)).ok();
         let mut from = lock(&ex.loaded_from);
         if latest.is_some() && *from != latest {
@@ -343,7 +343,8 @@ pub fn history(ex: &Explorer) -> Value {
         return json!({"epochs": s.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
                       "batches": batches, "training": !s.done});
     }
-    let text = std::fs::read_to_string(ex.run.join(crate::run::HISTORY_FILE)).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(ex.run.join(convnet_run::folder::HISTORY_FILE)).unwrap_or_default();
     let num = |s: Option<&str>| s.and_then(|v| v.trim().parse::<f32>().ok());
     let epochs: Vec<Value> = text
         .lines()
@@ -386,7 +387,7 @@ fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
         eprintln!("evaluation: predicting {} {what} images", data.len());
     }
     let (probs, truth) = with_model(ex, |m| {
-        convnet_data::predict_images(m, &data, None, 256)
+        convnet_run::predict_images(m, &data, None, 256)
             .map_err(|e| Reply::error(500, e.to_string()))
     })?;
     let k = probs.sample_len().max(1);

@@ -20,9 +20,9 @@ mod geometry;
 mod http;
 
 use crate::error::{CliError, CliResult};
-use crate::run::RunConfig;
 use clap::Args;
 use convnet_nn::Model;
+use convnet_run::folder::RunConfig;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

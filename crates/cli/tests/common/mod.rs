@@ -107,3 +107,108 @@ pub fn peak_mib(pid: u32) -> u64 {
         .unwrap()
         >> 10
 }
+
+/// The arguments of a small `convnet train` run, the one helper the CLI
+/// tests share: a tiny net on the first 600 bundled MNIST images for one
+/// epoch, quiet, seeded, into `OUT/NAME`. Each `with` sets a flag (replacing
+/// its value if it is already set), so a test states only what it changes.
+#[derive(Clone, Debug)]
+pub struct TinyRun {
+    command: Vec<String>,
+    flags: Vec<(String, Option<String>)>,
+}
+
+impl TinyRun {
+    /// `convnet train --model 8C5-P2-16-10 --limit 600 --batch-size 50
+    /// --epochs 1 --validation-split 0.1 --quiet --seed 7 --out OUT --name NAME`.
+    pub fn new(out: &std::path::Path, name: &str) -> TinyRun {
+        TinyRun {
+            command: vec!["train".into()],
+            flags: Vec::new(),
+        }
+        .with("--model", "8C5-P2-16-10")
+        .with("--limit", "600")
+        .with("--batch-size", "50")
+        .with("--epochs", "1")
+        .with("--validation-split", "0.1")
+        .flag("--quiet")
+        .with("--seed", "7")
+        .with("--out", out.to_str().unwrap())
+        .with("--name", name)
+    }
+
+    /// The same flags after another command (`["finetune", SOURCE]`, ...).
+    pub fn command(mut self, words: &[&str]) -> TinyRun {
+        self.command = words.iter().map(|w| w.to_string()).collect();
+        self
+    }
+
+    /// Sets `flag` to `value`.
+    pub fn with(mut self, flag: &str, value: &str) -> TinyRun {
+        match self.flags.iter_mut().find(|(f, _)| f == flag) {
+            Some(slot) => slot.1 = Some(value.into()),
+            None => self.flags.push((flag.into(), Some(value.into()))),
+        }
+        self
+    }
+
+    /// Sets a flag without a value (`--quiet`, `--horizontal-flip`).
+    pub fn flag(mut self, flag: &str) -> TinyRun {
+        if !self.flags.iter().any(|(f, _)| f == flag) {
+            self.flags.push((flag.into(), None));
+        }
+        self
+    }
+
+    /// Sets every flag of `words`, a command-line fragment such as
+    /// `["--epochs", "2", "--horizontal-flip"]` (a flag takes the next word
+    /// as its value unless that word is a flag too).
+    pub fn withs(mut self, words: &[&str]) -> TinyRun {
+        let mut i = 0;
+        while i < words.len() {
+            let f = words[i];
+            assert!(f.starts_with("--"), "{f}: expected a flag in {words:?}");
+            match words.get(i + 1).filter(|v| !v.starts_with("--")) {
+                Some(v) => {
+                    self = self.with(f, v);
+                    i += 2;
+                }
+                None => {
+                    self = self.flag(f);
+                    i += 1;
+                }
+            }
+        }
+        self
+    }
+
+    /// Removes a flag (back to the command's default).
+    pub fn without(mut self, flag: &str) -> TinyRun {
+        self.flags.retain(|(f, _)| f != flag);
+        self
+    }
+
+    /// The command line, without the program name.
+    pub fn args(&self) -> Vec<String> {
+        let mut out = self.command.clone();
+        for (f, v) in &self.flags {
+            out.push(f.clone());
+            out.extend(v.clone());
+        }
+        out
+    }
+
+    /// Runs it and waits.
+    pub fn run(&self) -> Output {
+        let args = self.args();
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        convnet(&refs)
+    }
+
+    /// Runs it and panics with its output unless it succeeded.
+    pub fn ok(&self) -> Output {
+        let o = self.run();
+        assert!(o.status.success(), "{:?}: {}", self.args(), text(&o));
+        o
+    }
+}

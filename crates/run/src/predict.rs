@@ -9,8 +9,8 @@
 //! seed per view and image, so a TTA prediction is reproducible; view 0 is
 //! always the unchanged image.
 
-use crate::augment::{augment_batch_from, AugmentConfig};
-use crate::images::LabeledImages;
+use convnet_data::augment::{augment_batch_from, AugmentConfig};
+use convnet_data::LabeledImages;
 use convnet_nn::{Model, NnError, Result};
 use convnet_tensor::Tensor;
 
@@ -113,7 +113,7 @@ pub fn tta_config(trained: &AugmentConfig) -> AugmentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::augment::augment_batch;
+    use convnet_data::augment::augment_batch;
     use convnet_nn::{parse_notation, NotationOptions};
 
     fn model() -> Model {

@@ -13,7 +13,7 @@
 //! an image folder keeps only its file list plus a cache of decoded images
 //! bounded by [`FolderSettings::cache_mib`].
 
-use crate::error::{CliError, CliResult};
+use crate::error::{Result, RunError};
 use convnet_data::{
     load_cifar10, load_image_folder, read_kaggle_csv, FolderOptions, LabeledImages, Mnist, OnError,
 };
@@ -68,13 +68,13 @@ pub fn load(
     input: Option<&[usize]>,
     seed: u64,
     folder: &FolderSettings,
-) -> CliResult<Loaded> {
+) -> Result<Loaded> {
     let (kind, arg) = match data.split_once(':') {
         Some((k, a)) => (k, Some(PathBuf::from(a))),
         None => (data, data_dir.map(Path::to_path_buf)),
     };
-    let need = |what: &str| CliError::usage(format!("--data {kind}:PATH needs {what}"));
-    let mnist_like = |dir: PathBuf| -> CliResult<Loaded> {
+    let need = |what: &str| RunError::usage(format!("--data {kind}:PATH needs {what}"));
+    let mnist_like = |dir: PathBuf| -> Result<Loaded> {
         let m = Mnist::load(&dir)?;
         Ok(Loaded {
             train: m.train,
@@ -115,7 +115,7 @@ pub fn load(
         }
         "folder" => {
             let dir = arg.ok_or_else(|| need("a folder of class sub-folders"))?;
-            let shape = input.ok_or_else(|| CliError::usage("--data folder:DIR needs --input HxWxC (e.g. 128x128x3)"))?;
+            let shape = input.ok_or_else(|| RunError::usage("--data folder:DIR needs --input HxWxC (e.g. 128x128x3)"))?;
             let opts = FolderOptions::new(shape[0], shape[1], shape[2])
                 .with_seed(seed)
                 .with_cache_bytes(folder.cache_mib << 20)
@@ -127,7 +127,7 @@ pub fn load(
                 classes: Some(f.classes),
             })
         }
-        other => Err(CliError::usage(format!(
+        other => Err(RunError::usage(format!(
             "--data '{other}': expected mnist, fashion-mnist, idx:DIR, cifar10:DIR, csv:FILE or folder:DIR"
         ))),
     }
@@ -136,11 +136,11 @@ pub fn load(
 /// `--class-names`: a text file with one name per line, or the names
 /// separated by commas; as many as the model's classes (2 for a single
 /// sigmoid output).
-pub fn class_names(arg: &str, outputs: usize) -> CliResult<Vec<String>> {
+pub fn class_names(arg: &str, outputs: usize) -> Result<Vec<String>> {
     let path = Path::new(arg);
     let (names, what): (Vec<String>, String) = if path.is_file() {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| CliError::usage(format!("--class-names {arg}: {e}")))?;
+            .map_err(|e| RunError::usage(format!("--class-names {arg}: {e}")))?;
         let names = text
             .lines()
             .map(|l| l.trim().to_string())
@@ -153,7 +153,7 @@ pub fn class_names(arg: &str, outputs: usize) -> CliResult<Vec<String>> {
     };
     let expected = if outputs == 1 { 2 } else { outputs };
     if names.len() != expected || names.iter().any(String::is_empty) {
-        return Err(CliError::usage(format!(
+        return Err(RunError::usage(format!(
             "--class-names {what}{} names, the model has {expected} classes \
              (a file with one name per line, or names separated by commas, none empty)",
             names.len()

@@ -1,5 +1,5 @@
 //! The run folder: what `train` writes and `evaluate`, `predict` and
-//! `train --resume` read.
+//! `train --resume` read; [`open`] opens one.
 //!
 //! ```text
 //! RUN/run.json                 the command's settings (RunConfig)
@@ -10,7 +10,7 @@
 //! RUN/checkpoints/             the newest epoch checkpoint (see convnet_nn::checkpoint)
 //! ```
 
-use crate::error::{CliError, CliResult};
+use crate::error::{Result, RunError};
 use convnet_nn::{Loss, OptimizerConfig, Schedule, Sequential};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -56,7 +56,7 @@ pub struct RunConfig {
     pub seed: u64,
     /// How an image folder is read.
     #[serde(default)]
-    pub folder: crate::data_arg::FolderSettings,
+    pub folder: crate::source::FolderSettings,
     /// How `convnet finetune` made the run (absent for other runs): what
     /// `train --resume` needs to rebuild its start and to run its second stage.
     #[serde(default)]
@@ -110,22 +110,22 @@ pub const CHECKPOINTS: &str = "checkpoints";
 
 impl RunConfig {
     /// Reads `RUN/run.json`.
-    pub fn load(run: &Path) -> CliResult<RunConfig> {
+    pub fn load(run: &Path) -> Result<RunConfig> {
         let p = run.join(RUN_FILE);
         let text = std::fs::read_to_string(&p).map_err(|e| {
-            CliError::usage(format!(
+            RunError::usage(format!(
                 "{}: {e} (is '{}' a run folder made by `convnet train`?)",
                 p.display(),
                 run.display()
             ))
         })?;
         serde_json::from_str(&text)
-            .map_err(|e| CliError::usage(format!("{}: invalid run file: {e}", p.display())))
+            .map_err(|e| RunError::usage(format!("{}: invalid run file: {e}", p.display())))
     }
 
     /// The run's own data (its source, folder, input size and seed).
-    pub fn load_data(&self) -> CliResult<crate::data_arg::Loaded> {
-        crate::data_arg::load(
+    pub fn load_data(&self) -> Result<crate::source::Loaded> {
+        crate::source::load(
             &self.data,
             self.data_dir.as_deref(),
             Some(&self.model.input_shape),
@@ -135,7 +135,7 @@ impl RunConfig {
     }
 
     /// Writes `RUN/run.json` atomically.
-    pub fn save(&self, run: &Path) -> CliResult<()> {
+    pub fn save(&self, run: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("serializable");
         convnet_nn::save::write_atomic(&run.join(RUN_FILE), &json)?;
         Ok(())
@@ -143,7 +143,7 @@ impl RunConfig {
 }
 
 /// A new run folder under `out`: `out/NAME`, or the first free `out/run-NNN`.
-pub fn new_run_dir(out: &Path, name: Option<&str>) -> CliResult<PathBuf> {
+pub fn new_run_dir(out: &Path, name: Option<&str>) -> Result<PathBuf> {
     let dir = match name {
         Some(n) => out.join(n),
         None => (1..)
@@ -152,12 +152,19 @@ pub fn new_run_dir(out: &Path, name: Option<&str>) -> CliResult<PathBuf> {
             .expect("some name is free"),
     };
     if dir.join(RUN_FILE).exists() {
-        return Err(CliError::usage(format!(
+        return Err(RunError::usage(format!(
             "{} already holds a run; pick another --name or continue it with --resume",
             dir.display()
         )));
     }
     std::fs::create_dir_all(&dir)
-        .map_err(|e| CliError::runtime(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| RunError::runtime(format!("{}: {e}", dir.display())))?;
     Ok(dir)
+}
+
+/// Opens a trained run: its settings and its final model.
+pub fn open(run: &Path) -> Result<(RunConfig, convnet_nn::Model)> {
+    let cfg = RunConfig::load(run)?;
+    let model = convnet_nn::Model::load(run)?;
+    Ok((cfg, model))
 }
