@@ -7,7 +7,6 @@ use crate::error::{CliError, CliResult};
 use clap::Args;
 use convnet_nn::InsertAfter;
 use convnet_run::folder::{new_run_dir, FinetunePlan, RunConfig, StageTwo};
-use convnet_run::{dataset, outputs_of};
 use std::path::PathBuf;
 
 /// Options of `convnet insert-bn`.
@@ -59,11 +58,10 @@ pub fn insert_bn(a: InsertBnArgs) -> CliResult<()> {
     if let Some(test) = &loaded.test {
         let (before, _) = convnet_run::predict_images(&mut model, test, None, 256)?;
         let (after, _) = convnet_run::predict_images(&mut with_bn, test, None, 256)?;
-        let outputs = outputs_of(&model);
-        let ds = dataset(test, cfg.loss, outputs)?;
         model.compile(cfg.optimizer.clone(), cfg.loss);
         with_bn.compile(cfg.optimizer.clone(), cfg.loss);
-        let (e0, e1) = (model.evaluate(&ds, 256)?, with_bn.evaluate(&ds, 256)?);
+        let e0 = convnet_run::evaluate(&mut model, test, 256)?;
+        let e1 = convnet_run::evaluate(&mut with_bn, test, 256)?;
         println!(
             "Test outputs: max |difference| {:.2e} over {} images; accuracy {:.2} % before, {:.2} % after",
             before.max_abs_diff(&after),

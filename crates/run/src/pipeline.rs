@@ -183,9 +183,7 @@ pub fn train(
         history: previous,
     } = start;
     model.set_l2(pass.l2)?;
-    let loss = model
-        .loss()
-        .ok_or_else(|| RunError::usage("the model is not compiled"))?;
+    let loss = compiled_loss(&model)?;
     let outputs = outputs_of(&model);
     let train = Augmented::new(dataset(&data.train, loss, outputs)?, data.augment.clone())?;
     let validation = match &data.validation {
@@ -246,11 +244,15 @@ impl Trained {
 /// Loss and accuracy of `model` on `test` (targets for its compiled loss),
 /// `batch` images at a time.
 pub fn evaluate(model: &mut Model, test: &LabeledImages, batch: usize) -> Result<Evaluation> {
-    let loss = model
-        .loss()
-        .ok_or_else(|| RunError::usage("the model is not compiled"))?;
-    let data = dataset(test, loss, outputs_of(model))?;
+    let data = dataset(test, compiled_loss(model)?, outputs_of(model))?;
     Ok(model.evaluate(&data, batch)?)
+}
+
+/// The loss `model` was compiled with.
+fn compiled_loss(model: &Model) -> Result<convnet_nn::Loss> {
+    model
+        .loss()
+        .ok_or_else(|| RunError::usage("the model is not compiled"))
 }
 
 /// Writes `run/metrics.json`: the test loss, accuracy and sample count.
