@@ -645,11 +645,9 @@ fn bn_momentum_sets_every_batch_norm_and_refuses_bad_values() {
     let out = tmp("bn-momentum");
     let run = |extra: &[&str], model: &str, name: &str| {
         TinyRun::new(&out, name)
+            .command_defaults()
             .with("--model", model)
             .with("--limit", "200")
-            .without("--batch-size")
-            .without("--validation-split")
-            .without("--seed")
             .withs(extra)
             .run()
     };
@@ -698,11 +696,9 @@ fn a_short_batch_norm_run_evaluates_near_its_training_accuracy() {
     let out = tmp("bn-short");
     let run = |extra: &[&str], name: &str| -> (f64, f64) {
         TinyRun::new(&out, name)
+            .command_defaults()
             .with("--model", "resnet20")
             .with("--limit", "2000")
-            .without("--batch-size")
-            .without("--validation-split")
-            .without("--seed")
             .withs(extra)
             .ok();
         let dir = out.join(name);
@@ -743,12 +739,10 @@ fn raw_outputs_are_not_called_probabilities() {
     )
     .unwrap();
     TinyRun::new(&out, "r")
+        .command_defaults()
         .with("--model", file.to_str().unwrap())
         .with("--loss", "mse")
         .with("--limit", "200")
-        .without("--batch-size")
-        .without("--validation-split")
-        .without("--seed")
         .ok();
     let img = out.join("digit.png");
     image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * y) % 256) as u8]))

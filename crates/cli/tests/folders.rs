@@ -140,10 +140,7 @@ fn class_names_given_at_training_label_predictions_and_pictures() {
         .with("--input", "16x16x3")
         .with("--model", "2C3-F-2")
         .with("--class-names", "left, right")
-        .without("--limit")
-        .without("--batch-size")
-        .without("--validation-split")
-        .without("--seed")
+        .command_defaults()
         .run();
     assert!(o.status.success(), "{}", text(&o));
     let run = out.join("named");
@@ -200,13 +197,11 @@ fn image_bombs_are_refused_from_their_header_in_bounded_memory() {
     let data = format!("folder:{}", d.join("data").display());
     let out = d.join("runs");
     let o = TinyRun::new(&out, "r")
+        .command_defaults()
         .with("--data", &data)
         .with("--input", "32x32x3")
         .with("--model", "4C3-P2-F-2")
         .with("--batch-size", "8")
-        .without("--limit")
-        .without("--validation-split")
-        .without("--seed")
         .run();
     let t = text(&o);
     assert!(o.status.success(), "{t}");

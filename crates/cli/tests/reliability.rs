@@ -653,14 +653,12 @@ fn same_seed_same_weights_whatever_the_thread_count() {
     let mut weights = Vec::new();
     for (name, threads) in [("t1", "1"), ("t2", "2"), ("t2b", "2")] {
         let o = TinyRun::new(&out, name)
+            .command_defaults()
             .with("--data", &data_arg)
             .with("--model", "8C3-BN-P2-D0.2-16-10")
             .with("--epochs", "2")
             .with("--batch-size", "30")
             .with("--threads", threads)
-            .without("--limit")
-            .without("--validation-split")
-            .without("--seed")
             .run();
         assert!(o.status.success(), "{}", text(&o));
         weights.push(std::fs::read(out.join(name).join("weights.safetensors")).unwrap());

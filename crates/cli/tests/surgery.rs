@@ -102,12 +102,10 @@ fn insert_bn_keeps_the_outputs_and_the_new_run_fine_tunes() {
 fn freeze_from_the_command_line() {
     let out = tmp("freeze");
     let o = TinyRun::new(&out, "f")
+        .command_defaults()
         .with("--model", "8C3-P2-16-10")
         .with("--freeze", "until:conv2d")
         .with("--limit", "200")
-        .without("--batch-size")
-        .without("--validation-split")
-        .without("--seed")
         .run();
     let t = text(&o);
     assert!(o.status.success(), "{t}");

@@ -182,6 +182,15 @@ impl TinyRun {
         self
     }
 
+    /// Drops the helper's `--limit`, `--batch-size`, `--validation-split`
+    /// and `--seed`: `train`'s own defaults for them.
+    pub fn command_defaults(self) -> TinyRun {
+        self.without("--limit")
+            .without("--batch-size")
+            .without("--validation-split")
+            .without("--seed")
+    }
+
     /// Removes a flag (back to the command's default).
     pub fn without(mut self, flag: &str) -> TinyRun {
         self.flags.retain(|(f, _)| f != flag);
