@@ -7,7 +7,7 @@ use crate::experiment::{ExperimentConfig, Variant};
 use convnet_data::{LabeledImages, Mnist};
 use convnet_nn::save::write_atomic;
 use convnet_nn::{FitConfig, Loss, Model, Rng, Sequential};
-use convnet_run::folder::{CHECKPOINTS, HISTORY_FILE};
+use convnet_run::folder::CHECKPOINTS;
 use convnet_run::{settings, Pass, Start, TrainData};
 use convnet_tensor::Tensor;
 use rand::seq::SliceRandom;
@@ -136,33 +136,15 @@ pub fn run_ensemble(
             *slot = Some((acc, p, secs, true));
             continue;
         }
-        let resumed = match resume {
-            true => Start::from_checkpoint(&dir)?,
-            false => None,
-        };
-        let start = match resumed {
-            Some(start) => {
-                check_same(&start.model, &seq, &dir, variant)?;
-                if talk {
-                    eprintln!(
-                        "[net {}/{n}] resuming after epoch {} of {}",
-                        i + 1,
-                        start.epochs_done,
-                        cfg.epochs
-                    );
-                }
-                start
-            }
-            None => {
-                if dir.exists() {
-                    // A fresh run: nothing of an earlier member may be mixed in.
-                    std::fs::remove_dir_all(&dir).map_err(|e| io(&dir, e))?;
-                }
-                let mut model: Model = seq.build(seed)?;
-                model.compile(settings::optimizer(), Loss::SparseCategoricalCrossentropy);
-                Start::fresh(model)
-            }
-        };
+        let start = member_start(resume, &dir, &seq, variant, seed)?;
+        if talk && start.epochs_done > 0 {
+            eprintln!(
+                "[net {}/{n}] resuming after epoch {} of {}",
+                i + 1,
+                start.epochs_done,
+                cfg.epochs
+            );
+        }
         if talk && start.epochs_done == 0 {
             eprintln!("[net {}/{n}] {} images, seed {seed}", i + 1, idx.len());
         }
@@ -177,18 +159,17 @@ pub fn run_ensemble(
             .with_schedule(settings::schedule())
             .with_verbosity(cfg.verbosity);
         let pass = Pass::new(fit).with_checkpoints(&dir);
-        let trained = convnet_run::train(start, &bagged, &pass, &mut [])?;
+        let mut trained = convnet_run::train(start, &bagged, &pass, &mut [])?;
         let secs: f64 = trained
             .history
             .epochs
             .iter()
             .map(|e| e.seconds as f64)
             .sum();
-        let mut model = trained.model;
-        let p = member_outputs(&mut model, &test, 1)?;
+        let p = member_outputs(&mut trained.model, &test, 1)?;
         let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());
-        model.save(&dir)?;
-        write_atomic(&dir.join(HISTORY_FILE), trained.history.to_csv().as_bytes())?;
+        trained.save(&dir)?;
+        let mut model = trained.model;
         let record = MemberRecord {
             seed,
             images: idx.len(),
@@ -246,6 +227,30 @@ pub fn run_ensemble(
         seconds,
         loaded,
     })
+}
+
+/// Where member `dir` starts: its newest checkpoint when resuming (checked
+/// to be this variant's net), else a fresh net from `seed` in an emptied folder.
+fn member_start(
+    resume: bool,
+    dir: &Path,
+    seq: &convnet_nn::Sequential,
+    variant: &Variant,
+    seed: u64,
+) -> Result<Start> {
+    if resume {
+        if let Some(start) = Start::from_checkpoint(dir)? {
+            check_same(&start.model, seq, dir, variant)?;
+            return Ok(start);
+        }
+    }
+    if dir.exists() {
+        // A fresh run: nothing of an earlier member may be mixed in.
+        std::fs::remove_dir_all(dir).map_err(|e| io(dir, e))?;
+    }
+    let mut model: Model = seq.build(seed)?;
+    model.compile(settings::optimizer(), Loss::SparseCategoricalCrossentropy);
+    Ok(Start::fresh(model))
 }
 
 /// A finished member read back: its accuracy and outputs on `test` (with
