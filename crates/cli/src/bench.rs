@@ -10,7 +10,7 @@
 use crate::error::{CliError, CliResult};
 use clap::Args;
 use convnet_nn::{
-    parse_notation, LayerSpec, Loss, Mode, ModelSpec, NotationOptions, OptimizerConfig, Padding,
+    parse_notation, Loss, Mode, ModelSpec, NotationOptions, OptimizerConfig, Padding,
 };
 use convnet_tensor::Tensor;
 use rand::{Rng as _, SeedableRng};
@@ -107,11 +107,11 @@ pub fn layer_times(name: &str, batch: usize, steps: usize) -> CliResult<()> {
         }
     }
     println!("{name} batch {batch}: mean ms per step");
-    for (i, l) in model.layers().iter().enumerate() {
+    for (i, node) in model.spec().layers.iter().enumerate() {
         println!(
             "  {:>2} {:<20} {:<24} {:>8.2} fwd {:>8.2} bwd",
             i,
-            l.spec().kind(),
+            node.layer.kind(),
             model.wiring().names[i],
             1e3 * fwd[i] / steps as f64,
             1e3 * bwd[i] / steps as f64
@@ -155,14 +155,7 @@ pub fn forward_macs(seq: &ModelSpec) -> CliResult<usize> {
             convnet_nn::Source::Input => &seq.input_shape,
             convnet_nn::Source::Node(j) => &shapes[j],
         };
-        macs += match &node.layer {
-            LayerSpec::Conv2D(c) => {
-                out.iter().product::<usize>() * c.kernel_size[0] * c.kernel_size[1] * input[2]
-            }
-            // rows x fan-in x units = every input value times the units.
-            LayerSpec::Dense(d) => input.iter().product::<usize>() * d.units,
-            _ => 0,
-        };
+        macs += node.layer.layer_kind().multiply_adds(input, out) as usize;
     }
     Ok(macs)
 }

@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::grid::{feature_grid, filter_grid, input_image, save_png, scale_for, side_by_side};
 use crate::plot::bar_chart;
-use convnet_nn::{LayerSpec, Model, Source};
+use convnet_nn::{LayerSpec, Model, Role, Source};
 use convnet_tensor::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -57,16 +57,12 @@ pub fn explain(
         let s = out.shape();
         let is_image = s.len() == 4;
         let name = &wiring.names[i];
-        let maps = match spec {
-            LayerSpec::Conv2D(c) if c.activation == convnet_nn::Activation::Linear => {
-                Some(("conv_maps", "linear (no activation)"))
-            }
-            LayerSpec::Conv2D(_) => Some(("conv_maps", "after activation")),
-            LayerSpec::Add => Some(("add_maps", "sum of the branches")),
-            LayerSpec::Concatenate => Some(("concat_maps", "branches side by side")),
-            LayerSpec::Activation { .. } if graph => Some(("activation_maps", "after activation")),
-            _ => None,
-        };
+        let kind = spec.layer_kind();
+        // A chain's activations are drawn with the convolution that applies them.
+        let standalone_activation = matches!(kind.role(), Role::Activation(_));
+        let maps = kind
+            .explain_maps()
+            .filter(|_| graph || !standalone_activation);
         if let (Some((file, what)), true) = (maps, is_image) {
             let (oh, ow, oc) = (s[1], s[2], s[3]);
             let (img, _) = feature_grid(out.data(), oh, ow, oc, scale_for(oh, ow, 84));
@@ -80,8 +76,8 @@ pub fn explain(
                 path: p,
             });
         }
-        match spec {
-            LayerSpec::Conv2D(_) if is_image && first_conv => {
+        match kind.role() {
+            Role::Filters if is_image && first_conv => {
                 first_conv = false;
                 if let Some(k) = model.layers()[i]
                     .params()
@@ -100,7 +96,7 @@ pub fn explain(
                     });
                 }
             }
-            LayerSpec::MaxPooling2D(_) | LayerSpec::AveragePooling2D(_) if is_image => {
+            Role::Pooling if is_image => {
                 let (oh, ow, oc) = (s[1], s[2], s[3]);
                 let before = match wiring.inputs[i][0] {
                     Source::Node(j) => outs[j].clone(),

@@ -531,10 +531,7 @@ impl ModelSpec {
             params += (t + nt) as u128;
             let n_out = out.iter().map(|&d| d as u128).product::<u128>();
             acts += n_out;
-            if let LayerSpec::Conv2D(c) = &node.layer {
-                let patch = c.kernel_size[0] as u128 * c.kernel_size[1] as u128 * input[2] as u128;
-                cols = cols.max(n_out / c.filters as u128 * patch);
-            }
+            cols = cols.max(node.layer.layer_kind().scratch_elements(input, out));
         }
         let per_sample = acts.saturating_mul(3).saturating_add(cols);
         Ok(params
@@ -555,11 +552,8 @@ impl ModelSpec {
         for (i, (node, out)) in self.layers.iter().zip(&shapes).enumerate() {
             let n_out = out.iter().map(|&d| d as u128).product::<u128>();
             largest = largest.max(n_out);
-            if let LayerSpec::Conv2D(c) = &node.layer {
-                let input = self.first_input_shape(&wiring, &shapes, i);
-                let patch = c.kernel_size[0] as u128 * c.kernel_size[1] as u128 * input[2] as u128;
-                largest = largest.max(n_out / c.filters.max(1) as u128 * patch);
-            }
+            let input = self.first_input_shape(&wiring, &shapes, i);
+            largest = largest.max(node.layer.layer_kind().scratch_elements(input, out));
         }
         Ok(largest * 4)
     }
@@ -628,15 +622,12 @@ impl ModelSpec {
 
 /// Moves a softmax or sigmoid out of the final layer, returning it.
 fn split_activation(spec: &mut LayerSpec) -> Activation {
-    let slot = match spec {
-        LayerSpec::Conv2D(c) => &mut c.activation,
-        LayerSpec::Dense(d) => &mut d.activation,
-        LayerSpec::Activation { activation } => activation,
-        _ => return Activation::Linear,
-    };
-    match *slot {
-        a @ (Activation::Softmax | Activation::Sigmoid) => {
-            *slot = Activation::Linear;
+    let kind = spec.layer_kind();
+    match kind.activation() {
+        Some(a @ (Activation::Softmax | Activation::Sigmoid)) => {
+            *spec = kind
+                .with_activation(Activation::Linear)
+                .expect("a kind with an activation can replace it");
             a
         }
         _ => Activation::Linear,

@@ -1,6 +1,6 @@
 //! The layer contract: shapes, forward, backward and parameters.
 
-use crate::{LayerSpec, Rng};
+use crate::Rng;
 use convnet_tensor::Tensor;
 
 /// Whether a forward pass is part of training.
@@ -57,8 +57,6 @@ impl Param {
 /// *adds* the parameter gradients into each [`Param::grad`], and returns
 /// the gradient with respect to the input.
 pub trait Layer: Send {
-    /// The configuration this layer was built from.
-    fn spec(&self) -> LayerSpec;
     /// Per-sample input shape.
     fn input_shape(&self) -> &[usize];
     /// Per-sample output shape.

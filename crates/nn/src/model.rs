@@ -10,9 +10,10 @@
 
 use crate::error::config_err;
 use crate::graph::{ModelSpec, Source, Wiring};
+use crate::kind::Role;
 use crate::layer::{Layer, Mode, Param};
 use crate::optim::Optimizer;
-use crate::{Activation, LayerSpec, Loss, Result, Rng};
+use crate::{Activation, Loss, Result, Rng};
 use convnet_tensor::Tensor;
 
 /// A built model: layers with parameters, the output head, and the RNG
@@ -214,18 +215,15 @@ impl Model {
         self.fused_relu.iter().filter(|&&f| f).count()
     }
 
-    /// True when node `i + 1` is a ReLU that reads only node `i`, a batch
-    /// norm that trains (not frozen) read by nothing else.
-    fn bn_relu_pair(&self, i: usize) -> bool {
+    /// True when node `i + 1` is a ReLU that reads only node `i`, a node
+    /// that trains (not frozen) read by nothing else: node `i` is asked to
+    /// apply the ReLU in its own pass ([`Layer::forward_train_relu`];
+    /// batch norm can).
+    fn relu_pair(&self, i: usize) -> bool {
         self.feeds_only_next(i)
             && !self.is_frozen(i)
-            && matches!(self.spec.layers[i].layer, LayerSpec::BatchNormalization(_))
-            && matches!(
-                self.spec.layers[i + 1].layer,
-                LayerSpec::Activation {
-                    activation: Activation::Relu
-                }
-            )
+            && self.spec.layers[i + 1].layer.layer_kind().role()
+                == Role::Activation(Activation::Relu)
     }
 
     /// Runs the layers; the head is applied only when `with_head`.
@@ -264,7 +262,7 @@ impl Model {
             let mut i = 0;
             while i < n {
                 let mut xs = self.gather(i, &mut input, &mut input_left, &mut outs, &mut left);
-                if mode == Mode::Train && fuse && xs.len() == 1 && self.bn_relu_pair(i) {
+                if mode == Mode::Train && fuse && xs.len() == 1 && self.relu_pair(i) {
                     let x = xs.pop().expect("one input");
                     match self.layers[i].forward_train_relu(x, &mut self.rng) {
                         Ok(y) => {
@@ -295,7 +293,7 @@ impl Model {
                 let t = std::time::Instant::now();
                 // A frozen batch norm runs its inference form.
                 let frozen_bn = self.is_frozen(i)
-                    && matches!(self.spec.layers[i].layer, LayerSpec::BatchNormalization(_));
+                    && self.spec.layers[i].layer.layer_kind().role() == Role::Normalization;
                 let node_mode = if frozen_bn { Mode::Eval } else { mode };
                 outs[i] = Some(self.layers[i].forward_inputs(xs, node_mode, &mut self.rng));
                 if let Some(times) = times.as_deref_mut() {

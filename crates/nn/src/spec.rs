@@ -1,63 +1,134 @@
-//! `LayerSpec`: the serializable description of any layer, and how to build
-//! it for a given input shape.
+//! `LayerSpec`: the serializable description of any layer, and the
+//! registry of layer kinds.
+//!
+//! Each kind is one line of [`registry!`] below: its variant (the `type` in
+//! model files) and the type implementing [`LayerKind`] for it, which lives
+//! in the layer's own file. Everything else asks the kind
+//! ([`LayerSpec::layer_kind`]); nothing outside tests matches on the
+//! variants to decide behaviour.
 
-use crate::error::config_err;
+use crate::kind::{LayerKind, TokenContext};
 use crate::layer::Layer;
-use crate::layers::activation::ActivationLayer;
-use crate::layers::batch_norm::BatchNormConfig;
-use crate::layers::conv2d::Conv2dConfig;
-use crate::layers::dense::DenseConfig;
-use crate::layers::dropout::DropoutConfig;
-use crate::layers::flatten::Flatten;
-use crate::layers::pooling::{image_shape, GlobalPool, Pool2d, PoolConfig, PoolKind};
-use crate::layers::{merge, zero_padding};
+use crate::layers::activation::ActivationSpec;
+use crate::layers::flatten::FlattenSpec;
+use crate::layers::merge::{AddSpec, ConcatenateSpec};
+use crate::layers::pooling::{AveragePooling, GlobalAveragePooling, GlobalMaxPooling, MaxPooling};
+use crate::layers::zero_padding::ZeroPaddingSpec;
+use crate::{BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, PoolConfig};
 use crate::{Result, Rng};
 use convnet_tensor::activation::Activation;
+use ref_cast::RefCast;
 use serde::{Deserialize, Serialize};
 
-/// Any layer's configuration, tagged by its Keras class name in files.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
-pub enum LayerSpec {
-    /// 2-D convolution.
-    Conv2D(Conv2dConfig),
+/// Builds [`LayerSpec`], [`LayerSpec::layer_kind`], the settings check and
+/// the token parser from one line per kind, in the order the notation tries
+/// tokens:
+///
+/// ```text
+/// Variant(Settings);                  settings type implements LayerKind
+/// Variant(Settings) as Kind;          Kind: #[repr(transparent)] over Settings
+/// Variant as Kind;                    no settings; Kind a unit struct
+/// Variant { field: T } as Kind;       Kind: #[repr(transparent)] over T
+/// ```
+macro_rules! registry {
+    (@go [$($var:tt)*] [$($arm:tt)*] [$($kind:ty => $name:ident),*]) => {
+        /// Any layer's configuration, tagged by its Keras class name in files.
+        #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "type")]
+        pub enum LayerSpec { $($var)* }
+
+        impl LayerSpec {
+            /// What this kind of layer says about itself.
+            pub fn layer_kind(&self) -> &dyn LayerKind {
+                match self { $($arm)* }
+            }
+        }
+
+        /// Every kind's name in model files, in registry order.
+        pub const KIND_NAMES: &[&str] = &[$(stringify!($name)),*];
+
+        /// The first kind whose notation token `token` is (see
+        /// [`LayerKind::parse_token`]).
+        pub(crate) fn parse_token(
+            token: &str,
+            ctx: &TokenContext,
+        ) -> Option<std::result::Result<LayerSpec, String>> {
+            $(if let Some(r) = <$kind as LayerKind>::parse_token(token, ctx) {
+                return Some(r);
+            })*
+            None
+        }
+
+        /// [`LayerKind::settings_error`] of the kind named `name`; `None`
+        /// for an unknown name.
+        fn settings_error(name: &str, fields: &serde_json::Value) -> Option<Option<String>> {
+            $(if name == stringify!($name) {
+                return Some(<$kind as LayerKind>::settings_error(fields));
+            })*
+            None
+        }
+    };
+    (@go [$($var:tt)*] [$($arm:tt)*] [$($kind:ty => $name:ident),*]
+        $(#[$m:meta])* $v:ident($t:ty) as $k:ty; $($rest:tt)*) => {
+        registry!(@go [$($var)* $(#[$m])* $v($t),]
+            [$($arm)* LayerSpec::$v(c) => <$k as RefCast>::ref_cast(c),]
+            [$($kind => $name,)* $k => $v] $($rest)*);
+    };
+    (@go [$($var:tt)*] [$($arm:tt)*] [$($kind:ty => $name:ident),*]
+        $(#[$m:meta])* $v:ident($t:ty); $($rest:tt)*) => {
+        registry!(@go [$($var)* $(#[$m])* $v($t),]
+            [$($arm)* LayerSpec::$v(c) => c,]
+            [$($kind => $name,)* $t => $v] $($rest)*);
+    };
+    (@go [$($var:tt)*] [$($arm:tt)*] [$($kind:ty => $name:ident),*]
+        $(#[$m:meta])* $v:ident { $(#[$fm:meta])* $f:ident: $ft:ty } as $k:ty;
+        $($rest:tt)*) => {
+        registry!(@go [$($var)* $(#[$m])* $v { $(#[$fm])* $f: $ft },]
+            [$($arm)* LayerSpec::$v { $f } => <$k as RefCast>::ref_cast($f),]
+            [$($kind => $name,)* $k => $v] $($rest)*);
+    };
+    (@go [$($var:tt)*] [$($arm:tt)*] [$($kind:ty => $name:ident),*]
+        $(#[$m:meta])* $v:ident as $k:ident; $($rest:tt)*) => {
+        registry!(@go [$($var)* $(#[$m])* $v,]
+            [$($arm)* LayerSpec::$v => &$k,]
+            [$($kind => $name,)* $k => $v] $($rest)*);
+    };
+    ($($t:tt)*) => { registry!(@go [] [] [] $($t)*); };
+}
+
+registry! {
     /// Fully connected layer.
-    Dense(DenseConfig),
-    /// Max pooling.
-    MaxPooling2D(PoolConfig),
-    /// Average pooling.
-    AveragePooling2D(PoolConfig),
-    /// Mean over all pixels of each channel.
-    GlobalAveragePooling2D,
-    /// Maximum over all pixels of each channel.
-    GlobalMaxPooling2D,
+    Dense(DenseConfig);
     /// Batch normalization over channels.
-    BatchNormalization(BatchNormConfig),
-    /// Inverted dropout.
-    Dropout(DropoutConfig),
+    BatchNormalization(BatchNormConfig);
     /// Flattening to `[N, features]`.
-    Flatten,
+    Flatten as FlattenSpec;
+    /// Mean over all pixels of each channel.
+    GlobalAveragePooling2D as GlobalAveragePooling;
+    /// Maximum over all pixels of each channel.
+    GlobalMaxPooling2D as GlobalMaxPooling;
+    /// Inverted dropout.
+    Dropout(DropoutConfig);
+    /// 2-D convolution.
+    Conv2D(Conv2dConfig);
+    /// Max pooling.
+    MaxPooling2D(PoolConfig) as MaxPooling;
+    /// Average pooling.
+    AveragePooling2D(PoolConfig) as AveragePooling;
     /// A standalone activation.
     Activation {
         /// The function.
-        activation: Activation,
-    },
+        activation: Activation
+    } as ActivationSpec;
     /// Zero rows and columns around each image.
     ZeroPadding2D {
         /// `[[top, bottom], [left, right]]`, as Keras's config.
-        padding: [[usize; 2]; 2],
-    },
+        padding: [[usize; 2]; 2]
+    } as ZeroPaddingSpec;
     /// Elementwise sum of two or more inputs of one shape (a merge).
-    Add,
+    Add as AddSpec;
     /// Concatenation of two or more inputs on the last (channel) axis (a merge).
-    Concatenate,
-}
-
-fn checked(dims: &[usize]) -> Result<usize> {
-    Ok(convnet_tensor::shape::checked_product(
-        dims,
-        "parameter count",
-    )?)
+    Concatenate as ConcatenateSpec;
 }
 
 /// `a + b` for parameter counts, an error instead of an overflow.
@@ -71,117 +142,47 @@ pub(crate) fn checked_sum(a: usize, b: usize) -> Result<usize> {
     })
 }
 
+/// A product of dimensions as a parameter count, an error on overflow.
+pub(crate) fn checked_count(dims: &[usize]) -> Result<usize> {
+    Ok(convnet_tensor::shape::checked_product(
+        dims,
+        "parameter count",
+    )?)
+}
+
 impl LayerSpec {
     /// The Keras class name.
     pub fn kind(&self) -> &'static str {
-        match self {
-            LayerSpec::Conv2D(_) => "Conv2D",
-            LayerSpec::Dense(_) => "Dense",
-            LayerSpec::MaxPooling2D(_) => "MaxPooling2D",
-            LayerSpec::AveragePooling2D(_) => "AveragePooling2D",
-            LayerSpec::GlobalAveragePooling2D => "GlobalAveragePooling2D",
-            LayerSpec::GlobalMaxPooling2D => "GlobalMaxPooling2D",
-            LayerSpec::BatchNormalization(_) => "BatchNormalization",
-            LayerSpec::Dropout(_) => "Dropout",
-            LayerSpec::Flatten => "Flatten",
-            LayerSpec::Activation { .. } => "Activation",
-            LayerSpec::ZeroPadding2D { .. } => "ZeroPadding2D",
-            LayerSpec::Add => "Add",
-            LayerSpec::Concatenate => "Concatenate",
-        }
+        self.layer_kind().name()
     }
 
     /// True for layers that take several inputs (Add, Concatenate).
     pub fn is_merge(&self) -> bool {
-        matches!(self, LayerSpec::Add | LayerSpec::Concatenate)
+        self.layer_kind().role() == crate::kind::Role::Merge
     }
 
     /// Output shape for the per-sample shapes of all its inputs (merges
     /// take two or more, every other layer exactly one).
     pub fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        match self {
-            LayerSpec::Add => merge::add_output_shape(inputs),
-            LayerSpec::Concatenate => merge::concat_output_shape(inputs),
-            _ => match inputs {
-                [x] => self.output_shape(x),
-                _ => Err(config_err(
-                    self.kind(),
-                    format!("takes exactly 1 input, found {}", inputs.len()),
-                )),
-            },
-        }
+        self.layer_kind().output_shape_of(inputs)
     }
 
     /// Builds the layer for the per-sample shapes of all its inputs.
     pub fn build_of(&self, inputs: &[&[usize]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
-        match self {
-            LayerSpec::Add => Ok(Box::new(merge::Add::build(inputs)?)),
-            LayerSpec::Concatenate => Ok(Box::new(merge::Concatenate::build(inputs)?)),
-            _ => {
-                self.output_shape_of(inputs)?;
-                self.build(inputs[0], rng)
-            }
-        }
+        self.layer_kind().build(inputs, rng)
     }
 
     /// Per-sample output shape for a per-sample input shape (pure; used by
     /// the summary and to fail before any allocation).
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        match self {
-            LayerSpec::Conv2D(c) => c.output_shape(input),
-            LayerSpec::Dense(d) => d.output_shape(input),
-            LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => p.output_shape(input),
-            LayerSpec::GlobalAveragePooling2D | LayerSpec::GlobalMaxPooling2D => {
-                let [_, _, c] = image_shape(self.kind(), input)?;
-                Ok(vec![c])
-            }
-            LayerSpec::Flatten => Ok(vec![convnet_tensor::shape::checked_product(
-                input, "Flatten",
-            )?]),
-            LayerSpec::Dropout(d) => {
-                if !(0.0..1.0).contains(&d.rate) {
-                    return Err(config_err(
-                        "Dropout",
-                        format!("rate must be in [0, 1), found {}", d.rate),
-                    ));
-                }
-                Ok(input.to_vec())
-            }
-            LayerSpec::ZeroPadding2D { padding } => zero_padding::output_shape(*padding, input),
-            LayerSpec::Add | LayerSpec::Concatenate => self.output_shape_of(&[input]),
-            LayerSpec::BatchNormalization(_) | LayerSpec::Activation { .. } => {
-                if input.is_empty() {
-                    return Err(config_err(self.kind(), "needs a non-empty input shape"));
-                }
-                Ok(input.to_vec())
-            }
-        }
+        self.layer_kind().output_shape(input)
     }
 
     /// `(trainable, non_trainable)` parameter counts for an input shape,
     /// computed without building the layer.
     /// Their sum is checked to fit in a `usize` too.
     pub fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
-        let last = input.last().copied().unwrap_or(0);
-        let counts = match self {
-            LayerSpec::Conv2D(c) => {
-                let [_, _, ch] = image_shape("Conv2D", input)?;
-                let k = checked(&[c.kernel_size[0], c.kernel_size[1], ch, c.filters])?;
-                (checked_sum(k, if c.use_bias { c.filters } else { 0 })?, 0)
-            }
-            LayerSpec::Dense(d) => (
-                checked_sum(
-                    checked(&[last, d.units])?,
-                    if d.use_bias { d.units } else { 0 },
-                )?,
-                0,
-            ),
-            LayerSpec::BatchNormalization(b) => (
-                checked(&[last, b.center as usize + b.scale as usize])?,
-                checked(&[last, 2])?,
-            ),
-            _ => (0, 0),
-        };
+        let counts = self.layer_kind().param_counts(input)?;
         checked_sum(counts.0, counts.1)?;
         Ok(counts)
     }
@@ -189,27 +190,7 @@ impl LayerSpec {
     /// Builds the layer for a per-sample input shape, drawing initial
     /// weights from `rng`.
     pub fn build(&self, input: &[usize], rng: &mut Rng) -> Result<Box<dyn Layer>> {
-        Ok(match self {
-            LayerSpec::Conv2D(c) => Box::new(c.build(input, rng)?),
-            LayerSpec::Dense(d) => Box::new(d.build(input, rng)?),
-            LayerSpec::MaxPooling2D(p) => Box::new(Pool2d::build(PoolKind::Max, p, input)?),
-            LayerSpec::AveragePooling2D(p) => Box::new(Pool2d::build(PoolKind::Average, p, input)?),
-            LayerSpec::GlobalAveragePooling2D => {
-                Box::new(GlobalPool::build(PoolKind::Average, input)?)
-            }
-            LayerSpec::GlobalMaxPooling2D => Box::new(GlobalPool::build(PoolKind::Max, input)?),
-            LayerSpec::BatchNormalization(b) => Box::new(b.build(input)?),
-            LayerSpec::Dropout(d) => Box::new(d.build(input)?),
-            LayerSpec::Flatten => Box::new(Flatten::build(input)),
-            LayerSpec::Activation { activation } => {
-                self.output_shape(input)?;
-                Box::new(ActivationLayer::build(*activation, input))
-            }
-            LayerSpec::ZeroPadding2D { padding } => {
-                Box::new(zero_padding::ZeroPadding2d::build(*padding, input)?)
-            }
-            LayerSpec::Add | LayerSpec::Concatenate => return self.build_of(&[input], rng),
-        })
+        self.build_of(&[input], rng)
     }
 }
 
@@ -248,36 +229,9 @@ pub fn explain_layer_error(model: &serde_json::Value) -> Option<String> {
             fields.remove(k);
         }
         let fields = Value::Object(fields);
-        fn check<T: serde::de::DeserializeOwned>(v: &Value) -> Option<String> {
-            match serde_path_to_error::deserialize::<_, T>(v) {
-                Ok(_) => None,
-                Err(e) if e.path().to_string() == "." => Some(e.inner().to_string()),
-                Err(e) => Some(format!("field '{}': {}", e.path(), e.inner())),
-            }
-        }
-        #[derive(serde::Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct Padding {
-            padding: [[usize; 2]; 2],
-        }
-        #[derive(serde::Deserialize)]
-        #[allow(dead_code)]
-        struct Act {
-            activation: convnet_tensor::activation::Activation,
-        }
-        let why = match kind.as_str() {
-            "Conv2D" => check::<crate::Conv2dConfig>(&fields),
-            "Dense" => check::<crate::DenseConfig>(&fields),
-            "MaxPooling2D" | "AveragePooling2D" => check::<crate::PoolConfig>(&fields),
-            "BatchNormalization" => check::<crate::BatchNormConfig>(&fields),
-            "Dropout" => check::<crate::DropoutConfig>(&fields),
-            "ZeroPadding2D" => check::<Padding>(&fields),
-            "Activation" => check::<Act>(&fields),
-            "Flatten" | "Add" | "Concatenate" | "GlobalAveragePooling2D" | "GlobalMaxPooling2D" => {
-                None
-            }
-            other => Some(format!("field 'type': unknown layer '{other}'")),
+        let why = match settings_error(&kind, &fields) {
+            Some(why) => why,
+            None => Some(format!("field 'type': unknown layer '{kind}'")),
         };
         let base = format!("layer {i} ({kind})");
         return Some(match why {
@@ -291,4 +245,168 @@ pub fn explain_layer_error(model: &serde_json::Value) -> Option<String> {
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kind::{Role, TokenContext};
+    use crate::Padding;
+
+    /// One settings value of every kind, in registry order.
+    fn samples() -> Vec<LayerSpec> {
+        let relu = Activation::Relu;
+        let all = vec![
+            LayerSpec::Dense(DenseConfig::new(10).with_activation(relu)),
+            LayerSpec::BatchNormalization(BatchNormConfig::new()),
+            LayerSpec::Flatten,
+            LayerSpec::GlobalAveragePooling2D,
+            LayerSpec::GlobalMaxPooling2D,
+            LayerSpec::Dropout(DropoutConfig::new(0.25)),
+            LayerSpec::Conv2D(
+                Conv2dConfig::new(32, 3)
+                    .with_stride(2)
+                    .with_padding(Padding::Same)
+                    .with_activation(relu),
+            ),
+            LayerSpec::MaxPooling2D(PoolConfig::new(2)),
+            LayerSpec::AveragePooling2D(PoolConfig::new(3).with_stride(2)),
+            LayerSpec::Activation { activation: relu },
+            LayerSpec::ZeroPadding2D {
+                padding: [[1, 2], [3, 4]],
+            },
+            LayerSpec::Add,
+            LayerSpec::Concatenate,
+        ];
+        // A new variant fails to compile here until it has a sample.
+        for spec in &all {
+            match spec {
+                LayerSpec::Dense(_)
+                | LayerSpec::BatchNormalization(_)
+                | LayerSpec::Flatten
+                | LayerSpec::GlobalAveragePooling2D
+                | LayerSpec::GlobalMaxPooling2D
+                | LayerSpec::Dropout(_)
+                | LayerSpec::Conv2D(_)
+                | LayerSpec::MaxPooling2D(_)
+                | LayerSpec::AveragePooling2D(_)
+                | LayerSpec::Activation { .. }
+                | LayerSpec::ZeroPadding2D { .. }
+                | LayerSpec::Add
+                | LayerSpec::Concatenate => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_kind_answers_to_its_name_in_files() {
+        let all = samples();
+        let names: Vec<&str> = all.iter().map(LayerSpec::kind).collect();
+        assert_eq!(names, KIND_NAMES);
+        for spec in &all {
+            let value = serde_json::to_value(spec).unwrap();
+            assert_eq!(value["type"], spec.kind(), "{spec:?}");
+            let mut fields = value.as_object().unwrap().clone();
+            fields.remove("type");
+            let fields = serde_json::Value::Object(fields);
+            assert_eq!(settings_error(spec.kind(), &fields), Some(None), "{spec:?}");
+            assert_eq!(serde_json::from_value::<LayerSpec>(value).unwrap(), *spec);
+        }
+        assert_eq!(settings_error("Conv3D", &serde_json::json!({})), None);
+    }
+
+    #[test]
+    fn settings_errors_name_the_field_of_each_kind() {
+        let bad = |kind: &str, fields: serde_json::Value| {
+            settings_error(kind, &fields)
+                .expect("a known kind")
+                .expect("an error")
+        };
+        assert!(bad("Dense", serde_json::json!({"units": "ten"})).starts_with("field 'units'"));
+        assert!(bad(
+            "Conv2D",
+            serde_json::json!({"filters": 3, "kernel_size": 3})
+        )
+        .starts_with("field 'kernel_size'"));
+        assert!(bad("Dropout", serde_json::json!({})).contains("rate"));
+        assert!(bad(
+            "ZeroPadding2D",
+            serde_json::json!({"padding": [[1, 1], [1, 1]], "x": 1})
+        )
+        .contains("x"));
+        assert!(
+            bad("Activation", serde_json::json!({"activation": "swoosh"}))
+                .starts_with("field 'activation'")
+        );
+    }
+
+    #[test]
+    fn notation_tokens_parse_back_to_the_same_layer() {
+        let ctx = TokenContext {
+            conv_padding: Padding::Valid,
+            pool_padding: Padding::Valid,
+            activation: Activation::Relu,
+            output: false,
+        };
+        let mut said = 0;
+        for spec in samples() {
+            let Some(token) = spec.layer_kind().notation() else {
+                continue;
+            };
+            said += 1;
+            assert_eq!(parse_token(&token, &ctx), Some(Ok(spec.clone())), "{token}");
+        }
+        assert_eq!(
+            said, 9,
+            "Activation, ZeroPadding2D and the merges have no token"
+        );
+        assert_eq!(parse_token("Q7", &ctx), None);
+        assert!(matches!(parse_token("D1.5", &ctx), Some(Err(_))));
+    }
+
+    #[test]
+    fn roles_and_windows_are_the_layers_own() {
+        let role = |s: &LayerSpec| s.layer_kind().role();
+        let all = samples();
+        let roles: Vec<Role> = all.iter().map(role).collect();
+        assert_eq!(
+            roles,
+            [
+                Role::Product,
+                Role::Normalization,
+                Role::Other,
+                Role::GlobalPooling,
+                Role::GlobalPooling,
+                Role::Other,
+                Role::Filters,
+                Role::Pooling,
+                Role::Pooling,
+                Role::Activation(Activation::Relu),
+                Role::Other,
+                Role::Merge,
+                Role::Merge,
+            ]
+        );
+        let windowed: Vec<&str> = all
+            .iter()
+            .filter(|s| s.layer_kind().window().is_some())
+            .map(LayerSpec::kind)
+            .collect();
+        assert_eq!(windowed, ["Conv2D", "MaxPooling2D", "AveragePooling2D"]);
+        let w = all[8].layer_kind().window().unwrap();
+        assert_eq!((w.kernel, w.strides), ([3, 3], [2, 2]));
+        // A 3x3 conv on 8x8x4 with stride 2, same: 4x4x32 outputs of 3*3*4 products each.
+        let conv = all[6].layer_kind();
+        assert_eq!(conv.multiply_adds(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 32 * 36);
+        assert_eq!(conv.scratch_elements(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 36);
+        let relu = all[9].layer_kind();
+        assert_eq!(
+            relu.with_activation(Activation::Linear),
+            Some(LayerSpec::Activation {
+                activation: Activation::Linear
+            })
+        );
+        assert_eq!(all[2].layer_kind().with_activation(Activation::Relu), None);
+    }
 }

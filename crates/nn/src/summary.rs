@@ -2,6 +2,7 @@
 //! optionally with the output-size arithmetic of every conv and pooling
 //! layer, `out = floor((N + 2P - M) / S) + 1`, with the numbers filled in.
 
+use crate::kind::Window;
 use crate::spec::checked_sum;
 use crate::{LayerSpec, ModelSpec, Result};
 use convnet_tensor::shape::{axis_geometry, AxisPadding};
@@ -72,17 +73,13 @@ fn axis_formula(n: usize, m: usize, s: usize, d: usize, pad: AxisPadding, ceil: 
 }
 
 fn formula(spec: &LayerSpec, input: &[usize]) -> Option<String> {
-    let (k, s, d, p, ceil) = match spec {
-        LayerSpec::Conv2D(c) => (c.kernel_size, c.strides, c.dilation_rate, c.padding, false),
-        LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => (
-            p.pool_size,
-            p.strides.unwrap_or(p.pool_size),
-            [1, 1],
-            p.padding,
-            p.ceil_mode,
-        ),
-        _ => return None,
-    };
+    let Window {
+        kernel: k,
+        strides: s,
+        dilation: d,
+        padding: p,
+        ceil_mode: ceil,
+    } = spec.layer_kind().window()?;
     let h = axis_formula(input[0], k[0], s[0], d[0], p.axis(0), ceil);
     let w = axis_formula(input[1], k[1], s[1], d[1], p.axis(1), ceil);
     Some(if h == w {

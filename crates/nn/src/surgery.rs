@@ -21,6 +21,7 @@
 //! freeze what is kept, and put a new head on it.
 
 use crate::graph::{fresh_name, snake, INPUT};
+use crate::kind::Role;
 use crate::{BatchNormConfig, LayerSpec, Model, ModelSpec, NnError, Result, Tensor};
 use convnet_tensor::batch_norm::Moments;
 use std::collections::{BTreeMap, HashSet};
@@ -53,15 +54,15 @@ impl Model {
         let n = spec.layers.len();
         let targets: Vec<usize> = match after {
             InsertAfter::Convs { dense } => (0..n.saturating_sub(1))
-                .filter(|&i| match &spec.layers[i].layer {
-                    LayerSpec::Conv2D(_) => true,
-                    LayerSpec::Dense(_) => *dense,
+                .filter(|&i| match spec.layers[i].layer.layer_kind().role() {
+                    Role::Filters => true,
+                    Role::Product => *dense,
                     _ => false,
                 })
                 .filter(|&i| {
                     // Skip a node already followed by its own batch norm.
                     !(wiring.readers[i] == 1
-                        && matches!(spec.layers[i + 1].layer, LayerSpec::BatchNormalization(_))
+                        && spec.layers[i + 1].layer.layer_kind().role() == Role::Normalization
                         && wiring.inputs[i + 1] == [crate::Source::Node(i)])
                 })
                 .collect(),

@@ -221,9 +221,6 @@ fn a_wrong_gradient_is_caught() {
 fn check_layer_with_wrong_backward() -> String {
     struct Doubler(Vec<usize>);
     impl Layer for Doubler {
-        fn spec(&self) -> LayerSpec {
-            LayerSpec::Flatten
-        }
         fn input_shape(&self) -> &[usize] {
             &self.0
         }

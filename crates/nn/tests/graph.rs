@@ -51,9 +51,6 @@ fn a_wrong_merge_gradient_is_caught() {
     // Concatenate's gradients handed back in the wrong order must fail the check.
     struct Swapped(Box<dyn Layer>);
     impl Layer for Swapped {
-        fn spec(&self) -> LayerSpec {
-            self.0.spec()
-        }
         fn input_shape(&self) -> &[usize] {
             self.0.input_shape()
         }

@@ -13,7 +13,7 @@
 //! clamped to the input image. A node without a spatial output (after
 //! Flatten) sees the whole image.
 
-use convnet_nn::{LayerSpec, ModelSpec, Source};
+use convnet_nn::{ModelSpec, Role, Source};
 use convnet_tensor::shape::axis_geometry;
 
 /// `(top, bottom, left, right)`, inclusive, in input pixels.
@@ -39,24 +39,15 @@ pub fn receptive_field(spec: &ModelSpec, node: usize, y: usize, x: usize) -> Opt
         if input.len() != 3 {
             return None;
         }
-        let window = match &spec.layers[n].layer {
-            LayerSpec::Conv2D(cfg) => Some((
-                cfg.kernel_size,
-                cfg.strides,
-                cfg.dilation_rate,
-                cfg.padding,
-                false,
-            )),
-            LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => Some((
-                p.pool_size,
-                p.strides.unwrap_or(p.pool_size),
-                [1, 1],
-                p.padding,
-                p.ceil_mode,
-            )),
-            _ => None,
-        };
-        if let Some((k, s, d, pad, ceil)) = window {
+        let kind = spec.layers[n].layer.layer_kind();
+        if let Some(convnet_nn::Window {
+            kernel: k,
+            strides: s,
+            dilation: d,
+            padding: pad,
+            ceil_mode: ceil,
+        }) = kind.window()
+        {
             for (axis, range) in [(0, &mut r), (1, &mut c)] {
                 let g = axis_geometry(input[axis], k[axis], s[axis], d[axis], pad.axis(axis), ceil)
                     .ok()?;
@@ -67,13 +58,10 @@ pub fn receptive_field(spec: &ModelSpec, node: usize, y: usize, x: usize) -> Opt
                 );
                 *range = (range.0 * s - p, range.1 * s - p + reach);
             }
-        } else if let LayerSpec::ZeroPadding2D { padding } = &spec.layers[n].layer {
-            r = (r.0 - padding[0][0] as i64, r.1 - padding[0][0] as i64);
-            c = (c.0 - padding[1][0] as i64, c.1 - padding[1][0] as i64);
-        } else if matches!(
-            spec.layers[n].layer,
-            LayerSpec::GlobalAveragePooling2D | LayerSpec::GlobalMaxPooling2D
-        ) {
+        } else if let Some([top, left]) = kind.offset() {
+            r = (r.0 - top as i64, r.1 - top as i64);
+            c = (c.0 - left as i64, c.1 - left as i64);
+        } else if kind.role() == Role::GlobalPooling {
             return None;
         }
         i = match src {

@@ -4,10 +4,13 @@
 //! [`convnet_tensor::activation`]; the layer keeps what backward needs from
 //! its output (a bit mask for ReLU, else a copy).
 
+use crate::kind::{same_shape, settings_error_of, single, LayerKind, Role};
 use crate::layer::{Layer, Mode};
-use crate::{LayerSpec, Rng};
+use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::Tensor;
+use ref_cast::RefCast;
+use serde::Deserialize;
 
 /// A built activation layer.
 pub struct ActivationLayer {
@@ -28,11 +31,6 @@ impl ActivationLayer {
 }
 
 impl Layer for ActivationLayer {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Activation {
-            activation: self.activation,
-        }
-    }
     fn input_shape(&self) -> &[usize] {
         &self.shape
     }
@@ -60,5 +58,42 @@ impl Layer for ActivationLayer {
         let row = *self.shape.last().unwrap_or(&1);
         self.activation.backward_saved(saved, dx.data_mut(), row);
         dx
+    }
+}
+
+/// The kind of a standalone activation: its one setting.
+#[derive(Deserialize, RefCast)]
+#[repr(transparent)]
+pub struct ActivationSpec {
+    /// The function.
+    pub activation: Activation,
+}
+
+impl LayerKind for ActivationSpec {
+    fn name(&self) -> &'static str {
+        "Activation"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        same_shape("Activation", input)
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| {
+            Ok(ActivationLayer::build(self.activation, x))
+        })
+    }
+    fn role(&self) -> Role {
+        Role::Activation(self.activation)
+    }
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+    fn with_activation(&self, activation: Activation) -> Option<LayerSpec> {
+        Some(LayerSpec::Activation { activation })
+    }
+    fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
+        Some(("activation_maps", "after activation"))
+    }
+    fn settings_error(fields: &serde_json::Value) -> Option<String> {
+        settings_error_of::<Self>(fields)
     }
 }

@@ -28,7 +28,9 @@
 //! Parameters: `gamma` and `beta` (trainable, when `scale` / `center`),
 //! `moving_mean` and `moving_variance` (non-trainable): `4C` in all.
 
+use crate::kind::{same_shape, settings_error_of, single, LayerKind, Role, TokenContext};
 use crate::layer::{batched, Layer, Mode, Param};
+use crate::spec::checked_count;
 use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::batch_norm as kernel;
 use convnet_tensor::Tensor;
@@ -275,9 +277,6 @@ impl Layer for BatchNorm {
         self.updates = count.filter(|_| !self.config.keras_moving_average);
     }
 
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::BatchNormalization(self.config.clone())
-    }
     fn input_shape(&self) -> &[usize] {
         &self.shape
     }
@@ -378,6 +377,41 @@ impl Layer for BatchNorm {
             .chain(self.beta.iter_mut())
             .chain([&mut self.moving_mean, &mut self.moving_var])
             .collect()
+    }
+}
+
+impl LayerKind for BatchNormConfig {
+    fn name(&self) -> &'static str {
+        "BatchNormalization"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        same_shape("BatchNormalization", input)
+    }
+    /// `gamma` and `beta` (as set) train; the two moving statistics do not.
+    fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
+        let c = input.last().copied().unwrap_or(0);
+        Ok((
+            checked_count(&[c, self.center as usize + self.scale as usize])?,
+            checked_count(&[c, 2])?,
+        ))
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| BatchNormConfig::build(self, x))
+    }
+    fn role(&self) -> Role {
+        Role::Normalization
+    }
+    fn notation(&self) -> Option<String> {
+        Some("BN".into())
+    }
+    fn parse_token(
+        token: &str,
+        _ctx: &TokenContext,
+    ) -> Option<std::result::Result<LayerSpec, String>> {
+        (token == "BN").then(|| Ok(LayerSpec::BatchNormalization(BatchNormConfig::new())))
+    }
+    fn settings_error(fields: &serde_json::Value) -> Option<String> {
+        settings_error_of::<Self>(fields)
     }
 }
 

@@ -9,7 +9,11 @@
 //! [`convnet_tensor::conv`]. Parameters: `KH*KW*C*F + F`, as in Keras.
 
 use crate::error::config_err;
+use crate::kind::{settings_error_of, single, LayerKind, Role, TokenContext, Window};
 use crate::layer::{batched, Layer, Mode, Param};
+use crate::layers::pooling::image_shape;
+use crate::notation::{parse_usize, split_padding, split_stride};
+use crate::spec::{checked_count, checked_sum};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::conv::{
@@ -239,9 +243,6 @@ impl Conv2d {
 }
 
 impl Layer for Conv2d {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Conv2D(self.config.clone())
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -295,4 +296,127 @@ impl Layer for Conv2d {
             .chain(self.bias.as_mut())
             .collect()
     }
+}
+
+impl LayerKind for Conv2dConfig {
+    fn name(&self) -> &'static str {
+        "Conv2D"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Conv2dConfig::output_shape(self, input)
+    }
+    /// `KH*KW*C*F` weights, plus `F` biases.
+    fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
+        let [_, _, ch] = image_shape("Conv2D", input)?;
+        let [kh, kw] = self.kernel_size;
+        let k = checked_count(&[kh, kw, ch, self.filters])?;
+        let b = if self.use_bias { self.filters } else { 0 };
+        Ok((checked_sum(k, b)?, 0))
+    }
+    fn build(&self, inputs: &[&[usize]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| Conv2dConfig::build(self, x, rng))
+    }
+    fn role(&self) -> Role {
+        Role::Filters
+    }
+    fn window(&self) -> Option<Window> {
+        Some(Window {
+            kernel: self.kernel_size,
+            strides: self.strides,
+            dilation: self.dilation_rate,
+            padding: self.padding,
+            ceil_mode: false,
+        })
+    }
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+    fn with_activation(&self, activation: Activation) -> Option<LayerSpec> {
+        Some(LayerSpec::Conv2D(self.clone().with_activation(activation)))
+    }
+    fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
+        Some(match self.activation {
+            Activation::Linear => ("conv_maps", "linear (no activation)"),
+            _ => ("conv_maps", "after activation"),
+        })
+    }
+    /// `OH*OW*F` outputs, each a sum over a `KH x KW x C` patch.
+    fn multiply_adds(&self, input: &[usize], output: &[usize]) -> u128 {
+        let patch = self.kernel_size[0] * self.kernel_size[1] * input.get(2).copied().unwrap_or(0);
+        output.iter().map(|&d| d as u128).product::<u128>() * patch as u128
+    }
+    /// The patch matrix `[OH*OW, KH*KW*C]`.
+    fn scratch_elements(&self, input: &[usize], output: &[usize]) -> u128 {
+        let n_out = output.iter().map(|&d| d as u128).product::<u128>();
+        let patch = self.kernel_size[0] as u128
+            * self.kernel_size[1] as u128
+            * input.get(2).copied().unwrap_or(0) as u128;
+        n_out / self.filters.max(1) as u128 * patch
+    }
+    /// `NCk[xm][Ss](v|s)`; `None` for settings it cannot say (unequal or
+    /// dilated strides, no bias, explicit padding).
+    fn notation(&self) -> Option<String> {
+        let mut t = format!("{}C{}", self.filters, self.kernel_size[0]);
+        if self.kernel_size[1] != self.kernel_size[0] {
+            t.push_str(&format!("x{}", self.kernel_size[1]));
+        }
+        if self.strides[0] != self.strides[1] || self.dilation_rate != [1, 1] || !self.use_bias {
+            return None;
+        }
+        if self.strides[0] != 1 {
+            t.push_str(&format!("S{}", self.strides[0]));
+        }
+        match self.padding {
+            Padding::Valid => t.push('v'),
+            Padding::Same => t.push('s'),
+            Padding::Explicit(_) => return None,
+        }
+        Some(t)
+    }
+    /// `NCk[xm][Ss][v|s]`: any token with a `C`.
+    fn parse_token(
+        token: &str,
+        ctx: &TokenContext,
+    ) -> Option<std::result::Result<LayerSpec, String>> {
+        if !token.contains('C') {
+            return None;
+        }
+        Some(
+            parse_conv(token, ctx.conv_padding, ctx.activation)
+                .map(LayerSpec::Conv2D)
+                .ok_or_else(|| {
+                    format!("'{token}': a conv is NCk[xm][Ss][v|s], e.g. 32C5, 32C5S2, 32C3v")
+                }),
+        )
+    }
+    fn settings_error(fields: &serde_json::Value) -> Option<String> {
+        settings_error_of::<Self>(fields)
+    }
+}
+
+/// Parses a conv token `NCk[xm][Ss][v|s]`: `N` filters of `k x m`, stride
+/// `s`, `valid` or `same` (else `default`), with `activation`.
+pub(crate) fn parse_conv(
+    t: &str,
+    default: Padding,
+    activation: Activation,
+) -> Option<Conv2dConfig> {
+    let (filters, rest) = t.split_once('C')?;
+    let filters = parse_usize(filters)?;
+    let (rest, padding) = split_padding(rest, default);
+    let (kernel, stride) = split_stride(rest)?;
+    let (kh, kw) = match kernel.split_once('x') {
+        Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
+        None => {
+            let k = parse_usize(kernel)?;
+            (k, k)
+        }
+    };
+    Some(
+        Conv2dConfig::new(filters, kh)
+            .with_kernel(kh, kw)
+            .with_stride(stride.unwrap_or(1))
+            .with_padding(padding)
+            .with_activation(activation),
+    )
 }

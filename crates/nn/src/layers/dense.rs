@@ -9,7 +9,10 @@
 //! Parameters: `IN*UNITS + UNITS`, as in Keras.
 
 use crate::error::config_err;
+use crate::kind::{settings_error_of, single, LayerKind, Role, TokenContext};
 use crate::layer::{Layer, Mode, Param};
+use crate::notation::parse_usize;
+use crate::spec::{checked_count, checked_sum};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::gemm::{matmul, MatRef, Threads};
@@ -165,9 +168,6 @@ impl Dense {
 }
 
 impl Layer for Dense {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Dense(self.config.clone())
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -231,5 +231,60 @@ impl Layer for Dense {
         std::iter::once(&mut self.kernel)
             .chain(self.bias.as_mut())
             .collect()
+    }
+}
+
+impl LayerKind for DenseConfig {
+    fn name(&self) -> &'static str {
+        "Dense"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        DenseConfig::output_shape(self, input)
+    }
+    /// `IN*UNITS` weights, plus `UNITS` biases.
+    fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
+        let last = input.last().copied().unwrap_or(0);
+        let k = checked_count(&[last, self.units])?;
+        let b = if self.use_bias { self.units } else { 0 };
+        Ok((checked_sum(k, b)?, 0))
+    }
+    fn build(&self, inputs: &[&[usize]], rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| DenseConfig::build(self, x, rng))
+    }
+    fn role(&self) -> Role {
+        Role::Product
+    }
+    fn activation(&self) -> Option<Activation> {
+        Some(self.activation)
+    }
+    fn with_activation(&self, activation: Activation) -> Option<LayerSpec> {
+        Some(LayerSpec::Dense(self.clone().with_activation(activation)))
+    }
+    /// Every input value times every unit.
+    fn multiply_adds(&self, input: &[usize], _output: &[usize]) -> u128 {
+        input.iter().map(|&d| d as u128).product::<u128>() * self.units as u128
+    }
+    /// `N`: the number of units.
+    fn notation(&self) -> Option<String> {
+        Some(self.units.to_string())
+    }
+    /// A number `N`: hidden layers take the parser's activation, the
+    /// output softmax (sigmoid for one unit).
+    fn parse_token(
+        token: &str,
+        ctx: &TokenContext,
+    ) -> Option<std::result::Result<LayerSpec, String>> {
+        let units = parse_usize(token)?;
+        let activation = match (ctx.output, units) {
+            (true, 1) => Activation::Sigmoid,
+            (true, _) => Activation::Softmax,
+            _ => ctx.activation,
+        };
+        Some(Ok(LayerSpec::Dense(
+            DenseConfig::new(units).with_activation(activation),
+        )))
+    }
+    fn settings_error(fields: &serde_json::Value) -> Option<String> {
+        settings_error_of::<Self>(fields)
     }
 }

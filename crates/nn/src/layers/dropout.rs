@@ -14,6 +14,7 @@
 //! took most of the layer's time on large activations.
 
 use crate::error::config_err;
+use crate::kind::{settings_error_of, single, LayerKind, TokenContext};
 use crate::layer::{Layer, Mode};
 use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::Tensor;
@@ -66,9 +67,6 @@ pub struct Dropout {
 }
 
 impl Layer for Dropout {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Dropout(DropoutConfig::new(self.rate))
-    }
     fn input_shape(&self) -> &[usize] {
         &self.shape
     }
@@ -141,6 +139,44 @@ fn apply_mask(mask: &[u64], scale: f32, v: &mut [f32]) {
         for (j, x) in vals.iter_mut().enumerate() {
             *x *= if (w >> j) & 1 == 1 { scale } else { 0.0 };
         }
+    }
+}
+
+impl LayerKind for DropoutConfig {
+    fn name(&self) -> &'static str {
+        "Dropout"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        if !(0.0..1.0).contains(&self.rate) {
+            return Err(config_err(
+                "Dropout",
+                format!("rate must be in [0, 1), found {}", self.rate),
+            ));
+        }
+        Ok(input.to_vec())
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| DropoutConfig::build(self, x))
+    }
+    /// `Dr`, e.g. `D0.4`.
+    fn notation(&self) -> Option<String> {
+        Some(format!("D{}", self.rate))
+    }
+    fn parse_token(
+        token: &str,
+        _ctx: &TokenContext,
+    ) -> Option<std::result::Result<LayerSpec, String>> {
+        let rate = token.strip_prefix('D')?;
+        Some(match rate.parse::<f32>() {
+            Err(_) => Err(format!("'{token}': dropout needs a rate, e.g. D0.4")),
+            Ok(r) if !(0.0..1.0).contains(&r) => {
+                Err(format!("'{token}': dropout rate must be in [0, 1)"))
+            }
+            Ok(r) => Ok(LayerSpec::Dropout(DropoutConfig::new(r))),
+        })
+    }
+    fn settings_error(fields: &serde_json::Value) -> Option<String> {
+        settings_error_of::<Self>(fields)
     }
 }
 

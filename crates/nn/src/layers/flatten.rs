@@ -3,8 +3,9 @@
 //! Since tensors are NHWC, the flattened order is Keras's (channels last),
 //! so Dense kernels trained in Keras after a Flatten line up unchanged.
 
+use crate::kind::{single, LayerKind, TokenContext};
 use crate::layer::{Layer, Mode};
-use crate::{LayerSpec, Rng};
+use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::Tensor;
 
 /// A built Flatten layer.
@@ -24,9 +25,6 @@ impl Flatten {
 }
 
 impl Layer for Flatten {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Flatten
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -41,5 +39,34 @@ impl Layer for Flatten {
         let mut shape = vec![dy.batch()];
         shape.extend_from_slice(&self.input_shape);
         dy.reshape(&shape).expect("same length")
+    }
+}
+
+/// Flatten's kind (no settings).
+pub struct FlattenSpec;
+
+impl LayerKind for FlattenSpec {
+    fn name(&self) -> &'static str {
+        "Flatten"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        Ok(vec![convnet_tensor::shape::checked_product(
+            input, "Flatten",
+        )?])
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| Ok(Flatten::build(x)))
+    }
+    fn notation(&self) -> Option<String> {
+        Some("F".into())
+    }
+    fn parse_token(
+        token: &str,
+        _ctx: &TokenContext,
+    ) -> Option<std::result::Result<LayerSpec, String>> {
+        (token == "F").then_some(Ok(LayerSpec::Flatten))
+    }
+    fn settings_error(_fields: &serde_json::Value) -> Option<String> {
+        None
     }
 }

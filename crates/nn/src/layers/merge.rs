@@ -9,8 +9,9 @@
 //! ```
 
 use crate::error::config_err;
+use crate::kind::{LayerKind, Role};
 use crate::layer::{Layer, Mode};
-use crate::{LayerSpec, Result, Rng};
+use crate::{Result, Rng};
 use convnet_tensor::Tensor;
 use rayon::prelude::*;
 
@@ -87,9 +88,6 @@ impl Add {
 }
 
 impl Layer for Add {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Add
-    }
     fn input_shape(&self) -> &[usize] {
         &self.shape
     }
@@ -146,9 +144,6 @@ impl Concatenate {
 }
 
 impl Layer for Concatenate {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::Concatenate
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shapes[0]
     }
@@ -208,6 +203,60 @@ impl Layer for Concatenate {
             out.push(dx);
         }
         out
+    }
+}
+
+/// Add's kind (no settings).
+pub struct AddSpec;
+
+impl LayerKind for AddSpec {
+    fn name(&self) -> &'static str {
+        "Add"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        add_output_shape(&[input])
+    }
+    fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        add_output_shape(inputs)
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Add::build(inputs)?))
+    }
+    fn role(&self) -> Role {
+        Role::Merge
+    }
+    fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
+        Some(("add_maps", "sum of the branches"))
+    }
+    fn settings_error(_fields: &serde_json::Value) -> Option<String> {
+        None
+    }
+}
+
+/// Concatenate's kind (no settings).
+pub struct ConcatenateSpec;
+
+impl LayerKind for ConcatenateSpec {
+    fn name(&self) -> &'static str {
+        "Concatenate"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        concat_output_shape(&[input])
+    }
+    fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+        concat_output_shape(inputs)
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        Ok(Box::new(Concatenate::build(inputs)?))
+    }
+    fn role(&self) -> Role {
+        Role::Merge
+    }
+    fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
+        Some(("concat_maps", "branches side by side"))
+    }
+    fn settings_error(_fields: &serde_json::Value) -> Option<String> {
+        None
     }
 }
 

@@ -9,10 +9,13 @@
 //! argmax of every output for its backward pass.
 
 use crate::error::config_err;
+use crate::kind::{settings_error_of, single, LayerKind, Role, TokenContext, Window};
 use crate::layer::{batched, Layer, Mode};
+use crate::notation::{parse_usize, split_padding, split_stride};
 use crate::{LayerSpec, Result, Rng};
 use convnet_tensor::pool;
 use convnet_tensor::{Padding, Pool2dGeometry, Tensor};
+use ref_cast::RefCast;
 use serde::{Deserialize, Serialize};
 
 /// Configuration of a 2-D pooling layer.
@@ -136,12 +139,6 @@ impl Pool2d {
 }
 
 impl Layer for Pool2d {
-    fn spec(&self) -> LayerSpec {
-        match self.kind {
-            PoolKind::Max => LayerSpec::MaxPooling2D(self.config.clone()),
-            PoolKind::Average => LayerSpec::AveragePooling2D(self.config.clone()),
-        }
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -206,12 +203,6 @@ impl GlobalPool {
 }
 
 impl Layer for GlobalPool {
-    fn spec(&self) -> LayerSpec {
-        match self.kind {
-            PoolKind::Max => LayerSpec::GlobalMaxPooling2D,
-            PoolKind::Average => LayerSpec::GlobalAveragePooling2D,
-        }
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -247,6 +238,159 @@ impl Layer for GlobalPool {
         dx
     }
 }
+
+/// Parses a pool token's `k[Ss][v|s]` (after its letter).
+pub(crate) fn parse_pool(rest: &str, default: Padding) -> Option<PoolConfig> {
+    let (rest, padding) = split_padding(rest, default);
+    let (k, s) = split_stride(rest)?;
+    let k = parse_usize(k)?;
+    let mut p = PoolConfig::new(k).with_padding(padding);
+    // A stride equal to the pool size is the default: store it as such so
+    // that equal models compare equal (found by the notation fuzzer).
+    if let Some(s) = s.filter(|&s| s != k) {
+        p = p.with_stride(s);
+    }
+    Some(p)
+}
+
+impl PoolConfig {
+    fn window(&self) -> Window {
+        Window {
+            kernel: self.pool_size,
+            strides: self.strides.unwrap_or(self.pool_size),
+            dilation: [1, 1],
+            padding: self.padding,
+            ceil_mode: self.ceil_mode,
+        }
+    }
+
+    /// `{letter}k[Ss][s]`; `None` for settings the notation cannot say.
+    fn notation(&self, letter: char) -> Option<String> {
+        if self.pool_size[0] != self.pool_size[1] || self.ceil_mode {
+            return None;
+        }
+        let mut t = format!("{letter}{}", self.pool_size[0]);
+        if let Some(s) = self.strides {
+            if s[0] != s[1] {
+                return None;
+            }
+            if s[0] != self.pool_size[0] {
+                t.push_str(&format!("S{}", s[0]));
+            }
+        }
+        match self.padding {
+            Padding::Valid => {}
+            Padding::Same => t.push('s'),
+            Padding::Explicit(_) => return None,
+        }
+        Some(t)
+    }
+}
+
+/// The kinds of the two window poolings: `$kind` over a [`PoolConfig`],
+/// file name `$name`, notation letter `$letter`.
+macro_rules! window_pooling {
+    ($(#[$m:meta])* $kind:ident, $reduce:expr, $variant:ident, $letter:literal, $what:literal) => {
+        $(#[$m])*
+        #[derive(RefCast)]
+        #[repr(transparent)]
+        pub struct $kind(pub PoolConfig);
+
+        impl LayerKind for $kind {
+            fn name(&self) -> &'static str {
+                stringify!($variant)
+            }
+            fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+                self.0.output_shape(input)
+            }
+            fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+                single(self, inputs, |x| Pool2d::build($reduce, &self.0, x))
+            }
+            fn role(&self) -> Role {
+                Role::Pooling
+            }
+            fn window(&self) -> Option<Window> {
+                Some(self.0.window())
+            }
+            fn notation(&self) -> Option<String> {
+                self.0.notation($letter)
+            }
+            fn parse_token(
+                token: &str,
+                ctx: &TokenContext,
+            ) -> Option<std::result::Result<LayerSpec, String>> {
+                let rest = token.strip_prefix($letter)?;
+                Some(
+                    parse_pool(rest, ctx.pool_padding)
+                        .map(LayerSpec::$variant)
+                        .ok_or_else(|| {
+                            format!(
+                                "'{token}': {} is {}k[Ss][v|s], e.g. {}2",
+                                $what, $letter, $letter
+                            )
+                        }),
+                )
+            }
+            fn settings_error(fields: &serde_json::Value) -> Option<String> {
+                settings_error_of::<PoolConfig>(fields)
+            }
+        }
+    };
+}
+
+window_pooling!(
+    /// MaxPooling2D's kind.
+    MaxPooling, PoolKind::Max, MaxPooling2D, 'P', "a max-pool"
+);
+window_pooling!(
+    /// AveragePooling2D's kind.
+    AveragePooling, PoolKind::Average, AveragePooling2D, 'A', "an avg-pool"
+);
+
+/// The kinds of the two global poolings.
+macro_rules! global_pooling {
+    ($(#[$m:meta])* $kind:ident, $reduce:expr, $variant:ident, $token:literal) => {
+        $(#[$m])*
+        pub struct $kind;
+
+        impl LayerKind for $kind {
+            fn name(&self) -> &'static str {
+                stringify!($variant)
+            }
+            fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+                let [_, _, c] = image_shape(self.name(), input)?;
+                Ok(vec![c])
+            }
+            fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+                single(self, inputs, |x| GlobalPool::build($reduce, x))
+            }
+            fn role(&self) -> Role {
+                Role::GlobalPooling
+            }
+            fn notation(&self) -> Option<String> {
+                Some($token.into())
+            }
+            fn parse_token(
+                token: &str,
+                _ctx: &TokenContext,
+            ) -> Option<std::result::Result<LayerSpec, String>> {
+                (token == $token).then_some(Ok(LayerSpec::$variant))
+            }
+            fn settings_error(_fields: &serde_json::Value) -> Option<String> {
+                None
+            }
+        }
+    };
+}
+
+global_pooling!(
+    /// GlobalAveragePooling2D's kind.
+    GlobalAveragePooling, PoolKind::Average, GlobalAveragePooling2D, "GAP"
+);
+global_pooling!(
+    /// GlobalMaxPooling2D's kind.
+    GlobalMaxPooling, PoolKind::Max, GlobalMaxPooling2D, "GMP"
+);
 
 #[cfg(test)]
 mod tests {

@@ -5,11 +5,14 @@
 //! dx[n, i, j, c] = dy[n, T + i, L + j, c]
 //! ```
 
+use crate::kind::{settings_error_of, single, LayerKind};
 use crate::layer::{batched, Layer, Mode};
 use crate::layers::pooling::image_shape;
-use crate::{LayerSpec, Result, Rng};
+use crate::{Result, Rng};
 use convnet_tensor::Tensor;
 use rayon::prelude::*;
+use ref_cast::RefCast;
+use serde::Deserialize;
 
 /// Output shape for padding `[[top, bottom], [left, right]]` (Keras's order).
 pub fn output_shape(padding: [[usize; 2]; 2], input: &[usize]) -> Result<Vec<usize>> {
@@ -41,11 +44,6 @@ impl ZeroPadding2d {
 }
 
 impl Layer for ZeroPadding2d {
-    fn spec(&self) -> LayerSpec {
-        LayerSpec::ZeroPadding2D {
-            padding: self.padding,
-        }
-    }
     fn input_shape(&self) -> &[usize] {
         &self.input_shape
     }
@@ -90,6 +88,33 @@ impl ZeroPadding2d {
                     }
                 }
             });
+    }
+}
+
+/// ZeroPadding2D's kind: its one setting.
+#[derive(Deserialize, RefCast)]
+#[serde(deny_unknown_fields)]
+#[repr(transparent)]
+pub struct ZeroPaddingSpec {
+    /// `[[top, bottom], [left, right]]`.
+    pub padding: [[usize; 2]; 2],
+}
+
+impl LayerKind for ZeroPaddingSpec {
+    fn name(&self) -> &'static str {
+        "ZeroPadding2D"
+    }
+    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        output_shape(self.padding, input)
+    }
+    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+        single(self, inputs, |x| ZeroPadding2d::build(self.padding, x))
+    }
+    fn offset(&self) -> Option<[usize; 2]> {
+        Some([self.padding[0][0], self.padding[1][0]])
+    }
+    fn settings_error(fields: &serde_json::Value) -> Option<String> {
+        settings_error_of::<Self>(fields)
     }
 }
 

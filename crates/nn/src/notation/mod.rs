@@ -23,9 +23,10 @@
 mod syntax;
 
 use crate::graph::{fresh_name, snake, INPUT};
+use crate::kind::{Role, TokenContext};
+use crate::layers::conv2d::parse_conv;
 use crate::{
-    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, ModelSpec,
-    NnError, Node, Padding, PoolConfig, Result,
+    Activation, BatchNormConfig, Conv2dConfig, LayerSpec, ModelSpec, NnError, Node, Padding, Result,
 };
 use std::collections::HashSet;
 use syntax::{err, BlockKind, Item};
@@ -69,7 +70,7 @@ impl NotationOptions {
     }
 }
 
-fn parse_usize(s: &str) -> Option<usize> {
+pub(crate) fn parse_usize(s: &str) -> Option<usize> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -77,7 +78,7 @@ fn parse_usize(s: &str) -> Option<usize> {
 }
 
 /// Splits a trailing `S<digits>` stride off `rest`.
-fn split_stride(rest: &str) -> Option<(&str, Option<usize>)> {
+pub(crate) fn split_stride(rest: &str) -> Option<(&str, Option<usize>)> {
     match rest.find('S') {
         Some(i) => Some((&rest[..i], Some(parse_usize(&rest[i + 1..])?))),
         None => Some((rest, None)),
@@ -85,7 +86,7 @@ fn split_stride(rest: &str) -> Option<(&str, Option<usize>)> {
 }
 
 /// Splits a trailing `v` (valid) or `s` (same) off `rest`.
-fn split_padding(rest: &str, default: Padding) -> (&str, Padding) {
+pub(crate) fn split_padding(rest: &str, default: Padding) -> (&str, Padding) {
     if let Some(r) = rest.strip_suffix('v') {
         (r, Padding::Valid)
     } else if let Some(r) = rest.strip_suffix('s') {
@@ -93,42 +94,6 @@ fn split_padding(rest: &str, default: Padding) -> (&str, Padding) {
     } else {
         (rest, default)
     }
-}
-
-/// Parses `NCk[xm][Ss][v|s]`.
-fn parse_conv(t: &str, default: Padding, activation: Activation) -> Option<Conv2dConfig> {
-    let (filters, rest) = t.split_once('C')?;
-    let filters = parse_usize(filters)?;
-    let (rest, padding) = split_padding(rest, default);
-    let (kernel, stride) = split_stride(rest)?;
-    let (kh, kw) = match kernel.split_once('x') {
-        Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
-        None => {
-            let k = parse_usize(kernel)?;
-            (k, k)
-        }
-    };
-    Some(
-        Conv2dConfig::new(filters, kh)
-            .with_kernel(kh, kw)
-            .with_stride(stride.unwrap_or(1))
-            .with_padding(padding)
-            .with_activation(activation),
-    )
-}
-
-/// Parses `Pk[Ss][v|s]` / `Ak[Ss][v|s]` after the letter.
-fn parse_pool(rest: &str, default: Padding) -> Option<PoolConfig> {
-    let (rest, padding) = split_padding(rest, default);
-    let (k, s) = split_stride(rest)?;
-    let k = parse_usize(k)?;
-    let mut p = PoolConfig::new(k).with_padding(padding);
-    // A stride equal to the pool size is the default: store it as such so
-    // that equal models compare equal (found by the notation fuzzer).
-    if let Some(s) = s.filter(|&s| s != k) {
-        p = p.with_stride(s);
-    }
-    Some(p)
 }
 
 /// Parses an input size: `784` (a square: 28x28x1), `HxW` or `HxWxC`.
@@ -396,51 +361,29 @@ impl<'a> Lower<'a> {
 
     fn atom(&mut self, t: &str, span: (usize, usize), ctx: Ctx, output: bool) -> Result<()> {
         let bad = |msg: String| err(self.s, span.0, span.1, msg);
-        let pool_default = match ctx {
-            Ctx::Chain => Padding::Valid,
+        let pad = |chain: Padding| match ctx {
+            Ctx::Chain => chain,
             Ctx::Block => Padding::Same,
         };
-        let spec = if let Some(units) = parse_usize(t) {
-            if self.shape(self.cur).len() == 3 {
-                self.chain(LayerSpec::Flatten, span)?;
-            }
-            let act = match (output, units) {
-                (true, 1) => Activation::Sigmoid,
-                (true, _) => Activation::Softmax,
-                _ => self.opts.activation,
-            };
-            LayerSpec::Dense(DenseConfig::new(units).with_activation(act))
-        } else if t == "BN" {
-            LayerSpec::BatchNormalization(BatchNormConfig::new())
-        } else if t == "F" {
-            LayerSpec::Flatten
-        } else if t == "GAP" {
-            LayerSpec::GlobalAveragePooling2D
-        } else if t == "GMP" {
-            LayerSpec::GlobalMaxPooling2D
-        } else if let Some(rate) = t.strip_prefix('D') {
-            let r: f32 = rate
-                .parse()
-                .map_err(|_| bad(format!("'{t}': dropout needs a rate, e.g. D0.4")))?;
-            if !(0.0..1.0).contains(&r) {
-                return Err(bad(format!("'{t}': dropout rate must be in [0, 1)")));
-            }
-            LayerSpec::Dropout(DropoutConfig::new(r))
-        } else if t.contains('C') {
-            LayerSpec::Conv2D(self.conv(t, span, ctx)?)
-        } else if let Some(rest) = t.strip_prefix('P') {
-            let p = parse_pool(rest, pool_default)
-                .ok_or_else(|| bad(format!("'{t}': a max-pool is Pk[Ss][v|s], e.g. P2")))?;
-            self.need_image(t, span)?;
-            LayerSpec::MaxPooling2D(p)
-        } else if let Some(rest) = t.strip_prefix('A') {
-            let p = parse_pool(rest, pool_default)
-                .ok_or_else(|| bad(format!("'{t}': an avg-pool is Ak[Ss][v|s], e.g. A2")))?;
-            self.need_image(t, span)?;
-            LayerSpec::AveragePooling2D(p)
-        } else {
-            return Err(bad(format!("unknown layer '{t}': {EXPECTED}")));
+        let tokens = TokenContext {
+            conv_padding: pad(self.opts.padding),
+            pool_padding: pad(Padding::Valid),
+            activation: self.opts.activation,
+            output,
         };
+        let spec = match crate::spec::parse_token(t, &tokens) {
+            Some(Ok(spec)) => spec,
+            Some(Err(why)) => return Err(bad(why)),
+            None => return Err(bad(format!("unknown layer '{t}': {EXPECTED}"))),
+        };
+        let kind = spec.layer_kind();
+        if kind.window().is_some() {
+            self.need_image(t, span)?;
+        }
+        // A product after an image flattens it first (Keras's Flatten).
+        if kind.role() == Role::Product && self.shape(self.cur).len() == 3 {
+            self.chain(LayerSpec::Flatten, span)?;
+        }
         self.chain(spec, span)?;
         Ok(())
     }
@@ -539,65 +482,7 @@ pub fn to_notation(seq: &ModelSpec) -> Option<String> {
         .collect::<Vec<_>>()
         .join("x")];
     for node in &seq.layers {
-        let l = &node.layer;
-        parts.push(match l {
-            LayerSpec::Conv2D(c) => {
-                let mut t = format!("{}C{}", c.filters, c.kernel_size[0]);
-                if c.kernel_size[1] != c.kernel_size[0] {
-                    t.push_str(&format!("x{}", c.kernel_size[1]));
-                }
-                if c.strides[0] != c.strides[1] || c.dilation_rate != [1, 1] {
-                    return None;
-                }
-                if c.strides[0] != 1 {
-                    t.push_str(&format!("S{}", c.strides[0]));
-                }
-                if !c.use_bias {
-                    return None;
-                }
-                match c.padding {
-                    Padding::Valid => t.push('v'),
-                    Padding::Same => t.push('s'),
-                    Padding::Explicit(_) => return None,
-                }
-                t
-            }
-            LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => {
-                let letter = if matches!(l, LayerSpec::MaxPooling2D(_)) {
-                    'P'
-                } else {
-                    'A'
-                };
-                if p.pool_size[0] != p.pool_size[1] || p.ceil_mode {
-                    return None;
-                }
-                let mut t = format!("{letter}{}", p.pool_size[0]);
-                if let Some(s) = p.strides {
-                    if s[0] != s[1] {
-                        return None;
-                    }
-                    if s[0] != p.pool_size[0] {
-                        t.push_str(&format!("S{}", s[0]));
-                    }
-                }
-                match p.padding {
-                    Padding::Valid => {}
-                    Padding::Same => t.push('s'),
-                    Padding::Explicit(_) => return None,
-                }
-                t
-            }
-            LayerSpec::BatchNormalization(_) => "BN".into(),
-            LayerSpec::Dropout(d) => format!("D{}", d.rate),
-            LayerSpec::Flatten => "F".into(),
-            LayerSpec::GlobalAveragePooling2D => "GAP".into(),
-            LayerSpec::GlobalMaxPooling2D => "GMP".into(),
-            LayerSpec::Dense(d) => d.units.to_string(),
-            LayerSpec::Activation { .. }
-            | LayerSpec::ZeroPadding2D { .. }
-            | LayerSpec::Add
-            | LayerSpec::Concatenate => return None,
-        });
+        parts.push(node.layer.layer_kind().notation()?);
     }
     Some(parts.join("-"))
 }
