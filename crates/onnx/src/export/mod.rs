@@ -19,9 +19,12 @@
 use crate::proto::*;
 use crate::{OnnxError, Result};
 use convnet_nn::save::write_atomic;
-use convnet_nn::{Activation, LayerSpec, Model, Padding, Source, Tensor, INPUT};
+use convnet_nn::{Activation, Model, Padding, Source, Tensor, INPUT};
+use layers::Node;
 use prost::Message;
 use std::path::Path;
+
+mod layers;
 
 /// The opset written.
 pub const OPSET: i64 = 13;
@@ -86,6 +89,28 @@ impl Emitter {
         name
     }
 
+    /// An op with a fused activation: the op, then the activation as its
+    /// own node (the op's output named `{name}/linear`), unless it is linear.
+    fn fused(
+        &mut self,
+        op: &str,
+        inputs: Vec<String>,
+        attrs: Vec<AttributeProto>,
+        a: Activation,
+        name: String,
+    ) {
+        if a == Activation::Linear {
+            self.node(op, inputs, name, attrs);
+        } else {
+            // The op keeps the layer's name (the importer fuses the activation
+            // back into it under that name); its output is `{name}/linear`.
+            let y = self.node(op, inputs, format!("{name}/linear"), attrs);
+            self.nodes.last_mut().expect("just added").name = name.clone();
+            self.activation(a, y, name.clone());
+            self.nodes.last_mut().expect("just added").name = format!("{name}/activation");
+        }
+    }
+
     /// `act(x)` as its own node, or `x` itself for a linear activation.
     fn activation(&mut self, a: Activation, x: String, output: String) -> String {
         let (op, attrs) = match a {
@@ -129,7 +154,7 @@ pub(crate) fn ints(name: &str, v: &[usize]) -> AttributeProto {
     }
 }
 
-fn string(name: &str, v: &str) -> AttributeProto {
+pub(crate) fn string(name: &str, v: &str) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: attribute_type::STRING,
@@ -140,7 +165,7 @@ fn string(name: &str, v: &str) -> AttributeProto {
 
 /// ONNX `pads` `[top, left, bottom, right]` of one window op: explicit as
 /// given; `same` as Keras pads (the odd pixel bottom/right); `valid` none.
-fn pads(
+pub(crate) fn pads(
     padding: Padding,
     input: [usize; 2],
     output: [usize; 2],
@@ -159,7 +184,7 @@ fn pads(
 }
 
 /// `[KH, KW, C, F]` -> `[F, C, KH, KW]`.
-fn hwio_to_oihw(k: &Tensor) -> (Vec<usize>, Vec<f32>) {
+pub(crate) fn hwio_to_oihw(k: &Tensor) -> (Vec<usize>, Vec<f32>) {
     let s = k.shape();
     let (kh, kw, c, f) = (s[0], s[1], s[2], s[3]);
     let src = k.data();
@@ -177,7 +202,7 @@ fn hwio_to_oihw(k: &Tensor) -> (Vec<usize>, Vec<f32>) {
 }
 
 /// `[R, C]` -> `[C, R]`.
-fn transpose2(k: &Tensor) -> (Vec<usize>, Vec<f32>) {
+pub(crate) fn transpose2(k: &Tensor) -> (Vec<usize>, Vec<f32>) {
     let (r, c) = (k.shape()[0], k.shape()[1]);
     let src = k.data();
     let mut out = vec![0.0; src.len()];
@@ -187,14 +212,6 @@ fn transpose2(k: &Tensor) -> (Vec<usize>, Vec<f32>) {
         }
     }
     (vec![c, r], out)
-}
-
-fn param<'a>(model: &'a Model, i: usize, name: &str) -> Option<&'a Tensor> {
-    model.layers()[i]
-        .params()
-        .into_iter()
-        .find(|p| p.name == name)
-        .map(|p| &p.value)
 }
 
 /// The ONNX value type of a per-sample shape, with a symbolic batch `N`.
@@ -238,144 +255,20 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
         let name = wiring.names[i].clone();
         let ins: Vec<String> = wiring.inputs[i].iter().map(|&s| value(s)).collect();
         let in_shape = shape_of(wiring.inputs[i][0]);
-        let x = ins[0].clone();
-        match &node.layer {
-            LayerSpec::Conv2D(c) => {
-                let g = c.geometry(in_shape, 1)?;
-                let span = [(g.kh - 1) * g.dh + 1, (g.kw - 1) * g.dw + 1];
-                let p = pads(c.padding, [g.h, g.w], [g.oh, g.ow], span, [g.sh, g.sw]);
-                let (dims, w) = hwio_to_oihw(param(model, i, "kernel").expect("conv kernel"));
-                let mut inputs = vec![x, e.weight(format!("{name}.weight"), &dims, &w)];
-                if let Some(b) = param(model, i, "bias") {
-                    inputs.push(e.weight(format!("{name}.bias"), b.shape(), b.data()));
-                }
-                let attrs = vec![
-                    ints("kernel_shape", &[g.kh, g.kw]),
-                    ints("strides", &[g.sh, g.sw]),
-                    ints("dilations", &[g.dh, g.dw]),
-                    ints("pads", &p),
-                    int("group", 1),
-                ];
-                fused(&mut e, "Conv", inputs, attrs, c.activation, name);
-            }
-            LayerSpec::Dense(d) => {
-                let k = param(model, i, "kernel").expect("dense kernel");
-                let bias = param(model, i, "bias");
-                if in_shape.len() == 1 {
-                    let (dims, w) = transpose2(k);
-                    let mut inputs = vec![x, e.weight(format!("{name}.weight"), &dims, &w)];
-                    if let Some(b) = bias {
-                        inputs.push(e.weight(format!("{name}.bias"), b.shape(), b.data()));
-                    }
-                    fused(
-                        &mut e,
-                        "Gemm",
-                        inputs,
-                        vec![int("transB", 1)],
-                        d.activation,
-                        name,
-                    );
-                } else {
-                    // Per pixel: a 1x1 convolution over the channels.
-                    let (dims, w) = transpose2(k);
-                    let dims = [dims[0], dims[1], 1, 1];
-                    let mut inputs = vec![x, e.weight(format!("{name}.weight"), &dims, &w)];
-                    if let Some(b) = bias {
-                        inputs.push(e.weight(format!("{name}.bias"), b.shape(), b.data()));
-                    }
-                    let attrs = vec![ints("kernel_shape", &[1, 1])];
-                    fused(&mut e, "Conv", inputs, attrs, d.activation, name);
-                }
-            }
-            LayerSpec::MaxPooling2D(p) | LayerSpec::AveragePooling2D(p) => {
-                let g = p.geometry(in_shape, 1)?;
-                let pd = pads(
-                    p.padding,
-                    [g.h, g.w],
-                    [g.oh, g.ow],
-                    [g.ph, g.pw],
-                    [g.sh, g.sw],
-                );
-                let mut attrs = vec![
-                    ints("kernel_shape", &[g.ph, g.pw]),
-                    ints("strides", &[g.sh, g.sw]),
-                    ints("pads", &pd),
-                ];
-                if p.ceil_mode {
-                    attrs.push(int("ceil_mode", 1));
-                }
-                let op = if matches!(node.layer, LayerSpec::MaxPooling2D(_)) {
-                    "MaxPool"
-                } else {
-                    // Ours averages over the window's pixels inside the input.
-                    attrs.push(int("count_include_pad", 0));
-                    "AveragePool"
-                };
-                e.node(op, vec![x], name, attrs);
-            }
-            LayerSpec::GlobalAveragePooling2D | LayerSpec::GlobalMaxPooling2D => {
-                let op = if matches!(node.layer, LayerSpec::GlobalAveragePooling2D) {
-                    "GlobalAveragePool"
-                } else {
-                    "GlobalMaxPool"
-                };
-                // ONNX keeps [N, C, 1, 1]; ours is [N, C].
-                let pooled = e.node(op, vec![x], format!("{name}/pool"), vec![]);
-                e.nodes.last_mut().expect("just added").name = name.clone();
-                e.node("Flatten", vec![pooled], name.clone(), vec![int("axis", 1)]);
-                e.nodes.last_mut().expect("just added").name = format!("{name}/flatten");
-            }
-            LayerSpec::BatchNormalization(b) => {
-                let mean = param(model, i, "moving_mean").expect("moving mean");
-                let var = param(model, i, "moving_variance").expect("moving variance");
-                let c = mean.len();
-                let ones = Tensor::full(&[c], 1.0);
-                let zeros = Tensor::zeros(&[c]);
-                let gamma = param(model, i, "gamma").unwrap_or(&ones);
-                let beta = param(model, i, "beta").unwrap_or(&zeros);
-                let inputs = vec![
-                    x,
-                    e.weight(format!("{name}.weight"), &[c], gamma.data()),
-                    e.weight(format!("{name}.bias"), &[c], beta.data()),
-                    e.weight(format!("{name}.running_mean"), &[c], mean.data()),
-                    e.weight(format!("{name}.running_var"), &[c], var.data()),
-                ];
-                let attrs = vec![float("epsilon", b.epsilon), float("momentum", b.momentum)];
-                e.node("BatchNormalization", inputs, name, attrs);
-            }
-            LayerSpec::Dropout(d) => {
-                // Identity in inference. Its rate travels in the metadata
-                // (a `ratio` input is valid ONNX, but tract rejects it).
-                e.dropout_rates.push((name.clone(), d.rate));
-                e.node("Dropout", vec![x], name, vec![]);
-            }
-            LayerSpec::Flatten => {
-                let x = match in_shape {
-                    [h, w, _] if h * w > 1 => {
-                        let perm = ints("perm", &[0, 2, 3, 1]);
-                        e.node("Transpose", vec![x], format!("{name}/nhwc"), vec![perm])
-                    }
-                    _ => x,
-                };
-                e.node("Flatten", vec![x], name, vec![int("axis", 1)]);
-            }
-            LayerSpec::Activation { activation } => {
-                e.activation(*activation, x, name);
-            }
-            LayerSpec::ZeroPadding2D { padding } => {
-                let [[t, b], [l, r]] = *padding;
-                let p = [0, 0, t, l, 0, 0, b, r].map(|v| v as i64);
-                let pads = e.ints(format!("{name}.pads"), &p);
-                e.node("Pad", vec![x, pads], name, vec![string("mode", "constant")]);
-            }
-            LayerSpec::Add => {
-                let op = if ins.len() == 2 { "Add" } else { "Sum" };
-                e.node(op, ins, name, vec![]);
-            }
-            LayerSpec::Concatenate => {
-                e.node("Concat", ins, name, vec![int("axis", 1)]);
-            }
-        }
+        let kind = node.layer.kind();
+        let export = layers::exporter(kind).ok_or_else(|| OnnxError::Malformed {
+            path: "model".into(),
+            msg: format!("layer {i} '{name}' ({kind}) has no ONNX mapping"),
+        })?;
+        let layer = Node {
+            model,
+            index: i,
+            spec: &node.layer,
+            in_shape,
+            inputs: ins,
+            name,
+        };
+        export(&mut e, layer)?;
     }
     let last = spec
         .layers
@@ -421,28 +314,6 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
         metadata_props,
         ..Default::default()
     })
-}
-
-/// An op with a fused activation: the op, then the activation as its own
-/// node (the op's output named `{name}/linear`), unless it is linear.
-fn fused(
-    e: &mut Emitter,
-    op: &str,
-    inputs: Vec<String>,
-    attrs: Vec<AttributeProto>,
-    a: Activation,
-    name: String,
-) {
-    if a == Activation::Linear {
-        e.node(op, inputs, name, attrs);
-    } else {
-        // The op keeps the layer's name (the importer fuses the activation
-        // back into it under that name); its output is `{name}/linear`.
-        let y = e.node(op, inputs, format!("{name}/linear"), attrs);
-        e.nodes.last_mut().expect("just added").name = name.clone();
-        e.activation(a, y, name.clone());
-        e.nodes.last_mut().expect("just added").name = format!("{name}/activation");
-    }
 }
 
 /// Writes `model` to `path` as ONNX, atomically.

@@ -152,10 +152,117 @@ struct Importer<'a> {
 mod attrs;
 mod layers;
 mod merge;
+mod ops;
 mod tensors;
 
 use attrs::{node_name, unsupported, Attrs};
 use tensors::{decode_tensor, load_external, malformed};
+
+/// The graph's one input (besides initializers): its name, our per-sample
+/// shape, its layout, and the batch size when the file fixes it.
+fn graph_input(
+    path: &str,
+    graph: &proto::GraphProto,
+    consts: &HashMap<String, Const>,
+) -> Result<(String, Vec<usize>, Layout, Option<i64>)> {
+    let inputs: Vec<_> = graph
+        .input
+        .iter()
+        .filter(|i| !consts.contains_key(&i.name))
+        .collect();
+    let input = match inputs.as_slice() {
+        [one] => *one,
+        _ => {
+            return Err(malformed(
+                path,
+                format!(
+                "field 'graph.input': expected one input besides the initializers, found {} ({})",
+                inputs.len(),
+                inputs
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ))
+        }
+    };
+    let dims: Vec<Option<i64>> = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match d.value {
+                    Some(proto::DimValue::DimValue(v)) if v > 0 => Some(v),
+                    _ => None,
+                })
+                .collect()
+        })
+        .ok_or_else(|| {
+            malformed(
+                path,
+                format!(
+                    "input '{}': no tensor shape; expected [N, C, H, W] or [N, F]",
+                    input.name
+                ),
+            )
+        })?;
+    let fixed = |i: usize| -> Result<usize> {
+        dims[i]
+            .filter(|&d| d <= 1 << 20)
+            .map(|d| d as usize)
+            .ok_or_else(|| malformed(path, format!("input '{}': dimension {i} is not a fixed size ({dims:?}); export with a fixed input size", input.name)))
+    };
+    // tf2onnx keeps Keras's NHWC input and transposes it before the
+    // first conv (or, with one channel, reshapes [N, H, W, 1] to [N, 1, H, W]).
+    let to_nchw = |n: &NodeProto| match n.op_type.as_str() {
+        "Transpose" => n
+            .attribute
+            .iter()
+            .any(|a| a.name == "perm" && a.ints == [0, 3, 1, 2]),
+        "Reshape" => match n.input.get(1).and_then(|t| consts.get(t)) {
+            Some(Const::I64(t)) => {
+                dims.len() == 4
+                    && dims[3] == Some(1)
+                    && t.len() == 4
+                    && t[1] == 1
+                    && Some(t[2]) == dims[1]
+                    && Some(t[3]) == dims[2]
+            }
+            _ => false,
+        },
+        _ => false,
+    };
+    let nhwc = dims.len() == 4
+        && graph
+            .node
+            .iter()
+            .filter(|n| n.input.contains(&input.name))
+            .all(to_nchw);
+    let (shape, layout) = match dims.len() {
+        4 if nhwc => (vec![fixed(1)?, fixed(2)?, fixed(3)?], Layout::Nhwc),
+        4 => (vec![fixed(2)?, fixed(3)?, fixed(1)?], Layout::Nchw),
+        2 => (vec![fixed(1)?], Layout::Flat),
+        n => {
+            return Err(malformed(
+                path,
+                format!(
+                    "input '{}': rank {n}; expected [N, C, H, W] or [N, F]",
+                    input.name
+                ),
+            ))
+        }
+    };
+    Ok((
+        input.name.clone(),
+        shape,
+        layout,
+        dims.first().copied().flatten(),
+    ))
+}
 
 impl<'a> Importer<'a> {
     fn new(m: &ModelProto, path: &'a str) -> Result<Self> {
@@ -178,97 +285,10 @@ impl<'a> Importer<'a> {
         for o in &graph.output {
             *readers.entry(o.name.clone()).or_default() += 1;
         }
-        let inputs: Vec<_> = graph
-            .input
-            .iter()
-            .filter(|i| !consts.contains_key(&i.name))
-            .collect();
-        let input = match inputs.as_slice() {
-            [one] => *one,
-            _ => {
-                return Err(malformed(
-                    path,
-                    format!(
-                        "field 'graph.input': expected one input besides the initializers, found {} ({})",
-                        inputs.len(),
-                        inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                ))
-            }
-        };
-        let dims: Vec<Option<i64>> = input
-            .r#type
-            .as_ref()
-            .and_then(|t| t.tensor_type.as_ref())
-            .and_then(|t| t.shape.as_ref())
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(proto::DimValue::DimValue(v)) if v > 0 => Some(v),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .ok_or_else(|| {
-                malformed(
-                    path,
-                    format!(
-                        "input '{}': no tensor shape; expected [N, C, H, W] or [N, F]",
-                        input.name
-                    ),
-                )
-            })?;
-        let fixed = |i: usize| -> Result<usize> {
-            dims[i]
-                .filter(|&d| d <= 1 << 20)
-                .map(|d| d as usize)
-                .ok_or_else(|| malformed(path, format!("input '{}': dimension {i} is not a fixed size ({dims:?}); export with a fixed input size", input.name)))
-        };
-        // tf2onnx keeps Keras's NHWC input and transposes it before the first conv.
-        // tf2onnx keeps Keras's NHWC input and transposes it before the
-        // first conv (or, with one channel, reshapes [N, H, W, 1] to [N, 1, H, W]).
-        let to_nchw = |n: &NodeProto| match n.op_type.as_str() {
-            "Transpose" => n
-                .attribute
-                .iter()
-                .any(|a| a.name == "perm" && a.ints == [0, 3, 1, 2]),
-            "Reshape" => match n.input.get(1).and_then(|t| consts.get(t)) {
-                Some(Const::I64(t)) => {
-                    dims.len() == 4
-                        && dims[3] == Some(1)
-                        && t.len() == 4
-                        && t[1] == 1
-                        && Some(t[2]) == dims[1]
-                        && Some(t[3]) == dims[2]
-                }
-                _ => false,
-            },
-            _ => false,
-        };
-        let nhwc = dims.len() == 4
-            && graph
-                .node
-                .iter()
-                .filter(|n| n.input.contains(&input.name))
-                .all(to_nchw);
-        let (shape, layout) = match dims.len() {
-            4 if nhwc => (vec![fixed(1)?, fixed(2)?, fixed(3)?], Layout::Nhwc),
-            4 => (vec![fixed(2)?, fixed(3)?, fixed(1)?], Layout::Nchw),
-            2 => (vec![fixed(1)?], Layout::Flat),
-            n => {
-                return Err(malformed(
-                    path,
-                    format!(
-                        "input '{}': rank {n}; expected [N, C, H, W] or [N, F]",
-                        input.name
-                    ),
-                ))
-            }
-        };
+        let (input, shape, layout, batch) = graph_input(path, graph, &consts)?;
         let mut vals = HashMap::new();
         vals.insert(
-            input.name.clone(),
+            input,
             Val {
                 src: Source::Input,
                 layout,
@@ -291,7 +311,7 @@ impl<'a> Importer<'a> {
             padded: HashMap::new(),
             syms: HashMap::new(),
             input_shape: shape,
-            batch: dims.first().copied().flatten(),
+            batch,
             frozen: m
                 .metadata_props
                 .iter()
@@ -517,174 +537,41 @@ impl<'a> Importer<'a> {
             path: self.path,
         };
         match n.op_type.as_str() {
-            "Constant" => {
-                at.only(&["value"])?;
-                let t = at.get("value").and_then(|a| a.t.as_ref()).ok_or_else(|| {
-                    unsupported(
-                        self.path,
-                        n,
-                        "only the 'value' tensor form is supported".into(),
-                    )
-                })?;
-                let c = decode_tensor(self.path, t)?;
-                self.consts.insert(n.output[0].clone(), c);
-            }
-            "Identity" => {
-                at.only(&[])?;
-                match n.input.first().and_then(|i| self.consts.get(i)).cloned() {
-                    Some(c) => {
-                        self.consts.insert(n.output[0].clone(), c);
-                    }
-                    None => {
-                        let x = self.val(n, 0)?;
-                        self.set(n, x);
-                    }
-                }
-            }
-            "ReduceMean" | "ReduceMax" => self.reduce(n, &at)?,
-            "Conv" => self.conv(n, &at)?,
-            "Gemm" => self.gemm(n, &at)?,
-            "MatMul" => {
-                at.only(&[])?;
-                let x = self.materialize(n, 0)?;
-                let (d, w) = self.weight(n, 1, "B")?;
-                self.dense(n, x, d, w, false, 1.0, None)?;
-            }
-            "Add" | "Sum" => self.add(n, &at)?,
-            "Sub" | "Mul" | "Div" => self.affine(n, &at)?,
-            "BatchNormalization" => self.batch_norm(n, &at)?,
+            // One line per ONNX op: its handler is in ops.rs, layers.rs or merge.rs.
+            "Constant" => self.constant_op(n, &at),
+            "Identity" => self.identity(n, &at),
+            "ReduceMean" | "ReduceMax" => self.reduce(n, &at),
+            "Conv" => self.conv(n, &at),
+            "Gemm" => self.gemm(n, &at),
+            "MatMul" => self.matmul(n, &at),
+            "Add" | "Sum" => self.add(n, &at),
+            "Sub" | "Mul" | "Div" => self.affine(n, &at),
+            "BatchNormalization" => self.batch_norm(n, &at),
             "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Elu" | "Softmax" => {
-                self.activation(n, &at)?
+                self.activation(n, &at)
             }
-            "MaxPool" | "AveragePool" => self.pool(n, &at)?,
-            "GlobalAveragePool" | "GlobalMaxPool" => {
-                at.only(&[])?;
-                let x = self.materialize(n, 0)?;
-                self.image(n, &x)?;
-                let layer = if n.op_type == "GlobalAveragePool" {
-                    LayerSpec::GlobalAveragePooling2D
-                } else {
-                    LayerSpec::GlobalMaxPooling2D
-                };
-                self.simple(n, layer, x, Layout::Pooled, vec![])?;
-            }
-            "Flatten" => {
-                at.only(&["axis"])?;
-                if at.int("axis", 1)? != 1 {
-                    return Err(at.err("only axis 1 is supported".into()));
-                }
-                self.flatten(n)?;
-            }
-            "Reshape" => self.reshape(n, &at)?,
-            "Shape" => {
-                at.only(&["start", "end"])?;
-                let x = self.val(n, 0)?;
-                let d = |v: usize| Dim::Int(v as i64);
-                let mut dims = vec![Dim::Batch];
-                dims.extend(match (x.layout, x.shape.as_slice()) {
-                    (Layout::Nchw, [h, w, c]) => vec![d(*c), d(*h), d(*w)],
-                    (Layout::Pooled, [c]) => vec![d(*c), d(1), d(1)],
-                    (_, shape) => shape.iter().map(|&v| d(v)).collect(),
-                });
-                let r = dims.len() as i64;
-                let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-                let (a, b) = (clamp(at.int("start", 0)?), clamp(at.int("end", r)?));
-                self.syms
-                    .insert(n.output[0].clone(), dims[a..b.max(a)].to_vec());
-            }
+            "MaxPool" | "AveragePool" => self.pool(n, &at),
+            "GlobalAveragePool" | "GlobalMaxPool" => self.global_pool(n, &at),
+            "Flatten" => self.flatten_op(n, &at),
+            "Reshape" => self.reshape(n, &at),
+            "Shape" => self.shape_of(n, &at),
             "Gather" | "Slice" | "Cast" | "Unsqueeze" | "Squeeze" | "Concat"
                 if n.input.iter().any(|i| self.syms.contains_key(i)) =>
             {
-                self.shape_op(n, &at)?;
+                self.shape_op(n, &at)
             }
-            "Cast" => {
-                at.only(&["to", "saturate"])?;
-                if at.int("to", 0)? != i64::from(proto::FLOAT) {
-                    return Err(
-                        at.err("only a cast to float of a computed value is supported".into())
-                    );
-                }
-                let x = self.val(n, 0)?;
-                self.set(n, x);
-            }
-            "Squeeze" => {
-                let x = self.val(n, 0)?;
-                let axes = match (at.ints("axes")?, self.constant(n, 1)?) {
-                    (Some(a), _) => a,
-                    (None, Some(Const::I64(v))) => v.clone(),
-                    _ => vec![],
-                };
-                if x.layout != Layout::Pooled
-                    || !(axes == [2, 3] || axes == [-2, -1] || axes == [3, 2])
-                {
-                    return Err(at.err(
-                        "only the squeeze of axes 2, 3 after global pooling is supported".into(),
-                    ));
-                }
-                self.set(
-                    n,
-                    Val {
-                        layout: Layout::Flat,
-                        ..x
-                    },
-                );
-            }
-            "Transpose" => {
-                at.only(&["perm"])?;
-                let x = self.val(n, 0)?;
-                let perm = at.ints("perm")?.unwrap_or_default();
-                let layout = match (x.layout, perm.as_slice()) {
-                    (Layout::Nhwc, [0, 3, 1, 2]) => Layout::Nchw,
-                    (Layout::Nchw, [0, 2, 3, 1]) => Layout::Nhwc,
-                    (l, p) => {
-                        return Err(at.err(format!(
-                            "only NHWC <-> NCHW transposes are supported; found perm {p:?} on a {l:?} value"
-                        )))
-                    }
-                };
-                self.set(n, Val { layout, ..x });
-            }
-            "Dropout" => {
-                at.only(&["ratio", "seed"])?;
-                if n.output.len() > 1 && n.output[1..].iter().any(|o| self.readers.contains_key(o))
-                {
-                    return Err(at.err(
-                        "its mask output is read; only inference Dropout is supported".into(),
-                    ));
-                }
-                let rate = match self.constant(n, 1)? {
-                    Some(Const::F32(_, v)) if v.len() == 1 => v[0],
-                    Some(_) => return Err(at.err("ratio must be one float".into())),
-                    // Our export keeps the rate in the metadata.
-                    None => match self.dropout_rates.get(&n.output[0]) {
-                        Some(r) => *r,
-                        None => at.float("ratio", 0.5)?,
-                    },
-                };
-                if !(0.0..1.0).contains(&rate) {
-                    return Err(at.err(format!("ratio {rate}: expected a value in [0, 1)")));
-                }
-                let x = self.materialize(n, 0)?;
-                let layout = x.layout;
-                self.simple(
-                    n,
-                    LayerSpec::Dropout(DropoutConfig::new(rate)),
-                    x,
-                    layout,
-                    vec![],
-                )?;
-            }
-            "Pad" => self.pad(n, &at)?,
-            "Concat" => self.concat(n, &at)?,
-            other => {
-                return Err(unsupported(
-                    self.path,
-                    n,
-                    format!("operator {other} is not supported; supported: {SUPPORTED}"),
-                ))
-            }
+            "Cast" => self.cast(n, &at),
+            "Squeeze" => self.squeeze(n, &at),
+            "Transpose" => self.transpose(n, &at),
+            "Dropout" => self.dropout(n, &at),
+            "Pad" => self.pad(n, &at),
+            "Concat" => self.concat(n, &at),
+            other => Err(unsupported(
+                self.path,
+                n,
+                format!("operator {other} is not supported; supported: {SUPPORTED}"),
+            )),
         }
-        Ok(())
     }
 
     /// Gather, Slice, Cast, Unsqueeze, Squeeze and Concat on computed shapes.

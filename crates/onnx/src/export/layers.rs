@@ -1,0 +1,282 @@
+//! Each layer kind's ONNX nodes: one function per kind and one line in
+//! [`EXPORTERS`]. Weights are converted to ONNX's channel-first layouts as
+//! the module above describes.
+
+use super::{float, hwio_to_oihw, int, ints, pads, string, transpose2, Emitter};
+use crate::{OnnxError, Result};
+use convnet_nn::{LayerSpec, Model, Tensor};
+
+/// What an exporter gets: one node of the model with its wiring.
+pub(super) struct Node<'a> {
+    pub model: &'a Model,
+    /// Its index in the model.
+    pub index: usize,
+    pub spec: &'a LayerSpec,
+    /// Per-sample shape of its first input.
+    pub in_shape: &'a [usize],
+    /// Names of its input values.
+    pub inputs: Vec<String>,
+    /// Its name (and its output value's).
+    pub name: String,
+}
+
+impl Node<'_> {
+    /// Its first input value.
+    fn x(&self) -> String {
+        self.inputs[0].clone()
+    }
+
+    /// Its parameter `name`, when it has one.
+    fn param(&self, name: &str) -> Option<&Tensor> {
+        self.model.layers()[self.index]
+            .params()
+            .into_iter()
+            .find(|p| p.name == name)
+            .map(|p| &p.value)
+    }
+
+    /// Its parameter `name`, which its kind always has.
+    fn required(&self, name: &str) -> Result<&Tensor> {
+        self.param(name)
+            .ok_or_else(|| self.wrong(&format!("no '{name}' parameter")))
+    }
+
+    fn wrong(&self, what: &str) -> OnnxError {
+        OnnxError::Malformed {
+            path: "model".into(),
+            msg: format!("layer {} '{}': {what}", self.index, self.name),
+        }
+    }
+}
+
+type Exporter = fn(&mut Emitter, Node<'_>) -> Result<()>;
+
+/// The ONNX mapping of each kind, by its name in model files.
+const EXPORTERS: &[(&str, Exporter)] = &[
+    ("Conv2D", conv2d),
+    ("Dense", dense),
+    ("MaxPooling2D", pool),
+    ("AveragePooling2D", pool),
+    ("GlobalAveragePooling2D", global_pool),
+    ("GlobalMaxPooling2D", global_pool),
+    ("BatchNormalization", batch_norm),
+    ("Dropout", dropout),
+    ("Flatten", flatten),
+    ("Activation", activation),
+    ("ZeroPadding2D", zero_padding),
+    ("Add", add),
+    ("Concatenate", concatenate),
+];
+
+/// The exporter of the kind named `kind`, if it has an ONNX mapping.
+pub(super) fn exporter(kind: &str) -> Option<Exporter> {
+    EXPORTERS.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)
+}
+
+/// Weight and optional bias as initializers named after the node.
+fn weight_and_bias(e: &mut Emitter, n: &Node<'_>, dims: &[usize], w: &[f32]) -> Vec<String> {
+    let mut inputs = vec![n.x(), e.weight(format!("{}.weight", n.name), dims, w)];
+    if let Some(b) = n.param("bias") {
+        inputs.push(e.weight(format!("{}.bias", n.name), b.shape(), b.data()));
+    }
+    inputs
+}
+
+/// `Conv` with explicit pads, then its activation.
+fn conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::Conv2D(c) = n.spec else {
+        return Err(n.wrong("not a Conv2D"));
+    };
+    let g = c.geometry(n.in_shape, 1)?;
+    let span = [(g.kh - 1) * g.dh + 1, (g.kw - 1) * g.dw + 1];
+    let p = pads(c.padding, [g.h, g.w], [g.oh, g.ow], span, [g.sh, g.sw]);
+    let (dims, w) = hwio_to_oihw(n.required("kernel")?);
+    let inputs = weight_and_bias(e, &n, &dims, &w);
+    let attrs = vec![
+        ints("kernel_shape", &[g.kh, g.kw]),
+        ints("strides", &[g.sh, g.sw]),
+        ints("dilations", &[g.dh, g.dw]),
+        ints("pads", &p),
+        int("group", 1),
+    ];
+    e.fused("Conv", inputs, attrs, c.activation, n.name);
+    Ok(())
+}
+
+/// `Gemm` on a vector; on an image, per pixel, a 1x1 `Conv`.
+fn dense(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::Dense(d) = n.spec else {
+        return Err(n.wrong("not a Dense"));
+    };
+    let (dims, w) = transpose2(n.required("kernel")?);
+    if n.in_shape.len() == 1 {
+        let inputs = weight_and_bias(e, &n, &dims, &w);
+        e.fused("Gemm", inputs, vec![int("transB", 1)], d.activation, n.name);
+    } else {
+        let dims = [dims[0], dims[1], 1, 1];
+        let inputs = weight_and_bias(e, &n, &dims, &w);
+        let attrs = vec![ints("kernel_shape", &[1, 1])];
+        e.fused("Conv", inputs, attrs, d.activation, n.name);
+    }
+    Ok(())
+}
+
+/// `MaxPool` / `AveragePool` (over the window's pixels inside the input).
+fn pool(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let (op, p) = match n.spec {
+        LayerSpec::MaxPooling2D(p) => ("MaxPool", p),
+        LayerSpec::AveragePooling2D(p) => ("AveragePool", p),
+        _ => return Err(n.wrong("not a pooling layer")),
+    };
+    let g = p.geometry(n.in_shape, 1)?;
+    let pd = pads(
+        p.padding,
+        [g.h, g.w],
+        [g.oh, g.ow],
+        [g.ph, g.pw],
+        [g.sh, g.sw],
+    );
+    let mut attrs = vec![
+        ints("kernel_shape", &[g.ph, g.pw]),
+        ints("strides", &[g.sh, g.sw]),
+        ints("pads", &pd),
+    ];
+    if p.ceil_mode {
+        attrs.push(int("ceil_mode", 1));
+    }
+    if op == "AveragePool" {
+        // Ours averages over the window's pixels inside the input.
+        attrs.push(int("count_include_pad", 0));
+    }
+    e.node(op, vec![n.x()], n.name, attrs);
+    Ok(())
+}
+
+/// `GlobalAveragePool` / `GlobalMaxPool`, then `Flatten`: ONNX keeps
+/// `[N, C, 1, 1]`, ours is `[N, C]`.
+fn global_pool(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let op = match n.spec {
+        LayerSpec::GlobalAveragePooling2D => "GlobalAveragePool",
+        LayerSpec::GlobalMaxPooling2D => "GlobalMaxPool",
+        _ => return Err(n.wrong("not a global pooling layer")),
+    };
+    let name = n.name;
+    let pooled = e.node(
+        op,
+        vec![n.inputs[0].clone()],
+        format!("{name}/pool"),
+        vec![],
+    );
+    e.nodes.last_mut().expect("just added").name = name.clone();
+    e.node("Flatten", vec![pooled], name.clone(), vec![int("axis", 1)]);
+    e.nodes.last_mut().expect("just added").name = format!("{name}/flatten");
+    Ok(())
+}
+
+/// `BatchNormalization` with its moving statistics (gamma 1 and beta 0
+/// when the layer has none).
+fn batch_norm(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::BatchNormalization(b) = n.spec else {
+        return Err(n.wrong("not a BatchNormalization"));
+    };
+    let mean = n.required("moving_mean")?;
+    let var = n.required("moving_variance")?;
+    let c = mean.len();
+    let ones = Tensor::full(&[c], 1.0);
+    let zeros = Tensor::zeros(&[c]);
+    let gamma = n.param("gamma").unwrap_or(&ones);
+    let beta = n.param("beta").unwrap_or(&zeros);
+    let name = &n.name;
+    let inputs = vec![
+        n.x(),
+        e.weight(format!("{name}.weight"), &[c], gamma.data()),
+        e.weight(format!("{name}.bias"), &[c], beta.data()),
+        e.weight(format!("{name}.running_mean"), &[c], mean.data()),
+        e.weight(format!("{name}.running_var"), &[c], var.data()),
+    ];
+    let attrs = vec![float("epsilon", b.epsilon), float("momentum", b.momentum)];
+    e.node("BatchNormalization", inputs, n.name, attrs);
+    Ok(())
+}
+
+/// `Dropout`, the identity in inference. Its rate travels in the metadata
+/// (a `ratio` input is valid ONNX, but tract rejects it).
+fn dropout(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::Dropout(d) = n.spec else {
+        return Err(n.wrong("not a Dropout"));
+    };
+    e.dropout_rates.push((n.name.clone(), d.rate));
+    e.node("Dropout", vec![n.x()], n.name, vec![]);
+    Ok(())
+}
+
+/// `Flatten`, after a transpose back to our `H, W, C` order of the flat
+/// vector when the image has more than one pixel.
+fn flatten(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let x = match n.in_shape {
+        [h, w, _] if h * w > 1 => {
+            let perm = ints("perm", &[0, 2, 3, 1]);
+            e.node(
+                "Transpose",
+                vec![n.x()],
+                format!("{}/nhwc", n.name),
+                vec![perm],
+            )
+        }
+        _ => n.x(),
+    };
+    e.node("Flatten", vec![x], n.name, vec![int("axis", 1)]);
+    Ok(())
+}
+
+/// The activation's own node.
+fn activation(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::Activation { activation } = n.spec else {
+        return Err(n.wrong("not an Activation"));
+    };
+    e.activation(*activation, n.x(), n.name);
+    Ok(())
+}
+
+/// `Pad` (constant zeros) with NCHW pads.
+fn zero_padding(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::ZeroPadding2D { padding } = n.spec else {
+        return Err(n.wrong("not a ZeroPadding2D"));
+    };
+    let [[t, b], [l, r]] = *padding;
+    let p = [0, 0, t, l, 0, 0, b, r].map(|v| v as i64);
+    let pads = e.ints(format!("{}.pads", n.name), &p);
+    e.node(
+        "Pad",
+        vec![n.x(), pads],
+        n.name,
+        vec![string("mode", "constant")],
+    );
+    Ok(())
+}
+
+/// `Add` of two inputs, `Sum` of more.
+fn add(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let op = if n.inputs.len() == 2 { "Add" } else { "Sum" };
+    e.node(op, n.inputs, n.name, vec![]);
+    Ok(())
+}
+
+/// `Concat` on the channels (axis 1 of NCHW).
+fn concatenate(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    e.node("Concat", n.inputs, n.name, vec![int("axis", 1)]);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_an_onnx_mapping() {
+        for kind in convnet_nn::KIND_NAMES {
+            assert!(exporter(kind).is_some(), "{kind} has no exporter");
+        }
+        assert_eq!(EXPORTERS.len(), convnet_nn::KIND_NAMES.len());
+    }
+}
