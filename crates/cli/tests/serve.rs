@@ -138,6 +138,9 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert_eq!(m["input_shape"], serde_json::json!([28, 28, 1]));
     let layers = m["layers"].as_array().unwrap();
     assert_eq!(layers[0]["kind"], "Conv2D");
+    // The page asks the role, not the kind's name (filters and pooling details).
+    let roles: Vec<&str> = layers.iter().map(|l| l["role"].as_str().unwrap()).collect();
+    assert_eq!(roles[..2], ["filters", "pooling"], "{roles:?}");
     assert_eq!(layers[0]["params"], 40);
     assert!(layers[0]["formula"].as_str().unwrap().contains("28"));
     assert_eq!(m["classes"].as_array().unwrap().len(), 10);

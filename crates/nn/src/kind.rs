@@ -45,6 +45,23 @@ pub enum Role {
     Other,
 }
 
+impl Role {
+    /// Its name for the explorer's page: `filters`, `product`, `pooling`,
+    /// `global_pooling`, `normalization`, `activation`, `merge` or `other`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Filters => "filters",
+            Role::Product => "product",
+            Role::Pooling => "pooling",
+            Role::GlobalPooling => "global_pooling",
+            Role::Normalization => "normalization",
+            Role::Activation(_) => "activation",
+            Role::Merge => "merge",
+            Role::Other => "other",
+        }
+    }
+}
+
 /// A sliding window over the two image axes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {

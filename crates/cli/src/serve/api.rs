@@ -96,6 +96,7 @@ pub fn model_json(ex: &Explorer) -> Result<Value, Reply> {
                 "index": i,
                 "name": r.name,
                 "kind": r.kind,
+                "role": spec.layers[i].layer.layer_kind().role().name(),
                 "output_shape": r.output_shape,
                 "params": r.params,
                 "formula": r.formula,
@@ -231,15 +232,19 @@ pub fn predict(ex: &Explorer, body: &[u8]) -> Result<Value, Reply> {
     })
 }
 
-/// `GET /api/filter?layer=I&map=C`: filter `C` of Conv2D node `I`,
+/// `GET /api/filter?layer=I&map=C`: filter `C` of convolution node `I`,
 /// `[KH, KW, C_in]` scaled over its own range.
 pub fn filter(ex: &Explorer, layer: usize, map: usize) -> Result<Value, Reply> {
     with_model(ex, |m| {
-        let kind = m.spec().layers.get(layer).map(|n| n.layer.kind());
-        if kind != Some("Conv2D") {
+        let role = m
+            .spec()
+            .layers
+            .get(layer)
+            .map(|n| n.layer.layer_kind().role());
+        if role != Some(convnet_nn::Role::Filters) {
             return Err(Reply::error(
                 404,
-                format!("layer {layer} is not a Conv2D layer"),
+                format!("layer {layer} is not a convolution"),
             ));
         }
         let kernel = m.layers()[layer]

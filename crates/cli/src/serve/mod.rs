@@ -63,11 +63,12 @@ pub struct Explorer {
 impl Explorer {
     /// The explorer of a finished run.
     pub fn open(run: &Path, live: Option<Arc<Live>>) -> CliResult<Explorer> {
-        let cfg = RunConfig::load(run)?;
-        let model = if live.is_some() {
-            None // loaded from the newest checkpoint when one exists
+        let (cfg, model) = if live.is_some() {
+            // The model is loaded from the newest checkpoint when one exists.
+            (RunConfig::load(run)?, None)
         } else {
-            Some(Model::load(run)?)
+            let (cfg, model) = convnet_run::open(run)?;
+            (cfg, Some(model))
         };
         Ok(Explorer {
             run: run.to_path_buf(),

@@ -206,59 +206,55 @@ impl Layer for Concatenate {
     }
 }
 
-/// Add's kind (no settings).
-pub struct AddSpec;
+/// The kinds of the two merges (no settings): `$kind`, named `$name` in
+/// files, shape rule `$shape`, built as `$layer`.
+macro_rules! merge_kind {
+    ($(#[$m:meta])* $kind:ident, $name:literal, $shape:ident, $layer:ident, $maps:expr) => {
+        $(#[$m])*
+        pub struct $kind;
 
-impl LayerKind for AddSpec {
-    fn name(&self) -> &'static str {
-        "Add"
-    }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        add_output_shape(&[input])
-    }
-    fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        add_output_shape(inputs)
-    }
-    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
-        Ok(Box::new(Add::build(inputs)?))
-    }
-    fn role(&self) -> Role {
-        Role::Merge
-    }
-    fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
-        Some(("add_maps", "sum of the branches"))
-    }
-    fn settings_error(_fields: &serde_json::Value) -> Option<String> {
-        None
-    }
+        impl LayerKind for $kind {
+            fn name(&self) -> &'static str {
+                $name
+            }
+            fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+                $shape(&[input])
+            }
+            fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
+                $shape(inputs)
+            }
+            fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
+                Ok(Box::new($layer::build(inputs)?))
+            }
+            fn role(&self) -> Role {
+                Role::Merge
+            }
+            fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
+                Some($maps)
+            }
+            fn settings_error(_fields: &serde_json::Value) -> Option<String> {
+                None
+            }
+        }
+    };
 }
 
-/// Concatenate's kind (no settings).
-pub struct ConcatenateSpec;
-
-impl LayerKind for ConcatenateSpec {
-    fn name(&self) -> &'static str {
-        "Concatenate"
-    }
-    fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
-        concat_output_shape(&[input])
-    }
-    fn output_shape_of(&self, inputs: &[&[usize]]) -> Result<Vec<usize>> {
-        concat_output_shape(inputs)
-    }
-    fn build(&self, inputs: &[&[usize]], _rng: &mut Rng) -> Result<Box<dyn Layer>> {
-        Ok(Box::new(Concatenate::build(inputs)?))
-    }
-    fn role(&self) -> Role {
-        Role::Merge
-    }
-    fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
-        Some(("concat_maps", "branches side by side"))
-    }
-    fn settings_error(_fields: &serde_json::Value) -> Option<String> {
-        None
-    }
-}
+merge_kind!(
+    /// Add's kind.
+    AddSpec,
+    "Add",
+    add_output_shape,
+    Add,
+    ("add_maps", "sum of the branches")
+);
+merge_kind!(
+    /// Concatenate's kind.
+    ConcatenateSpec,
+    "Concatenate",
+    concat_output_shape,
+    Concatenate,
+    ("concat_maps", "branches side by side")
+);
 
 #[cfg(test)]
 mod tests {

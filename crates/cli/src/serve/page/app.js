@@ -216,7 +216,7 @@ async function showDetail(l, ch) {
   let best = 0;
   for (let i = 1; i < h * w; i++) if (mb[i * c + ch] > mb[best * c + ch]) best = i;
   patchAt(Math.floor(best / w), best % w);
-  if (meta.kind === "Conv2D") {
+  if (meta.role === "filters") {
     try {
       const f = await getJSON(`/api/filter?layer=${l.index}&map=${ch}`);
       const fb = bytesOf(f.data);
@@ -227,7 +227,7 @@ async function showDetail(l, ch) {
       body.appendChild(labelled(row, `its filter ${f.shape.join("x")}` + (f.shape[2] > show ? ` (first ${show} of ${f.shape[2]} input channels)` : "")));
     } catch (err) { $("detail-note").textContent = err.message; }
   }
-  if (meta.kind.includes("Pooling") && meta.inputs.length) {
+  if (meta.role === "pooling" && meta.inputs.length) {
     const src = MODEL.layers.findIndex((m) => m.name === meta.inputs[0]);
     const before = src >= 0 ? LAST.layers[src] : { data: LAST.input.data, shape: LAST.input.shape };
     if (before.shape.length === 3 && ch < before.shape[2]) {
