@@ -81,6 +81,10 @@ pub struct BenchArgs {
     /// kernels (to measure what those kernels bring).
     #[arg(long)]
     im2col: bool,
+    /// Run every layer in its own memory pass: no fusion of neighbouring
+    /// nodes (the same results bit for bit; to measure what fusion brings).
+    #[arg(long)]
+    unfused: bool,
     /// Data-parallel training steps through `fit` with this job's ranks (run alone
     /// and under `mpirun -np N`): step time, time in the collectives, bytes summed.
     #[arg(long)]
@@ -198,9 +202,16 @@ pub struct BenchResult {
 }
 
 /// Runs one configuration in this process.
-pub fn run_config(name: &str, mode: &str, batch: usize, seconds: f32) -> CliResult<BenchResult> {
+pub fn run_config(
+    name: &str,
+    mode: &str,
+    batch: usize,
+    seconds: f32,
+    fusion: bool,
+) -> CliResult<BenchResult> {
     let seq = net(name)?;
     let mut model = seq.build(1)?;
+    model.set_fusion(fusion);
     let outputs: usize = seq.output_shape()?.iter().product();
     let loss = if outputs == 1 {
         Loss::BinaryCrossentropy
@@ -304,7 +315,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {
         let (n, m, b) = &configs[0];
-        let r = run_config(n, m, *b, a.seconds)?;
+        let r = run_config(n, m, *b, a.seconds, !a.unfused)?;
         println!(
             "RESULT {} {} {}",
             r.images_per_sec,
@@ -344,7 +355,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     );
     for (n, m, b) in configs {
         let r = if a.in_process {
-            run_config(&n, &m, b, a.seconds)?
+            run_config(&n, &m, b, a.seconds, !a.unfused)?
         } else {
             let exe = std::env::current_exe().map_err(|e| CliError::runtime(e.to_string()))?;
             let mut cmd = std::process::Command::new(exe);
@@ -360,6 +371,9 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
             }
             if a.im2col {
                 cmd.arg("--im2col");
+            }
+            if a.unfused {
+                cmd.arg("--unfused");
             }
             let out = cmd
                 .output()

@@ -127,6 +127,12 @@ pub trait LayerKind: Send + Sync {
         Role::Other
     }
 
+    /// True for a merge that sums its inputs elementwise (Add), which the
+    /// layer before it may fold into its own pass.
+    fn sums_inputs(&self) -> bool {
+        false
+    }
+
     /// Its sliding window, for kinds that have one (convolution, pooling).
     fn window(&self) -> Option<Window> {
         None

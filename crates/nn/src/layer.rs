@@ -98,6 +98,27 @@ pub trait Layer: Send {
         let _ = rng;
         Err(x)
     }
+    /// Training forward followed by `+ shortcut` and a ReLU in the same pass
+    /// (a batch norm before a residual addition), for layers that can; others
+    /// hand `x` back. In the backward, the model applies
+    /// [`Layer::mask_fused_relu`] and the sum's gradient, then this layer's
+    /// [`Layer::backward`].
+    fn forward_train_add_relu(
+        &mut self,
+        x: Tensor,
+        shortcut: &Tensor,
+        rng: &mut Rng,
+    ) -> std::result::Result<Tensor, Tensor> {
+        let _ = (shortcut, rng);
+        Err(x)
+    }
+    /// The ReLU's backward after [`Layer::forward_train_add_relu`]: zeroes
+    /// `dy` where the ReLU's output was not positive (the mask the layer
+    /// kept), giving the sum's gradient.
+    fn mask_fused_relu(&mut self, dy: &mut Tensor) {
+        let _ = dy;
+        panic!("mask_fused_relu is only valid after a forward_train_add_relu that succeeded")
+    }
     /// Forward over the outputs of several nodes, in the order of the node's
     /// `inputs` (merges: Add, Concatenate); every other layer takes one.
     fn forward_inputs(&mut self, xs: Vec<Tensor>, mode: Mode, rng: &mut Rng) -> Tensor {

@@ -35,6 +35,10 @@ pub struct Model {
     /// ran in its own pass in the latest forward, so backward goes straight
     /// to that batch norm.
     fused_relu: Vec<bool>,
+    /// Per node: a residual addition (and the ReLU after it) that the batch
+    /// norm before it ran in its own pass in the latest forward; backward
+    /// applies the ReLU's mask the batch norm kept and the sum's gradient.
+    fused_add: Vec<bool>,
 }
 
 /// What `compile` sets: the loss, the optimizer and its state.
@@ -66,6 +70,7 @@ impl Model {
             training: None,
             fusion: true,
             fused_relu: Vec::new(),
+            fused_add: Vec::new(),
         };
         m.update_needs_backward();
         m
@@ -210,9 +215,45 @@ impl Model {
     }
 
     /// How many ReLUs the latest training forward ran inside the batch
-    /// norm before them.
+    /// norm right before them.
     pub fn fused_relus(&self) -> usize {
-        self.fused_relu.iter().filter(|&&f| f).count()
+        // Those after a fused addition count as fused additions.
+        (0..self.fused_relu.len())
+            .filter(|&i| self.fused_relu[i] && !(i > 0 && self.fused_add[i - 1]))
+            .count()
+    }
+
+    /// How many residual additions (each with its ReLU) the latest
+    /// training forward ran inside the batch norm before them.
+    pub fn fused_adds(&self) -> usize {
+        self.fused_add.iter().filter(|&&f| f).count()
+    }
+
+    /// When node `i + 1` sums node `i` (a node that trains, read by
+    /// nothing else) and one other source, and node `i + 2` is a ReLU that
+    /// alone reads that sum: the other source. Node `i` is then asked to
+    /// apply the sum and the ReLU in its own pass
+    /// ([`Layer::forward_train_add_relu`]; batch norm can).
+    fn add_relu_triple(&self, i: usize) -> Option<Source> {
+        let w = &self.wiring;
+        if i + 2 >= self.layers.len()
+            || self.is_frozen(i)
+            || w.readers[i] != 1
+            || w.readers[i + 1] != 1
+            || w.inputs[i + 2] != [Source::Node(i + 1)]
+        {
+            return None;
+        }
+        let kind = |k: usize| self.spec.layers[k].layer.layer_kind();
+        if !kind(i + 1).sums_inputs() || kind(i + 2).role() != Role::Activation(Activation::Relu) {
+            return None;
+        }
+        let me = Source::Node(i);
+        match w.inputs[i + 1][..] {
+            [a, b] if a == me && b != me => Some(b),
+            [a, b] if b == me && a != me => Some(a),
+            _ => None,
+        }
     }
 
     /// True when node `i + 1` is a ReLU that reads only node `i`, a node
@@ -259,9 +300,42 @@ impl Model {
             let mut outs: Vec<Option<Tensor>> = (0..n).map(|_| None).collect();
             let fuse = self.fusion && times.is_none();
             self.fused_relu = vec![false; n];
+            self.fused_add = vec![false; n];
             let mut i = 0;
             while i < n {
                 let mut xs = self.gather(i, &mut input, &mut input_left, &mut outs, &mut left);
+                let triple = (mode == Mode::Train && fuse && xs.len() == 1)
+                    .then(|| self.add_relu_triple(i))
+                    .flatten();
+                if let Some(other) = triple {
+                    let x = xs.pop().expect("one input");
+                    // The shortcut is lent, and taken only once the fused pass ran.
+                    let shortcut = match other {
+                        Source::Input => input.as_ref(),
+                        Source::Node(j) => outs[j].as_ref(),
+                    }
+                    .expect("the shortcut is computed before the sum");
+                    match self.layers[i].forward_train_add_relu(x, shortcut, &mut self.rng) {
+                        Ok(y) => {
+                            let (slot, count) = match other {
+                                Source::Input => (&mut input, &mut input_left),
+                                Source::Node(j) => (&mut outs[j], &mut left[j]),
+                            };
+                            *count -= 1;
+                            if *count == 0 {
+                                *slot = None;
+                            }
+                            left[i] = 0;
+                            left[i + 1] = 0;
+                            outs[i + 2] = Some(y);
+                            self.fused_add[i + 1] = true;
+                            self.fused_relu[i + 2] = true;
+                            i += 3;
+                            continue;
+                        }
+                        Err(x) => xs.push(x),
+                    }
+                }
                 if mode == Mode::Train && fuse && xs.len() == 1 && self.relu_pair(i) {
                     let x = xs.pop().expect("one input");
                     match self.layers[i].forward_train_relu(x, &mut self.rng) {
@@ -375,24 +449,36 @@ impl Model {
                 continue;
             }
             if self.fused_relu.get(i).copied().unwrap_or(false) {
-                // The batch norm before it applies this ReLU's backward.
+                // The node before it applies this ReLU's backward.
                 grads[i - 1] = Some(dy);
                 continue;
             }
             let srcs = &self.wiring.inputs[i];
-            let t = std::time::Instant::now();
-            let dxs = if !want_input && srcs.len() == 1 && srcs[0] == Source::Input {
-                // Nobody needs the gradient w.r.t. the model's input.
-                self.layers[i].backward_params(dy);
-                Vec::new()
+            let dxs = if self.fused_add.get(i).copied().unwrap_or(false) {
+                // The ReLU's backward with the mask the batch norm kept, then
+                // the sum's: the same gradient to every input, as Add's.
+                let mut g = dy;
+                self.layers[i - 1].mask_fused_relu(&mut g);
+                let mut dxs: Vec<Tensor> = (1..srcs.len()).map(|_| g.clone()).collect();
+                dxs.push(g);
+                dxs
             } else {
-                self.layers[i].backward_inputs(dy)
+                let t = std::time::Instant::now();
+                let dxs = if !want_input && srcs.len() == 1 && srcs[0] == Source::Input {
+                    // Nobody needs the gradient w.r.t. the model's input.
+                    self.layers[i].backward_params(dy);
+                    Vec::new()
+                } else {
+                    self.layers[i].backward_inputs(dy)
+                };
+                if let Some(times) = times.as_deref_mut() {
+                    times[i] += t.elapsed().as_secs_f64();
+                }
+                dxs
             };
-            if let Some(times) = times.as_deref_mut() {
-                times[i] += t.elapsed().as_secs_f64();
-            }
-            for (s, dx) in srcs.iter().zip(dxs) {
-                let slot = match *s {
+            let routes = srcs.iter().copied().zip(dxs);
+            for (s, dx) in routes {
+                let slot = match s {
                     Source::Node(j) => &mut grads[j],
                     Source::Input => &mut dinput,
                 };

@@ -500,6 +500,22 @@ fn step_outputs(fusion: bool) -> (Vec<u32>, Vec<Vec<u32>>) {
         }
     }
     assert!(pairs >= 2, "the net has BN -> ReLU pairs to fuse");
+    // BN -> Add -> ReLU at the end of each residual block.
+    let adds = spec
+        .layers
+        .windows(3)
+        .filter(|w| {
+            matches!(w[0].layer, LayerSpec::BatchNormalization(_))
+                && matches!(w[1].layer, LayerSpec::Add)
+                && matches!(
+                    w[2].layer,
+                    LayerSpec::Activation {
+                        activation: Activation::Relu
+                    }
+                )
+        })
+        .count();
+    assert_eq!(adds, 3, "every residual block ends in BN -> Add -> ReLU");
     let mut m = spec.build(4).unwrap();
     m.set_fusion(fusion);
     let mut rng = Rng::seed_from_u64(9);
@@ -510,6 +526,7 @@ fn step_outputs(fusion: bool) -> (Vec<u32>, Vec<Vec<u32>>) {
     .unwrap();
     let y = m.forward(&x, Mode::Train, false);
     assert_eq!(m.fused_relus(), if fusion { pairs } else { 0 });
+    assert_eq!(m.fused_adds(), if fusion { adds } else { 0 });
     let dlogits = Tensor::from_vec(
         y.shape(),
         (0..y.len()).map(|i| ((i % 7) as f32 - 3.0) / 7.0).collect(),
@@ -525,7 +542,7 @@ fn step_outputs(fusion: bool) -> (Vec<u32>, Vec<Vec<u32>>) {
 }
 
 #[test]
-fn fused_batch_norm_relu_is_bit_identical_to_the_two_layers() {
+fn fused_batch_norm_relu_and_add_are_bit_identical_to_the_layers() {
     let (y1, g1) = step_outputs(true);
     let (y0, g0) = step_outputs(false);
     assert_eq!(y1, y0, "forward");

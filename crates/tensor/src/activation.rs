@@ -177,7 +177,7 @@ impl Activation {
 
 /// Packs `!(y <= 0)` into bits, 64 values per word.
 #[multiversion(targets = "simd")]
-fn pack_positive(y: &[f32], mask: &mut [u64]) {
+pub(crate) fn pack_positive(y: &[f32], mask: &mut [u64]) {
     for (w, block) in mask.iter_mut().zip(y.chunks(64)) {
         let mut bits = 0u64;
         for (i, &v) in block.iter().enumerate() {

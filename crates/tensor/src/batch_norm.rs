@@ -21,6 +21,8 @@ use rayon::prelude::*;
 
 /// Rows per parallel block of the column reductions.
 const BLOCK_ROWS: usize = 1024;
+// The AddRelu epilogue packs each block's ReLU mask into whole 64-bit words.
+const _: () = assert!(BLOCK_ROWS.is_multiple_of(64));
 
 /// `acc[c] += sum_r (x[r, c] - shift[c])` over the rows of `x [R, C]`, in row order.
 #[multiversion(targets = "simd")]
@@ -302,11 +304,56 @@ pub type MomentsSync<'a> = &'a dyn Fn(&mut Moments);
 /// sums over every process (synchronized batch norm's backward).
 pub type SumsSync<'a> = &'a dyn Fn(&mut [f64]);
 
+/// What the batch norm's training forward applies in its own output pass,
+/// bit for bit as the layers after it would one after the other.
+pub enum Epilogue<'a> {
+    /// Nothing: `y = gamma * (x - mean) * rstd + beta`.
+    None,
+    /// `y = relu(bn(x))`, ReLU as `Activation::Relu` has it.
+    Relu,
+    /// `y = relu(bn(x) + shortcut)` (a residual `Add`, then a ReLU), with
+    /// the ReLU's mask written as `SavedOutput::ReluMask` keeps it (bit
+    /// `i % 64` of word `i / 64` set where `!(y[i] <= 0)`).
+    AddRelu {
+        /// The other input of the addition, shaped as `x`.
+        shortcut: &'a [f32],
+        /// `x.len().div_ceil(64)` words.
+        mask: &'a mut [u64],
+    },
+}
+
+/// `y = relu(x * scale + shift + s)` and its ReLU mask, for one block whose
+/// length is a multiple of 64 (or the last block).
+#[multiversion(targets = "simd")]
+fn scale_shift_add_relu(
+    x: &[f32],
+    scale: &[f32],
+    shift: &[f32],
+    s: &[f32],
+    y: &mut [f32],
+    mask: &mut [u64],
+) {
+    let c = scale.len();
+    for ((yr, xr), sr) in y
+        .chunks_exact_mut(c)
+        .zip(x.chunks_exact(c))
+        .zip(s.chunks_exact(c))
+    {
+        for ((((y, x), a), b), s) in yr.iter_mut().zip(xr).zip(scale).zip(shift).zip(sr) {
+            // As the layers compute it: the batch norm's value, the sum, the ReLU.
+            let v = x * a + b;
+            let v = v + s;
+            *y = if v < 0.0 { 0.0 } else { v };
+        }
+    }
+    crate::activation::pack_positive(y, mask);
+}
+
 #[allow(clippy::too_many_arguments)]
 /// Training forward. Writes `y` and the batch `mean` and `rstd` (which the
 /// backward pass needs) and returns the biased batch variance per channel.
-/// With `relu`, `y = relu(gamma * (x - mean) * rstd + beta)`: bit for bit
-/// what the two layers compute one after the other, one memory pass fewer.
+/// With an [`Epilogue`], what the layers after it compute is applied in the
+/// same pass: bit for bit the same, memory passes fewer.
 /// With `sync` (a batch split over processes: synchronized batch norm), the
 /// hook turns this process's moments into the whole batch's, which
 /// normalize these rows.
@@ -319,7 +366,7 @@ pub fn batch_norm_forward_train_with(
     y: &mut [f32],
     mean: &mut [f32],
     rstd: &mut [f32],
-    relu: bool,
+    epilogue: Epilogue,
     sync: Option<MomentsSync>,
 ) -> Vec<f32> {
     let (m, var) = mean_and_variance(x, c, sync);
@@ -330,13 +377,28 @@ pub fn batch_norm_forward_train_with(
     for (rs, v) in rstd.iter_mut().zip(&var) {
         *rs = 1.0 / (v + eps).sqrt();
     }
-    if relu {
-        let (scale, shift) = scale_and_shift(mean, rstd, gamma, beta);
-        y.par_chunks_mut(BLOCK_ROWS * c)
-            .zip(x.par_chunks(BLOCK_ROWS * c))
-            .for_each(|(yb, xb)| scale_shift_relu(xb, &scale, &shift, yb));
-    } else {
-        apply(x, c, mean, rstd, gamma, beta, y);
+    match epilogue {
+        Epilogue::None => apply(x, c, mean, rstd, gamma, beta, y),
+        Epilogue::Relu => {
+            let (scale, shift) = scale_and_shift(mean, rstd, gamma, beta);
+            y.par_chunks_mut(BLOCK_ROWS * c)
+                .zip(x.par_chunks(BLOCK_ROWS * c))
+                .for_each(|(yb, xb)| scale_shift_relu(xb, &scale, &shift, yb));
+        }
+        Epilogue::AddRelu { shortcut, mask } => {
+            assert_eq!(shortcut.len(), x.len(), "batch norm + add: shortcut length");
+            assert!(mask.len() * 64 >= x.len(), "batch norm + add: mask length");
+            let (scale, shift) = scale_and_shift(mean, rstd, gamma, beta);
+            // BLOCK_ROWS is a multiple of 64, so each block's mask is whole words.
+            let block = BLOCK_ROWS * c;
+            y.par_chunks_mut(block)
+                .zip(x.par_chunks(block))
+                .zip(shortcut.par_chunks(block))
+                .zip(mask.par_chunks_mut(block / 64))
+                .for_each(|(((yb, xb), sb), mb)| {
+                    scale_shift_add_relu(xb, &scale, &shift, sb, yb, mb)
+                });
+        }
     }
     var
 }

@@ -32,6 +32,7 @@ use crate::kind::{same_shape, settings_error_of, single, LayerKind, Role, TokenC
 use crate::layer::{batched, Layer, Mode, Param};
 use crate::spec::checked_count;
 use crate::{LayerSpec, Result, Rng};
+use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::batch_norm as kernel;
 use convnet_tensor::Tensor;
 use rayon::prelude::*;
@@ -128,9 +129,18 @@ impl BatchNormConfig {
             cache: None,
             eval_scale: None,
             sync: None,
+            fused_mask: None,
             updates: (!self.keras_moving_average).then_some(0),
         })
     }
+}
+
+/// What the training forward applies in its own pass after normalizing.
+enum Epilogue<'a> {
+    None,
+    Relu,
+    /// `relu(bn(x) + shortcut)`.
+    AddRelu(&'a Tensor),
 }
 
 /// What the training forward keeps for backward.
@@ -156,6 +166,9 @@ pub struct BatchNorm {
     eval_scale: Option<Vec<f32>>,
     /// The ranks whose rows share the statistics (synchronized batch norm).
     sync: Option<std::sync::Arc<dyn crate::Collective>>,
+    /// The ReLU mask of the latest forward with a residual addition and a
+    /// ReLU in its pass ([`Layer::forward_train_add_relu`]).
+    fused_mask: Option<Vec<u64>>,
     /// Updates of the moving statistics since the build, while they are
     /// bias-corrected; `None`: Keras's plain average (loaded, converged or
     /// asked for).
@@ -163,8 +176,9 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    /// The training forward, with a ReLU after it when `relu`.
-    fn forward_train(&mut self, x: Tensor, relu: bool) -> Tensor {
+    /// The training forward, with what follows it in the same pass
+    /// (nothing, a ReLU, or a residual addition and a ReLU).
+    fn forward_train(&mut self, x: Tensor, epilogue: Epilogue) -> Tensor {
         let c = self.channels();
         let (gamma, beta) = self.gamma_beta();
         let mut y = Tensor::for_overwrite(&batched(x.batch(), &self.shape));
@@ -187,6 +201,23 @@ impl BatchNorm {
                 *m = whole;
             }
         });
+        // The ReLU's backward is the batch norm's own only without an addition
+        // between them; after one, the model applies the kept mask.
+        let relu = matches!(epilogue, Epilogue::Relu);
+        let mut mask = self.fused_mask.take();
+        let epilogue = match epilogue {
+            Epilogue::AddRelu(shortcut) => {
+                let words = x.len().div_ceil(64);
+                let m = mask.get_or_insert_with(Vec::new);
+                m.resize(words, 0);
+                kernel::Epilogue::AddRelu {
+                    shortcut: shortcut.data(),
+                    mask: m,
+                }
+            }
+            Epilogue::Relu => kernel::Epilogue::Relu,
+            Epilogue::None => kernel::Epilogue::None,
+        };
         let var = kernel::batch_norm_forward_train_with(
             x.data(),
             c,
@@ -196,9 +227,10 @@ impl BatchNorm {
             y.data_mut(),
             &mut mean,
             &mut rstd,
-            relu,
+            epilogue,
             sync.as_ref().map(|f| f as kernel::MomentsSync),
         );
+        self.fused_mask = mask;
         let m = self.config.momentum;
         let mm = self.moving_mean.value.data_mut();
         let mv = self.moving_var.value.data_mut();
@@ -297,7 +329,7 @@ impl Layer for BatchNorm {
             self.eval_scale = Some(scale);
             return y;
         }
-        self.forward_train(x, false)
+        self.forward_train(x, Epilogue::None)
     }
 
     fn forward_train_relu(
@@ -305,7 +337,33 @@ impl Layer for BatchNorm {
         x: Tensor,
         _rng: &mut Rng,
     ) -> std::result::Result<Tensor, Tensor> {
-        Ok(self.forward_train(x, true))
+        Ok(self.forward_train(x, Epilogue::Relu))
+    }
+
+    fn forward_train_add_relu(
+        &mut self,
+        x: Tensor,
+        shortcut: &Tensor,
+        _rng: &mut Rng,
+    ) -> std::result::Result<Tensor, Tensor> {
+        if shortcut.shape() != x.shape() {
+            return Err(x);
+        }
+        Ok(self.forward_train(x, Epilogue::AddRelu(shortcut)))
+    }
+
+    fn mask_fused_relu(&mut self, dy: &mut Tensor) {
+        let mask = self
+            .fused_mask
+            .take()
+            .expect("mask_fused_relu after forward_train_add_relu");
+        let saved = SavedOutput::ReluMask(mask);
+        Activation::Relu.backward_saved(&saved, dy.data_mut(), self.channels());
+        let SavedOutput::ReluMask(mask) = saved else {
+            unreachable!("built above")
+        };
+        // Kept for the next step's forward to reuse.
+        self.fused_mask = Some(mask);
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
@@ -326,6 +384,29 @@ impl Layer for BatchNorm {
                 });
             return dx;
         };
+        self.backward_train(cache, dy)
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        self.gamma
+            .iter()
+            .chain(&self.beta)
+            .chain([&self.moving_mean, &self.moving_var])
+            .collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.gamma
+            .iter_mut()
+            .chain(self.beta.iter_mut())
+            .chain([&mut self.moving_mean, &mut self.moving_var])
+            .collect()
+    }
+}
+
+impl BatchNorm {
+    /// The training backward from `cache`, `dx` written over `dy`.
+    fn backward_train(&mut self, cache: Cache, dy: Tensor) -> Tensor {
+        let c = self.channels();
         let (gamma, beta) = self.gamma_beta();
         // dx is written over dy: no gradient buffer is allocated.
         let mut dx = dy;
@@ -335,6 +416,7 @@ impl Layer for BatchNorm {
             .sync
             .as_ref()
             .map(|ranks| move |sums: &mut [f64]| ranks.sum_f64(sums));
+        let sync = sync.as_ref().map(|f| f as kernel::SumsSync);
         kernel::batch_norm_backward_train_with(
             cache.x.data(),
             dx.data_mut(),
@@ -345,7 +427,7 @@ impl Layer for BatchNorm {
             &cache.rstd,
             &mut dgamma,
             &mut dbeta,
-            sync.as_ref().map(|f| f as kernel::SumsSync),
+            sync,
         );
         if let Some(g) = &mut self.gamma {
             g.grad
@@ -362,21 +444,6 @@ impl Layer for BatchNorm {
                 .for_each(|(a, b)| *a += b);
         }
         dx
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        self.gamma
-            .iter()
-            .chain(&self.beta)
-            .chain([&self.moving_mean, &self.moving_var])
-            .collect()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.gamma
-            .iter_mut()
-            .chain(self.beta.iter_mut())
-            .chain([&mut self.moving_mean, &mut self.moving_var])
-            .collect()
     }
 }
 

@@ -207,9 +207,9 @@ impl Layer for Concatenate {
 }
 
 /// The kinds of the two merges (no settings): `$kind`, named `$name` in
-/// files, shape rule `$shape`, built as `$layer`.
+/// files, shape rule `$shape`, built as `$layer`; `$sums` for a sum.
 macro_rules! merge_kind {
-    ($(#[$m:meta])* $kind:ident, $name:literal, $shape:ident, $layer:ident, $maps:expr) => {
+    ($(#[$m:meta])* $kind:ident, $name:literal, $shape:ident, $layer:ident, $maps:expr, $sums:literal) => {
         $(#[$m])*
         pub struct $kind;
 
@@ -229,6 +229,9 @@ macro_rules! merge_kind {
             fn role(&self) -> Role {
                 Role::Merge
             }
+            fn sums_inputs(&self) -> bool {
+                $sums
+            }
             fn explain_maps(&self) -> Option<(&'static str, &'static str)> {
                 Some($maps)
             }
@@ -245,7 +248,8 @@ merge_kind!(
     "Add",
     add_output_shape,
     Add,
-    ("add_maps", "sum of the branches")
+    ("add_maps", "sum of the branches"),
+    true
 );
 merge_kind!(
     /// Concatenate's kind.
@@ -253,7 +257,8 @@ merge_kind!(
     "Concatenate",
     concat_output_shape,
     Concatenate,
-    ("concat_maps", "branches side by side")
+    ("concat_maps", "branches side by side"),
+    false
 );
 
 #[cfg(test)]
