@@ -217,10 +217,7 @@ impl Model {
     /// How many ReLUs the latest training forward ran inside the batch
     /// norm right before them.
     pub fn fused_relus(&self) -> usize {
-        // Those after a fused addition count as fused additions.
-        (0..self.fused_relu.len())
-            .filter(|&i| self.fused_relu[i] && !(i > 0 && self.fused_add[i - 1]))
-            .count()
+        self.fused_relu.iter().filter(|&&f| f).count()
     }
 
     /// How many residual additions (each with its ReLU) the latest
@@ -329,7 +326,6 @@ impl Model {
                             left[i + 1] = 0;
                             outs[i + 2] = Some(y);
                             self.fused_add[i + 1] = true;
-                            self.fused_relu[i + 2] = true;
                             i += 3;
                             continue;
                         }
@@ -448,13 +444,15 @@ impl Model {
                 // Nothing at or below this node trains (a frozen base).
                 continue;
             }
-            if self.fused_relu.get(i).copied().unwrap_or(false) {
-                // The node before it applies this ReLU's backward.
+            let fused = |f: &[bool], k: usize| f.get(k).copied().unwrap_or(false);
+            if fused(&self.fused_relu, i) || (i > 0 && fused(&self.fused_add, i - 1)) {
+                // A ReLU run in the pass before it: its backward is applied
+                // there (by the batch norm, or with the mask it kept).
                 grads[i - 1] = Some(dy);
                 continue;
             }
             let srcs = &self.wiring.inputs[i];
-            let dxs = if self.fused_add.get(i).copied().unwrap_or(false) {
+            let dxs = if fused(&self.fused_add, i) {
                 // The ReLU's backward with the mask the batch norm kept, then
                 // the sum's: the same gradient to every input, as Add's.
                 let mut g = dy;

@@ -168,7 +168,7 @@ pub struct BatchNorm {
     sync: Option<std::sync::Arc<dyn crate::Collective>>,
     /// The ReLU mask of the latest forward with a residual addition and a
     /// ReLU in its pass ([`Layer::forward_train_add_relu`]).
-    fused_mask: Option<Vec<u64>>,
+    fused_mask: Option<SavedOutput>,
     /// Updates of the moving statistics since the build, while they are
     /// bias-corrected; `None`: Keras's plain average (loaded, converged or
     /// asked for).
@@ -204,15 +204,16 @@ impl BatchNorm {
         // The ReLU's backward is the batch norm's own only without an addition
         // between them; after one, the model applies the kept mask.
         let relu = matches!(epilogue, Epilogue::Relu);
-        let mut mask = self.fused_mask.take();
+        let mut mask = match self.fused_mask.take() {
+            Some(SavedOutput::ReluMask(m)) => m,
+            _ => Vec::new(),
+        };
         let epilogue = match epilogue {
             Epilogue::AddRelu(shortcut) => {
-                let words = x.len().div_ceil(64);
-                let m = mask.get_or_insert_with(Vec::new);
-                m.resize(words, 0);
+                mask.resize(x.len().div_ceil(64), 0);
                 kernel::Epilogue::AddRelu {
                     shortcut: shortcut.data(),
-                    mask: m,
+                    mask: &mut mask,
                 }
             }
             Epilogue::Relu => kernel::Epilogue::Relu,
@@ -230,7 +231,8 @@ impl BatchNorm {
             epilogue,
             sync.as_ref().map(|f| f as kernel::MomentsSync),
         );
-        self.fused_mask = mask;
+        // Kept for the backward, and its buffer for the next step's forward.
+        self.fused_mask = Some(SavedOutput::ReluMask(mask));
         let m = self.config.momentum;
         let mm = self.moving_mean.value.data_mut();
         let mv = self.moving_var.value.data_mut();
@@ -353,17 +355,12 @@ impl Layer for BatchNorm {
     }
 
     fn mask_fused_relu(&mut self, dy: &mut Tensor) {
-        let mask = self
+        let c = self.channels();
+        let saved = self
             .fused_mask
-            .take()
+            .as_ref()
             .expect("mask_fused_relu after forward_train_add_relu");
-        let saved = SavedOutput::ReluMask(mask);
-        Activation::Relu.backward_saved(&saved, dy.data_mut(), self.channels());
-        let SavedOutput::ReluMask(mask) = saved else {
-            unreachable!("built above")
-        };
-        // Kept for the next step's forward to reuse.
-        self.fused_mask = Some(mask);
+        Activation::Relu.backward_saved(saved, dy.data_mut(), c);
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
@@ -384,29 +381,6 @@ impl Layer for BatchNorm {
                 });
             return dx;
         };
-        self.backward_train(cache, dy)
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        self.gamma
-            .iter()
-            .chain(&self.beta)
-            .chain([&self.moving_mean, &self.moving_var])
-            .collect()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.gamma
-            .iter_mut()
-            .chain(self.beta.iter_mut())
-            .chain([&mut self.moving_mean, &mut self.moving_var])
-            .collect()
-    }
-}
-
-impl BatchNorm {
-    /// The training backward from `cache`, `dx` written over `dy`.
-    fn backward_train(&mut self, cache: Cache, dy: Tensor) -> Tensor {
-        let c = self.channels();
         let (gamma, beta) = self.gamma_beta();
         // dx is written over dy: no gradient buffer is allocated.
         let mut dx = dy;
@@ -444,6 +418,21 @@ impl BatchNorm {
                 .for_each(|(a, b)| *a += b);
         }
         dx
+    }
+
+    fn params(&self) -> Vec<&Param> {
+        self.gamma
+            .iter()
+            .chain(&self.beta)
+            .chain([&self.moving_mean, &self.moving_var])
+            .collect()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.gamma
+            .iter_mut()
+            .chain(self.beta.iter_mut())
+            .chain([&mut self.moving_mean, &mut self.moving_var])
+            .collect()
     }
 }
 
