@@ -295,7 +295,12 @@ fn a_stopped_rank_ends_the_job_within_the_rank_timeout_naming_it() {
         }
         if stopped.elapsed() > Duration::from_secs(60) {
             signal("-KILL");
-            panic!("the job still waits for the stopped rank after 60 s");
+            let _ = job.kill();
+            let o = job.wait_with_output().unwrap();
+            panic!(
+                "the job still waits for the stopped rank after 60 s; it said:\n{}",
+                text(&o)
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };

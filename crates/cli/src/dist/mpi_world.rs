@@ -5,12 +5,15 @@
 //! segment `j` of its vector to rank `j`, which adds the N copies in rank
 //! order) and an all-gather of the summed segments. Each rank sends and
 //! receives `2 (N-1)/N` times the vector. `MPI_Allreduce` is not used: its
-//! order of additions is the library's choice.
+//! order of additions is the library's choice. The step collectives are
+//! non-blocking point-to-point messages awaited with `--rank-timeout`, so
+//! that a stopped rank is named and the job ends (a blocking collective
+//! cannot be left).
 
 use crate::error::{CliError, CliResult};
 use convnet_nn::Collective;
 use mpi::collective::{CommunicatorCollectives, Root};
-use mpi::datatype::{Partition, PartitionMut};
+use mpi::datatype::Equivalence;
 use mpi::environment::Universe;
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -22,8 +25,12 @@ use std::time::{Duration, Instant};
 /// Kept until `finalize`, whose drop ends MPI.
 static UNIVERSE: Mutex<Option<Universe>> = Mutex::new(None);
 
-/// Tag of the arrival messages (apart from any other traffic).
-const ARRIVAL_TAG: mpi::Tag = 7_707;
+/// Tags of the step collectives' messages (apart from any other traffic;
+/// between two ranks, messages of one tag arrive in the order sent).
+const SCATTER_TAG: mpi::Tag = 7_701;
+const GATHER_TAG: mpi::Tag = 7_702;
+const STATS_TAG: mpi::Tag = 7_703;
+const BROADCAST_TAG: mpi::Tag = 7_704;
 
 /// The world communicator.
 pub struct MpiWorld {
@@ -64,57 +71,68 @@ impl MpiWorld {
         })
     }
 
-    /// Before a training step's collective: every rank tells every other
-    /// that it has arrived (a small non-blocking message) and waits for
-    /// theirs, at most the timeout. A rank that is stopped or hung never
-    /// arrives: the others name it and end the job, instead of waiting in
-    /// the collective forever.
-    fn arrive(&self, what: &str) {
-        let Some(timeout) = self.timeout else { return };
+    /// One exchange of a training step's collective, written as point-to-point
+    /// messages so that a wait can end: every send and receive is posted at
+    /// once, then the receives (the other ranks' parts) are awaited at most
+    /// the timeout. A rank that is stopped or hung never sends its part: the
+    /// others name it and end the job, instead of waiting forever. (Waiting
+    /// only before a blocking collective left a window: a rank stopped after
+    /// it had arrived but inside the collective hung the job.)
+    fn exchange<T: Equivalence>(
+        &self,
+        what: &str,
+        tag: mpi::Tag,
+        sends: &[(usize, &[T])],
+        recvs: Vec<(usize, &mut [T])>,
+    ) {
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let deadline = Instant::now() + timeout;
-        let mut got = vec![u64::MAX; self.size];
-        let silent: Vec<usize> = mpi::request::scope(|scope| {
-            let sends: Vec<_> = (0..self.size)
-                .filter(|&r| r != self.rank)
-                .map(|r| {
-                    self.comm.process_at_rank(r as i32).immediate_send_with_tag(
-                        scope,
-                        &seq,
-                        ARRIVAL_TAG,
+        let start = Instant::now();
+        mpi::request::scope(|scope| {
+            let mut sent: Vec<(usize, Option<_>)> = sends
+                .iter()
+                .map(|&(r, part)| {
+                    let to = self.comm.process_at_rank(r as i32);
+                    (r, Some(to.immediate_send_with_tag(scope, part, tag)))
+                })
+                .collect();
+            let mut got: Vec<(usize, Option<_>)> = recvs
+                .into_iter()
+                .map(|(r, part)| {
+                    let from = self.comm.process_at_rank(r as i32);
+                    (
+                        r,
+                        Some(from.immediate_receive_into_with_tag(scope, part, tag)),
                     )
                 })
                 .collect();
-            let mut recvs: Vec<(usize, Option<_>)> = got
-                .iter_mut()
-                .enumerate()
-                .filter(|(r, _)| *r != self.rank)
-                .map(|(r, slot)| {
-                    let req = self
-                        .comm
-                        .process_at_rank(r as i32)
-                        .immediate_receive_into_with_tag(scope, slot, ARRIVAL_TAG);
-                    (r, Some(req))
-                })
-                .collect();
+            let Some(timeout) = self.timeout else {
+                for (_, req) in got.into_iter().chain(sent) {
+                    req.expect("posted").wait();
+                }
+                return;
+            };
             loop {
-                for (_, slot) in recvs.iter_mut() {
+                for (_, slot) in got.iter_mut().chain(sent.iter_mut()) {
                     if let Some(req) = slot.take() {
                         *slot = req.test().err();
                     }
                 }
-                let waiting: Vec<usize> = recvs
-                    .iter()
-                    .filter(|(_, s)| s.is_some())
-                    .map(|(r, _)| *r)
-                    .collect();
+                // The ranks whose parts have not come; once all have, the
+                // ranks that have not taken this one's.
+                let pending = |v: &[(usize, Option<_>)]| -> Vec<usize> {
+                    v.iter()
+                        .filter(|(_, s)| s.is_some())
+                        .map(|(r, _)| *r)
+                        .collect()
+                };
+                let waiting = match pending(&got) {
+                    w if w.is_empty() => pending(&sent),
+                    w => w,
+                };
                 if waiting.is_empty() {
-                    for s in sends {
-                        s.wait();
-                    }
-                    return waiting;
+                    return;
                 }
-                if Instant::now() >= deadline {
+                if start.elapsed() >= timeout {
                     // Never returns: the requests die with the job.
                     eprintln!(
                         "error: rank {}: rank(s) {waiting:?} did not reach {what} (collective \
@@ -126,24 +144,42 @@ impl MpiWorld {
                 }
                 // Spin while the others are about to arrive (the usual case,
                 // within microseconds), then poll every millisecond.
-                if Instant::now() + timeout < deadline + Duration::from_millis(20) {
+                if start.elapsed() < Duration::from_millis(20) {
                     std::thread::yield_now();
                 } else {
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
         });
-        debug_assert!(silent.is_empty());
-        debug_assert!(got
-            .iter()
-            .enumerate()
-            .all(|(r, &k)| r == self.rank || k == seq));
+    }
+
+    /// The other ranks, in rank order.
+    fn others(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.size).filter(move |&r| r != self.rank)
     }
 }
 
 /// Ends MPI (drops the universe).
 pub fn finalize() {
     drop(UNIVERSE.lock().expect("not poisoned").take());
+}
+
+/// `buf` cut into consecutive pieces of `sizes`, each with its rank, without
+/// the piece of rank `skip` (this rank's own, filled in place).
+fn chunks_except<'b, T>(
+    mut buf: &'b mut [T],
+    sizes: &[usize],
+    skip: usize,
+) -> Vec<(usize, &'b mut [T])> {
+    let mut out = Vec::new();
+    for (r, &len) in sizes.iter().enumerate() {
+        let (piece, rest) = std::mem::take(&mut buf).split_at_mut(len);
+        buf = rest;
+        if r != skip {
+            out.push((r, piece));
+        }
+    }
+    out
 }
 
 /// `n` values split into `parts` segments as `numpy.array_split`: (counts, starts).
@@ -166,18 +202,17 @@ impl Collective for MpiWorld {
         self.size
     }
     fn sum_f32(&self, buf: &mut [f32]) {
-        self.arrive("the gradient sum");
         let n = self.size;
         let (counts, starts) = segments(buf.len(), n);
+        let seg = |r: usize| starts[r] as usize..(starts[r] + counts[r]) as usize;
         let mine = counts[self.rank] as usize;
-        // Reduce-scatter: segment `rank` from every rank, in rank order.
+        // Reduce-scatter: segment `rank` of every rank's vector, added in
+        // rank order (copy `r` at `recv[r * mine..]`, this rank's own too).
         let mut recv = vec![0f32; mine * n];
-        let recv_counts = vec![mine as Count; n];
-        let recv_starts: Vec<Count> = (0..n).map(|i| (i * mine) as Count).collect();
-        self.comm.all_to_all_varcount_into(
-            &Partition::new(&buf[..], &counts[..], &starts[..]),
-            &mut PartitionMut::new(&mut recv[..], &recv_counts[..], &recv_starts[..]),
-        );
+        recv[self.rank * mine..][..mine].copy_from_slice(&buf[seg(self.rank)]);
+        let sends: Vec<(usize, &[f32])> = self.others().map(|r| (r, &buf[seg(r)])).collect();
+        let recvs = chunks_except(&mut recv, &vec![mine; n], self.rank);
+        self.exchange("the gradient sum", SCATTER_TAG, &sends, recvs);
         let mut acc = recv[..mine].to_vec();
         for part in recv[mine..].chunks(mine.max(1)).take(n - 1) {
             for (a, b) in acc.iter_mut().zip(part) {
@@ -185,25 +220,35 @@ impl Collective for MpiWorld {
             }
         }
         // All-gather the summed segments.
-        self.comm.all_gather_varcount_into(
-            &acc[..],
-            &mut PartitionMut::new(buf, &counts[..], &starts[..]),
-        );
+        buf[seg(self.rank)].copy_from_slice(&acc);
+        let sends: Vec<(usize, &[f32])> = self.others().map(|r| (r, &acc[..])).collect();
+        let sizes: Vec<usize> = counts.iter().map(|&c| c as usize).collect();
+        let recvs = chunks_except(buf, &sizes, self.rank);
+        self.exchange("the gradient sum's gather", GATHER_TAG, &sends, recvs);
     }
     fn sum_f64(&self, buf: &mut [f64]) {
-        self.arrive("a sum of statistics");
-        let mut all = vec![0f64; buf.len() * self.size];
-        self.comm.all_gather_into(&buf[..], &mut all[..]);
-        buf.copy_from_slice(&all[..buf.len()]);
-        for other in all.chunks(buf.len().max(1)).skip(1).take(self.size - 1) {
+        // Every rank's vector, then the sum in rank order.
+        let len = buf.len();
+        let mut all = vec![0f64; len * self.size];
+        all[self.rank * len..][..len].copy_from_slice(buf);
+        let sends: Vec<(usize, &[f64])> = self.others().map(|r| (r, &buf[..])).collect();
+        let recvs = chunks_except(&mut all, &vec![len; self.size], self.rank);
+        self.exchange("a sum of statistics", STATS_TAG, &sends, recvs);
+        buf.copy_from_slice(&all[..len]);
+        for other in all.chunks(len.max(1)).skip(1).take(self.size - 1) {
             for (a, b) in buf.iter_mut().zip(other) {
                 *a += b;
             }
         }
     }
     fn broadcast_f32(&self, buf: &mut [f32], root: usize) {
-        self.arrive("a broadcast of the moving statistics");
-        self.comm.process_at_rank(root as i32).broadcast_into(buf);
+        let what = "a broadcast of the moving statistics";
+        if self.rank == root {
+            let sends: Vec<(usize, &[f32])> = self.others().map(|r| (r, &buf[..])).collect();
+            self.exchange(what, BROADCAST_TAG, &sends, Vec::new());
+        } else {
+            self.exchange::<f32>(what, BROADCAST_TAG, &[], vec![(root, buf)]);
+        }
     }
     fn broadcast_bytes(&self, buf: &mut Vec<u8>, root: usize) {
         let p = self.comm.process_at_rank(root as i32);
