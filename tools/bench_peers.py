@@ -1,9 +1,11 @@
 """Peers for `convnet bench`: the same nets in PyTorch eager (NCHW and
-channels_last) and, when installed, Keras 3 on TensorFlow, on synthetic
-data, with the same thread count; and a comparison that runs ours and
-theirs alternately in one run and prints the ratios.
+channels_last), when installed Keras 3 on TensorFlow, and for inference
+ONNX Runtime (on the nets as `convnet bench --export-onnx` writes them), on
+synthetic data, with the same thread count; and a comparison that runs ours
+and theirs alternately in one run and prints the ratios. A peer that is not
+installed is left out of the table.
 
-    pip install torch            # (tensorflow-cpu keras for the Keras column)
+    pip install torch onnxruntime   # (tensorflow-cpu keras for the Keras column)
     cargo build --release -p convnet-cli
     python3 tools/bench_peers.py compare --threads 2 --seconds 5 --rounds 2
 
@@ -210,8 +212,42 @@ def run_keras(name, mode, batch, seconds, threads):
     return steps * batch / (time.perf_counter() - start)
 
 
+def run_ort(name, batch, seconds, threads, onnx_dir):
+    """Inference in ONNX Runtime on the net exported by `convnet bench --export-onnx` (the same
+    layers and weights as ours, NCHW input), with ONNX Runtime's default graph optimizations
+    (ORT_ENABLE_ALL: batch norm folded into convolutions, activations fused, NCHWc layouts)."""
+    import numpy as np
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(os.path.join(onnx_dir, f"{name}.onnx"), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    x = np.random.rand(batch, *inp.shape[1:]).astype("float32")
+    step = lambda: sess.run(None, {inp.name: x})
+    for _ in range(3):
+        step()
+    start, steps = time.perf_counter(), 0
+    while steps < 5 or time.perf_counter() - start < seconds:
+        step()
+        steps += 1
+    return steps * batch / (time.perf_counter() - start)
+
+
+def ort_versions():
+    import onnxruntime as ort
+    import numpy as np
+    return (f"ONNX Runtime {ort.__version__} (numpy {np.__version__}), CPUExecutionProvider, "
+            "ORT_ENABLE_ALL, sequential, intra-op threads = --threads; models from "
+            "`convnet bench --export-onnx` (opset 13, NCHW)")
+
+
 def child(args):
-    if args.peer == "torch":
+    if args.peer == "ort":
+        ips = run_ort(args.net, args.batch, args.seconds, args.threads, args.onnx_dir)
+    elif args.peer == "torch":
         ips = run_torch(args.net, args.mode, args.batch, args.seconds, args.threads, args.channels_last)
     else:
         ips = run_keras(args.net, args.mode, args.batch, args.seconds, args.threads)
@@ -237,42 +273,69 @@ def ours(net, mode, batch, seconds, threads):
     return r  # (images/s, peak MiB); convnet prints (ips, gflops, mib): spawn keeps first and last
 
 
-def theirs(peer, net, mode, batch, seconds, threads, channels_last=False):
+def theirs(peer, net, mode, batch, seconds, threads, channels_last=False, onnx_dir=None):
     cmd = [sys.executable, os.path.abspath(__file__), "child", "--peer", peer, "--net", net, "--mode", mode,
            "--batch", str(batch), "--seconds", str(seconds), "--threads", str(threads)]
     if channels_last:
         cmd.append("--channels-last")
+    if onnx_dir:
+        cmd += ["--onnx-dir", onnx_dir]
     return spawn(cmd)
 
 
+def have(modules):
+    return subprocess.run([sys.executable, "-c", f"import {modules}"], capture_output=True).returncode == 0
+
+
 def compare(args):
-    have_keras = subprocess.run([sys.executable, "-c", "import keras, tensorflow"], capture_output=True).returncode == 0
+    have_keras = have("keras, tensorflow")
+    have_torch = have("torch")
+    have_ort = have("onnxruntime, numpy")
     configs = CONFIGS if not args.config else [(c.split(":")[0], c.split(":")[1], int(c.split(":")[2])) for c in args.config]
     print(f"threads {args.threads}, {args.seconds}s per measurement, best of {args.rounds} alternating rounds")
-    hdr = f"{'config':<16}{'convnet':>10}{'torch NCHW':>12}{'torch CL':>10}"
+    onnx_dir = None
+    if have_ort and any(m == "infer" for _, m, _ in configs):
+        import tempfile
+        onnx_dir = tempfile.mkdtemp(prefix="convnet-onnx-")
+        nets = sorted({n for n, m, _ in configs if m == "infer"})
+        subprocess.run([CONVNET, "bench", "--export-onnx", onnx_dir] + [a for n in nets for a in ("--config", f"{n}:infer:1")],
+                       check=True, capture_output=True)
+        print(ort_versions())
+    peers = ([("nchw", "torch NCHW", {"peer": "torch"}), ("cl", "torch CL", {"peer": "torch", "channels_last": True})]
+             if have_torch else [])
     if have_keras:
-        hdr += f"{'keras/tf':>10}"
-    hdr += f"{'ratio':>8}{'MiB ours':>10}{'MiB torch':>10}{'mem ratio':>10}"
+        peers.append(("keras", "keras/tf", {"peer": "keras"}))
+    hdr = f"{'config':<20}{'convnet':>10}" + "".join(f"{title:>12}" for _, title, _ in peers)
+    hdr += f"{'ratio':>8}"
+    if onnx_dir:
+        hdr += f"{'ORT fp32':>10}{'vs ORT':>8}"
+    hdr += f"{'MiB ours':>10}{'MiB peer':>10}{'mem ratio':>10}"
     print(hdr)
     for net, mode, batch in configs:
         best = {}
         for _ in range(args.rounds):
-            runs = [("ours", lambda: ours(net, mode, batch, args.seconds, args.threads)),
-                    ("nchw", lambda: theirs("torch", net, mode, batch, args.seconds, args.threads)),
-                    ("cl", lambda: theirs("torch", net, mode, batch, args.seconds, args.threads, True))]
-            if have_keras:
-                runs.append(("keras", lambda: theirs("keras", net, mode, batch, args.seconds, args.threads)))
+            runs = [("ours", lambda: ours(net, mode, batch, args.seconds, args.threads))]
+            runs += [(key, lambda kw=kw: theirs(kw["peer"], net, mode, batch, args.seconds, args.threads,
+                                                 kw.get("channels_last", False))) for key, _, kw in peers]
+            if onnx_dir and mode == "infer":
+                runs.append(("ort", lambda: theirs("ort", net, mode, batch, args.seconds, args.threads, onnx_dir=onnx_dir)))
             for key, fn in runs:
                 r = fn()
                 if r and (key not in best or r[0] > best[key][0]):
                     best[key] = r
-        peers = [best[k][0] for k in ("nchw", "cl", "keras") if k in best]
-        torch_mem = min(best[k][1] for k in ("nchw", "cl") if k in best)
-        line = f"{net}:{mode}:{batch:<6}".ljust(16)
-        line += f"{best['ours'][0]:>10.1f}{best.get('nchw', (0,))[0]:>12.1f}{best.get('cl', (0,))[0]:>10.1f}"
-        if have_keras:
-            line += f"{best.get('keras', (0,))[0]:>10.1f}"
-        line += f"{best['ours'][0] / max(peers):>8.2f}{best['ours'][1]:>10.0f}{torch_mem:>10.0f}{best['ours'][1] / torch_mem:>10.2f}"
+        mine = best["ours"]
+        line = f"{net}:{mode}:{batch}".ljust(20) + f"{mine[0]:>10.1f}"
+        line += "".join(f"{best.get(k, (0,))[0]:>12.1f}" for k, _, _ in peers)
+        rivals = [best[k] for k, _, _ in peers if k in best]
+        line += f"{mine[0] / max(r[0] for r in rivals):>8.2f}" if rivals else f"{'-':>8}"
+        if onnx_dir:
+            o = best.get("ort")
+            line += f"{o[0]:>10.1f}{mine[0] / o[0]:>8.2f}" if o else f"{'-':>10}{'-':>8}"
+            if o:
+                rivals.append(o)
+        peer_mem = min((r[1] for r in rivals), default=None)
+        line += f"{mine[1]:>10.0f}"
+        line += f"{peer_mem:>10.0f}{mine[1] / peer_mem:>10.2f}" if peer_mem else f"{'-':>10}{'-':>10}"
         print(line, flush=True)
 
 
@@ -280,7 +343,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("child")
-    c.add_argument("--peer", choices=["torch", "keras"], required=True)
+    c.add_argument("--peer", choices=["torch", "keras", "ort"], required=True)
+    c.add_argument("--onnx-dir")
     c.add_argument("--net", required=True)
     c.add_argument("--mode", required=True)
     c.add_argument("--batch", type=int, required=True)

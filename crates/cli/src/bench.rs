@@ -74,25 +74,34 @@ pub struct BenchArgs {
     /// Run the configurations in this process instead of one child process each (no per-config memory).
     #[arg(long)]
     in_process: bool,
-    /// Also print the time of every layer's forward and backward pass (training configurations).
+    /// Print the time of every layer's forward and (training) backward pass instead.
     #[arg(long)]
     layers: bool,
     /// Run every convolution through im2col + GEMM instead of the implicit-GEMM
     /// kernels (to measure what those kernels bring).
     #[arg(long)]
     im2col: bool,
+    /// Run inference's 3x3 convolutions on the direct kernels instead of
+    /// Winograd F(2x2, 3x3) (to measure what it brings).
+    #[arg(long)]
+    no_winograd: bool,
     /// Run every layer in its own memory pass: no fusion of neighbouring
     /// nodes (the same results bit for bit; to measure what fusion brings).
     #[arg(long)]
     unfused: bool,
+    /// Write each configured net (as built for the benchmark: seed 1) to DIR/NET.onnx and
+    /// stop: the models `tools/bench_peers.py` runs in ONNX Runtime.
+    #[arg(long, value_name = "DIR")]
+    export_onnx: Option<std::path::PathBuf>,
     /// Data-parallel training steps through `fit` with this job's ranks (run alone
     /// and under `mpirun -np N`): step time, time in the collectives, bytes summed.
     #[arg(long)]
     data_parallel: bool,
 }
 
-/// Prints the mean forward and backward time of every layer of a training step.
-pub fn layer_times(name: &str, batch: usize, steps: usize) -> CliResult<()> {
+/// Prints the mean forward and backward time of every layer of a training
+/// step, or of an inference forward pass (`train` false: no backward column).
+pub fn layer_times(name: &str, train: bool, batch: usize, steps: usize) -> CliResult<()> {
     let seq = net(name)?;
     let mut model = seq.build(1)?;
     let mut rng = convnet_nn::Rng::seed_from_u64(0);
@@ -104,13 +113,22 @@ pub fn layer_times(name: &str, batch: usize, steps: usize) -> CliResult<()> {
     let mut fwd = vec![0.0f64; n_layers];
     let mut bwd = vec![0.0f64; n_layers];
     for step in 0..steps + 2 {
-        let (f, b) = model.time_nodes(&x);
+        let (f, b) = if train {
+            model.time_nodes(&x)
+        } else {
+            (model.time_nodes_eval(&x), vec![0.0; n_layers])
+        };
         if step >= 2 {
             fwd.iter_mut().zip(&f).for_each(|(a, b)| *a += b);
             bwd.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
         }
     }
-    println!("{name} batch {batch}: mean ms per step");
+    let what = if train {
+        "training step"
+    } else {
+        "inference pass"
+    };
+    println!("{name} batch {batch}: mean ms per {what}");
     for (i, node) in model.spec().layers.iter().enumerate() {
         println!(
             "  {:>2} {:<20} {:<24} {:>8.2} fwd {:>8.2} bwd",
@@ -269,6 +287,24 @@ pub fn run_config(
     })
 }
 
+/// `--export-onnx`: every configured net once, as `run_config` builds it.
+fn export_nets(configs: &[(String, String, usize)], dir: &std::path::Path) -> CliResult<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    let mut done: Vec<&str> = Vec::new();
+    for (n, _, _) in configs {
+        if done.contains(&n.as_str()) {
+            continue;
+        }
+        let model = net(n)?.build(1)?;
+        let path = dir.join(format!("{n}.onnx"));
+        convnet_onnx::export(&model, &path)?;
+        println!("{}", path.display());
+        done.push(n);
+    }
+    Ok(())
+}
+
 fn parse_config(s: &str) -> CliResult<(String, String, usize)> {
     let parts: Vec<&str> = s.split(':').collect();
     match parts.as_slice() {
@@ -301,6 +337,12 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     if a.im2col {
         convnet_tensor::implicit::set_enabled(false);
     }
+    if a.no_winograd {
+        convnet_tensor::winograd::set_enabled(false);
+    }
+    if let Some(dir) = &a.export_onnx {
+        return export_nets(&configs, dir);
+    }
     if a.data_parallel {
         let configs: Vec<_> = if a.config.is_empty() {
             ["m1:train:128", "m2:train:64", "resnet20:train:128"]
@@ -326,9 +368,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     }
     if a.layers {
         for (n, m, b) in &configs {
-            if m == "train" {
-                layer_times(n, *b, 10)?;
-            }
+            layer_times(n, m == "train", *b, 10)?;
         }
         return Ok(());
     }
@@ -374,6 +414,9 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
             }
             if a.unfused {
                 cmd.arg("--unfused");
+            }
+            if a.no_winograd {
+                cmd.arg("--no-winograd");
             }
             let out = cmd
                 .output()

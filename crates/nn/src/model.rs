@@ -503,6 +503,14 @@ impl Model {
         (fwd, bwd)
     }
 
+    /// Seconds of every node's inference forward pass on `x` (unfused), for
+    /// profiling.
+    pub fn time_nodes_eval(&mut self, x: &Tensor) -> Vec<f64> {
+        let mut fwd = vec![0.0; self.layers.len()];
+        self.run_forward(x, Mode::Eval, false, Some(&mut fwd));
+        fwd
+    }
+
     /// Probabilities (or outputs) for a batch, in inference mode, `batch`
     /// samples at a time (fewer when an activation would pass
     /// [`crate::graph::INFERENCE_ACTIVATION_BYTES`]).

@@ -28,6 +28,7 @@ pub mod reference;
 pub mod shape;
 mod strided_input;
 mod tensor;
+pub mod winograd;
 
 pub use error::TensorError;
 pub use shape::{AxisPadding, Conv2dGeometry, Padding, Pool2dGeometry};

@@ -18,7 +18,7 @@ use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::conv::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_relu,
-    conv2d_forward_affine, conv2d_forward_saving,
+    conv2d_forward_inference, conv2d_forward_saving,
 };
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
@@ -200,7 +200,7 @@ impl Conv2d {
         if save {
             conv2d_forward_saving(&g, x.data(), w, b, act, y.data_mut(), &mut self.saved);
         } else {
-            conv2d_forward_affine(&g, x.data(), w, b, act, affine, y.data_mut());
+            conv2d_forward_inference(&g, x.data(), w, b, act, affine, y.data_mut());
         }
         y
     }
