@@ -1,6 +1,7 @@
 //! The layer contract: shapes, forward, backward and parameters.
 
 use crate::Rng;
+use convnet_tensor::conv::Tail;
 use convnet_tensor::Tensor;
 
 /// Whether a forward pass is part of training.
@@ -76,15 +77,18 @@ pub trait Layer: Send {
     fn eval_affine(&self) -> Option<(Vec<f32>, Vec<f32>)> {
         None
     }
-    /// Inference forward followed by `y * scale + shift` per channel in the
-    /// same pass, for layers that can (Conv2D); others hand `x` back.
+    /// Inference forward followed by `y * scale + shift` per channel and
+    /// then `tail` (a ReLU, or a residual sum and ReLU: the nodes after the
+    /// batch norm) in the same pass, for layers that can (Conv2D); others
+    /// hand `x` back.
     fn forward_eval_affine(
         &mut self,
         x: Tensor,
         scale: &[f32],
         shift: &[f32],
+        tail: Tail<'_>,
     ) -> std::result::Result<Tensor, Tensor> {
-        let _ = (scale, shift);
+        let _ = (scale, shift, tail);
         Err(x)
     }
     /// Training forward followed by a ReLU in the same pass, for layers that

@@ -14,6 +14,7 @@ use crate::kind::Role;
 use crate::layer::{Layer, Mode, Param};
 use crate::optim::Optimizer;
 use crate::{Activation, Loss, Result, Rng};
+use convnet_tensor::conv::Tail;
 use convnet_tensor::Tensor;
 
 /// A built model: layers with parameters, the output head, and the RNG
@@ -31,13 +32,15 @@ pub struct Model {
     pub(crate) training: Option<Training>,
     /// Whether forward passes may fuse neighbouring nodes (default true).
     fusion: bool,
-    /// Per node: a ReLU whose training forward the batch norm before it
-    /// ran in its own pass in the latest forward, so backward goes straight
-    /// to that batch norm.
+    /// Per node: a ReLU that ran in an earlier node's pass in the latest
+    /// forward (training: the batch norm before it, so backward goes
+    /// straight to that batch norm; inference: the convolution before the
+    /// batch norm).
     fused_relu: Vec<bool>,
-    /// Per node: a residual addition (and the ReLU after it) that the batch
-    /// norm before it ran in its own pass in the latest forward; backward
-    /// applies the ReLU's mask the batch norm kept and the sum's gradient.
+    /// Per node: a residual addition (and the ReLU after it) that ran in an
+    /// earlier node's pass in the latest forward (training: the batch norm
+    /// before it, and backward applies the ReLU's mask the batch norm kept
+    /// and the sum's gradient; inference: the convolution before that).
     fused_add: Vec<bool>,
 }
 
@@ -214,14 +217,15 @@ impl Model {
         self.fusion = on;
     }
 
-    /// How many ReLUs the latest training forward ran inside the batch
-    /// norm right before them.
+    /// How many ReLUs the latest forward ran inside an earlier node (the
+    /// batch norm in training, the convolution in inference).
     pub fn fused_relus(&self) -> usize {
         self.fused_relu.iter().filter(|&&f| f).count()
     }
 
-    /// How many residual additions (each with its ReLU) the latest
-    /// training forward ran inside the batch norm before them.
+    /// How many residual additions (each with its ReLU) the latest forward
+    /// ran inside an earlier node (the batch norm in training, the
+    /// convolution in inference).
     pub fn fused_adds(&self) -> usize {
         self.fused_add.iter().filter(|&&f| f).count()
     }
@@ -232,9 +236,17 @@ impl Model {
     /// apply the sum and the ReLU in its own pass
     /// ([`Layer::forward_train_add_relu`]; batch norm can).
     fn add_relu_triple(&self, i: usize) -> Option<Source> {
+        if self.is_frozen(i) {
+            return None;
+        }
+        self.add_relu_shortcut(i)
+    }
+
+    /// [`Model::add_relu_triple`] whether or not node `i` trains (for
+    /// inference).
+    fn add_relu_shortcut(&self, i: usize) -> Option<Source> {
         let w = &self.wiring;
         if i + 2 >= self.layers.len()
-            || self.is_frozen(i)
             || w.readers[i] != 1
             || w.readers[i + 1] != 1
             || w.inputs[i + 2] != [Source::Node(i + 1)]
@@ -258,8 +270,13 @@ impl Model {
     /// apply the ReLU in its own pass ([`Layer::forward_train_relu`];
     /// batch norm can).
     fn relu_pair(&self, i: usize) -> bool {
+        !self.is_frozen(i) && self.relu_next(i)
+    }
+
+    /// True when node `i + 1` is a ReLU that reads only node `i`, read by
+    /// nothing else.
+    fn relu_next(&self, i: usize) -> bool {
         self.feeds_only_next(i)
-            && !self.is_frozen(i)
             && self.spec.layers[i + 1].layer.layer_kind().role()
                 == Role::Activation(Activation::Relu)
     }
@@ -268,9 +285,10 @@ impl Model {
     ///
     /// Fusions (same arithmetic, one memory pass fewer): in inference, a
     /// batch norm whose only input is a Conv2D read by nothing else is
-    /// applied inside the convolution's pass; in training, a ReLU that
-    /// only reads a batch norm runs in the batch norm's pass, and its
-    /// backward inside the batch norm's.
+    /// applied inside the convolution's pass, and with it the ReLU, or the
+    /// residual sum and ReLU, that alone follow it; in training, a ReLU
+    /// (or a residual sum and ReLU) that only reads a batch norm runs in
+    /// the batch norm's pass, and its backward inside the batch norm's.
     pub fn forward(&mut self, x: &Tensor, mode: Mode, with_head: bool) -> Tensor {
         self.run_forward(x, mode, with_head, None)
     }
@@ -314,14 +332,7 @@ impl Model {
                     .expect("the shortcut is computed before the sum");
                     match self.layers[i].forward_train_add_relu(x, shortcut, &mut self.rng) {
                         Ok(y) => {
-                            let (slot, count) = match other {
-                                Source::Input => (&mut input, &mut input_left),
-                                Source::Node(j) => (&mut outs[j], &mut left[j]),
-                            };
-                            *count -= 1;
-                            if *count == 0 {
-                                *slot = None;
-                            }
+                            release(other, (&mut input, &mut input_left), &mut outs, &mut left);
                             left[i] = 0;
                             left[i + 1] = 0;
                             outs[i + 2] = Some(y);
@@ -347,13 +358,47 @@ impl Model {
                 }
                 if mode == Mode::Eval && fuse && xs.len() == 1 && self.feeds_only_next(i) {
                     if let Some((scale, shift)) = self.layers[i + 1].eval_affine() {
+                        // The nodes after the batch norm that join the pass:
+                        // a residual sum and its ReLU, or a ReLU.
+                        let sum = self.add_relu_shortcut(i + 1);
+                        let relu = sum.is_none() && self.relu_next(i + 1);
+                        let tail = match sum {
+                            Some(Source::Input) => {
+                                Tail::AddRelu(input.as_ref().expect("kept").data())
+                            }
+                            Some(Source::Node(j)) => {
+                                Tail::AddRelu(outs[j].as_ref().expect("computed").data())
+                            }
+                            None if relu => Tail::Relu,
+                            None => Tail::None,
+                        };
                         let x = xs.pop().expect("one input");
-                        match self.layers[i].forward_eval_affine(x, &scale, &shift) {
+                        match self.layers[i].forward_eval_affine(x, &scale, &shift, tail) {
                             Ok(y) => {
-                                // Node i's output is consumed by the fused pass.
+                                // The fused nodes' outputs are never made.
                                 left[i] = 0;
-                                outs[i + 1] = Some(y);
-                                i += 2;
+                                let last = match sum {
+                                    Some(other) => {
+                                        release(
+                                            other,
+                                            (&mut input, &mut input_left),
+                                            &mut outs,
+                                            &mut left,
+                                        );
+                                        left[i + 1] = 0;
+                                        left[i + 2] = 0;
+                                        self.fused_add[i + 2] = true;
+                                        i + 3
+                                    }
+                                    None if relu => {
+                                        left[i + 1] = 0;
+                                        self.fused_relu[i + 2] = true;
+                                        i + 2
+                                    }
+                                    None => i + 1,
+                                };
+                                outs[last] = Some(y);
+                                i = last + 1;
                                 continue;
                             }
                             Err(x) => xs.push(x),
@@ -598,6 +643,23 @@ impl Model {
 }
 
 /// `g += d`, elementwise, in parallel over fixed chunks.
+/// One reader of `source` is done: its tensor is dropped after the last.
+fn release(
+    source: Source,
+    (input, input_left): (&mut Option<Tensor>, &mut usize),
+    outs: &mut [Option<Tensor>],
+    left: &mut [usize],
+) {
+    let (slot, count) = match source {
+        Source::Input => (input, input_left),
+        Source::Node(j) => (&mut outs[j], &mut left[j]),
+    };
+    *count -= 1;
+    if *count == 0 {
+        *slot = None;
+    }
+}
+
 fn add_into(g: &mut Tensor, d: &Tensor) {
     use rayon::prelude::*;
     g.data_mut()

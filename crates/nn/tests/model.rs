@@ -555,3 +555,40 @@ fn fused_batch_norm_relu_and_add_are_bit_identical_to_the_layers() {
         "gradients flow"
     );
 }
+
+/// Inference: the ReLU, or the residual sum and ReLU, after a Conv2D's
+/// batch norm run in the convolution's pass with the same bits as the
+/// layers one by one; through the kernels' tail (16k filters, Winograd at
+/// 32 channels) and the tail's own pass (6 and 8 filters).
+#[test]
+fn inference_fuses_relus_and_residual_sums_into_the_convolution_exactly() {
+    for notation in [
+        "9x9x3-6C3-BN-R[6C3-BN-6C3-BN]x2-R[8C3S2-BN-8C3-BN]-GAP-4",
+        "9x9x3-16C3-BN-R[16C3-BN-16C3-BN]x2-R[32C3S2-BN-32C3-BN]-GAP-4",
+    ] {
+        let mut m = parse_notation(notation, &NotationOptions::default())
+            .unwrap()
+            .build(4)
+            .unwrap();
+        let mut rng = Rng::seed_from_u64(9);
+        let x = Tensor::from_vec(
+            &[5, 9, 9, 3],
+            (0..5 * 243).map(|_| rng.gen_range(-1.0..1.0)).collect(),
+        )
+        .unwrap();
+        // Moving statistics away from 0 and 1.
+        for _ in 0..3 {
+            m.forward(&x, Mode::Train, false);
+        }
+        let fused = m.forward(&x, Mode::Eval, true);
+        assert_eq!(m.fused_adds(), 3, "{notation}: a sum per block");
+        assert!(m.fused_relus() >= 3, "{notation}: {}", m.fused_relus());
+        m.set_fusion(false);
+        let unfused = m.forward(&x, Mode::Eval, true);
+        assert_eq!(m.fused_adds() + m.fused_relus(), 0);
+        assert_eq!(fused.shape(), unfused.shape());
+        for (a, b) in fused.data().iter().zip(unfused.data()) {
+            assert_eq!(a.to_bits(), b.to_bits(), "{notation}: {a} vs {b}");
+        }
+    }
+}

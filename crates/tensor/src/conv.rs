@@ -319,6 +319,58 @@ pub fn conv2d_forward(
     conv2d_forward_affine(g, x, w, bias, act, None, y)
 }
 
+/// What an inference convolution applies after its batch norm's affine
+/// map: the nodes after it that the model runs in the convolution's pass
+/// (the same arithmetic as those layers, one memory pass each fewer).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Tail<'a> {
+    /// Nothing.
+    #[default]
+    None,
+    /// `y = max(y, 0)`, as `Activation::Relu` (NaN and -0.0 pass).
+    Relu,
+    /// `y = max(y + shortcut, 0)`, `shortcut` shaped as `y`: the sum and
+    /// ReLU that end a residual block.
+    AddRelu(&'a [f32]),
+}
+
+impl<'a> Tail<'a> {
+    /// The shortcut of [`Tail::AddRelu`].
+    pub fn shortcut(self) -> Option<&'a [f32]> {
+        match self {
+            Tail::AddRelu(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The tail of the part `y[start..start + len]` of the output.
+    pub(crate) fn part(self, start: usize, len: usize) -> Tail<'a> {
+        match self {
+            Tail::AddRelu(s) => Tail::AddRelu(&s[start..start + len]),
+            t => t,
+        }
+    }
+
+    /// Applies the tail to `y` in a pass of its own (the paths whose
+    /// kernels do not apply it as they store).
+    fn apply(self, y: &mut [f32]) {
+        let relu = |v: f32| if v < 0.0 { 0.0 } else { v };
+        match self {
+            Tail::None => {}
+            Tail::Relu => y.iter_mut().for_each(|v| *v = relu(*v)),
+            Tail::AddRelu(s) => {
+                assert_eq!(s.len(), y.len(), "conv tail: shortcut length");
+                y.iter_mut().zip(s).for_each(|(v, s)| *v = relu(*v + s));
+            }
+        }
+    }
+}
+
+/// [`Tail`]'s own pass over `y` (what the kernels that store it apply).
+pub fn apply_tail(tail: Tail<'_>, y: &mut [f32]) {
+    tail.apply(y)
+}
+
 /// [`conv2d_forward`] followed by a per-filter affine map
 /// `y = y * scale[f] + shift[f]` in the same pass (an inference batch norm
 /// after the convolution, see `batch_norm::eval_scale_shift`), applied to
@@ -330,6 +382,21 @@ pub fn conv2d_forward_affine(
     bias: Option<&[f32]>,
     act: Activation,
     affine: Option<(&[f32], &[f32])>,
+    y: &mut [f32],
+) {
+    forward_epilogue(g, x, w, bias, act, affine, Tail::None, y)
+}
+
+/// [`conv2d_forward_affine`], then `tail`, chunk by chunk.
+#[allow(clippy::too_many_arguments)]
+fn forward_epilogue(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    act: Activation,
+    affine: Option<(&[f32], &[f32])>,
+    tail: Tail<'_>,
     y: &mut [f32],
 ) {
     assert_eq!(x.len(), g.input_len(), "conv2d_forward: input length");
@@ -348,25 +415,25 @@ pub fn conv2d_forward_affine(
             let imgs = y_chunk.len() / per_img_out;
             let x_chunk = images(g, x, ci * chunk, imgs);
             let rows = imgs * g.oh * g.ow;
+            let tail = tail.part(ci * chunk * per_img_out, y_chunk.len());
             if implicit::handles(g) {
                 // Bias, ReLU and the affine map are applied as each tile is
                 // stored; other activations run on the chunk afterwards.
                 let relu = act == Activation::Relu;
+                let in_kernel = relu || act == Activation::Linear;
                 let epilogue = implicit::Epilogue {
                     bias,
                     relu,
-                    affine: if relu || act == Activation::Linear {
-                        affine
-                    } else {
-                        None
-                    },
+                    affine: if in_kernel { affine } else { None },
+                    tail: if in_kernel { tail } else { Tail::None },
                 };
                 implicit::forward_chunk(g, x_chunk, imgs, w, epilogue, y_chunk, None);
-                if !relu && act != Activation::Linear {
+                if !in_kernel {
                     act.forward_serial(y_chunk, g.f);
                     if let Some((scale, shift)) = affine {
                         crate::batch_norm::scale_shift_in_place(y_chunk, scale, shift);
                     }
+                    tail.apply(y_chunk);
                 }
                 return;
             }
@@ -399,13 +466,16 @@ pub fn conv2d_forward_affine(
             if let Some((scale, shift)) = affine {
                 crate::batch_norm::scale_shift_in_place(y_chunk, scale, shift);
             }
+            tail.apply(y_chunk);
         });
 }
 
 /// [`conv2d_forward_affine`] for inference: a 3x3 stride-1 convolution
 /// with 32, 48, ... channels, 16k filters and a ReLU or no activation takes
 /// Winograd F(2x2, 3x3) (`winograd`: 2.25x fewer multiply-adds, not the
-/// direct sum's bits), everything else the same kernels as training.
+/// direct sum's bits), everything else the same kernels as training; then
+/// `tail` (a ReLU, or a residual sum and ReLU, after the affine map).
+#[allow(clippy::too_many_arguments)] // the forward's, plus the fused nodes'
 pub fn conv2d_forward_inference(
     g: &Conv2dGeometry,
     x: &[f32],
@@ -413,14 +483,23 @@ pub fn conv2d_forward_inference(
     bias: Option<&[f32]>,
     act: Activation,
     affine: Option<(&[f32], &[f32])>,
+    tail: Tail<'_>,
     y: &mut [f32],
 ) {
+    if let Some(s) = tail.shortcut() {
+        assert_eq!(s.len(), y.len(), "conv2d_forward: shortcut length");
+    }
     if crate::winograd::handles(g, act) {
         let relu = act == Activation::Relu;
-        let epilogue = implicit::Epilogue { bias, relu, affine };
+        let epilogue = implicit::Epilogue {
+            bias,
+            relu,
+            affine,
+            tail,
+        };
         crate::winograd::forward(g, x, w, epilogue, y);
     } else {
-        conv2d_forward_affine(g, x, w, bias, act, affine, y);
+        forward_epilogue(g, x, w, bias, act, affine, tail, y);
     }
 }
 
@@ -463,7 +542,7 @@ pub fn conv2d_forward_saving(
     let epilogue = implicit::Epilogue {
         bias,
         relu: true,
-        affine: None,
+        ..Default::default()
     };
     y.par_chunks_mut(chunk * per_img_out)
         .zip(halves.par_chunks_mut(chunk * per_img_out / 16))

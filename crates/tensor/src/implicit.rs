@@ -234,9 +234,9 @@ pub(crate) fn transpose_tap(
 }
 
 /// What the forward applies to each sum as it stores it:
-/// `y = relu?(sum + bias[f]) * scale[f] + shift[f]`, the sum starting from
-/// the bias and the affine map done as a multiply then an add (not fused),
-/// as `batch_norm::scale_shift_in_place` does.
+/// `y = tail(relu?(sum + bias[f]) * scale[f] + shift[f])`, the sum starting
+/// from the bias and the affine map done as a multiply then an add (not
+/// fused), as `batch_norm::scale_shift_in_place` does.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Epilogue<'a> {
     /// Per-filter bias.
@@ -245,6 +245,8 @@ pub(crate) struct Epilogue<'a> {
     pub relu: bool,
     /// Per-filter `(scale, shift)` after the activation.
     pub affine: Option<(&'a [f32], &'a [f32])>,
+    /// What follows the affine map (its shortcut shaped as the output).
+    pub tail: crate::conv::Tail<'a>,
 }
 
 /// Forward of a chunk of `imgs` images: `y [imgs, OH, OW, F]` is
@@ -270,6 +272,7 @@ pub(crate) fn forward_chunk(
     assert!(epilogue
         .affine
         .is_none_or(|(s, t)| s.len() == g.f && t.len() == g.f));
+    assert!(epilogue.tail.shortcut().is_none_or(|s| s.len() == y.len()));
     with_kernel(g, x, imgs, false, |k, bases| {
         // SAFETY: `handles` checked AVX-512F; every index the kernels form is
         // in range: bases point at receptive fields inside the source (which
@@ -409,6 +412,10 @@ mod avx512 {
         bias: Option<[__m512; NV]>,
         relu: bool,
         affine: Option<([__m512; NV], [__m512; NV])>,
+        /// A ReLU after the affine map (the tail), with the shortcut added
+        /// first when `shortcut` is not null (`y`'s shape).
+        tail_relu: bool,
+        shortcut: *const f32,
     }
 
     #[target_feature(enable = "avx512f")]
@@ -425,6 +432,8 @@ mod avx512 {
                 bias: e.bias.map(|b| load(b, f0)),
                 relu: e.relu,
                 affine: e.affine.map(|(s, t)| (load(s, f0), load(t, f0))),
+                tail_relu: !matches!(e.tail, crate::conv::Tail::None),
+                shortcut: e.tail.shortcut().map_or(std::ptr::null(), |s| s.as_ptr()),
             }
         }
     }
@@ -465,7 +474,42 @@ mod avx512 {
                     rows,
                 )
             };
+            if block.tail_relu {
+                // The tail on the rows just stored (still in L1), apart from
+                // the tile's kernel so that its sums stay in registers.
+                unsafe {
+                    tail_rows::<NV>(
+                        &block,
+                        y.as_mut_ptr().add(m0 * k.f + f0),
+                        k.f,
+                        rows,
+                        m0 * k.f + f0,
+                    )
+                };
+            }
             m0 += MR;
+        }
+    }
+
+    /// `out[r, 0..16*NV] = max(out[r, ..] + shortcut?, 0)` for `r < rows`,
+    /// the shortcut read at offset `at` of its output-shaped buffer.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn tail_rows<const NV: usize>(
+        block: &Block<NV>,
+        out: *mut f32,
+        f: usize,
+        rows: usize,
+        at: usize,
+    ) {
+        for r in 0..rows {
+            for v in 0..NV {
+                let o = r * f + 16 * v;
+                let mut a = unsafe { _mm512_loadu_ps(out.add(o)) };
+                if !block.shortcut.is_null() {
+                    a = _mm512_add_ps(a, unsafe { _mm512_loadu_ps(block.shortcut.add(at + o)) });
+                }
+                unsafe { _mm512_storeu_ps(out.add(o), _mm512_max_ps(_mm512_setzero_ps(), a)) };
+            }
         }
     }
 

@@ -129,7 +129,14 @@ pub(crate) fn forward(
     let tiles_y = g.oh.div_ceil(2);
     let row_floats = g.ow.div_ceil(2) * 16 * g.c.max(g.f);
     let per_img_out = g.oh * g.ow * g.f;
-    let run = |unit: Unit, y: &mut [f32]| run_unit(g, x, &u, epilogue, unit, y);
+    // Each unit's part of the output (and of the tail's shortcut) starts at `at`.
+    let run = |unit: Unit, at: usize, y: &mut [f32]| {
+        let e = Epilogue {
+            tail: epilogue.tail.part(at, y.len()),
+            ..epilogue
+        };
+        run_unit(g, x, &u, e, unit, y)
+    };
     if tiles_y * row_floats <= UNIT_FLOATS {
         // Whole images per unit, at least four units per thread.
         let fit = UNIT_FLOATS / (tiles_y * row_floats);
@@ -144,7 +151,7 @@ pub(crate) fn forward(
                     ty0: 0,
                     ty1: tiles_y,
                 };
-                run(unit, yc)
+                run(unit, ci * imgs * per_img_out, yc)
             });
     } else {
         // Bands of tile rows of one image.
@@ -152,18 +159,17 @@ pub(crate) fn forward(
         y.par_chunks_mut(per_img_out)
             .enumerate()
             .for_each(|(b, yi)| {
-                yi.par_chunks_mut(2 * rows * g.ow * g.f)
-                    .enumerate()
-                    .for_each(|(k, yb)| {
-                        let ty0 = k * rows;
-                        let unit = Unit {
-                            first: b,
-                            imgs: 1,
-                            ty0,
-                            ty1: (ty0 + rows).min(tiles_y),
-                        };
-                        run(unit, yb)
-                    })
+                let band = 2 * rows * g.ow * g.f;
+                yi.par_chunks_mut(band).enumerate().for_each(|(k, yb)| {
+                    let ty0 = k * rows;
+                    let unit = Unit {
+                        first: b,
+                        imgs: 1,
+                        ty0,
+                        ty1: (ty0 + rows).min(tiles_y),
+                    };
+                    run(unit, b * per_img_out + k * band, yb)
+                })
             });
     }
 }
@@ -234,6 +240,7 @@ fn run_unit(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{Epilogue, Unit};
+    use crate::conv::Tail;
     use crate::Conv2dGeometry;
     use std::arch::x86_64::*;
 
@@ -386,6 +393,12 @@ mod avx512 {
                                 let row_in_y = bi * g.oh + oy - 2 * unit.ty0;
                                 let at = (row_in_y * g.ow + ox) * f + f0;
                                 assert!(at + 16 <= y.len());
+                                if !matches!(e.tail, Tail::None) {
+                                    if let Some(s) = e.tail.shortcut() {
+                                        a = _mm512_add_ps(a, load(s, at));
+                                    }
+                                    a = _mm512_max_ps(_mm512_setzero_ps(), a);
+                                }
                                 // SAFETY: checked just above.
                                 unsafe { _mm512_storeu_ps(y.as_mut_ptr().add(at), a) };
                             }

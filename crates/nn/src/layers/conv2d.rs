@@ -18,7 +18,7 @@ use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
 use convnet_tensor::conv::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_relu,
-    conv2d_forward_inference, conv2d_forward_saving,
+    conv2d_forward_inference, conv2d_forward_saving, Tail,
 };
 use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
 use serde::{Deserialize, Serialize};
@@ -185,7 +185,13 @@ impl Conv2d {
     /// training (`save`) the activation's backward state comes out of the
     /// convolution's own pass (a ReLU mask packed as the output is stored,
     /// where it can) into `self.saved`.
-    fn convolve(&mut self, x: &Tensor, affine: Option<(&[f32], &[f32])>, save: bool) -> Tensor {
+    fn convolve(
+        &mut self,
+        x: &Tensor,
+        affine: Option<(&[f32], &[f32])>,
+        tail: Tail<'_>,
+        save: bool,
+    ) -> Tensor {
         let n = x.batch();
         let g = self
             .config
@@ -200,7 +206,7 @@ impl Conv2d {
         if save {
             conv2d_forward_saving(&g, x.data(), w, b, act, y.data_mut(), &mut self.saved);
         } else {
-            conv2d_forward_inference(&g, x.data(), w, b, act, affine, y.data_mut());
+            conv2d_forward_inference(&g, x.data(), w, b, act, affine, tail, y.data_mut());
         }
         y
     }
@@ -252,7 +258,7 @@ impl Layer for Conv2d {
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let train = mode == Mode::Train;
-        let y = self.convolve(&x, None, train);
+        let y = self.convolve(&x, None, Tail::None, train);
         if train {
             self.x = Some(x);
         }
@@ -264,11 +270,13 @@ impl Layer for Conv2d {
         x: Tensor,
         scale: &[f32],
         shift: &[f32],
+        tail: Tail<'_>,
     ) -> std::result::Result<Tensor, Tensor> {
-        if scale.len() != self.config.filters {
+        let out = x.batch() * self.output_shape.iter().product::<usize>();
+        if scale.len() != self.config.filters || tail.shortcut().is_some_and(|s| s.len() != out) {
             return Err(x);
         }
-        Ok(self.convolve(&x, Some((scale, shift)), false))
+        Ok(self.convolve(&x, Some((scale, shift)), tail, false))
     }
 
     fn backward(&mut self, dy: Tensor) -> Tensor {
