@@ -6,6 +6,9 @@
 //! FLOPs count 2 per multiply-add of the conv and dense layers; a training
 //! step is counted as 3 forward passes (forward, input gradient, weight
 //! gradient), the usual convention (M1: about 66 MFLOP per training image).
+//! They are the direct convolution's: inference through Winograd does fewer
+//! multiply-adds, so its GFLOP/s (and % of peak) is an effective rate that
+//! can pass the peak.
 
 use crate::error::{CliError, CliResult};
 use clap::Args;

@@ -53,7 +53,7 @@ const UNIT_FLOATS: usize = 32 * 1024;
 
 /// The fewest input channels Winograd takes: with 16, each product's
 /// inner dimension is too short for the kernels to beat the direct
-/// convolution (ResNet-20's 16-filter stage, 2 cores of a Zen 5: 7.1 ms
+/// convolution (ResNet-20's 16-filter stage, 2 cores of an EPYC Zen 4: 7.1 ms
 /// Winograd vs 6.2 ms direct per convolution at batch 256; 32 channels:
 /// 4.3 vs 5.5, 64: 3.5 vs 5.4).
 const MIN_CHANNELS: usize = 32;
