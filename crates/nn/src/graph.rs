@@ -144,18 +144,22 @@ impl Wiring {
     }
 }
 
-/// Keras's automatic name stem for a layer kind (`Conv2D` -> `conv2d`).
+/// Keras's automatic name stem for a layer kind, its `to_snake_case`: an
+/// underscore before each capital that starts a word or follows a small
+/// letter, then lower case (`Conv2D` -> `conv2d`, `MaxPooling2D` ->
+/// `max_pooling2d`, `DepthwiseConv2D` -> `depthwise_conv2d`).
 pub(crate) fn snake(kind: &str) -> String {
-    match kind {
-        "Conv2D" => "conv2d".into(),
-        "MaxPooling2D" => "max_pooling2d".into(),
-        "AveragePooling2D" => "average_pooling2d".into(),
-        "GlobalAveragePooling2D" => "global_average_pooling2d".into(),
-        "GlobalMaxPooling2D" => "global_max_pooling2d".into(),
-        "BatchNormalization" => "batch_normalization".into(),
-        "ZeroPadding2D" => "zero_padding2d".into(),
-        other => other.to_lowercase(),
+    let c: Vec<char> = kind.chars().collect();
+    let mut out = String::with_capacity(kind.len() + 4);
+    for (i, &ch) in c.iter().enumerate() {
+        let starts_word = c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+        let after_small = i > 0 && c[i - 1].is_ascii_lowercase();
+        if i > 0 && ch.is_ascii_uppercase() && (starts_word || after_small) {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_lowercase());
     }
+    out
 }
 
 /// `base`, `base_1`, `base_2`, ...: the first not in `taken`.
@@ -637,6 +641,25 @@ fn split_activation(spec: &mut LayerSpec) -> Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn automatic_names_are_keras_s() {
+        // Keras 3.15.1's `layer.name` for a layer of each kind.
+        let keras = "Dense=dense BatchNormalization=batch_normalization Flatten=flatten \
+            GlobalAveragePooling2D=global_average_pooling2d GlobalMaxPooling2D=global_max_pooling2d \
+            DepthwiseConv2D=depthwise_conv2d Dropout=dropout Conv2D=conv2d \
+            MaxPooling2D=max_pooling2d AveragePooling2D=average_pooling2d Activation=activation \
+            ZeroPadding2D=zero_padding2d Add=add Concatenate=concatenate";
+        let pairs: Vec<(&str, &str)> = keras
+            .split_whitespace()
+            .map(|p| p.split_once('=').unwrap())
+            .collect();
+        assert_eq!(pairs.len(), crate::KIND_NAMES.len(), "a kind without its Keras name here");
+        for (kind, name) in pairs {
+            assert!(crate::KIND_NAMES.contains(&kind), "{kind}");
+            assert_eq!(snake(kind), name);
+        }
+    }
     use crate::Padding;
 
     fn conv(f: usize) -> LayerSpec {

@@ -53,6 +53,7 @@ pub use layer::{Layer, Mode, Param};
 pub use layers::batch_norm::BatchNormConfig;
 pub use layers::conv2d::Conv2dConfig;
 pub use layers::dense::DenseConfig;
+pub use layers::depthwise_conv2d::DepthwiseConv2dConfig;
 pub use layers::dropout::DropoutConfig;
 pub use layers::pooling::PoolConfig;
 pub use loss::{Loss, EPSILON};

@@ -14,7 +14,9 @@ use crate::layers::flatten::FlattenSpec;
 use crate::layers::merge::{AddSpec, ConcatenateSpec};
 use crate::layers::pooling::{AveragePooling, GlobalAveragePooling, GlobalMaxPooling, MaxPooling};
 use crate::layers::zero_padding::ZeroPaddingSpec;
-use crate::{BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, PoolConfig};
+use crate::{
+    BatchNormConfig, Conv2dConfig, DenseConfig, DepthwiseConv2dConfig, DropoutConfig, PoolConfig,
+};
 use crate::{Result, Rng};
 use convnet_tensor::activation::Activation;
 use ref_cast::RefCast;
@@ -107,6 +109,8 @@ registry! {
     GlobalAveragePooling2D as GlobalAveragePooling;
     /// Maximum over all pixels of each channel.
     GlobalMaxPooling2D as GlobalMaxPooling;
+    /// Depthwise 2-D convolution (before Dropout: its tokens start with D too).
+    DepthwiseConv2D(DepthwiseConv2dConfig);
     /// Inverted dropout.
     Dropout(DropoutConfig);
     /// 2-D convolution.
@@ -262,6 +266,12 @@ mod tests {
             LayerSpec::Flatten,
             LayerSpec::GlobalAveragePooling2D,
             LayerSpec::GlobalMaxPooling2D,
+            LayerSpec::DepthwiseConv2D(
+                DepthwiseConv2dConfig::new(3)
+                    .with_depth_multiplier(2)
+                    .with_padding(Padding::Same)
+                    .with_activation(relu),
+            ),
             LayerSpec::Dropout(DropoutConfig::new(0.25)),
             LayerSpec::Conv2D(
                 Conv2dConfig::new(32, 3)
@@ -286,6 +296,7 @@ mod tests {
                 | LayerSpec::Flatten
                 | LayerSpec::GlobalAveragePooling2D
                 | LayerSpec::GlobalMaxPooling2D
+                | LayerSpec::DepthwiseConv2D(_)
                 | LayerSpec::Dropout(_)
                 | LayerSpec::Conv2D(_)
                 | LayerSpec::MaxPooling2D(_)
@@ -358,7 +369,7 @@ mod tests {
             assert_eq!(parse_token(&token, &ctx), Some(Ok(spec.clone())), "{token}");
         }
         assert_eq!(
-            said, 9,
+            said, 10,
             "Activation, ZeroPadding2D and the merges have no token"
         );
         assert_eq!(parse_token("Q7", &ctx), None);
@@ -378,6 +389,7 @@ mod tests {
                 Role::Other,
                 Role::GlobalPooling,
                 Role::GlobalPooling,
+                Role::Filters,
                 Role::Other,
                 Role::Filters,
                 Role::Pooling,
@@ -393,14 +405,28 @@ mod tests {
             .filter(|s| s.layer_kind().window().is_some())
             .map(LayerSpec::kind)
             .collect();
-        assert_eq!(windowed, ["Conv2D", "MaxPooling2D", "AveragePooling2D"]);
-        let w = all[8].layer_kind().window().unwrap();
+        assert_eq!(
+            windowed,
+            [
+                "DepthwiseConv2D",
+                "Conv2D",
+                "MaxPooling2D",
+                "AveragePooling2D"
+            ]
+        );
+        let w = all[9].layer_kind().window().unwrap();
         assert_eq!((w.kernel, w.strides), ([3, 3], [2, 2]));
         // A 3x3 conv on 8x8x4 with stride 2, same: 4x4x32 outputs of 3*3*4 products each.
-        let conv = all[6].layer_kind();
+        let conv = all[7].layer_kind();
         assert_eq!(conv.multiply_adds(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 32 * 36);
         assert_eq!(conv.scratch_elements(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 36);
-        let relu = all[9].layer_kind();
+        // A 3x3 depthwise conv with multiplier 2: 3*3 products per output.
+        let depthwise = all[5].layer_kind();
+        assert_eq!(
+            depthwise.multiply_adds(&[8, 8, 4], &[8, 8, 8]),
+            8 * 8 * 8 * 9
+        );
+        let relu = all[10].layer_kind();
         assert_eq!(
             relu.with_activation(Activation::Linear),
             Some(LayerSpec::Activation {

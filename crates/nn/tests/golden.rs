@@ -107,6 +107,45 @@ fn conv2d_matches_pytorch() {
 }
 
 #[test]
+fn depthwise_conv2d_matches_pytorch() {
+    let all = cases("depthwise.json");
+    assert_eq!(all.len(), 7);
+    for c in all {
+        let k = pair(&c["kernel"]);
+        let s = pair(&c["stride"]);
+        let d = pair(&c["dilation"]);
+        let mut cfg = DepthwiseConv2dConfig::new(1)
+            .with_kernel(k[0], k[1])
+            .with_depth_multiplier(c["multiplier"].as_u64().unwrap() as usize)
+            .with_padding(padding(&c["padding"]));
+        cfg.strides = s;
+        cfg.dilation_rate = d;
+        let x = tensor(&c["x"]);
+        let mut rng = Rng::seed_from_u64(0);
+        let mut layer = cfg.build(&x.shape()[1..], &mut rng).unwrap();
+        set_param(&mut layer, "depthwise_kernel", &tensor(&c["kernel_hwcm"]));
+        set_param(&mut layer, "bias", &tensor(&c["bias"]));
+        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+        let what = format!(
+            "depthwise m={} k={k:?} s={s:?} d={d:?} {}",
+            c["multiplier"], c["padding"]
+        );
+        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+        assert_close(
+            &grad(&layer, "depthwise_kernel"),
+            &tensor(&c["dkernel"]),
+            &format!("{what} dkernel"),
+        );
+        assert_close(
+            &grad(&layer, "bias"),
+            &tensor(&c["dbias"]),
+            &format!("{what} dbias"),
+        );
+    }
+}
+
+#[test]
 fn pooling_matches_pytorch() {
     let all = cases("pooling.json");
     assert_eq!(all.len(), 10);

@@ -69,6 +69,31 @@ fn conv2d_gradients() {
 }
 
 #[test]
+fn depthwise_conv2d_gradients() {
+    let x = random(&[2, 7, 6, 3], 2);
+    for cfg in [
+        DepthwiseConv2dConfig::new(3),
+        DepthwiseConv2dConfig::new(3).with_padding(Padding::Same),
+        DepthwiseConv2dConfig::new(3)
+            .with_depth_multiplier(2)
+            .with_padding(Padding::Same)
+            .with_stride(2),
+        DepthwiseConv2dConfig::new(2).with_padding(Padding::Same),
+        DepthwiseConv2dConfig::new(3).with_dilation(2),
+        DepthwiseConv2dConfig::new(3)
+            .with_stride(2)
+            .with_padding(Padding::Explicit([0, 2, 1, 0])),
+        DepthwiseConv2dConfig::new(1)
+            .with_kernel(2, 3)
+            .with_depth_multiplier(3)
+            .with_bias(false),
+        DepthwiseConv2dConfig::new(3).with_activation(Activation::Tanh),
+    ] {
+        check(LayerSpec::DepthwiseConv2D(cfg), &x, 1e-2, 1e-2);
+    }
+}
+
+#[test]
 fn dense_gradients() {
     check(
         LayerSpec::Dense(DenseConfig::new(4).with_activation(Activation::Sigmoid)),

@@ -149,7 +149,7 @@ fn unsupported_ops_and_attributes_name_the_node() {
             "bad.onnx",
             "node 'conv2d' (ConvTranspose)",
             "operator ConvTranspose is not supported",
-            "supported: Conv (group 1)",
+            "supported: Conv (group 1, or depthwise: group = channels)",
         ],
     );
     assert_eq!(e.lines().count(), 1, "{e}");
@@ -162,7 +162,10 @@ fn unsupported_ops_and_attributes_name_the_node() {
         i: 2,
         ..Default::default()
     });
-    has(&err(&m), &["(Conv)", "group 2: only group 1 is supported"]);
+    has(
+        &err(&m),
+        &["(Conv)", "group 2: only group 1 and depthwise convolutions"],
+    );
     let mut m = small();
     m.graph.as_mut().unwrap().node[0]
         .attribute

@@ -37,6 +37,13 @@ fn models() -> Vec<(&'static str, Model)> {
             ),
         ),
         ("mixed", mixed()),
+        (
+            "depthwise",
+            notation(
+                "32x32x3-16C3S2-BN-DW3-BN-32C1-BN-2DW5S2v-BN-DW3x1-GAP-10",
+                Padding::Same,
+            ),
+        ),
     ];
     specs
         .into_iter()

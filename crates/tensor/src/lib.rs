@@ -18,6 +18,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod conv;
+pub mod depthwise;
 mod error;
 pub mod gemm;
 pub mod implicit;

@@ -2,6 +2,7 @@
 //! fast ones. Every value is computed straight from its defining formula,
 //! one output element at a time, accumulating in `f64`.
 
+use crate::depthwise::DepthwiseGeometry;
 use crate::{Conv2dGeometry, Pool2dGeometry};
 
 /// Input pixel `(n, iy, ix, c)` or `None` when it falls in the padding.
@@ -93,6 +94,97 @@ pub fn conv2d_backward_weight(g: &Conv2dGeometry, x: &[f32], dy: &[f32]) -> (Vec
                                 if let Some(v) = pixel(g, x, n, iy, ix, c) {
                                     dw[widx(g, ky, kx, c, f)] += v as f64 * d;
                                 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (
+        dw.into_iter().map(|v| v as f32).collect(),
+        db.into_iter().map(|v| v as f32).collect(),
+    )
+}
+
+/// Depthwise forward: `y[n,oy,ox,c*M+m] = b[c*M+m] + sum_{ky,kx} x[n, iy, ix, c] * w[ky,kx,c,m]`.
+pub fn depthwise_forward(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+) -> Vec<f32> {
+    let (cg, m) = (&g.conv, g.m);
+    let mut y = vec![0.0; g.output_len()];
+    for n in 0..cg.n {
+        for oy in 0..cg.oh {
+            for ox in 0..cg.ow {
+                for f in 0..cg.f {
+                    let mut acc = b.map_or(0.0, |b| b[f] as f64);
+                    for ky in 0..cg.kh {
+                        for kx in 0..cg.kw {
+                            let (iy, ix) = input_pos(cg, oy, ox, ky, kx);
+                            if let Some(v) = pixel(cg, x, n, iy, ix, f / m) {
+                                acc += v as f64 * w[(ky * cg.kw + kx) * cg.f + f] as f64;
+                            }
+                        }
+                    }
+                    y[((n * cg.oh + oy) * cg.ow + ox) * cg.f + f] = acc as f32;
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Depthwise input gradient: `dx[n,iy,ix,c] = sum over the taps that read
+/// it and m of dy[n,oy,ox,c*M+m] * w[ky,kx,c,m]`.
+pub fn depthwise_backward_input(g: &DepthwiseGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let (cg, m) = (&g.conv, g.m);
+    let mut dx = vec![0.0f64; g.input_len()];
+    for n in 0..cg.n {
+        for oy in 0..cg.oh {
+            for ox in 0..cg.ow {
+                for ky in 0..cg.kh {
+                    for kx in 0..cg.kw {
+                        let (iy, ix) = input_pos(cg, oy, ox, ky, kx);
+                        if iy < 0 || ix < 0 || iy >= cg.h as isize || ix >= cg.w as isize {
+                            continue;
+                        }
+                        for f in 0..cg.f {
+                            let d = dy[((n * cg.oh + oy) * cg.ow + ox) * cg.f + f] as f64;
+                            let at = ((n * cg.h + iy as usize) * cg.w + ix as usize) * cg.c + f / m;
+                            dx[at] += d * w[(ky * cg.kw + kx) * cg.f + f] as f64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx.into_iter().map(|v| v as f32).collect()
+}
+
+/// Depthwise weight and bias gradients: `dw[ky,kx,c,m] = sum_{n,oy,ox}
+/// x[n, iy, ix, c] * dy[n,oy,ox,c*M+m]`; `db[f] = sum dy[..., f]`.
+pub fn depthwise_backward_weight(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    dy: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let (cg, m) = (&g.conv, g.m);
+    let mut dw = vec![0.0f64; g.weight_len()];
+    let mut db = vec![0.0f64; cg.f];
+    for n in 0..cg.n {
+        for oy in 0..cg.oh {
+            for ox in 0..cg.ow {
+                for f in 0..cg.f {
+                    let d = dy[((n * cg.oh + oy) * cg.ow + ox) * cg.f + f] as f64;
+                    db[f] += d;
+                    for ky in 0..cg.kh {
+                        for kx in 0..cg.kw {
+                            let (iy, ix) = input_pos(cg, oy, ox, ky, kx);
+                            if let Some(v) = pixel(cg, x, n, iy, ix, f / m) {
+                                dw[(ky * cg.kw + kx) * cg.f + f] += v as f64 * d;
                             }
                         }
                     }

@@ -4,6 +4,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod dense;
+pub mod depthwise_conv2d;
 pub mod dropout;
 pub mod flatten;
 pub mod merge;

@@ -54,6 +54,7 @@ type Exporter = fn(&mut Emitter, Node<'_>) -> Result<()>;
 /// The ONNX mapping of each kind, by its name in model files.
 const EXPORTERS: &[(&str, Exporter)] = &[
     ("Conv2D", conv2d),
+    ("DepthwiseConv2D", depthwise_conv2d),
     ("Dense", dense),
     ("MaxPooling2D", pool),
     ("AveragePooling2D", pool),
@@ -98,6 +99,32 @@ fn conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
         ints("dilations", &[g.dh, g.dw]),
         ints("pads", &p),
         int("group", 1),
+    ];
+    e.fused("Conv", inputs, attrs, c.activation, n.name);
+    Ok(())
+}
+
+/// `Conv` with `group = C`: the kernel `[KH, KW, C, M]` read as
+/// `[KH, KW, 1, C*M]` is ONNX's `[C*M, 1, KH, KW]`; then its activation.
+fn depthwise_conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::DepthwiseConv2D(c) = n.spec else {
+        return Err(n.wrong("not a DepthwiseConv2D"));
+    };
+    let g = c.geometry(n.in_shape, 1)?.conv;
+    let span = [(g.kh - 1) * g.dh + 1, (g.kw - 1) * g.dw + 1];
+    let p = pads(c.padding, [g.h, g.w], [g.oh, g.ow], span, [g.sh, g.sw]);
+    let k = n.required("depthwise_kernel")?.clone();
+    let k = k
+        .reshape(&[g.kh, g.kw, 1, g.f])
+        .map_err(convnet_nn::NnError::from)?;
+    let (dims, w) = hwio_to_oihw(&k);
+    let inputs = weight_and_bias(e, &n, &dims, &w);
+    let attrs = vec![
+        ints("kernel_shape", &[g.kh, g.kw]),
+        ints("strides", &[g.sh, g.sw]),
+        ints("dilations", &[g.dh, g.dw]),
+        ints("pads", &p),
+        int("group", g.c as i64),
     ];
     e.fused("Conv", inputs, attrs, c.activation, n.name);
     Ok(())

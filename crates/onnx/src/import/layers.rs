@@ -14,11 +14,6 @@ impl Importer<'_> {
             "auto_pad",
         ])?;
         let group = at.int("group", 1)?;
-        if group != 1 {
-            return Err(at.err(format!(
-                "group {group}: only group 1 is supported (no grouped or depthwise convolutions)"
-            )));
-        }
         let mut x = self.val(n, 0)?;
         self.image(n, &x)?;
         let (d, w) = self.weight(n, 1, "W")?;
@@ -26,10 +21,18 @@ impl Importer<'_> {
             [f, c, kh, kw] => [*f, *c, *kh, *kw],
             _ => return Err(at.err(format!("W has dims {d:?}; expected [F, C, KH, KW]"))),
         };
-        if c != x.shape[2] {
+        let channels = x.shape[2];
+        // Depthwise: one group per input channel, each with F/C filters.
+        let depthwise = group != 1;
+        if depthwise && (group != channels as i64 || c != 1 || f % channels != 0) {
             return Err(at.err(format!(
-                "W has {c} input channels, its input has {}",
-                x.shape[2]
+                "group {group}: only group 1 and depthwise convolutions (group = the input's \
+                 {channels} channels, W [C*M, 1, KH, KW]) are supported; W has dims {d:?}"
+            )));
+        }
+        if !depthwise && c != channels {
+            return Err(at.err(format!(
+                "W has {c} input channels, its input has {channels}"
             )));
         }
         if at.pair("kernel_shape", [kh, kw])? != [kh, kw] {
@@ -62,6 +65,35 @@ impl Importer<'_> {
             Some(Const::F32(bd, b)) if b.len() == f && bd.len() == 1 => Some(b.clone()),
             Some(_) => return Err(at.err(format!("B must be a float vector of {f} values"))),
         };
+        if depthwise {
+            let mut cfg = DepthwiseConv2dConfig::new(kh)
+                .with_kernel(kh, kw)
+                .with_padding(padding)
+                .with_depth_multiplier(f / channels)
+                .with_bias(bias.is_some());
+            cfg.strides = strides;
+            cfg.dilation_rate = dilations;
+            // [C*M, 1, KH, KW] -> [KH, KW, C*M] = [KH, KW, C, M]
+            let mut k = vec![0.0; w.len()];
+            for fi in 0..f {
+                for t in 0..kh * kw {
+                    k[t * f + fi] = w[fi * kh * kw + t];
+                }
+            }
+            let shape = [kh, kw, channels, f / channels];
+            let mut weights = vec![(
+                "depthwise_kernel",
+                Tensor::from_vec(&shape, k).map_err(convnet_nn::NnError::from)?,
+            )];
+            if let Some(b) = bias {
+                weights.push((
+                    "bias",
+                    Tensor::from_vec(&[f], b).map_err(convnet_nn::NnError::from)?,
+                ));
+            }
+            let spec = LayerSpec::DepthwiseConv2D(cfg);
+            return self.simple(n, spec, x, Layout::Nchw, weights);
+        }
         let mut cfg = Conv2dConfig::new(f, kh)
             .with_kernel(kh, kw)
             .with_padding(padding);
@@ -283,18 +315,13 @@ impl Importer<'_> {
         };
         let x = self.materialize(n, 0)?;
         if let Some(j) = self.sole_producer(n, &x) {
-            let fused = match &mut self.nodes[j].layer {
-                LayerSpec::Conv2D(c) if c.activation == Activation::Linear => {
-                    c.activation = a;
-                    true
-                }
-                LayerSpec::Dense(d) if d.activation == Activation::Linear => {
-                    d.activation = a;
-                    true
-                }
-                _ => false,
-            };
-            if fused {
+            // A linear conv (plain or depthwise) or dense layer takes the
+            // activation into its own pass.
+            let kind = self.nodes[j].layer.layer_kind();
+            let takes = matches!(kind.role(), Role::Filters | Role::Product)
+                && kind.activation() == Some(Activation::Linear);
+            if let Some(spec) = kind.with_activation(a).filter(|_| takes) {
+                self.nodes[j].layer = spec;
                 self.set(n, x);
                 return Ok(());
             }

@@ -28,8 +28,8 @@
 use crate::proto::{self, attribute_type, AttributeProto, ModelProto, NodeProto, TensorProto};
 use crate::{OnnxError, Result};
 use convnet_nn::{
-    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, Model,
-    ModelSpec, Node, Padding, PoolConfig, Source, Tensor, INPUT,
+    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DepthwiseConv2dConfig, DropoutConfig,
+    LayerSpec, Model, ModelSpec, Node, Padding, PoolConfig, Role, Source, Tensor, INPUT,
 };
 use prost::Message;
 use std::collections::{HashMap, HashSet};
@@ -75,7 +75,7 @@ enum Const {
 }
 
 /// Ops the importer knows, for error messages.
-pub const SUPPORTED: &str = "Conv (group 1), BatchNormalization, Relu, LeakyRelu, Elu, Sigmoid, \
+pub const SUPPORTED: &str = "Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, LeakyRelu, Elu, Sigmoid, \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
 Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic feeding a Reshape, Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \

@@ -1,0 +1,428 @@
+//! Depthwise 2-D convolution (Keras's `DepthwiseConv2D`, PyTorch's `Conv2d`
+//! with `groups = C`): each input channel is convolved with its own
+//! `depth_multiplier` filters, never mixed with the other channels.
+//!
+//! ```text
+//! x [N, H, W, C],  w [KH, KW, C, M],  b [C*M]  ->  y [N, OH, OW, C*M]
+//! y[n, oy, ox, c*M + m] = b[c*M + m]
+//!     + sum_{ky, kx} x[n, oy*SH + ky*DH - PT, ox*SW + kx*DW - PL, c] * w[ky, kx, c, m]
+//! ```
+//!
+//! The weight `[KH, KW, C, M]` read as `[KH, KW, F]` (F = C*M) lines up with
+//! the output channels, so every tap is one elementwise multiply-add over a
+//! pixel's F channels: the loops run over channels innermost, on AVX-512
+//! where the CPU has it (the same code compiled twice; [`set_vector`] forces
+//! the portable one). Each output value is summed in the same order (taps in
+//! row-major order, multiply then add, no fused multiply-add) on both paths,
+//! so they agree to the bit, for any thread count.
+//!
+//! A depthwise convolution does `KH*KW` multiply-adds per value it reads or
+//! writes, so it is bound by memory traffic, not by the FMA units.
+
+use crate::shape::Conv2dGeometry;
+use crate::{Padding, TensorError};
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static VECTOR: AtomicBool = AtomicBool::new(true);
+
+/// Turns the AVX-512 build of the loops on or off (on by default, where the
+/// CPU has AVX-512F), so that tests can run the portable one on any CPU.
+/// The same bits either way.
+pub fn set_vector(on: bool) {
+    VECTOR.store(on, Ordering::Relaxed);
+}
+
+fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        VECTOR.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Sizes of a depthwise convolution: the sliding window of a
+/// [`Conv2dGeometry`] whose filters are `F = C * M`, and the multiplier `M`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepthwiseGeometry {
+    /// Window, padding and sizes; `conv.f` is `C * M`.
+    pub conv: Conv2dGeometry,
+    /// Output channels per input channel (`depth_multiplier`).
+    pub m: usize,
+}
+
+impl DepthwiseGeometry {
+    /// Validates and computes the geometry for an input `[n, h, w, c]`.
+    pub fn new(
+        input: [usize; 4],
+        multiplier: usize,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        dilation: (usize, usize),
+        padding: Padding,
+    ) -> Result<Self, TensorError> {
+        let f = input[3].checked_mul(multiplier).filter(|&f| f > 0);
+        let f = f.ok_or_else(|| TensorError::Shape {
+            op: "DepthwiseGeometry",
+            msg: format!(
+                "channels ({}) and depth multiplier ({multiplier}) must be at least 1",
+                input[3]
+            ),
+        })?;
+        let conv = Conv2dGeometry::new(input, f, kernel, stride, dilation, padding)?;
+        Ok(DepthwiseGeometry {
+            conv,
+            m: multiplier,
+        })
+    }
+
+    /// Values in the input batch.
+    pub fn input_len(&self) -> usize {
+        self.conv.input_len()
+    }
+
+    /// Values in the output batch.
+    pub fn output_len(&self) -> usize {
+        self.conv.output_len()
+    }
+
+    /// Values in the weight `[KH, KW, C, M]`.
+    pub fn weight_len(&self) -> usize {
+        self.conv.kh * self.conv.kw * self.conv.f
+    }
+
+    /// Multiply-adds of one forward pass over the batch.
+    pub fn forward_macs(&self) -> usize {
+        self.output_len() * self.conv.kh * self.conv.kw
+    }
+
+    /// The input pixel tap `(ky, kx)` of output pixel `(oy, ox)` reads, or
+    /// `None` in the padding.
+    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let g = &self.conv;
+        let iy = (oy * g.sh + ky * g.dh).checked_sub(g.pad_top)?;
+        let ix = (ox * g.sw + kx * g.dw).checked_sub(g.pad_left)?;
+        (iy < g.h && ix < g.w).then_some((iy, ix))
+    }
+}
+
+/// `out[c*M + m] += xs[c] * ws[c*M + m]` (multiply, then add).
+#[inline(always)]
+fn tap(out: &mut [f32], xs: &[f32], ws: &[f32], m: usize) {
+    if m == 1 {
+        for ((o, &x), &w) in out.iter_mut().zip(xs).zip(ws) {
+            *o += x * w;
+        }
+    } else {
+        for ((o, w), &x) in out.chunks_exact_mut(m).zip(ws.chunks_exact(m)).zip(xs) {
+            for (o, &w) in o.iter_mut().zip(w) {
+                *o += x * w;
+            }
+        }
+    }
+}
+
+/// One output row `y[n, oy, .., ..]` of the forward pass.
+#[inline(always)]
+fn forward_row(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    n: usize,
+    oy: usize,
+    yrow: &mut [f32],
+) {
+    let c = &g.conv;
+    for (ox, out) in yrow.chunks_exact_mut(c.f).enumerate() {
+        match b {
+            Some(b) => out.copy_from_slice(b),
+            None => out.fill(0.0),
+        }
+        for ky in 0..c.kh {
+            for kx in 0..c.kw {
+                if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                    let at = ((n * c.h + iy) * c.w + ix) * c.c;
+                    let wt = (ky * c.kw + kx) * c.f;
+                    tap(out, &x[at..at + c.c], &w[wt..wt + c.f], g.m);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn forward_row_avx512(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    n: usize,
+    oy: usize,
+    yrow: &mut [f32],
+) {
+    forward_row(g, x, w, b, n, oy, yrow)
+}
+
+/// `y = depthwise(x, w) + b` (no activation), overwriting `y`; rows of the
+/// output in parallel.
+pub fn depthwise_forward(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+) {
+    let c = &g.conv;
+    assert_eq!(x.len(), g.input_len(), "depthwise_forward: x");
+    assert_eq!(w.len(), g.weight_len(), "depthwise_forward: w");
+    assert_eq!(y.len(), g.output_len(), "depthwise_forward: y");
+    assert!(b.is_none_or(|b| b.len() == c.f), "depthwise_forward: b");
+    if y.is_empty() {
+        return;
+    }
+    let vector = avx512();
+    y.par_chunks_mut(c.ow * c.f)
+        .enumerate()
+        .for_each(|(row, yrow)| {
+            let (n, oy) = (row / c.oh, row % c.oh);
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                // SAFETY: AVX-512F was detected by `avx512`.
+                return unsafe { forward_row_avx512(g, x, w, b, n, oy, yrow) };
+            }
+            let _ = vector;
+            forward_row(g, x, w, b, n, oy, yrow)
+        });
+}
+
+/// `dx[n] = sum of dy * w` over the taps that read each input value, for
+/// one image (overwrites `dx_img`).
+#[inline(always)]
+fn backward_input_image(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], n: usize, dxi: &mut [f32]) {
+    let c = &g.conv;
+    dxi.fill(0.0);
+    for oy in 0..c.oh {
+        for ox in 0..c.ow {
+            let at = ((n * c.oh + oy) * c.ow + ox) * c.f;
+            let d = &dy[at..at + c.f];
+            for ky in 0..c.kh {
+                for kx in 0..c.kw {
+                    if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                        let xi = (iy * c.w + ix) * c.c;
+                        let wt = (ky * c.kw + kx) * c.f;
+                        let (out, ws) = (&mut dxi[xi..xi + c.c], &w[wt..wt + c.f]);
+                        if g.m == 1 {
+                            for ((o, &d), &w) in out.iter_mut().zip(d).zip(ws) {
+                                *o += d * w;
+                            }
+                        } else {
+                            let pairs = d.chunks_exact(g.m).zip(ws.chunks_exact(g.m));
+                            for (o, (d, ws)) in out.iter_mut().zip(pairs) {
+                                for (&d, &w) in d.iter().zip(ws) {
+                                    *o += d * w;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_input_image_avx512(
+    g: &DepthwiseGeometry,
+    dy: &[f32],
+    w: &[f32],
+    n: usize,
+    dxi: &mut [f32],
+) {
+    backward_input_image(g, dy, w, n, dxi)
+}
+
+/// `dx = d(y)/d(x)^T dy`, overwriting `dx`; images in parallel.
+pub fn depthwise_backward_input(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let c = &g.conv;
+    assert_eq!(dy.len(), g.output_len(), "depthwise_backward_input: dy");
+    assert_eq!(w.len(), g.weight_len(), "depthwise_backward_input: w");
+    assert_eq!(dx.len(), g.input_len(), "depthwise_backward_input: dx");
+    if dx.is_empty() {
+        return;
+    }
+    let vector = avx512();
+    dx.par_chunks_mut(c.h * c.w * c.c)
+        .enumerate()
+        .for_each(|(n, dxi)| {
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                // SAFETY: AVX-512F was detected by `avx512`.
+                return unsafe { backward_input_image_avx512(g, dy, w, n, dxi) };
+            }
+            let _ = vector;
+            backward_input_image(g, dy, w, n, dxi)
+        });
+}
+
+/// Images per partial sum of the weight gradient: a fixed number, so that
+/// the order of the additions (and the bits) does not depend on threads.
+const IMAGES_PER_PARTIAL: usize = 4;
+
+/// The weight and bias gradients of images `n0..n1`: `[KH*KW*F]` then
+/// `[F]`, summed image by image, pixel by pixel.
+#[inline(always)]
+fn backward_weight_images(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    dy: &[f32],
+    images: std::ops::Range<usize>,
+    part: &mut [f32],
+) {
+    let c = &g.conv;
+    let (dw, db) = part.split_at_mut(c.kh * c.kw * c.f);
+    for n in images {
+        for oy in 0..c.oh {
+            for ox in 0..c.ow {
+                let at = ((n * c.oh + oy) * c.ow + ox) * c.f;
+                let d = &dy[at..at + c.f];
+                for (o, &d) in db.iter_mut().zip(d) {
+                    *o += d;
+                }
+                for ky in 0..c.kh {
+                    for kx in 0..c.kw {
+                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                            let xi = ((n * c.h + iy) * c.w + ix) * c.c;
+                            let wt = (ky * c.kw + kx) * c.f;
+                            // dw[t, c*M + m] += x[c] * dy[c*M + m]
+                            tap(&mut dw[wt..wt + c.f], &x[xi..xi + c.c], d, g.m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn backward_weight_images_avx512(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    dy: &[f32],
+    images: std::ops::Range<usize>,
+    part: &mut [f32],
+) {
+    backward_weight_images(g, x, dy, images, part)
+}
+
+/// Adds the weight gradient `[KH, KW, C, M]` to `dw` and, when given, the
+/// bias gradient `[C*M]` to `db`. Groups of [`IMAGES_PER_PARTIAL`] images
+/// in parallel, their partial sums added in order.
+pub fn depthwise_backward_weight(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let c = &g.conv;
+    assert_eq!(x.len(), g.input_len(), "depthwise_backward_weight: x");
+    assert_eq!(dy.len(), g.output_len(), "depthwise_backward_weight: dy");
+    assert_eq!(dw.len(), g.weight_len(), "depthwise_backward_weight: dw");
+    let len = g.weight_len() + c.f;
+    let vector = avx512();
+    let parts: Vec<Vec<f32>> = (0..c.n.div_ceil(IMAGES_PER_PARTIAL))
+        .into_par_iter()
+        .map(|p| {
+            let images = p * IMAGES_PER_PARTIAL..((p + 1) * IMAGES_PER_PARTIAL).min(c.n);
+            let mut part = vec![0.0; len];
+            #[cfg(target_arch = "x86_64")]
+            if vector {
+                // SAFETY: AVX-512F was detected by `avx512`.
+                unsafe { backward_weight_images_avx512(g, x, dy, images, &mut part) };
+                return part;
+            }
+            let _ = vector;
+            backward_weight_images(g, x, dy, images, &mut part);
+            part
+        })
+        .collect();
+    let mut total = vec![0.0; len];
+    for part in &parts {
+        for (t, &p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    let (tw, tb) = total.split_at(g.weight_len());
+    for (d, &t) in dw.iter_mut().zip(tw) {
+        *d += t;
+    }
+    if let Some(db) = db {
+        assert_eq!(db.len(), c.f, "depthwise_backward_weight: db");
+        for (d, &t) in db.iter_mut().zip(tb) {
+            *d += t;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    fn data(len: usize, seed: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i + seed) * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect()
+    }
+
+    #[test]
+    fn geometry_counts_weights_per_channel_and_multiplier() {
+        let g =
+            DepthwiseGeometry::new([2, 5, 6, 3], 2, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
+        assert_eq!((g.conv.f, g.weight_len()), (6, 3 * 3 * 6));
+        assert_eq!(
+            (g.conv.oh, g.conv.ow, g.output_len()),
+            (5, 6, 2 * 5 * 6 * 6)
+        );
+        assert_eq!(g.forward_macs(), 2 * 5 * 6 * 6 * 9);
+        let e = DepthwiseGeometry::new([1, 5, 5, 3], 0, (3, 3), (1, 1), (1, 1), Padding::Same);
+        assert!(e.unwrap_err().to_string().contains("depth multiplier (0)"));
+    }
+
+    #[test]
+    fn vector_and_portable_loops_give_the_same_bits() {
+        let g =
+            DepthwiseGeometry::new([3, 9, 7, 5], 3, (3, 2), (2, 1), (1, 2), Padding::Same).unwrap();
+        let (x, w, b) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(15, 3));
+        let dy = data(g.output_len(), 4);
+        let run = |on: bool| {
+            set_vector(on);
+            let mut y = vec![0.0; g.output_len()];
+            depthwise_forward(&g, &x, &w, Some(&b), &mut y);
+            let mut dx = vec![0.0; g.input_len()];
+            depthwise_backward_input(&g, &dy, &w, &mut dx);
+            let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0; 15]);
+            depthwise_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db));
+            set_vector(true);
+            [y, dx, dw, db]
+        };
+        let (a, p) = (run(true), run(false));
+        for (a, p) in a.iter().zip(&p) {
+            assert!(a.iter().zip(p).all(|(a, p)| a.to_bits() == p.to_bits()));
+        }
+        let want = reference::depthwise_forward(&g, &x, &w, Some(&b));
+        for (got, want) in a[0].iter().zip(&want) {
+            assert!(
+                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                "{got} vs {want}"
+            );
+        }
+    }
+}
