@@ -654,7 +654,11 @@ mod tests {
             .split_whitespace()
             .map(|p| p.split_once('=').unwrap())
             .collect();
-        assert_eq!(pairs.len(), crate::KIND_NAMES.len(), "a kind without its Keras name here");
+        assert_eq!(
+            pairs.len(),
+            crate::KIND_NAMES.len(),
+            "a kind without its Keras name here"
+        );
         for (kind, name) in pairs {
             assert!(crate::KIND_NAMES.contains(&kind), "{kind}");
             assert_eq!(snake(kind), name);
