@@ -99,6 +99,38 @@ fn main() {
             1,
             Padding::Valid,
         ),
+        (
+            "ResNet 32x32x16->16C3 b128",
+            [128, 32, 32, 16],
+            16,
+            3,
+            1,
+            Padding::Same,
+        ),
+        (
+            "ResNet 16x16x32->32C3 b128",
+            [128, 16, 16, 32],
+            32,
+            3,
+            1,
+            Padding::Same,
+        ),
+        (
+            "ResNet 32x32x16->32C3S2 b128",
+            [128, 32, 32, 16],
+            32,
+            3,
+            2,
+            Padding::Same,
+        ),
+        (
+            "ResNet 8x8x64->64C3 b128",
+            [128, 8, 8, 64],
+            64,
+            3,
+            1,
+            Padding::Same,
+        ),
     ];
     println!("{threads} thread(s); GFLOP/s, implicit / im2col");
     for (label, input, f, k, s, p) in layers {
