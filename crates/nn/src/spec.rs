@@ -328,6 +328,16 @@ mod tests {
     }
 
     #[test]
+    fn relu6_is_named_as_keras_names_it_in_files() {
+        let spec = LayerSpec::Activation {
+            activation: Activation::Relu6,
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["activation"]["name"], "relu6");
+        assert_eq!(serde_json::from_value::<LayerSpec>(json).unwrap(), spec);
+    }
+
+    #[test]
     fn settings_errors_name_the_field_of_each_kind() {
         let bad = |kind: &str, fields: serde_json::Value| {
             settings_error(kind, &fields)

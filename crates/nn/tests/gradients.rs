@@ -169,6 +169,7 @@ fn dropout_flatten_and_activation_gradients() {
     check(LayerSpec::Flatten, &random(&[2, 3, 3, 2], 8), 1e-2, 1e-2);
     for a in [
         Activation::Relu,
+        Activation::Relu6,
         Activation::Sigmoid,
         Activation::Tanh,
         Activation::Softmax,
@@ -182,6 +183,23 @@ fn dropout_flatten_and_activation_gradients() {
             1e-2,
         );
     }
+}
+
+#[test]
+fn relu6_gradients_on_both_sides_of_six() {
+    // Values from -8 to 8, away from the kinks at 0 and 6.
+    let mut x = away_from_zero(&[4, 6], 3);
+    for v in x.data_mut() {
+        *v *= 7.0;
+        if (*v - 6.0).abs() < 0.2 {
+            *v += 0.5;
+        }
+    }
+    assert!(x.data().iter().any(|&v| v > 6.2));
+    let relu6 = LayerSpec::Activation {
+        activation: Activation::Relu6,
+    };
+    check(relu6, &x, 1e-2, 1e-2);
 }
 
 #[test]

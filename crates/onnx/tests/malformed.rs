@@ -178,6 +178,30 @@ fn unsupported_ops_and_attributes_name_the_node() {
         &err(&m),
         &["attribute 'quantize' is not supported (known: kernel_shape"],
     );
+    // A Clip with other bounds than ReLU6's or ReLU's (opset 6's attributes).
+    let mut m = small();
+    let relu = m
+        .graph
+        .as_mut()
+        .unwrap()
+        .node
+        .iter_mut()
+        .find(|n| n.op_type == "Relu");
+    let relu = relu.expect("the conv's ReLU");
+    relu.op_type = "Clip".into();
+    relu.attribute.push(AttributeProto {
+        name: "max".into(),
+        r#type: attribute_type::FLOAT,
+        f: 1.0,
+        ..Default::default()
+    });
+    has(
+        &err(&m),
+        &[
+            "(Clip)",
+            "Clip(min none, max 1): only Clip(0, 6) (ReLU6) and Clip(0) (ReLU)",
+        ],
+    );
     let mut m = small();
     m.graph.as_mut().unwrap().node[0].domain = "com.microsoft".into();
     has(&err(&m), &["domain 'com.microsoft' is not supported"]);

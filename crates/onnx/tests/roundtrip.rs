@@ -19,6 +19,12 @@ fn models() -> Vec<(&'static str, Model)> {
         };
         parse_notation(s, &opts).unwrap()
     };
+    // MobileNet's blocks: depthwise convolutions and ReLU6 (ONNX Clip).
+    let mobile = parse_notation(
+        "32x32x3-16C3S2-BN-DW3-BN-32C1-BN-2DW5S2v-BN-DW3x1-GAP-10",
+        &NotationOptions::default().with_activation(convnet_nn::Activation::Relu6),
+    )
+    .unwrap();
     let specs = vec![
         ("m1", notation("28x28x1-32C5-P2-64C5-P2-128-D0.4-10", Padding::Same)),
         (
@@ -37,13 +43,7 @@ fn models() -> Vec<(&'static str, Model)> {
             ),
         ),
         ("mixed", mixed()),
-        (
-            "depthwise",
-            notation(
-                "32x32x3-16C3S2-BN-DW3-BN-32C1-BN-2DW5S2v-BN-DW3x1-GAP-10",
-                Padding::Same,
-            ),
-        ),
+        ("depthwise", mobile),
     ];
     specs
         .into_iter()

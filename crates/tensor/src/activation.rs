@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! relu       y = max(x, 0)                 dy/dx = [y > 0]
+//! relu6      y = min(max(x, 0), 6)         dy/dx = [0 < y < 6]
 //! sigmoid    y = 1 / (1 + e^-x)            dy/dx = y (1 - y)
 //! tanh       y = tanh x                    dy/dx = 1 - y^2
 //! leaky_relu y = x if x > 0 else a x       dy/dx = 1 if y > 0 else a      (a > 0)
@@ -28,6 +29,8 @@ pub enum Activation {
     Linear,
     /// `max(x, 0)`.
     Relu,
+    /// `min(max(x, 0), 6)` (MobileNet's; ONNX `Clip(0, 6)`).
+    Relu6,
     /// Logistic sigmoid.
     Sigmoid,
     /// Hyperbolic tangent.
@@ -52,6 +55,7 @@ impl Activation {
         match self {
             Activation::Linear => "linear",
             Activation::Relu => "relu",
+            Activation::Relu6 => "relu6",
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
@@ -65,6 +69,7 @@ impl Activation {
         Some(match name {
             "linear" | "none" => Activation::Linear,
             "relu" => Activation::Relu,
+            "relu6" => Activation::Relu6,
             "sigmoid" => Activation::Sigmoid,
             "tanh" => Activation::Tanh,
             "softmax" => Activation::Softmax,
@@ -218,6 +223,8 @@ fn forward_kernel(act: Activation, x: &mut [f32], row: usize) {
                 *v = 0.0
             }
         }),
+        // NaN passes through, as in PyTorch's hardtanh.
+        Activation::Relu6 => x.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
         Activation::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
         Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
         Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
@@ -241,6 +248,12 @@ fn backward_kernel(act: Activation, y: &[f32], dy: &mut [f32], row: usize) {
         Activation::Linear => {}
         Activation::Relu => dy.iter_mut().zip(y).for_each(|(d, &y)| {
             if y <= 0.0 {
+                *d = 0.0
+            }
+        }),
+        // Zero at and beyond both ends (and for NaN), as PyTorch's.
+        Activation::Relu6 => dy.iter_mut().zip(y).for_each(|(d, &y)| {
+            if !(y > 0.0 && y < 6.0) {
                 *d = 0.0
             }
         }),
@@ -346,6 +359,7 @@ mod tests {
         for a in [
             Activation::Linear,
             Activation::Relu,
+            Activation::Relu6,
             Activation::Sigmoid,
             Activation::Tanh,
             Activation::Softmax,
@@ -355,5 +369,18 @@ mod tests {
             assert_eq!(Activation::from_name(a.name()), Some(a));
         }
         assert_eq!(Activation::from_name("swishy"), None);
+    }
+
+    #[test]
+    fn relu6_clips_both_ends_and_passes_nan_through() {
+        let mut x = [-1.0, 0.0, 3.5, 6.0, 7.25, f32::NAN, f32::INFINITY];
+        Activation::Relu6.forward(&mut x, 1);
+        assert_eq!(x[..5], [0.0, 0.0, 3.5, 6.0, 6.0]);
+        assert!(x[5].is_nan());
+        assert_eq!(x[6], 6.0);
+        // dy/dx = 1 strictly between the ends, 0 at them, beyond them and for NaN.
+        let mut dy = [1.0; 7];
+        Activation::Relu6.backward(&x, &mut dy, 1);
+        assert_eq!(dy, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
     }
 }

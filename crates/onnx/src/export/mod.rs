@@ -114,6 +114,12 @@ impl Emitter {
     /// `act(x)` as its own node, or `x` itself for a linear activation.
     fn activation(&mut self, a: Activation, x: String, output: String) -> String {
         let (op, attrs) = match a {
+            // Opset 13's Clip takes its bounds as inputs.
+            Activation::Relu6 => {
+                let lo = self.weight(format!("{output}/min"), &[], &[0.0]);
+                let hi = self.weight(format!("{output}/max"), &[], &[6.0]);
+                return self.node("Clip", vec![x, lo, hi], output, vec![]);
+            }
             Activation::Linear => ("Identity", vec![]),
             Activation::Relu => ("Relu", vec![]),
             Activation::Sigmoid => ("Sigmoid", vec![]),

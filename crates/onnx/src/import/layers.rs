@@ -277,6 +277,7 @@ impl Importer<'_> {
                 at.only(&[])?;
                 Activation::Relu
             }
+            "Clip" => self.clip_bounds(n, at)?,
             "Sigmoid" => {
                 at.only(&[])?;
                 Activation::Sigmoid
@@ -334,6 +335,32 @@ impl Importer<'_> {
             layout,
             vec![],
         )
+    }
+
+    /// `Clip(0, 6)` is ReLU6 and `Clip(0)` ReLU; the bounds are constant
+    /// inputs 1 and 2 (opset 11 on) or attributes `min` / `max` (before).
+    fn clip_bounds(&self, n: &NodeProto, at: &Attrs) -> Result<Activation> {
+        at.only(&["min", "max"])?;
+        let bound = |i: usize, attr: &str| -> Result<Option<f32>> {
+            match self.constant(n, i)? {
+                None if at.get(attr).is_some() => Ok(Some(at.float(attr, 0.0)?)),
+                None => Ok(None),
+                Some(Const::F32(_, v)) if v.len() == 1 => Ok(Some(v[0])),
+                Some(_) => Err(at.err(format!("input {i} ({attr}) must be one float"))),
+            }
+        };
+        match (bound(1, "min")?, bound(2, "max")?) {
+            (Some(0.0), Some(6.0)) => Ok(Activation::Relu6),
+            (Some(0.0), None) => Ok(Activation::Relu),
+            (lo, hi) => {
+                let say = |b: Option<f32>| b.map_or("none".to_string(), |v| v.to_string());
+                Err(at.err(format!(
+                    "Clip(min {}, max {}): only Clip(0, 6) (ReLU6) and Clip(0) (ReLU) are supported",
+                    say(lo),
+                    say(hi)
+                )))
+            }
+        }
     }
 
     pub(super) fn pool(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {

@@ -75,7 +75,7 @@ enum Const {
 }
 
 /// Ops the importer knows, for error messages.
-pub const SUPPORTED: &str = "Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, LeakyRelu, Elu, Sigmoid, \
+pub const SUPPORTED: &str = "Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, Clip (0, 6: ReLU6; 0: ReLU), LeakyRelu, Elu, Sigmoid, \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
 Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic feeding a Reshape, Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
@@ -547,7 +547,7 @@ impl<'a> Importer<'a> {
             "Add" | "Sum" => self.add(n, &at),
             "Sub" | "Mul" | "Div" => self.affine(n, &at),
             "BatchNormalization" => self.batch_norm(n, &at),
-            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Elu" | "Softmax" => {
+            "Relu" | "Sigmoid" | "Tanh" | "LeakyRelu" | "Elu" | "Softmax" | "Clip" => {
                 self.activation(n, &at)
             }
             "MaxPool" | "AveragePool" => self.pool(n, &at),
