@@ -154,6 +154,14 @@ fn forward_block<const B: usize>(
     out[f0..f0 + B].copy_from_slice(&acc);
 }
 
+/// True when every tap of output column `ox` reads a column of the image
+/// (none falls in the left or right padding).
+fn inside_columns(g: &DepthwiseGeometry, ox: usize) -> bool {
+    let c = &g.conv;
+    let first = ox * c.sw;
+    first >= c.pad_left && first + (c.kw - 1) * c.dw < c.pad_left + c.w
+}
+
 /// One output row `y[n, oy, .., ..]` of the forward pass.
 #[inline(always)]
 fn forward_row(
@@ -166,25 +174,42 @@ fn forward_row(
     yrow: &mut [f32],
 ) {
     let c = &g.conv;
-    // (input offset, weight offset) of each tap inside the image.
+    // (input offset, weight offset) of each tap inside the image. Columns
+    // whose every tap lies inside the image share one list, shifted by
+    // SW*C per column from the first of them (`base`).
     let mut taps = Vec::with_capacity(c.kh * c.kw);
+    let mut shifted = Vec::with_capacity(c.kh * c.kw);
+    let mut base = None;
     for (ox, out) in yrow.chunks_exact_mut(c.f).enumerate() {
-        taps.clear();
-        for ky in 0..c.kh {
-            for kx in 0..c.kw {
-                if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                    taps.push((((n * c.h + iy) * c.w + ix) * c.c, (ky * c.kw + kx) * c.f));
-                }
+        let interior = inside_columns(g, ox);
+        let taps: &[(usize, usize)] = match base {
+            Some(first) if interior => {
+                let shift = (ox - first) * c.sw * c.c;
+                shifted.clear();
+                shifted.extend(taps.iter().map(|&(at, wt)| (at + shift, wt)));
+                &shifted
             }
-        }
+            _ => {
+                taps.clear();
+                for ky in 0..c.kh {
+                    for kx in 0..c.kw {
+                        if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                            taps.push((((n * c.h + iy) * c.w + ix) * c.c, (ky * c.kw + kx) * c.f));
+                        }
+                    }
+                }
+                base = interior.then_some(ox);
+                &taps
+            }
+        };
         let mut f0 = 0;
         if g.m == 1 {
             while f0 + BLOCK <= c.f {
-                forward_block::<BLOCK>(out, &taps, x, w, b, f0);
+                forward_block::<BLOCK>(out, taps, x, w, b, f0);
                 f0 += BLOCK;
             }
             while f0 + 16 <= c.f {
-                forward_block::<16>(out, &taps, x, w, b, f0);
+                forward_block::<16>(out, taps, x, w, b, f0);
                 f0 += 16;
             }
         }
@@ -194,7 +219,7 @@ fn forward_row(
             Some(b) => out.copy_from_slice(&b[f0..]),
             None => out.fill(0.0),
         }
-        for &(at, wt) in &taps {
+        for &(at, wt) in taps {
             let (cx, cw) = (f0 / g.m, f0);
             tap(out, &x[at + cx..at + c.c], &w[wt + cw..wt + c.f], g.m);
         }
