@@ -9,6 +9,7 @@
 //! | `resnet18`, `resnet34` | He et al. 2016, ImageNet stem, basic blocks | `resnet18`, `resnet34` |
 //! | `resnet20`, `resnet32`, `resnet56` | He et al. 2016 section 4.2 (CIFAR): 3 stages of 16/32/64 filters, projection shortcuts | - |
 //! | `googlenet` | Szegedy et al. 2014, Inception v1 without the auxiliary heads | `googlenet(aux_logits=False)` |
+//! | `mobilenet_v2` | Sandler et al. 2018: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project; ReLU6) | `mobilenet_v2` |
 //!
 //! As in torchvision: a convolution followed by batch norm has no bias (VGG's
 //! keep theirs), padding is explicit and symmetric (`padding=1`), ResNet's
@@ -23,12 +24,12 @@
 //! same layers there) or global average pooling.
 
 use crate::{
-    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DropoutConfig, LayerSpec, ModelSpec,
-    Padding, PoolConfig, Result,
+    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, DepthwiseConv2dConfig, DropoutConfig,
+    LayerSpec, ModelSpec, Padding, PoolConfig, Result,
 };
 
 /// Every built-in name, for help texts and errors.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "vgg11",
     "vgg13",
     "vgg16",
@@ -43,6 +44,7 @@ pub const NAMES: [&str; 14] = [
     "resnet32",
     "resnet56",
     "googlenet",
+    "mobilenet-v2",
 ];
 
 /// The input shape and class count a built-in net is made for
@@ -79,6 +81,7 @@ pub fn builtin(name: &str, input: &[usize], classes: usize) -> Option<Result<Mod
         "resnet32" => resnet_cifar(&mut b, 5, classes),
         "resnet56" => resnet_cifar(&mut b, 9, classes),
         "googlenet" => googlenet(&mut b, classes),
+        "mobilenet-v2" => mobilenet_v2(&mut b, classes),
         _ => return None,
     }
     Some(b.g.checked().map(|_| b.g))
@@ -124,12 +127,50 @@ impl Builder {
     }
 
     fn relu(&mut self, x: &str) -> String {
-        self.apply(
-            LayerSpec::Activation {
-                activation: Activation::Relu,
-            },
-            &[x],
-        )
+        self.act(x, Activation::Relu)
+    }
+
+    fn act(&mut self, x: &str, activation: Activation) -> String {
+        self.apply(LayerSpec::Activation { activation }, &[x])
+    }
+
+    /// Depthwise `Conv2d(groups=C, k, stride, padding=(k-1)/2, bias=False)`
+    /// -> BN -> ReLU6: the middle of an inverted residual block.
+    fn depthwise_bn_relu6(&mut self, x: &str, k: usize, stride: usize) -> String {
+        let c = DepthwiseConv2dConfig::new(k)
+            .with_stride(stride)
+            .with_padding(Padding::symmetric((k - 1) / 2))
+            .with_bias(false);
+        let h = self.apply(LayerSpec::DepthwiseConv2D(c), &[x]);
+        let h = self.batch_norm(&h);
+        self.act(&h, Activation::Relu6)
+    }
+
+    /// Conv (no bias) -> BN -> ReLU6: torchvision's `Conv2dNormActivation`
+    /// in MobileNet.
+    fn conv_bn_relu6(&mut self, x: &str, filters: usize, k: usize, stride: usize) -> String {
+        let h = self.conv(x, filters, k, stride, (k - 1) / 2, false);
+        let h = self.batch_norm(&h);
+        self.act(&h, Activation::Relu6)
+    }
+
+    /// MobileNet-V2's inverted residual block: 1x1 expansion by `t` (none
+    /// when 1) -> 3x3 depthwise (stride) -> 1x1 linear projection, plus the
+    /// input when the stride is 1 and the width unchanged.
+    fn inverted_residual(&mut self, x: &str, out: usize, stride: usize, t: usize) -> String {
+        let inp = self.channels(x);
+        let mut h = x.to_string();
+        if t != 1 {
+            h = self.conv_bn_relu6(&h, inp * t, 1, 1);
+        }
+        let h = self.depthwise_bn_relu6(&h, 3, stride);
+        let h = self.conv(&h, out, 1, 1, 0, false);
+        let h = self.batch_norm(&h);
+        if stride == 1 && inp == out {
+            self.apply(LayerSpec::Add, &[&h, x])
+        } else {
+            h
+        }
     }
 
     /// Conv (no bias) -> BN -> ReLU: torchvision's `BasicConv2d`.
@@ -320,6 +361,29 @@ fn googlenet(b: &mut Builder, classes: usize) {
     b.head(&x, Some(0.2), classes);
 }
 
+/// torchvision's `mobilenet_v2()` (width 1.0): a stride-2 stem, 17
+/// inverted residual blocks `(t, c, n, s)`, a 1x1 conv to 1,280, dropout 0.2.
+fn mobilenet_v2(b: &mut Builder, classes: usize) {
+    let x = b.g.input();
+    let mut x = b.conv_bn_relu6(&x, 32, 3, 2);
+    let blocks = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    for (t, c, n, s) in blocks {
+        for i in 0..n {
+            x = b.inverted_residual(&x, c, if i == 0 { s } else { 1 }, t);
+        }
+    }
+    let x = b.conv_bn_relu6(&x, 1280, 1, 1);
+    b.head(&x, Some(0.2), classes);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +410,9 @@ mod tests {
         assert_eq!(counts("vgg19_bn", &imagenet, 1000).0, 143_678_248);
         assert_eq!(counts("googlenet", &imagenet, 1000).0, 6_624_904);
         assert_eq!(counts("resnet20", &[32, 32, 3], 10).0, 272_474);
+        // torchvision's mobilenet_v2 (3,504,872 as its docs say; the buffers
+        // from a plain PyTorch rebuild of it, which has no torchvision here).
+        assert_eq!(counts("mobilenet_v2", &imagenet, 1000), (3_504_872, 34_112));
     }
 
     #[test]
@@ -367,6 +434,19 @@ mod tests {
         let r = builtin("resnet56", &[32, 32, 3], 10).unwrap().unwrap();
         let adds = r.layers.iter().filter(|n| n.layer.kind() == "Add").count();
         assert_eq!(adds, 27);
+        let m = builtin("mobilenet_v2", &[224, 224, 3], 1000)
+            .unwrap()
+            .unwrap();
+        let shapes = m.output_shapes().unwrap();
+        let adds = m.layers.iter().filter(|n| n.layer.kind() == "Add").count();
+        assert_eq!(adds, 10, "the blocks that keep stride 1 and width");
+        // The last block's map is 7x7x320, then 1x1 to 1,280.
+        let last_dw = m
+            .layers
+            .iter()
+            .rposition(|n| n.layer.kind() == "DepthwiseConv2D")
+            .unwrap();
+        assert_eq!(shapes[last_dw], vec![7, 7, 960]);
         assert!(builtin("resnet99", &[32, 32, 3], 10).is_none());
         assert!(builtin("vgg16", &[16, 16, 3], 10).unwrap().is_err());
     }

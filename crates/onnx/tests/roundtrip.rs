@@ -44,6 +44,10 @@ fn models() -> Vec<(&'static str, Model)> {
         ),
         ("mixed", mixed()),
         ("depthwise", mobile),
+        (
+            "mobilenet_v2",
+            zoo::builtin("mobilenet_v2", &[64, 64, 3], 10).unwrap().unwrap(),
+        ),
     ];
     specs
         .into_iter()
