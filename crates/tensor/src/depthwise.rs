@@ -162,6 +162,71 @@ fn inside_columns(g: &DepthwiseGeometry, ox: usize) -> bool {
     first >= c.pad_left && first + (c.kw - 1) * c.dw < c.pad_left + c.w
 }
 
+/// Output columns [`forward_pixels`] computes at once.
+const PIXELS: usize = 4;
+
+/// [`forward_block`] for `P` neighbouring interior columns (multiplier
+/// 1): the first column's taps, the others' `step` values further on; each
+/// weight load serves `P` pixels and the `P` chains of additions overlap.
+/// `out` holds the `P` pixels, `f` values apart.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_pixels<const B: usize, const P: usize>(
+    out: &mut [f32],
+    taps: &[(usize, usize)],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    f0: usize,
+    step: usize,
+    f: usize,
+) {
+    let mut acc = [[0.0f32; B]; P];
+    if let Some(b) = b {
+        for a in acc.iter_mut() {
+            a.copy_from_slice(&b[f0..f0 + B]);
+        }
+    }
+    for &(at, wt) in taps {
+        let ws: &[f32; B] = w[wt + f0..wt + f0 + B].try_into().expect("B values");
+        for (p, a) in acc.iter_mut().enumerate() {
+            let xi = at + p * step + f0;
+            let xs: &[f32; B] = x[xi..xi + B].try_into().expect("B values");
+            for i in 0..B {
+                a[i] += xs[i] * ws[i];
+            }
+        }
+    }
+    for (p, a) in acc.iter().enumerate() {
+        out[p * f + f0..p * f + f0 + B].copy_from_slice(a);
+    }
+}
+
+/// Bias then the taps, one by one, for channels `f0..` of one pixel (at
+/// `shift` values past the taps' sources).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn forward_rest(
+    g: &DepthwiseGeometry,
+    out: &mut [f32],
+    taps: &[(usize, usize)],
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    f0: usize,
+    shift: usize,
+) {
+    let c = &g.conv;
+    match b {
+        Some(b) => out.copy_from_slice(&b[f0..]),
+        None => out.fill(0.0),
+    }
+    for &(at, wt) in taps {
+        let at = at + shift + f0 / g.m;
+        tap(out, &x[at..at - f0 / g.m + c.c], &w[wt + f0..wt + c.f], g.m);
+    }
+}
+
 /// One output row `y[n, oy, .., ..]` of the forward pass.
 #[inline(always)]
 fn forward_row(
@@ -174,17 +239,19 @@ fn forward_row(
     yrow: &mut [f32],
 ) {
     let c = &g.conv;
+    let step = c.sw * c.c;
     // (input offset, weight offset) of each tap inside the image. Columns
     // whose every tap lies inside the image share one list, shifted by
     // SW*C per column from the first of them (`base`).
     let mut taps = Vec::with_capacity(c.kh * c.kw);
     let mut shifted = Vec::with_capacity(c.kh * c.kw);
     let mut base = None;
-    for (ox, out) in yrow.chunks_exact_mut(c.f).enumerate() {
+    let mut ox = 0;
+    while ox < c.ow {
         let interior = inside_columns(g, ox);
         let taps: &[(usize, usize)] = match base {
             Some(first) if interior => {
-                let shift = (ox - first) * c.sw * c.c;
+                let shift = (ox - first) * step;
                 shifted.clear();
                 shifted.extend(taps.iter().map(|&(at, wt)| (at + shift, wt)));
                 &shifted
@@ -202,6 +269,26 @@ fn forward_row(
                 &taps
             }
         };
+        let group = ox + PIXELS <= c.ow && inside_columns(g, ox + PIXELS - 1);
+        // Below 64 channels (no 64-wide block) four columns at once; with
+        // more, the 64-wide blocks of one column are faster (measured on a
+        // Zen 4: 32 channels 1.65x, 96-480 channels 0.7-0.85x).
+        if g.m == 1 && interior && group && (16..BLOCK).contains(&c.f) {
+            let out = &mut yrow[ox * c.f..(ox + PIXELS) * c.f];
+            let mut f0 = 0;
+            while f0 + 16 <= c.f {
+                forward_pixels::<16, PIXELS>(out, taps, x, w, b, f0, step, c.f);
+                f0 += 16;
+            }
+            if f0 < c.f {
+                for (p, out) in out.chunks_exact_mut(c.f).enumerate() {
+                    forward_rest(g, &mut out[f0..], taps, x, w, b, f0, p * step);
+                }
+            }
+            ox += PIXELS;
+            continue;
+        }
+        let out = &mut yrow[ox * c.f..(ox + 1) * c.f];
         let mut f0 = 0;
         if g.m == 1 {
             while f0 + BLOCK <= c.f {
@@ -214,15 +301,8 @@ fn forward_row(
             }
         }
         // The rest (and every channel with a multiplier above 1), tap by tap.
-        let out = &mut out[f0..];
-        match b {
-            Some(b) => out.copy_from_slice(&b[f0..]),
-            None => out.fill(0.0),
-        }
-        for &(at, wt) in taps {
-            let (cx, cw) = (f0 / g.m, f0);
-            tap(out, &x[at + cx..at + c.c], &w[wt + cw..wt + c.f], g.m);
-        }
+        forward_rest(g, &mut out[f0..], taps, x, w, b, f0, 0);
+        ox += 1;
     }
 }
 
@@ -346,8 +426,55 @@ pub fn depthwise_backward_input(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], dx
 /// the order of the additions (and the bits) does not depend on threads.
 const IMAGES_PER_PARTIAL: usize = 4;
 
+/// `dw[t, f0..f0+16] += x[source of tap t, f0..] * dy[pixel, f0..]` for
+/// the pixels of output row `(n, oy)` in order (multiplier 1), the
+/// `KH*KW` rows of `dw` held in registers across the row: the same additions
+/// in the same order as [`tap`] pixel by pixel.
+#[inline(always)]
+fn weight_row_block<const KH: usize, const KW: usize>(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    dy: &[f32],
+    (n, oy): (usize, usize),
+    f0: usize,
+    dw: &mut [f32],
+) {
+    let c = &g.conv;
+    let mut acc = [[[0.0f32; 16]; KW]; KH];
+    for (ky, row) in acc.iter_mut().enumerate() {
+        for (kx, a) in row.iter_mut().enumerate() {
+            let t = (ky * KW + kx) * c.f + f0;
+            a.copy_from_slice(&dw[t..t + 16]);
+        }
+    }
+    for ox in 0..c.ow {
+        let at = ((n * c.oh + oy) * c.ow + ox) * c.f + f0;
+        let d: &[f32; 16] = dy[at..at + 16].try_into().expect("16 values");
+        for (ky, row) in acc.iter_mut().enumerate() {
+            for (kx, a) in row.iter_mut().enumerate() {
+                if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
+                    let xi = ((n * c.h + iy) * c.w + ix) * c.c + f0;
+                    let xs: &[f32; 16] = x[xi..xi + 16].try_into().expect("16 values");
+                    for i in 0..16 {
+                        a[i] += xs[i] * d[i];
+                    }
+                }
+            }
+        }
+    }
+    for (ky, row) in acc.iter().enumerate() {
+        for (kx, a) in row.iter().enumerate() {
+            let t = (ky * KW + kx) * c.f + f0;
+            dw[t..t + 16].copy_from_slice(a);
+        }
+    }
+}
+
 /// The weight and bias gradients of images `n0..n1`: `[KH*KW*F]` then
-/// `[F]`, summed image by image, pixel by pixel.
+/// `[F]`, summed image by image, pixel by pixel. With multiplier 1, a 3x3
+/// or 5x5 window and at most 32 channels, whole 16-channel blocks go through
+/// [`weight_row_block`], one output row at a time; the other channels tap
+/// by tap.
 #[inline(always)]
 fn backward_weight_images(
     g: &DepthwiseGeometry,
@@ -358,21 +485,41 @@ fn backward_weight_images(
 ) {
     let c = &g.conv;
     let (dw, db) = part.split_at_mut(c.kh * c.kw * c.f);
+    let square = matches!((c.kh, c.kw), (3, 3) | (5, 5));
+    // Up to 32 channels only: with more, each block rereads the row's
+    // inputs and gradients (measured on a Zen 4: 32 channels 1.5x, 96-480
+    // channels 0.5x).
+    let blocked = if g.m == 1 && square && c.f <= 32 {
+        c.f / 16 * 16
+    } else {
+        0
+    };
     for n in images {
         for oy in 0..c.oh {
+            for f0 in (0..blocked).step_by(16) {
+                if c.kh == 3 {
+                    weight_row_block::<3, 3>(g, x, dy, (n, oy), f0, dw);
+                } else {
+                    weight_row_block::<5, 5>(g, x, dy, (n, oy), f0, dw);
+                }
+            }
             for ox in 0..c.ow {
                 let at = ((n * c.oh + oy) * c.ow + ox) * c.f;
                 let d = &dy[at..at + c.f];
                 for (o, &d) in db.iter_mut().zip(d) {
                     *o += d;
                 }
+                if blocked == c.f {
+                    continue;
+                }
                 for ky in 0..c.kh {
                     for kx in 0..c.kw {
                         if let Some((iy, ix)) = g.source(oy, ox, ky, kx) {
-                            let xi = ((n * c.h + iy) * c.w + ix) * c.c;
+                            let xi = ((n * c.h + iy) * c.w + ix) * c.c + blocked / g.m;
                             let wt = (ky * c.kw + kx) * c.f;
                             // dw[t, c*M + m] += x[c] * dy[c*M + m]
-                            tap(&mut dw[wt..wt + c.f], &x[xi..xi + c.c], d, g.m);
+                            let out = &mut dw[wt + blocked..wt + c.f];
+                            tap(out, &x[xi..xi + c.c - blocked / g.m], &d[blocked..], g.m);
                         }
                     }
                 }
