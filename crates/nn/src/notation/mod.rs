@@ -9,6 +9,7 @@
 //! | `NCk`, `NCkxm` | Conv2D, N filters of k x k (or k x m), ReLU |
 //! | `...Ss` | stride s, e.g. `32C5S2` |
 //! | `...v` / `...s` | `valid` / `same` padding for this conv (default: the parser's, `same` unless set) |
+//! | `[M]DWk[xm][Ss][v\|s]` | DepthwiseConv2D, k x k (or k x m) per channel, depth multiplier M (default 1), ReLU |
 //! | `Pk`, `PkSs` | MaxPooling2D k x k, stride s (default k) |
 //! | `Ak`, `AkSs` | AveragePooling2D |
 //! | `GAP`, `GMP` | global average / max pooling |
@@ -114,8 +115,9 @@ fn parse_input(t: &str) -> Option<Vec<usize>> {
     (r.checked_mul(r) == Some(n) && r > 1).then(|| vec![r, r, 1])
 }
 
-const EXPECTED: &str = "expected NCk (conv, e.g. 32C5, 32C5S2, 32C3v), Pk (max-pool), \
-                        Ak (avg-pool), GAP, GMP, BN, Dr (dropout, e.g. D0.4), F or N (dense)";
+const EXPECTED: &str = "expected NCk (conv, e.g. 32C5, 32C5S2, 32C3v), DWk (depthwise conv, \
+                        e.g. DW3, 2DW5S2), Pk (max-pool), Ak (avg-pool), GAP, GMP, BN, \
+                        Dr (dropout, e.g. D0.4), F or N (dense)";
 
 /// A node of the model being built: `None` is the model's input.
 type Ref = Option<usize>;
