@@ -12,7 +12,7 @@ use crate::error::config_err;
 use crate::kind::{settings_error_of, single, LayerKind, Role, TokenContext, Window};
 use crate::layer::{batched, Layer, Mode, Param};
 use crate::layers::pooling::image_shape;
-use crate::notation::{parse_usize, split_padding, split_stride};
+use crate::notation::{parse_kernel, parse_usize, split_padding, split_stride};
 use crate::spec::{checked_count, checked_sum};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
@@ -413,13 +413,7 @@ pub(crate) fn parse_conv(
     let filters = parse_usize(filters)?;
     let (rest, padding) = split_padding(rest, default);
     let (kernel, stride) = split_stride(rest)?;
-    let (kh, kw) = match kernel.split_once('x') {
-        Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
-        None => {
-            let k = parse_usize(kernel)?;
-            (k, k)
-        }
-    };
+    let (kh, kw) = parse_kernel(kernel)?;
     Some(
         Conv2dConfig::new(filters, kh)
             .with_kernel(kh, kw)

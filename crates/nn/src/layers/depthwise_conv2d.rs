@@ -14,7 +14,7 @@ use crate::error::config_err;
 use crate::kind::{settings_error_of, single, LayerKind, Role, TokenContext, Window};
 use crate::layer::{batched, Layer, Mode, Param};
 use crate::layers::pooling::image_shape;
-use crate::notation::{parse_usize, split_padding, split_stride};
+use crate::notation::{parse_kernel, parse_usize, split_padding, split_stride};
 use crate::spec::{checked_count, checked_sum};
 use crate::{Initializer, LayerSpec, Result, Rng};
 use convnet_tensor::activation::{Activation, SavedOutput};
@@ -369,13 +369,7 @@ fn parse_depthwise(
     };
     let (rest, padding) = split_padding(rest, default);
     let (kernel, stride) = split_stride(rest)?;
-    let (kh, kw) = match kernel.split_once('x') {
-        Some((a, b)) => (parse_usize(a)?, parse_usize(b)?),
-        None => {
-            let k = parse_usize(kernel)?;
-            (k, k)
-        }
-    };
+    let (kh, kw) = parse_kernel(kernel)?;
     Some(
         DepthwiseConv2dConfig::new(kh)
             .with_kernel(kh, kw)

@@ -86,6 +86,14 @@ pub(crate) fn split_stride(rest: &str) -> Option<(&str, Option<usize>)> {
     }
 }
 
+/// Parses a window `k` (square) or `kxm` (k rows, m columns).
+pub(crate) fn parse_kernel(kernel: &str) -> Option<(usize, usize)> {
+    match kernel.split_once('x') {
+        Some((a, b)) => Some((parse_usize(a)?, parse_usize(b)?)),
+        None => parse_usize(kernel).map(|k| (k, k)),
+    }
+}
+
 /// Splits a trailing `v` (valid) or `s` (same) off `rest`.
 pub(crate) fn split_padding(rest: &str, default: Padding) -> (&str, Padding) {
     if let Some(r) = rest.strip_suffix('v') {

@@ -3,6 +3,7 @@
 //! the module above describes.
 
 use super::{float, hwio_to_oihw, int, ints, pads, string, transpose2, Emitter};
+use crate::proto::AttributeProto;
 use crate::{OnnxError, Result};
 use convnet_nn::{LayerSpec, Model, Tensor};
 
@@ -89,19 +90,34 @@ fn conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
         return Err(n.wrong("not a Conv2D"));
     };
     let g = c.geometry(n.in_shape, 1)?;
-    let span = [(g.kh - 1) * g.dh + 1, (g.kw - 1) * g.dw + 1];
-    let p = pads(c.padding, [g.h, g.w], [g.oh, g.ow], span, [g.sh, g.sw]);
     let (dims, w) = hwio_to_oihw(n.required("kernel")?);
     let inputs = weight_and_bias(e, &n, &dims, &w);
-    let attrs = vec![
+    e.fused(
+        "Conv",
+        inputs,
+        conv_attrs(&g, c.padding, 1),
+        c.activation,
+        n.name,
+    );
+    Ok(())
+}
+
+/// A `Conv`'s window attributes (explicit pads) for geometry `g`, in
+/// `group` groups.
+fn conv_attrs(
+    g: &convnet_tensor::Conv2dGeometry,
+    padding: convnet_nn::Padding,
+    group: usize,
+) -> Vec<AttributeProto> {
+    let span = [(g.kh - 1) * g.dh + 1, (g.kw - 1) * g.dw + 1];
+    let p = pads(padding, [g.h, g.w], [g.oh, g.ow], span, [g.sh, g.sw]);
+    vec![
         ints("kernel_shape", &[g.kh, g.kw]),
         ints("strides", &[g.sh, g.sw]),
         ints("dilations", &[g.dh, g.dw]),
         ints("pads", &p),
-        int("group", 1),
-    ];
-    e.fused("Conv", inputs, attrs, c.activation, n.name);
-    Ok(())
+        int("group", group as i64),
+    ]
 }
 
 /// `Conv` with `group = C`: the kernel `[KH, KW, C, M]` read as
@@ -111,22 +127,19 @@ fn depthwise_conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
         return Err(n.wrong("not a DepthwiseConv2D"));
     };
     let g = c.geometry(n.in_shape, 1)?.conv;
-    let span = [(g.kh - 1) * g.dh + 1, (g.kw - 1) * g.dw + 1];
-    let p = pads(c.padding, [g.h, g.w], [g.oh, g.ow], span, [g.sh, g.sw]);
     let k = n.required("depthwise_kernel")?.clone();
     let k = k
         .reshape(&[g.kh, g.kw, 1, g.f])
         .map_err(convnet_nn::NnError::from)?;
     let (dims, w) = hwio_to_oihw(&k);
     let inputs = weight_and_bias(e, &n, &dims, &w);
-    let attrs = vec![
-        ints("kernel_shape", &[g.kh, g.kw]),
-        ints("strides", &[g.sh, g.sw]),
-        ints("dilations", &[g.dh, g.dw]),
-        ints("pads", &p),
-        int("group", g.c as i64),
-    ];
-    e.fused("Conv", inputs, attrs, c.activation, n.name);
+    e.fused(
+        "Conv",
+        inputs,
+        conv_attrs(&g, c.padding, g.c),
+        c.activation,
+        n.name,
+    );
     Ok(())
 }
 
