@@ -22,6 +22,12 @@ batch-norm statistics moved away from (0, 1):
                    eps 1e-3 + ReLU, Inception modules, ceil-mode max pools,
                    3x3 kernels in the "5x5" branch as torchvision has them),
                    widths /8, 64x64x3.
+  mobile-lite      a small EfficientNet-Lite (MobileLite below): depthwise convs
+                   3x3 and 5x5, strides 1 and 2, TensorFlow's `same` padding as
+                   ZeroPad2d (pads computed by ConstantOfShape ... Cast), ReLU6
+                   (Clip), a residual sum, a single-input Concat, 32x32x3;
+                   TorchScript exporter, batch norm kept. `--only mobile-lite`
+                   writes it alone (no torchvision needed).
 
 Each fixture is NAME.onnx (+ NAME.onnx.data), NAME.input.bin (NCHW f32 LE),
 NAME.expected.bin (PyTorch's output) and NAME.json (shapes). Usage:
@@ -37,13 +43,12 @@ import pathlib
 
 import torch
 import torch.nn as nn
-from torchvision.models.googlenet import BasicConv2d, Inception
-from torchvision.models.resnet import BasicBlock
-from torchvision.models.vgg import make_layers
 
 
 def resnet18(width: int, classes: int) -> nn.Module:
     """torchvision's ResNet-18 with `width` channels in its first stage (64 there)."""
+    from torchvision.models.resnet import BasicBlock
+
     layers = [
         nn.Conv2d(3, width, 7, 2, 3, bias=False),
         nn.BatchNorm2d(width),
@@ -66,6 +71,8 @@ def resnet18(width: int, classes: int) -> nn.Module:
 
 def vgg11_bn(div: int, classes: int, pooled: int) -> nn.Module:
     """torchvision's VGG-11-BN with channels / `div` and a smaller classifier."""
+    from torchvision.models.vgg import make_layers
+
     cfg = [c if c == "M" else c // div for c in [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]]
     features = make_layers(cfg, batch_norm=True)
     last = 512 // div
@@ -86,6 +93,8 @@ def vgg11_bn(div: int, classes: int, pooled: int) -> nn.Module:
 
 def googlenet(div: int, classes: int) -> nn.Module:
     """torchvision's GoogLeNet (no auxiliary heads) with channels / `div`."""
+    from torchvision.models.googlenet import BasicConv2d, Inception
+
     d = lambda *cs: [c // div for c in cs]  # noqa: E731
     return nn.Sequential(
         BasicConv2d(3, *d(64), kernel_size=7, stride=2, padding=3),
@@ -109,6 +118,60 @@ def googlenet(div: int, classes: int) -> nn.Module:
         nn.Dropout(0.2),
         nn.Linear(1024 // div, classes),
     )
+
+
+class SamePadConv(nn.Module):
+    """efficientnet-lite-pytorch's Conv2dStaticSamePadding: TensorFlow's
+    `same` padding for a fixed input size as a ZeroPad2d in front of an
+    unpadded conv (PyTorch's exporter writes the pads as ConstantOfShape ->
+    Concat -> Reshape -> Slice -> Transpose -> Reshape -> Cast -> Pad)."""
+
+    def __init__(self, cin, cout, k, stride, size, groups=1):
+        super().__init__()
+        out = -(-size // stride)
+        pad = max((out - 1) * stride + k - size, 0)
+        self.pad = nn.ZeroPad2d((pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
+        self.conv = nn.Conv2d(cin, cout, k, stride, groups=groups, bias=False)
+
+    def forward(self, x):
+        return self.conv(self.pad(x))
+
+
+class MBConv(nn.Module):
+    """EfficientNet-Lite's block: 1x1 expand, k x k depthwise, 1x1 project, BN after each, ReLU6."""
+
+    def __init__(self, cin, cout, k, stride, t, size):
+        super().__init__()
+        mid = cin * t
+        self.skip = stride == 1 and cin == cout
+        self.body = nn.Sequential(
+            SamePadConv(cin, mid, 1, 1, size), nn.BatchNorm2d(mid, eps=1e-3), nn.ReLU6(),
+            SamePadConv(mid, mid, k, stride, size, groups=mid), nn.BatchNorm2d(mid, eps=1e-3), nn.ReLU6(),
+            SamePadConv(mid, cout, 1, 1, -(-size // stride)), nn.BatchNorm2d(cout, eps=1e-3),
+        )
+
+    def forward(self, x):
+        y = self.body(x)
+        return y + x if self.skip else y
+
+
+class MobileLite(nn.Module):
+    """A small EfficientNet-Lite: stem 3x3/2, MBConv blocks with 3x3 and 5x5
+    depthwise convs (strides 1 and 2, one residual), a 1x1 head, a
+    single-input Concat (as densenet121's TorchScript export has), pool, fc."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(SamePadConv(3, 8, 3, 2, 32), nn.BatchNorm2d(8, eps=1e-3), nn.ReLU6())
+        self.blocks = nn.Sequential(
+            MBConv(8, 8, 3, 1, 2, 16), MBConv(8, 12, 5, 2, 3, 16), MBConv(12, 16, 3, 2, 3, 8)
+        )
+        self.head = nn.Sequential(SamePadConv(16, 32, 1, 1, 4), nn.BatchNorm2d(32, eps=1e-3), nn.ReLU6())
+        self.fc = nn.Linear(32, classes)
+
+    def forward(self, x):
+        x = torch.cat([self.head(self.blocks(self.stem(x)))], 1)
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
 class ImageNetInput(nn.Module):
@@ -164,6 +227,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--full", action="store_true", help="torchvision's full-size resnet18, vgg11_bn, googlenet at 224x224")
+    ap.add_argument("--only", help="write this fixture only (mobile-lite needs no torchvision)")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,11 +240,15 @@ def main() -> None:
         g = torchvision.models.googlenet(aux_logits=False, init_weights=True, transform_input=False)
         write(out, "googlenet", g, (1, 3, 224, 224), False)
         return
+    if a.only == "mobile-lite":
+        write(out, "mobile-lite", MobileLite(10), (2, 3, 32, 32), False)
+        return
     write(out, "resnet18-ts", resnet18(4, 10), (2, 3, 64, 64), False)
     write(out, "resnet18-dynamo", resnet18(4, 10), (2, 3, 64, 64), True)
     write(out, "vgg11-bn", vgg11_bn(16, 10, 2), (2, 3, 64, 64), False)
     write(out, "googlenet", googlenet(8, 10), (2, 3, 64, 64), False)
     write(out, "normalized", ImageNetInput(resnet18(4, 10)), (2, 3, 64, 64), True)
+    write(out, "mobile-lite", MobileLite(10), (2, 3, 32, 32), False)
 
 
 if __name__ == "__main__":

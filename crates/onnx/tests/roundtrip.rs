@@ -48,6 +48,12 @@ fn models() -> Vec<(&'static str, Model)> {
             "mobilenet_v2",
             zoo::builtin("mobilenet_v2", &[64, 64, 3], 10).unwrap().unwrap(),
         ),
+        (
+            "efficientnet_lite0",
+            zoo::builtin("efficientnet_lite0", &[64, 64, 3], 10)
+                .unwrap()
+                .unwrap(),
+        ),
     ];
     specs
         .into_iter()

@@ -180,3 +180,31 @@ fn a_keras_net_through_tf2onnx_nhwc_input_folded_batch_norm_computed_reshape() {
     assert_eq!(count(&m, "Dense"), 2);
     assert_eq!(m.input_shape(), &[28, 28, 1]);
 }
+
+#[test]
+fn efficientnet_lite_blocks_with_padding_computed_by_constant_folding() {
+    let m = check(&fixtures(), "mobile-lite", 1e-5);
+    // Every ZeroPad2d (pads written as ConstantOfShape -> ... -> Cast) folded
+    // into the conv after it; the single-input Concat is the value itself.
+    assert_eq!(count(&m, "ZeroPadding2D"), 0);
+    assert_eq!(count(&m, "Concatenate"), 0);
+    assert_eq!(count(&m, "DepthwiseConv2D"), 3);
+    assert_eq!(count(&m, "Conv2D"), 8);
+    assert_eq!(count(&m, "BatchNormalization"), 11);
+    assert_eq!(count(&m, "Add"), 1);
+    // TensorFlow's `same` at stride 2 pads the odd pixel bottom/right.
+    let pads: Vec<[usize; 4]> = m
+        .spec()
+        .layers
+        .iter()
+        .filter_map(|n| match &n.layer {
+            LayerSpec::DepthwiseConv2D(c) => match c.padding {
+                convnet_nn::Padding::Explicit(p) => Some(p),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(pads, vec![[1, 1, 1, 1], [1, 2, 1, 2], [0, 1, 0, 1]]);
+    assert_eq!(m.param_counts().0, 4_326);
+}

@@ -424,7 +424,7 @@ impl Importer<'_> {
         let mode = at.string("mode", "constant")?;
         let value = match self.constant(n, 2)? {
             Some(Const::F32(_, v)) => v.first().copied().unwrap_or(0.0),
-            Some(Const::I64(v)) => v.first().copied().unwrap_or(0) as f32,
+            Some(Const::I64(_, v)) => v.first().copied().unwrap_or(0) as f32,
             None => at.float("value", 0.0)?,
         };
         if mode != "constant" || value != 0.0 {
@@ -434,7 +434,7 @@ impl Importer<'_> {
         }
         let pads = match (at.ints("pads")?, self.constant(n, 1)?) {
             (Some(p), _) => p,
-            (None, Some(Const::I64(p))) => p.clone(),
+            (None, Some(Const::I64(_, p))) => p.clone(),
             _ => return Err(at.err("the pads must be a constant int64 tensor".into())),
         };
         // An earlier pending pad becomes its own node first.
@@ -480,7 +480,7 @@ impl Importer<'_> {
         let x = self.materialize(n, 0)?;
         let axes = match (at.ints("axes")?, self.constant(n, 1)?) {
             (Some(a), _) => a,
-            (None, Some(Const::I64(v))) => v.clone(),
+            (None, Some(Const::I64(_, v))) => v.clone(),
             _ => vec![],
         };
         let spatial = match x.layout {

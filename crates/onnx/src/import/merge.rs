@@ -97,7 +97,7 @@ impl Importer<'_> {
         let x = self.materialize(&nn, 0)?;
         let (dims, v) = match &self.consts[&n.input[ci]] {
             Const::F32(d, v) => (d.clone(), v.clone()),
-            Const::I64(_) => return Err(at.err("the constant must be float".into())),
+            Const::I64(..) => return Err(at.err("the constant must be float".into())),
         };
         let c = *x.shape.last().expect("non-empty shape");
         let ones = |d: &[usize]| d.iter().all(|&k| k == 1);
@@ -165,6 +165,12 @@ impl Importer<'_> {
 
     pub(super) fn concat(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
         at.only(&["axis"])?;
+        // One input (TorchScript writes four in densenet121): the value itself.
+        if n.input.iter().filter(|i| !i.is_empty()).count() == 1 {
+            let x = self.val(n, 0)?;
+            self.set(n, x);
+            return Ok(());
+        }
         let xs = (0..n.input.len())
             .map(|i| self.materialize(n, i))
             .collect::<Result<Vec<_>>>()?;
@@ -200,7 +206,7 @@ impl Importer<'_> {
     pub(super) fn shape_op(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
         let ints = |i: usize| -> Result<Option<Vec<i64>>> {
             match self.constant(n, i)? {
-                Some(Const::I64(v)) => Ok(Some(v.clone())),
+                Some(Const::I64(_, v)) => Ok(Some(v.clone())),
                 Some(_) => Err(at.err(format!("input {i} must be integers"))),
                 None => Ok(None),
             }
@@ -315,7 +321,7 @@ impl Importer<'_> {
             self.constant(n, 1),
             n.input.get(1).and_then(|t| self.syms.get(t)),
         ) {
-            (Ok(Some(Const::I64(v))), _) => v.clone(),
+            (Ok(Some(Const::I64(_, v))), _) => v.clone(),
             (_, Some(dims)) => dims
                 .iter()
                 .enumerate()

@@ -71,7 +71,8 @@ enum Dim {
 #[derive(Clone, Debug)]
 enum Const {
     F32(Vec<usize>, Vec<f32>),
-    I64(Vec<i64>),
+    /// Integers (INT64, INT32), with their dims.
+    I64(Vec<usize>, Vec<i64>),
 }
 
 /// Ops the importer knows, for error messages.
@@ -150,6 +151,7 @@ struct Importer<'a> {
 }
 
 mod attrs;
+mod fold;
 mod layers;
 mod merge;
 mod ops;
@@ -224,7 +226,7 @@ fn graph_input(
             .iter()
             .any(|a| a.name == "perm" && a.ints == [0, 3, 1, 2]),
         "Reshape" => match n.input.get(1).and_then(|t| consts.get(t)) {
-            Some(Const::I64(t)) => {
+            Some(Const::I64(_, t)) => {
                 dims.len() == 4
                     && dims[3] == Some(1)
                     && t.len() == 4
@@ -374,7 +376,7 @@ impl<'a> Importer<'a> {
     fn weight(&self, n: &NodeProto, i: usize, what: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         match self.constant(n, i)? {
             Some(Const::F32(d, v)) => Ok((d.clone(), v.clone())),
-            Some(Const::I64(_)) => Err(unsupported(
+            Some(Const::I64(..)) => Err(unsupported(
                 self.path,
                 n,
                 format!("{what} (input {i}) must be float"),
@@ -536,6 +538,9 @@ impl<'a> Importer<'a> {
             node: n,
             path: self.path,
         };
+        if self.fold(n, &at)? {
+            return Ok(());
+        }
         match n.op_type.as_str() {
             // One line per ONNX op: its handler is in ops.rs, layers.rs or merge.rs.
             "Constant" => self.constant_op(n, &at),

@@ -109,7 +109,7 @@ impl Importer<'_> {
         let x = self.val(n, 0)?;
         let axes = match (at.ints("axes")?, self.constant(n, 1)?) {
             (Some(a), _) => a,
-            (None, Some(Const::I64(v))) => v.clone(),
+            (None, Some(Const::I64(_, v))) => v.clone(),
             _ => vec![],
         };
         if x.layout != Layout::Pooled || !(axes == [2, 3] || axes == [-2, -1] || axes == [3, 2]) {

@@ -177,7 +177,7 @@ pub(super) fn decode_tensor(path: &str, t: &TensorProto) -> Result<Const> {
                 count(t.int64_data.len(), "int64")?;
                 t.int64_data.clone()
             };
-            Ok(Const::I64(v))
+            Ok(Const::I64(dims, v))
         }
         proto::INT32 => {
             let v: Vec<i64> = if raw {
@@ -190,7 +190,7 @@ pub(super) fn decode_tensor(path: &str, t: &TensorProto) -> Result<Const> {
                 count(t.int32_data.len(), "int32")?;
                 t.int32_data.iter().map(|&v| v as i64).collect()
             };
-            Ok(Const::I64(v))
+            Ok(Const::I64(dims, v))
         }
         other => Err(malformed(
             path,
