@@ -10,6 +10,7 @@
 //! | `resnet20`, `resnet32`, `resnet56` | He et al. 2016 section 4.2 (CIFAR): 3 stages of 16/32/64 filters, projection shortcuts | - |
 //! | `googlenet` | Szegedy et al. 2014, Inception v1 without the auxiliary heads | `googlenet(aux_logits=False)` |
 //! | `mobilenet_v2` | Sandler et al. 2018: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project; ReLU6) | `mobilenet_v2` |
+//! | `efficientnet_lite0` | Tan & Le 2019, the Lite variant: MBConv (3x3 and 5x5 depthwise) without squeeze-and-excitation, ReLU6, TensorFlow's `same` padding | - (`efficientnet-lite-pytorch`) |
 //!
 //! As in torchvision: a convolution followed by batch norm has no bias (VGG's
 //! keep theirs), padding is explicit and symmetric (`padding=1`), ResNet's
@@ -29,7 +30,7 @@ use crate::{
 };
 
 /// Every built-in name, for help texts and errors.
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "vgg11",
     "vgg13",
     "vgg16",
@@ -45,6 +46,7 @@ pub const NAMES: [&str; 15] = [
     "resnet56",
     "googlenet",
     "mobilenet-v2",
+    "efficientnet-lite0",
 ];
 
 /// The input shape and class count a built-in net is made for
@@ -82,6 +84,7 @@ pub fn builtin(name: &str, input: &[usize], classes: usize) -> Option<Result<Mod
         "resnet56" => resnet_cifar(&mut b, 9, classes),
         "googlenet" => googlenet(&mut b, classes),
         "mobilenet-v2" => mobilenet_v2(&mut b, classes),
+        "efficientnet-lite0" => efficientnet_lite0(&mut b, classes),
         _ => return None,
     }
     Some(b.g.checked().map(|_| b.g))
@@ -91,6 +94,9 @@ pub fn builtin(name: &str, input: &[usize], classes: usize) -> Option<Result<Mod
 struct Builder {
     g: ModelSpec,
     bn: BatchNormConfig,
+    /// Padding of a k x k window: PyTorch's symmetric `(k - 1) / 2`, or
+    /// TensorFlow's `same` (EfficientNet's, the odd pixel bottom/right).
+    tf_same: bool,
 }
 
 impl Builder {
@@ -98,6 +104,7 @@ impl Builder {
         Builder {
             g: ModelSpec::new(input),
             bn: torch_bn(1e-5),
+            tf_same: false,
         }
     }
 
@@ -122,6 +129,15 @@ impl Builder {
         self.apply(LayerSpec::Conv2D(c), &[x])
     }
 
+    /// The padding of a k x k window in this net (see `tf_same`).
+    fn window_padding(&self, k: usize) -> Padding {
+        if self.tf_same {
+            Padding::Same
+        } else {
+            Padding::symmetric((k - 1) / 2)
+        }
+    }
+
     fn batch_norm(&mut self, x: &str) -> String {
         self.apply(LayerSpec::BatchNormalization(self.bn.clone()), &[x])
     }
@@ -134,12 +150,12 @@ impl Builder {
         self.apply(LayerSpec::Activation { activation }, &[x])
     }
 
-    /// Depthwise `Conv2d(groups=C, k, stride, padding=(k-1)/2, bias=False)`
-    /// -> BN -> ReLU6: the middle of an inverted residual block.
+    /// Depthwise `Conv2d(groups=C, k, stride, bias=False)` -> BN -> ReLU6:
+    /// the middle of an inverted residual block.
     fn depthwise_bn_relu6(&mut self, x: &str, k: usize, stride: usize) -> String {
         let c = DepthwiseConv2dConfig::new(k)
             .with_stride(stride)
-            .with_padding(Padding::symmetric((k - 1) / 2))
+            .with_padding(self.window_padding(k))
             .with_bias(false);
         let h = self.apply(LayerSpec::DepthwiseConv2D(c), &[x]);
         let h = self.batch_norm(&h);
@@ -149,21 +165,33 @@ impl Builder {
     /// Conv (no bias) -> BN -> ReLU6: torchvision's `Conv2dNormActivation`
     /// in MobileNet.
     fn conv_bn_relu6(&mut self, x: &str, filters: usize, k: usize, stride: usize) -> String {
-        let h = self.conv(x, filters, k, stride, (k - 1) / 2, false);
+        let c = Conv2dConfig::new(filters, k)
+            .with_stride(stride)
+            .with_padding(self.window_padding(k))
+            .with_bias(false);
+        let h = self.apply(LayerSpec::Conv2D(c), &[x]);
         let h = self.batch_norm(&h);
         self.act(&h, Activation::Relu6)
     }
 
-    /// MobileNet-V2's inverted residual block: 1x1 expansion by `t` (none
-    /// when 1) -> 3x3 depthwise (stride) -> 1x1 linear projection, plus the
+    /// MobileNet-V2's inverted residual block (EfficientNet's MBConv
+    /// without squeeze-and-excitation): 1x1 expansion by `t` (none when 1)
+    /// -> k x k depthwise (stride) -> 1x1 linear projection, plus the
     /// input when the stride is 1 and the width unchanged.
-    fn inverted_residual(&mut self, x: &str, out: usize, stride: usize, t: usize) -> String {
+    fn inverted_residual(
+        &mut self,
+        x: &str,
+        out: usize,
+        k: usize,
+        stride: usize,
+        t: usize,
+    ) -> String {
         let inp = self.channels(x);
         let mut h = x.to_string();
         if t != 1 {
             h = self.conv_bn_relu6(&h, inp * t, 1, 1);
         }
-        let h = self.depthwise_bn_relu6(&h, 3, stride);
+        let h = self.depthwise_bn_relu6(&h, k, stride);
         let h = self.conv(&h, out, 1, 1, 0, false);
         let h = self.batch_norm(&h);
         if stride == 1 && inp == out {
@@ -377,7 +405,38 @@ fn mobilenet_v2(b: &mut Builder, classes: usize) {
     ];
     for (t, c, n, s) in blocks {
         for i in 0..n {
-            x = b.inverted_residual(&x, c, if i == 0 { s } else { 1 }, t);
+            x = b.inverted_residual(&x, c, 3, if i == 0 { s } else { 1 }, t);
+        }
+    }
+    let x = b.conv_bn_relu6(&x, 1280, 1, 1);
+    b.head(&x, Some(0.2), classes);
+}
+
+/// EfficientNet-Lite0 (Tan & Le 2019, the "lite" variant for mobile
+/// accelerators, as the TensorFlow reference and `efficientnet-lite-pytorch`
+/// build it): EfficientNet-B0's MBConv stages without squeeze-and-excitation,
+/// ReLU6 for swish, the stem (32) and head (1,280) fixed; TensorFlow's
+/// `same` padding and batch norm (momentum 0.99, eps 1e-3); dropout 0.2.
+fn efficientnet_lite0(b: &mut Builder, classes: usize) {
+    b.tf_same = true;
+    let mut bn = BatchNormConfig::new();
+    bn.epsilon = 1e-3;
+    b.bn = bn;
+    let x = b.g.input();
+    let mut x = b.conv_bn_relu6(&x, 32, 3, 2);
+    // (expansion t, kernel k, stride s of the first, width c, repeats n)
+    let stages = [
+        (1, 3, 1, 16, 1),
+        (6, 3, 2, 24, 2),
+        (6, 5, 2, 40, 2),
+        (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3),
+        (6, 5, 2, 192, 4),
+        (6, 3, 1, 320, 1),
+    ];
+    for (t, k, s, c, n) in stages {
+        for i in 0..n {
+            x = b.inverted_residual(&x, c, k, if i == 0 { s } else { 1 }, t);
         }
     }
     let x = b.conv_bn_relu6(&x, 1280, 1, 1);
@@ -413,6 +472,12 @@ mod tests {
         // torchvision's mobilenet_v2 (3,504,872 as its docs say; the buffers
         // from a plain PyTorch rebuild of it, which has no torchvision here).
         assert_eq!(counts("mobilenet_v2", &imagenet, 1000), (3_504_872, 34_112));
+        // efficientnet-lite-pytorch's model with the ImageNet weights: its
+        // parameters, and its buffers less the 49 batch-count scalars.
+        assert_eq!(
+            counts("efficientnet_lite0", &imagenet, 1000),
+            (4_652_008, 42_065 - 49)
+        );
     }
 
     #[test]
