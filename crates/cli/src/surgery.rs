@@ -96,6 +96,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     cut: Option<String>,
     /// Stage two: after --epochs with the base frozen, unfreeze its top K layers with weights
+    /// (batch norms stay frozen, in inference mode, as Keras's fine-tuning guides leave them)
     /// and train on (a fresh optimizer, as Keras recompiles).
     #[arg(long)]
     unfreeze_top: Option<usize>,

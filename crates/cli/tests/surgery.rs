@@ -240,3 +240,57 @@ fn finetune_a_frozen_base_with_a_new_head_then_unfreeze() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn unfreezing_the_top_layers_leaves_batch_norms_frozen() {
+    let out = tmp("unfreeze-bn");
+    let o = TinyRun::new(&out, "base")
+        .with("--model", "8C3-BN-P2-16C3-BN-P2-10")
+        .with("--seed", "5")
+        .without("--validation-split")
+        .run();
+    assert!(o.status.success(), "{}", text(&o));
+    let base = out.join("base");
+    let o = convnet(&[
+        "finetune",
+        base.to_str().unwrap(),
+        "--head",
+        "F-10",
+        "--limit",
+        "300",
+        "--epochs",
+        "1",
+        "--unfreeze-top",
+        "2",
+        "--unfreeze-epochs",
+        "1",
+        "--unfreeze-lr",
+        "1e-3",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--name",
+        "ft",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // The top two layers with weights that are not batch norms: both convs.
+    assert!(t.contains("Unfroze conv2d, conv2d_1\n"), "{t}");
+    let read = |run: &Path, name: &str| {
+        let bytes = std::fs::read(run.join("weights.safetensors")).unwrap();
+        let st = convnet_nn::save::tensors_from_bytes(run, &bytes).unwrap();
+        st.get(name).unwrap().data().to_vec()
+    };
+    let ft = out.join("ft");
+    // The convs trained in stage two; the batch norms kept the base's
+    // statistics and scales (inference mode, no update).
+    assert_ne!(read(&base, "layer3.kernel"), read(&ft, "layer3.kernel"));
+    for name in [
+        "layer1.moving_mean",
+        "layer1.gamma",
+        "layer4.moving_variance",
+    ] {
+        assert_eq!(read(&base, name), read(&ft, name), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}

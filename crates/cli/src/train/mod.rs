@@ -47,8 +47,9 @@ pub struct TrainArgs {
     /// right from the first batch on (a short run with Keras's evaluates near chance).
     #[arg(long, conflicts_with = "resume")]
     bn_keras_moving_average: bool,
-    /// With --resume: unfreeze the last K frozen layers that have weights and start a fresh
-    /// optimizer (with --lr, at that rate): the second stage of fine-tuning.
+    /// With --resume: unfreeze the last K frozen layers that have weights (batch norms stay
+    /// frozen) and start a fresh optimizer (with --lr, at that rate): the second stage of
+    /// fine-tuning.
     #[arg(long, requires = "resume")]
     unfreeze: Option<usize>,
     /// Data: mnist (bundled), fashion-mnist (IDX files in --data-dir, default

@@ -3,7 +3,7 @@
 
 use super::{Finished, NewModel, Ready, TrainArgs};
 use crate::error::{CliError, CliResult};
-use convnet_nn::Model;
+use convnet_nn::{Model, Role};
 use convnet_run::folder::{FinetunePlan, RunConfig};
 use convnet_run::settings::sized_schedule;
 use convnet_run::Start;
@@ -154,14 +154,24 @@ fn finetune_start(plan: &FinetunePlan, cfg: &RunConfig, run: &Path) -> CliResult
 }
 
 /// Unfreezes the last `k` frozen layers that have weights; their names.
+///
+/// Batch norms stay frozen and are not counted, as Keras's fine-tuning
+/// guides leave them (in inference mode, with the base's statistics): a few
+/// hundred new images' batch statistics would replace what the base learned
+/// them on, and the unfrozen layers above would see shifted inputs.
 fn unfreeze_top(model: &mut Model, k: usize) -> CliResult<Vec<String>> {
+    let nodes = &model.spec().layers;
     let frozen: Vec<String> = (0..model.layers().len())
-        .filter(|&i| model.is_frozen(i) && !model.layers()[i].params().is_empty())
+        .filter(|&i| {
+            model.is_frozen(i)
+                && !model.layers()[i].params().is_empty()
+                && nodes[i].layer.layer_kind().role() != Role::Normalization
+        })
         .map(|i| model.wiring().names[i].clone())
         .collect();
     if k == 0 || k > frozen.len() {
         return Err(CliError::usage(format!(
-            "--unfreeze {k}: the run has {} frozen layers with weights",
+            "--unfreeze {k}: the run has {} frozen layers with weights (batch norms stay frozen)",
             frozen.len()
         )));
     }
