@@ -209,3 +209,77 @@ fn the_unchanged_exports_agree() {
         assert!(d < 1e-4, "{n}: {d}");
     }
 }
+
+fn i64_tensor(name: &str, dims: &[i64], data: Vec<i64>) -> TensorProto {
+    TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 7,
+        int64_data: data,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn pads_computed_from_constants_are_folded_at_import() {
+    // The Pad of the test above, its pads computed by a chain of constant
+    // ops as exporters write them: float [2, 4] -> Cast to int64 -> Mul by
+    // a scalar (broadcast) -> Transpose -> Reshape to [-1] (column-major
+    // order: [0, 0, 2, 0, 0, 0, 0, 2]) -> Slice of all of it -> Concat
+    // with an empty Gather -> Pad.
+    let mut m = exported("8x8x2-3C3-F-5", 3);
+    let g = graph(&mut m);
+    let conv = g.node.iter().position(|n| n.op_type == "Conv").unwrap();
+    let x = g.node[conv].input[0].clone();
+    for a in &mut g.node[conv].attribute {
+        if a.name == "pads" {
+            a.ints = vec![0, 0, 0, 0];
+        }
+    }
+    g.node[conv].input[0] = "padded".into();
+    g.initializer.extend([
+        f32_tensor("base", &[4, 2], vec![0., 0., 0., 0., 1., 0., 0., 1.]),
+        i64_tensor("two", &[], vec![2]),
+        i64_tensor("flat", &[1], vec![-1]),
+        i64_tensor("from", &[1], vec![0]),
+        i64_tensor("to", &[1], vec![i64::MAX]),
+        i64_tensor("none", &[0], vec![]),
+    ]);
+    let int = |name: &str, v: i64| AttributeProto {
+        name: name.into(),
+        r#type: attribute_type::INT,
+        i: v,
+        ..Default::default()
+    };
+    let perm = AttributeProto {
+        name: "perm".into(),
+        r#type: attribute_type::INTS,
+        ints: vec![1, 0],
+        ..Default::default()
+    };
+    let chain = [
+        node("Cast", &["base"], "base_i", vec![int("to", 7)]),
+        node("Mul", &["base_i", "two"], "doubled", vec![]),
+        node("Transpose", &["doubled"], "t", vec![perm]),
+        node("Reshape", &["t", "flat"], "r", vec![]),
+        node("Slice", &["r", "from", "to"], "s", vec![]),
+        node("Gather", &["s", "none"], "empty", vec![int("axis", 0)]),
+        node("Concat", &["s", "empty"], "pads", vec![int("axis", 0)]),
+        node("Pad", &[&x, "pads"], "padded", vec![]),
+    ];
+    for (k, n) in chain.into_iter().enumerate() {
+        g.node.insert(conv + k, n);
+    }
+    let d = difference(&m, [8, 8, 2]);
+    assert!(
+        d < 1e-4,
+        "folded pads + Conv: convnet and tract differ by {d}"
+    );
+    // The pads became the conv's own: no separate padding layer.
+    let ours = import_bytes(&m.encode_to_vec(), "edge.onnx").unwrap();
+    assert!(ours
+        .spec()
+        .layers
+        .iter()
+        .all(|n| n.layer.kind() != "ZeroPadding2D"));
+}

@@ -264,3 +264,65 @@ fn external_data_must_lie_beside_the_model_and_fit_in_its_file() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn constant_folding_refuses_what_it_cannot_compute() {
+    let i64s = |name: &str, dims: &[i64], v: Vec<i64>| TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: 7,
+        int64_data: v,
+        ..Default::default()
+    };
+    let node = |op: &str, inputs: &[&str]| NodeProto {
+        op_type: op.into(),
+        name: format!("my_{op}"),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![format!("{op}_out")],
+        ..Default::default()
+    };
+    for (op, inputs, consts, needle) in [
+        // 2^32 values: refused before anything is allocated.
+        (
+            "ConstantOfShape",
+            vec!["shape"],
+            vec![i64s("shape", &[2], vec![1 << 16, 1 << 16])],
+            "larger than 16777216 values",
+        ),
+        (
+            "ConstantOfShape",
+            vec!["shape"],
+            vec![i64s("shape", &[1], vec![-3])],
+            "negative dimension in shape [-3]",
+        ),
+        (
+            "Div",
+            vec!["a", "b"],
+            vec![i64s("a", &[2], vec![4, 6]), i64s("b", &[2], vec![2, 0])],
+            "an integer division by zero",
+        ),
+        (
+            "Add",
+            vec!["a", "b"],
+            vec![i64s("a", &[2], vec![1, 2]), i64s("b", &[3], vec![1, 2, 3])],
+            "shapes [2] and [3] do not broadcast",
+        ),
+        (
+            "Slice",
+            vec!["a", "b", "b", "b", "z"],
+            vec![
+                i64s("a", &[2], vec![1, 2]),
+                i64s("b", &[1], vec![0]),
+                i64s("z", &[1], vec![0]),
+            ],
+            "a step of 0",
+        ),
+    ] {
+        let mut m = small();
+        let g = m.graph.as_mut().unwrap();
+        g.initializer.extend(consts);
+        g.node.insert(0, node(op, &inputs));
+        let e = err(&m);
+        has(&e, &["bad.onnx", &format!("node 'my_{op}' ({op})"), needle]);
+    }
+}
