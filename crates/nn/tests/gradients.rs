@@ -62,6 +62,7 @@ fn conv2d_gradients() {
         Conv2dConfig::new(2, 3).with_padding(Padding::Explicit([0, 2, 1, 0])),
         Conv2dConfig::new(3, 1).with_kernel(2, 3).with_bias(false),
         Conv2dConfig::new(2, 3).with_activation(Activation::Tanh),
+        Conv2dConfig::new(16, 3).with_activation(Activation::Swish),
         Conv2dConfig::new(2, 1),
     ] {
         check(LayerSpec::Conv2D(cfg), &x, 1e-2, 1e-2);
@@ -171,6 +172,7 @@ fn dropout_flatten_and_activation_gradients() {
         Activation::Relu,
         Activation::Relu6,
         Activation::Sigmoid,
+        Activation::Swish,
         Activation::Tanh,
         Activation::Softmax,
         Activation::LeakyRelu { alpha: 0.2 },
@@ -281,4 +283,24 @@ fn check_layer_with_wrong_backward() -> String {
     }
     let mut layer = Doubler(vec![3]);
     check_layer(&mut layer, &random(&[2, 3], 1), 1, 1e-2, 1e-2).unwrap_err()
+}
+
+#[test]
+fn swish_in_dense_and_depthwise_layers_gradients() {
+    check(
+        LayerSpec::Dense(DenseConfig::new(4).with_activation(Activation::Swish)),
+        &random(&[3, 6], 12),
+        1e-2,
+        1e-2,
+    );
+    check(
+        LayerSpec::DepthwiseConv2D(
+            DepthwiseConv2dConfig::new(3)
+                .with_padding(Padding::Same)
+                .with_activation(Activation::Swish),
+        ),
+        &random(&[2, 5, 4, 3], 13),
+        1e-2,
+        1e-2,
+    );
 }

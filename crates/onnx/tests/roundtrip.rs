@@ -25,7 +25,21 @@ fn models() -> Vec<(&'static str, Model)> {
         &NotationOptions::default().with_activation(convnet_nn::Activation::Relu6),
     )
     .unwrap();
+    // EfficientNet's activation: swish (ONNX Sigmoid + Mul) fused into
+    // convs, depthwise convs and dense layers, and standalone after batch norms.
+    let mut swish = parse_notation(
+        "16x16x3-8C3S2-BN-DW3-BN-16C1-GAP-12-10",
+        &NotationOptions::default().with_activation(convnet_nn::Activation::Swish),
+    )
+    .unwrap();
+    swish.layers.insert(
+        2,
+        convnet_nn::Node::chained(convnet_nn::LayerSpec::Activation {
+            activation: convnet_nn::Activation::Swish,
+        }),
+    );
     let specs = vec![
+        ("swish", swish),
         ("m1", notation("28x28x1-32C5-P2-64C5-P2-128-D0.4-10", Padding::Same)),
         (
             "final-bn",

@@ -33,6 +33,11 @@ pub enum Activation {
     Relu6,
     /// Logistic sigmoid.
     Sigmoid,
+    /// `x * sigmoid(x)` (Keras's `swish`, PyTorch's `SiLU`; EfficientNet's).
+    /// Its derivative `s + x s (1 - s)` (`s = sigmoid(x)`) needs the input,
+    /// which the output does not determine, so it keeps its input for
+    /// backward ([`Activation::saves_input`]).
+    Swish,
     /// Hyperbolic tangent.
     Tanh,
     /// Softmax over the last axis.
@@ -57,6 +62,7 @@ impl Activation {
             Activation::Relu => "relu",
             Activation::Relu6 => "relu6",
             Activation::Sigmoid => "sigmoid",
+            Activation::Swish => "swish",
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
             Activation::LeakyRelu { .. } => "leaky_relu",
@@ -71,6 +77,7 @@ impl Activation {
             "relu" => Activation::Relu,
             "relu6" => Activation::Relu6,
             "sigmoid" => Activation::Sigmoid,
+            "swish" | "silu" => Activation::Swish,
             "tanh" => Activation::Tanh,
             "softmax" => Activation::Softmax,
             "leaky_relu" => Activation::LeakyRelu { alpha: 0.2 },
@@ -94,8 +101,14 @@ impl Activation {
         }
     }
 
+    /// Whether backward needs the input rather than the output (Swish).
+    pub fn saves_input(&self) -> bool {
+        matches!(self, Activation::Swish)
+    }
+
     /// Turns `dy` (gradient w.r.t. the output) into the gradient w.r.t. the
-    /// input, in place, given the forward output `y`; parallel when long.
+    /// input, in place, given the forward output `y` (the input `x` for the
+    /// activations that [save it](Activation::saves_input)); parallel when long.
     pub fn backward(&self, y: &[f32], dy: &mut [f32], row: usize) {
         if *self == Activation::Linear {
             return;
@@ -125,7 +138,8 @@ impl Activation {
 ///
 /// ReLU needs only where `y` is positive, so it keeps one bit per value
 /// (32x less memory than a copy, and its backward reads 32x less); the other
-/// activations keep a copy of `y`.
+/// activations keep a copy of `y`, except Swish, which keeps a copy of its
+/// input `x` ([`Activation::saves_input`]).
 #[derive(Clone, Debug)]
 pub enum SavedOutput {
     /// Bit `i % 64` of word `i / 64` is set where `!(y[i] <= 0)` (NaN counts
@@ -136,9 +150,32 @@ pub enum SavedOutput {
 }
 
 impl Activation {
+    /// Applies the activation to `x` in place and keeps in `slot` what
+    /// [`Activation::backward_saved`] needs: the output (as
+    /// [`Activation::save_output`]), or a copy of the input for the
+    /// activations that [need it](Activation::saves_input).
+    pub fn forward_saving(&self, x: &mut [f32], row: usize, slot: &mut Option<SavedOutput>) {
+        if self.saves_input() {
+            copy_into(x, slot);
+            self.forward(x, row);
+        } else {
+            self.forward(x, row);
+            self.save_output(x, slot);
+        }
+    }
+
     /// Keeps what [`Activation::backward_saved`] needs from the output `y`,
     /// reusing the buffer already in `slot`. Nothing is kept for `Linear`.
+    ///
+    /// # Panics
+    /// For an activation that keeps its input instead (Swish): use
+    /// [`Activation::forward_saving`].
     pub fn save_output(&self, y: &[f32], slot: &mut Option<SavedOutput>) {
+        assert!(
+            !self.saves_input(),
+            "{} keeps its input for backward: use forward_saving",
+            self.name()
+        );
         match self {
             Activation::Linear => *slot = None,
             Activation::Relu => {
@@ -153,18 +190,7 @@ impl Activation {
                     .for_each(|(m, y)| pack_positive(y, m));
                 *slot = Some(SavedOutput::ReluMask(mask));
             }
-            _ => {
-                let mut values = match slot.take() {
-                    Some(SavedOutput::Values(v)) => v,
-                    _ => Vec::new(),
-                };
-                values.resize(y.len(), 0.0);
-                values
-                    .par_chunks_mut(PAR_MIN)
-                    .zip(y.par_chunks(PAR_MIN))
-                    .for_each(|(d, s)| d.copy_from_slice(s));
-                *slot = Some(SavedOutput::Values(values));
-            }
+            _ => copy_into(y, slot),
         }
     }
 
@@ -178,6 +204,20 @@ impl Activation {
             SavedOutput::Values(y) => self.backward(y, dy, row),
         }
     }
+}
+
+/// A copy of `v` in `slot`, reusing the buffer there.
+fn copy_into(v: &[f32], slot: &mut Option<SavedOutput>) {
+    let mut values = match slot.take() {
+        Some(SavedOutput::Values(v)) => v,
+        _ => Vec::new(),
+    };
+    values.resize(v.len(), 0.0);
+    values
+        .par_chunks_mut(PAR_MIN)
+        .zip(v.par_chunks(PAR_MIN))
+        .for_each(|(d, s)| d.copy_from_slice(s));
+    *slot = Some(SavedOutput::Values(values));
 }
 
 /// Packs `!(y <= 0)` into bits, 64 values per word.
@@ -226,6 +266,7 @@ fn forward_kernel(act: Activation, x: &mut [f32], row: usize) {
         // NaN passes through, as in PyTorch's hardtanh.
         Activation::Relu6 => x.iter_mut().for_each(|v| *v = v.clamp(0.0, 6.0)),
         Activation::Sigmoid => x.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        Activation::Swish => x.iter_mut().for_each(|v| *v *= sigmoid(*v)),
         Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
         Activation::LeakyRelu { alpha } => x.iter_mut().for_each(|v| {
             if *v <= 0.0 {
@@ -258,6 +299,11 @@ fn backward_kernel(act: Activation, y: &[f32], dy: &mut [f32], row: usize) {
             }
         }),
         Activation::Sigmoid => dy.iter_mut().zip(y).for_each(|(d, &y)| *d *= y * (1.0 - y)),
+        // `y` is the input x here: d/dx x s(x) = s + x s (1 - s).
+        Activation::Swish => dy.iter_mut().zip(y).for_each(|(d, &x)| {
+            let s = sigmoid(x);
+            *d *= s + x * s * (1.0 - s)
+        }),
         Activation::Tanh => dy.iter_mut().zip(y).for_each(|(d, &y)| *d *= 1.0 - y * y),
         Activation::LeakyRelu { alpha } => dy.iter_mut().zip(y).for_each(|(d, &y)| {
             if y <= 0.0 {
@@ -361,6 +407,7 @@ mod tests {
             Activation::Relu,
             Activation::Relu6,
             Activation::Sigmoid,
+            Activation::Swish,
             Activation::Tanh,
             Activation::Softmax,
             Activation::LeakyRelu { alpha: 0.2 },
@@ -368,7 +415,46 @@ mod tests {
         ] {
             assert_eq!(Activation::from_name(a.name()), Some(a));
         }
+        assert_eq!(Activation::from_name("silu"), Some(Activation::Swish));
         assert_eq!(Activation::from_name("swishy"), None);
+    }
+
+    #[test]
+    fn swish_keeps_its_input_and_differentiates_from_it() {
+        let x: Vec<f32> = vec![-6.0, -1.278_464_5, -0.5, 0.0, 0.5, 3.0, 20.0];
+        let mut y = x.clone();
+        let mut slot = None;
+        Activation::Swish.forward_saving(&mut y, 1, &mut slot);
+        let Some(SavedOutput::Values(kept)) = &slot else {
+            panic!("no copy kept")
+        };
+        assert_eq!(kept, &x, "the input, not the output");
+        for (&x, &y) in x.iter().zip(&y) {
+            let want = f64::from(x) / (1.0 + (-f64::from(x)).exp());
+            assert!(
+                (f64::from(y) - want).abs() < 1e-6,
+                "swish({x}) = {y}, want {want}"
+            );
+        }
+        // d/dx x s(x) = s (1 + x (1 - s)): 0 at the minimum (x = -1.2785),
+        // 1/2 at 0, towards 1 for large x; from the saved input.
+        let mut dy = vec![1.0; x.len()];
+        Activation::Swish.backward_saved(slot.as_ref().unwrap(), &mut dy, 1);
+        for (&x, &d) in x.iter().zip(&dy) {
+            let s = 1.0 / (1.0 + (-f64::from(x)).exp());
+            let want = s * (1.0 + f64::from(x) * (1.0 - s));
+            assert!(
+                (f64::from(d) - want).abs() < 1e-6,
+                "swish'({x}) = {d}, want {want}"
+            );
+        }
+        assert!(dy[1].abs() < 1e-6 && dy[3] == 0.5);
+    }
+
+    #[test]
+    #[should_panic(expected = "swish keeps its input for backward")]
+    fn swish_refuses_to_save_its_output() {
+        Activation::Swish.save_output(&[1.0], &mut None);
     }
 
     #[test]

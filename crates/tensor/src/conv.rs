@@ -516,6 +516,11 @@ pub fn conv2d_forward_saving(
     y: &mut [f32],
     slot: &mut Option<SavedOutput>,
 ) {
+    if act.saves_input() {
+        conv2d_forward(g, x, w, bias, Activation::Linear, y);
+        act.forward_saving(y, g.f, slot);
+        return;
+    }
     if act != Activation::Relu || !implicit::handles(g) || g.n == 0 || cfg!(target_endian = "big") {
         conv2d_forward(g, x, w, bias, act, y);
         act.save_output(y, slot);

@@ -40,9 +40,11 @@ impl Layer for ActivationLayer {
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let mut y = x;
         let row = *self.shape.last().unwrap_or(&1);
-        self.activation.forward(y.data_mut(), row);
         if mode == Mode::Train {
-            self.activation.save_output(y.data(), &mut self.saved);
+            self.activation
+                .forward_saving(y.data_mut(), row, &mut self.saved);
+        } else {
+            self.activation.forward(y.data_mut(), row);
         }
         y
     }

@@ -196,10 +196,11 @@ impl Layer for Dense {
             }
         }
         let act = self.config.activation;
-        act.forward(y.data_mut(), u);
         if mode == Mode::Train {
             self.x = Some(x);
-            act.save_output(y.data(), &mut self.saved);
+            act.forward_saving(y.data_mut(), u, &mut self.saved);
+        } else {
+            act.forward(y.data_mut(), u);
         }
         y
     }

@@ -225,10 +225,11 @@ impl Layer for DepthwiseConv2d {
         let b = self.bias.as_ref().map(|b| b.value.data());
         depthwise_forward(&g, x.data(), self.kernel.value.data(), b, y.data_mut());
         let act = self.config.activation;
-        act.forward(y.data_mut(), g.conv.f);
         if mode == Mode::Train {
-            act.save_output(y.data(), &mut self.saved);
+            act.forward_saving(y.data_mut(), g.conv.f, &mut self.saved);
             self.x = Some(x);
+        } else {
+            act.forward(y.data_mut(), g.conv.f);
         }
         y
     }

@@ -120,6 +120,16 @@ impl Emitter {
                 let hi = self.weight(format!("{output}/max"), &[], &[6.0]);
                 return self.node("Clip", vec![x, lo, hi], output, vec![]);
             }
+            // Opset 13 has no SiLU: x * Sigmoid(x), as PyTorch writes it.
+            Activation::Swish => {
+                let s = self.node(
+                    "Sigmoid",
+                    vec![x.clone()],
+                    format!("{output}/sigmoid"),
+                    vec![],
+                );
+                return self.node("Mul", vec![x, s], output, vec![]);
+            }
             Activation::Linear => ("Identity", vec![]),
             Activation::Relu => ("Relu", vec![]),
             Activation::Sigmoid => ("Sigmoid", vec![]),

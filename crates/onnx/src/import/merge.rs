@@ -82,10 +82,71 @@ impl Importer<'_> {
     /// `(x - mean) / std` exports it. Becomes a frozen BatchNormalization
     /// with mean 0, variance 1 and epsilon 0, so that
     /// `y = x * gamma + beta` exactly (`gamma = 1 / c` for a division).
+    /// `Mul(x, Sigmoid(x))` (either order; PyTorch's SiLU, Keras's swish):
+    /// the Sigmoid node becomes a Swish, or, when the layer computing `x` is
+    /// a linear conv or dense read by nothing else, that layer's activation.
+    /// Returns whether `n` was that.
+    fn swish(&mut self, n: &NodeProto) -> Result<bool> {
+        if n.op_type != "Mul" || n.input.iter().any(|i| self.consts.contains_key(i)) {
+            return Ok(false);
+        }
+        for (si, xi) in [(0, 1), (1, 0)] {
+            let (s, x) = (self.val(n, si)?, self.val(n, xi)?);
+            let Source::Node(j) = s.src else { continue };
+            let sigmoid = LayerSpec::Activation {
+                activation: Activation::Sigmoid,
+            };
+            let x_name = match x.src {
+                Source::Input => INPUT.to_string(),
+                Source::Node(k) => self.nodes[k].name.clone().expect("named"),
+            };
+            if self.nodes[j].layer != sigmoid
+                || self.nodes[j].inputs.as_deref() != Some(std::slice::from_ref(&x_name))
+                || x.pad.is_some()
+                || self.readers.get(&n.input[si]).copied() != Some(1)
+            {
+                continue;
+            }
+            // Fused into the layer before when the Sigmoid and this Mul are
+            // that layer's only readers and the Sigmoid is the newest node.
+            let xs_readers = self.readers.get(&n.input[xi]).copied();
+            if let Source::Node(k) = x.src {
+                let kind = self.nodes[k].layer.layer_kind();
+                let takes = j + 1 == self.nodes.len()
+                    && k + 1 == j
+                    && xs_readers == Some(2)
+                    && matches!(kind.role(), Role::Filters | Role::Product)
+                    && kind.activation() == Some(Activation::Linear);
+                if let Some(spec) = kind.with_activation(Activation::Swish).filter(|_| takes) {
+                    let gone = self.nodes.pop().expect("the sigmoid").name;
+                    self.taken.remove(&gone.expect("named"));
+                    self.shapes.pop();
+                    self.weights.pop();
+                    self.nodes[k].layer = spec;
+                    self.set(n, x);
+                    return Ok(true);
+                }
+            }
+            // Named after the Mul, which computes the swish's output.
+            let old = self.nodes[j].name.take().expect("named");
+            self.taken.remove(&old);
+            self.nodes[j].name = Some(self.claim(&node_name(n)));
+            self.nodes[j].layer = LayerSpec::Activation {
+                activation: Activation::Swish,
+            };
+            self.set(n, s);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     pub(super) fn affine(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
         at.only(&[])?;
         if n.input.len() != 2 {
             return Err(at.err("expects two inputs".into()));
+        }
+        if self.swish(n)? {
+            return Ok(());
         }
         let ci = match (self.consts.contains_key(&n.input[0]), self.consts.contains_key(&n.input[1])) {
             (false, true) => 1,

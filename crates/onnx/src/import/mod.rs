@@ -76,7 +76,7 @@ enum Const {
 }
 
 /// Ops the importer knows, for error messages.
-pub const SUPPORTED: &str = "Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, Clip (0, 6: ReLU6; 0: ReLU), LeakyRelu, Elu, Sigmoid, \
+pub const SUPPORTED: &str = "Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, Clip (0, 6: ReLU6; 0: ReLU), LeakyRelu, Elu, Sigmoid, Mul(x, Sigmoid(x)) (swish), \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
 Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic feeding a Reshape, Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
@@ -416,16 +416,9 @@ impl<'a> Importer<'a> {
         Ok(p)
     }
 
-    /// Appends a convnet node reading `inputs`; returns its source.
-    fn push(
-        &mut self,
-        name: &str,
-        layer: LayerSpec,
-        inputs: &[Val],
-        weights: Vec<(&'static str, Tensor)>,
-    ) -> Result<Source> {
-        let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
-        let out = layer.output_shape_of(&shapes)?;
+    /// A node name from an ONNX one (characters outside `[A-Za-z0-9_-./]`
+    /// replaced, `_1`, `_2`, ... appended when taken), now taken.
+    fn claim(&mut self, name: &str) -> String {
         let mut base: String = name
             .chars()
             .map(|c| {
@@ -446,6 +439,20 @@ impl<'a> Importer<'a> {
             k += 1;
         }
         self.taken.insert(unique.clone());
+        unique
+    }
+
+    /// Appends a convnet node reading `inputs`; returns its source.
+    fn push(
+        &mut self,
+        name: &str,
+        layer: LayerSpec,
+        inputs: &[Val],
+        weights: Vec<(&'static str, Tensor)>,
+    ) -> Result<Source> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
+        let out = layer.output_shape_of(&shapes)?;
+        let unique = self.claim(name);
         let names = inputs
             .iter()
             .map(|v| match v.src {
