@@ -51,7 +51,7 @@ def build(name: str) -> torch.nn.Module:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
-    ap.add_argument("names", nargs="*", default=NETS)
+    ap.add_argument("names", nargs="*", default=NETS, help="nets to try (before --convnet)")
     ap.add_argument("--convnet", default="target/release/convnet")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")

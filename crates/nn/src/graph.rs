@@ -649,7 +649,7 @@ mod tests {
             GlobalAveragePooling2D=global_average_pooling2d GlobalMaxPooling2D=global_max_pooling2d \
             DepthwiseConv2D=depthwise_conv2d Dropout=dropout Conv2D=conv2d \
             MaxPooling2D=max_pooling2d AveragePooling2D=average_pooling2d Activation=activation \
-            ZeroPadding2D=zero_padding2d Add=add Concatenate=concatenate";
+            ZeroPadding2D=zero_padding2d Add=add Concatenate=concatenate Multiply=multiply";
         let pairs: Vec<(&str, &str)> = keras
             .split_whitespace()
             .map(|p| p.split_once('=').unwrap())

@@ -12,6 +12,7 @@ use crate::layer::Layer;
 use crate::layers::activation::ActivationSpec;
 use crate::layers::flatten::FlattenSpec;
 use crate::layers::merge::{AddSpec, ConcatenateSpec};
+use crate::layers::multiply::MultiplySpec;
 use crate::layers::pooling::{AveragePooling, GlobalAveragePooling, GlobalMaxPooling, MaxPooling};
 use crate::layers::zero_padding::ZeroPaddingSpec;
 use crate::{
@@ -133,6 +134,9 @@ registry! {
     Add as AddSpec;
     /// Concatenation of two or more inputs on the last (channel) axis (a merge).
     Concatenate as ConcatenateSpec;
+    /// Elementwise product of two or more inputs, or of a map and a vector
+    /// of its channels (a merge; squeeze-and-excitation's gate).
+    Multiply as MultiplySpec;
 }
 
 /// `a + b` for parameter counts, an error instead of an overflow.
@@ -287,6 +291,7 @@ mod tests {
             },
             LayerSpec::Add,
             LayerSpec::Concatenate,
+            LayerSpec::Multiply,
         ];
         // A new variant fails to compile here until it has a sample.
         for spec in &all {
@@ -304,7 +309,8 @@ mod tests {
                 | LayerSpec::Activation { .. }
                 | LayerSpec::ZeroPadding2D { .. }
                 | LayerSpec::Add
-                | LayerSpec::Concatenate => {}
+                | LayerSpec::Concatenate
+                | LayerSpec::Multiply => {}
             }
         }
         all
@@ -406,6 +412,7 @@ mod tests {
                 Role::Pooling,
                 Role::Activation(Activation::Relu),
                 Role::Other,
+                Role::Merge,
                 Role::Merge,
                 Role::Merge,
             ]

@@ -38,6 +38,18 @@ fn merge_and_padding_gradients() {
     let (f, g) = (random(&[3, 6], 6), random(&[3, 2], 7));
     let mut cat = build(&LayerSpec::Concatenate, &[&f, &g]);
     check_layer_inputs(cat.as_mut(), &[f, g], 1, 1e-2, 1e-2).unwrap();
+    // Multiply: maps of one shape, and a map gated by a per-channel vector
+    // ([C] as after global pooling, [1, 1, C] as after Keras's Reshape).
+    let (h, k, v) = (
+        random(&[2, 3, 4, 5], 8),
+        random(&[2, 5], 9),
+        random(&[2, 1, 1, 5], 10),
+    );
+    let mut mul = build(&LayerSpec::Multiply, &[&a, &h]);
+    check_layer_inputs(mul.as_mut(), &[a.clone(), h.clone()], 1, 1e-2, 1e-2).unwrap();
+    let mut gate = build(&LayerSpec::Multiply, &[&k, &a, &v]);
+    assert_eq!(gate.output_shape(), [3, 4, 5]);
+    check_layer_inputs(gate.as_mut(), &[k, a.clone(), v], 1, 1e-2, 1e-2).unwrap();
     let pad = LayerSpec::ZeroPadding2D {
         padding: [[1, 2], [0, 3]],
     };

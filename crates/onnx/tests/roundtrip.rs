@@ -40,6 +40,7 @@ fn models() -> Vec<(&'static str, Model)> {
     );
     let specs = vec![
         ("swish", swish),
+        ("squeeze-excite", squeeze_excite()),
         ("m1", notation("28x28x1-32C5-P2-64C5-P2-128-D0.4-10", Padding::Same)),
         (
             "final-bn",
@@ -73,6 +74,27 @@ fn models() -> Vec<(&'static str, Model)> {
         .into_iter()
         .map(|(n, s)| (n, randomized(s.build(7).unwrap())))
         .collect()
+}
+
+/// EfficientNet-B0's squeeze-and-excitation: a map times a gate computed
+/// from it (global pooling, Dense + swish, Dense + sigmoid), then a product
+/// of two maps of one shape.
+fn squeeze_excite() -> convnet_nn::ModelSpec {
+    use convnet_nn::{Activation, Conv2dConfig, DenseConfig, LayerSpec, ModelSpec};
+    let mut g = ModelSpec::new(&[8, 8, 3]);
+    let x = g.input();
+    let conv = |f| LayerSpec::Conv2D(Conv2dConfig::new(f, 3).with_padding(Padding::Same));
+    let h = g.apply(conv(12), &[&x]);
+    let p = g.apply(LayerSpec::GlobalAveragePooling2D, &[&h]);
+    let dense = |u, a| LayerSpec::Dense(DenseConfig::new(u).with_activation(a));
+    let s = g.apply(dense(3, Activation::Swish), &[&p]);
+    let s = g.apply(dense(12, Activation::Sigmoid), &[&s]);
+    let gated = g.apply(LayerSpec::Multiply, &[&h, &s]);
+    let other = g.apply(conv(12), &[&gated]);
+    let both = g.apply(LayerSpec::Multiply, &[&gated, &other]);
+    let q = g.apply(LayerSpec::GlobalAveragePooling2D, &[&both]);
+    g.apply(dense(5, Activation::Softmax), &[&q]);
+    g
 }
 
 /// Strided valid conv, zero padding, leaky ReLU, ELU, same-padded pools, a

@@ -8,5 +8,6 @@ pub mod depthwise_conv2d;
 pub mod dropout;
 pub mod flatten;
 pub mod merge;
+pub mod multiply;
 pub mod pooling;
 pub mod zero_padding;

@@ -68,6 +68,7 @@ const EXPORTERS: &[(&str, Exporter)] = &[
     ("ZeroPadding2D", zero_padding),
     ("Add", add),
     ("Concatenate", concatenate),
+    ("Multiply", multiply),
 ];
 
 /// The exporter of the kind named `kind`, if it has an ONNX mapping.
@@ -305,6 +306,49 @@ fn add(e: &mut Emitter, n: Node<'_>) -> Result<()> {
 /// `Concat` on the channels (axis 1 of NCHW).
 fn concatenate(e: &mut Emitter, n: Node<'_>) -> Result<()> {
     e.node("Concat", n.inputs, n.name, vec![int("axis", 1)]);
+    Ok(())
+}
+
+/// `Mul` (of two inputs, a chain of them for more); a channel vector
+/// (`[C]` or `[1, 1, C]`, ours) is reshaped to `[N, C, 1, 1]` first, so that
+/// ONNX's broadcasting repeats it over the pixels of the NCHW map.
+fn multiply(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let model = n.model;
+    let shapes = model.spec().output_shapes()?;
+    let out = &shapes[n.index];
+    let mut names = Vec::with_capacity(n.inputs.len());
+    for (k, (src, name)) in model.wiring().inputs[n.index]
+        .iter()
+        .zip(&n.inputs)
+        .enumerate()
+    {
+        let shape = match src {
+            convnet_nn::Source::Input => model.input_shape(),
+            convnet_nn::Source::Node(j) => shapes[*j].as_slice(),
+        };
+        if shape != out.as_slice() && out.len() == 3 {
+            let c = *shape.last().expect("a vector of channels") as i64;
+            let target = e.ints(format!("{}/shape{k}", n.name), &[0, c, 1, 1]);
+            let v = e.node(
+                "Reshape",
+                vec![name.clone(), target],
+                format!("{}/vector{k}", n.name),
+                vec![],
+            );
+            names.push(v);
+        } else {
+            names.push(name.clone());
+        }
+    }
+    let mut acc = names[0].clone();
+    for (k, v) in names.iter().enumerate().skip(1) {
+        let out = if k + 1 == names.len() {
+            n.name.clone()
+        } else {
+            format!("{}/product{k}", n.name)
+        };
+        acc = e.node("Mul", vec![acc, v.clone()], out, vec![]);
+    }
     Ok(())
 }
 

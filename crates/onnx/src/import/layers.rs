@@ -15,8 +15,11 @@ impl Importer<'_> {
         ])?;
         let group = at.int("group", 1)?;
         let mut x = self.val(n, 0)?;
-        self.image(n, &x)?;
         let (d, w) = self.weight(n, 1, "W")?;
+        if x.layout == Layout::Pooled {
+            return self.conv_on_pooled(n, at, x, d, w, group);
+        }
+        self.image(n, &x)?;
         let [f, c, kh, kw] = match d.as_slice() {
             [f, c, kh, kw] => [*f, *c, *kh, *kw],
             _ => return Err(at.err(format!("W has dims {d:?}; expected [F, C, KH, KW]"))),
@@ -123,6 +126,46 @@ impl Importer<'_> {
             ));
         }
         self.simple(n, LayerSpec::Conv2D(cfg), x, Layout::Nchw, weights)
+    }
+
+    /// A 1x1 Conv of a globally pooled `[N, C, 1, 1]` value (squeeze-and-
+    /// excitation's layers): a Dense, whose output stays `[N, F, 1, 1]`.
+    fn conv_on_pooled(
+        &mut self,
+        n: &NodeProto,
+        at: &Attrs,
+        x: Val,
+        d: Vec<usize>,
+        w: Vec<f32>,
+        group: i64,
+    ) -> Result<()> {
+        let [f, c] = match d.as_slice() {
+            [f, c, 1, 1] if group == 1 && at.pads()? == [0; 4] => [*f, *c],
+            _ => {
+                return Err(at.err(format!(
+                    "a conv of a pooled [N, C, 1, 1] value must be 1x1, group 1, unpadded; W has dims {d:?}"
+                )))
+            }
+        };
+        let bias = match self.constant(n, 2)? {
+            None => None,
+            Some(Const::F32(_, b)) => Some(b.clone()),
+            Some(_) => return Err(at.err("B must be float".into())),
+        };
+        let flat = Val {
+            layout: Layout::Flat,
+            ..x
+        };
+        self.dense(n, flat, vec![f, c], w, true, 1.0, bias)?;
+        let v = self.vals[&n.output[0]].clone();
+        self.set(
+            n,
+            Val {
+                layout: Layout::Pooled,
+                ..v
+            },
+        );
+        Ok(())
     }
 
     pub(super) fn gemm(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {

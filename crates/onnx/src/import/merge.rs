@@ -140,6 +140,39 @@ impl Importer<'_> {
         Ok(false)
     }
 
+    /// `Mul` of two computed values: a Multiply of maps of one shape, or of
+    /// a map and a vector of its channels (`[N, C, 1, 1]`, e.g. a
+    /// squeeze-and-excitation gate).
+    fn multiply(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
+        let xs = [self.materialize(n, 0)?, self.materialize(n, 1)?];
+        let fits = |a: &Val, b: &Val| {
+            (a.layout == b.layout && a.shape == b.shape && a.perm == b.perm)
+                || (a.layout == Layout::Nchw
+                    && b.layout == Layout::Pooled
+                    && a.shape.last() == b.shape.last())
+        };
+        let big = if fits(&xs[0], &xs[1]) {
+            0
+        } else if fits(&xs[1], &xs[0]) {
+            1
+        } else {
+            return Err(at.err(format!(
+                "only a product of values of one shape, or of an NCHW map and [N, C, 1, 1]                  channel values, is supported; found {:?} {:?} and {:?} {:?}",
+                xs[0].layout, xs[0].shape, xs[1].layout, xs[1].shape
+            )));
+        };
+        let src = self.push(&node_name(n), LayerSpec::Multiply, &xs, vec![])?;
+        let shape = self.shapes[self.nodes.len() - 1].clone();
+        let out = Val {
+            src,
+            shape,
+            pad: None,
+            ..xs[big].clone()
+        };
+        self.set(n, out);
+        Ok(())
+    }
+
     pub(super) fn affine(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
         at.only(&[])?;
         if n.input.len() != 2 {
@@ -147,6 +180,9 @@ impl Importer<'_> {
         }
         if self.swish(n)? {
             return Ok(());
+        }
+        if n.op_type == "Mul" && !n.input.iter().any(|i| self.consts.contains_key(i)) {
+            return self.multiply(n, at);
         }
         let ci = match (self.consts.contains_key(&n.input[0]), self.consts.contains_key(&n.input[1])) {
             (false, true) => 1,
@@ -399,6 +435,21 @@ impl Importer<'_> {
             }
         };
         let batch = |d: i64| d == 0 || d == -1 || Some(d) == self.batch;
+        // A vector of channels [N, C] as [N, C, 1, 1] (to scale a map): ours stays [N, C].
+        if let ([c], [b, t, 1, 1], Layout::Flat, None) =
+            (x.shape.as_slice(), target.as_slice(), x.layout, x.perm)
+        {
+            if batch(*b) && *t == *c as i64 {
+                self.set(
+                    n,
+                    Val {
+                        layout: Layout::Pooled,
+                        ..x
+                    },
+                );
+                return Ok(());
+            }
+        }
         // With one channel, [N, H, W, 1] <-> [N, 1, H, W] only relabels the layout.
         if let ([h, w, 1], [b, t1, t2, t3]) = (x.shape.as_slice(), target.as_slice()) {
             let (h, w) = (*h as i64, *w as i64);
