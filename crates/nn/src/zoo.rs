@@ -10,6 +10,7 @@
 //! | `resnet20`, `resnet32`, `resnet56` | He et al. 2016 section 4.2 (CIFAR): 3 stages of 16/32/64 filters, projection shortcuts | - |
 //! | `googlenet` | Szegedy et al. 2014, Inception v1 without the auxiliary heads | `googlenet(aux_logits=False)` |
 //! | `mobilenet_v2` | Sandler et al. 2018: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project; ReLU6) | `mobilenet_v2` |
+//! | `efficientnet_b0` | Tan & Le 2019: MBConv with squeeze-and-excitation, swish; no stochastic depth | `efficientnet_b0` |
 //! | `efficientnet_lite0` | Tan & Le 2019, the Lite variant: MBConv (3x3 and 5x5 depthwise) without squeeze-and-excitation, ReLU6, TensorFlow's `same` padding | - (`efficientnet-lite-pytorch`) |
 //!
 //! As in torchvision: a convolution followed by batch norm has no bias (VGG's
@@ -30,7 +31,7 @@ use crate::{
 };
 
 /// Every built-in name, for help texts and errors.
-pub const NAMES: [&str; 16] = [
+pub const NAMES: [&str; 17] = [
     "vgg11",
     "vgg13",
     "vgg16",
@@ -47,6 +48,7 @@ pub const NAMES: [&str; 16] = [
     "googlenet",
     "mobilenet-v2",
     "efficientnet-lite0",
+    "efficientnet-b0",
 ];
 
 /// The input shape and class count a built-in net is made for
@@ -85,6 +87,7 @@ pub fn builtin(name: &str, input: &[usize], classes: usize) -> Option<Result<Mod
         "googlenet" => googlenet(&mut b, classes),
         "mobilenet-v2" => mobilenet_v2(&mut b, classes),
         "efficientnet-lite0" => efficientnet_lite0(&mut b, classes),
+        "efficientnet-b0" => efficientnet_b0(&mut b, classes),
         _ => return None,
     }
     Some(b.g.checked().map(|_| b.g))
@@ -97,6 +100,11 @@ struct Builder {
     /// Padding of a k x k window: PyTorch's symmetric `(k - 1) / 2`, or
     /// TensorFlow's `same` (EfficientNet's, the odd pixel bottom/right).
     tf_same: bool,
+    /// The activation of the inverted residual blocks' convs (ReLU6, or
+    /// EfficientNet-B0's swish).
+    mb_act: Activation,
+    /// Squeeze-and-excitation in the inverted residual blocks (EfficientNet-B0).
+    squeeze_excite: bool,
 }
 
 impl Builder {
@@ -105,6 +113,8 @@ impl Builder {
             g: ModelSpec::new(input),
             bn: torch_bn(1e-5),
             tf_same: false,
+            mb_act: Activation::Relu6,
+            squeeze_excite: false,
         }
     }
 
@@ -150,34 +160,48 @@ impl Builder {
         self.apply(LayerSpec::Activation { activation }, &[x])
     }
 
-    /// Depthwise `Conv2d(groups=C, k, stride, bias=False)` -> BN -> ReLU6:
-    /// the middle of an inverted residual block.
-    fn depthwise_bn_relu6(&mut self, x: &str, k: usize, stride: usize) -> String {
+    /// Depthwise `Conv2d(groups=C, k, stride, bias=False)` -> BN -> the
+    /// blocks' activation: the middle of an inverted residual block.
+    fn depthwise_bn_act(&mut self, x: &str, k: usize, stride: usize) -> String {
         let c = DepthwiseConv2dConfig::new(k)
             .with_stride(stride)
             .with_padding(self.window_padding(k))
             .with_bias(false);
         let h = self.apply(LayerSpec::DepthwiseConv2D(c), &[x]);
         let h = self.batch_norm(&h);
-        self.act(&h, Activation::Relu6)
+        self.act(&h, self.mb_act)
     }
 
-    /// Conv (no bias) -> BN -> ReLU6: torchvision's `Conv2dNormActivation`
-    /// in MobileNet.
-    fn conv_bn_relu6(&mut self, x: &str, filters: usize, k: usize, stride: usize) -> String {
+    /// Squeeze-and-excitation (torchvision's `SqueezeExcitation` with
+    /// SiLU): global average pooling -> Dense(`squeeze`, swish) ->
+    /// Dense(C, sigmoid) -> the map times that gate per channel (the 1x1
+    /// convs on the pooled vector are these Dense layers).
+    fn squeeze_excite(&mut self, x: &str, squeeze: usize) -> String {
+        let c = self.channels(x);
+        let p = self.apply(LayerSpec::GlobalAveragePooling2D, &[x]);
+        let dense = |u, a| LayerSpec::Dense(DenseConfig::new(u).with_activation(a));
+        let s = self.apply(dense(squeeze, Activation::Swish), &[&p]);
+        let s = self.apply(dense(c, Activation::Sigmoid), &[&s]);
+        self.apply(LayerSpec::Multiply, &[x, &s])
+    }
+
+    /// Conv (no bias) -> BN -> the blocks' activation: torchvision's
+    /// `Conv2dNormActivation` in MobileNet and EfficientNet.
+    fn conv_bn_act(&mut self, x: &str, filters: usize, k: usize, stride: usize) -> String {
         let c = Conv2dConfig::new(filters, k)
             .with_stride(stride)
             .with_padding(self.window_padding(k))
             .with_bias(false);
         let h = self.apply(LayerSpec::Conv2D(c), &[x]);
         let h = self.batch_norm(&h);
-        self.act(&h, Activation::Relu6)
+        self.act(&h, self.mb_act)
     }
 
-    /// MobileNet-V2's inverted residual block (EfficientNet's MBConv
-    /// without squeeze-and-excitation): 1x1 expansion by `t` (none when 1)
-    /// -> k x k depthwise (stride) -> 1x1 linear projection, plus the
-    /// input when the stride is 1 and the width unchanged.
+    /// MobileNet-V2's inverted residual block (EfficientNet's MBConv):
+    /// 1x1 expansion by `t` (none when 1) -> k x k depthwise (stride) ->
+    /// squeeze-and-excitation when the net has it -> 1x1 linear
+    /// projection, plus the input when the stride is 1 and the width
+    /// unchanged.
     fn inverted_residual(
         &mut self,
         x: &str,
@@ -189,9 +213,12 @@ impl Builder {
         let inp = self.channels(x);
         let mut h = x.to_string();
         if t != 1 {
-            h = self.conv_bn_relu6(&h, inp * t, 1, 1);
+            h = self.conv_bn_act(&h, inp * t, 1, 1);
         }
-        let h = self.depthwise_bn_relu6(&h, k, stride);
+        let mut h = self.depthwise_bn_act(&h, k, stride);
+        if self.squeeze_excite {
+            h = self.squeeze_excite(&h, (inp / 4).max(1));
+        }
         let h = self.conv(&h, out, 1, 1, 0, false);
         let h = self.batch_norm(&h);
         if stride == 1 && inp == out {
@@ -393,7 +420,7 @@ fn googlenet(b: &mut Builder, classes: usize) {
 /// inverted residual blocks `(t, c, n, s)`, a 1x1 conv to 1,280, dropout 0.2.
 fn mobilenet_v2(b: &mut Builder, classes: usize) {
     let x = b.g.input();
-    let mut x = b.conv_bn_relu6(&x, 32, 3, 2);
+    let mut x = b.conv_bn_act(&x, 32, 3, 2);
     let blocks = [
         (1, 16, 1, 1),
         (6, 24, 2, 2),
@@ -408,7 +435,7 @@ fn mobilenet_v2(b: &mut Builder, classes: usize) {
             x = b.inverted_residual(&x, c, 3, if i == 0 { s } else { 1 }, t);
         }
     }
-    let x = b.conv_bn_relu6(&x, 1280, 1, 1);
+    let x = b.conv_bn_act(&x, 1280, 1, 1);
     b.head(&x, Some(0.2), classes);
 }
 
@@ -417,13 +444,22 @@ fn mobilenet_v2(b: &mut Builder, classes: usize) {
 /// build it): EfficientNet-B0's MBConv stages without squeeze-and-excitation,
 /// ReLU6 for swish, the stem (32) and head (1,280) fixed; TensorFlow's
 /// `same` padding and batch norm (momentum 0.99, eps 1e-3); dropout 0.2.
-fn efficientnet_lite0(b: &mut Builder, classes: usize) {
-    b.tf_same = true;
-    let mut bn = BatchNormConfig::new();
-    bn.epsilon = 1e-3;
-    b.bn = bn;
+/// torchvision's `efficientnet_b0()`: a stride-2 stem, MBConv stages with
+/// squeeze-and-excitation (squeeze to a quarter of the block's input
+/// width), swish (SiLU) everywhere, the 1x1 head to 1,280, dropout 0.2;
+/// PyTorch's padding and batch norm. torchvision's stochastic depth (whole
+/// blocks dropped in training, probability up to 0.2) is not built in.
+fn efficientnet_b0(b: &mut Builder, classes: usize) {
+    b.mb_act = Activation::Swish;
+    b.squeeze_excite = true;
+    mbconv_stages(b, classes);
+}
+
+/// EfficientNet-B0's stem, MBConv stages and head with the builder's
+/// settings (activation, padding, batch norm, squeeze-and-excitation).
+fn mbconv_stages(b: &mut Builder, classes: usize) {
     let x = b.g.input();
-    let mut x = b.conv_bn_relu6(&x, 32, 3, 2);
+    let mut x = b.conv_bn_act(&x, 32, 3, 2);
     // (expansion t, kernel k, stride s of the first, width c, repeats n)
     let stages = [
         (1, 3, 1, 16, 1),
@@ -439,8 +475,16 @@ fn efficientnet_lite0(b: &mut Builder, classes: usize) {
             x = b.inverted_residual(&x, c, k, if i == 0 { s } else { 1 }, t);
         }
     }
-    let x = b.conv_bn_relu6(&x, 1280, 1, 1);
+    let x = b.conv_bn_act(&x, 1280, 1, 1);
     b.head(&x, Some(0.2), classes);
+}
+
+fn efficientnet_lite0(b: &mut Builder, classes: usize) {
+    b.tf_same = true;
+    let mut bn = BatchNormConfig::new();
+    bn.epsilon = 1e-3;
+    b.bn = bn;
+    mbconv_stages(b, classes);
 }
 
 #[cfg(test)]
@@ -477,6 +521,11 @@ mod tests {
         assert_eq!(
             counts("efficientnet_lite0", &imagenet, 1000),
             (4_652_008, 42_065 - 49)
+        );
+        // torchvision's efficientnet_b0: parameters and running statistics.
+        assert_eq!(
+            counts("efficientnet_b0", &imagenet, 1000),
+            (5_288_548, 42_016)
         );
     }
 

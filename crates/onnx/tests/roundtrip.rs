@@ -64,6 +64,12 @@ fn models() -> Vec<(&'static str, Model)> {
             zoo::builtin("mobilenet_v2", &[64, 64, 3], 10).unwrap().unwrap(),
         ),
         (
+            "efficientnet_b0",
+            zoo::builtin("efficientnet_b0", &[64, 64, 3], 10)
+                .unwrap()
+                .unwrap(),
+        ),
+        (
             "efficientnet_lite0",
             zoo::builtin("efficientnet_lite0", &[64, 64, 3], 10)
                 .unwrap()
