@@ -28,6 +28,8 @@ batch-norm statistics moved away from (0, 1):
                    (Clip), a residual sum, a single-input Concat, 32x32x3;
                    TorchScript exporter, batch norm kept. `--only mobile-lite`
                    writes it alone (no torchvision needed).
+  grouped          grouped convolutions (2 and 4 groups; strides, dilation,
+                   padding, bias or BN), 12x12x4; `--only grouped`.
 
 Each fixture is NAME.onnx (+ NAME.onnx.data), NAME.input.bin (NCHW f32 LE),
 NAME.expected.bin (PyTorch's output) and NAME.json (shapes). Usage:
@@ -174,6 +176,23 @@ class MobileLite(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
 
 
+class Grouped(nn.Module):
+    """Grouped convolutions as ResNeXt and RegNet use them: 2 and 4 groups,
+    strides, dilation, padding, with and without bias, ReLU between."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(4, 8, 3, padding=1, groups=2), nn.ReLU(),
+            nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 12, 3, padding=2, dilation=2, groups=4),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(12, classes),
+        )
+
+    def forward(self, x):
+        return self.body(x)
+
+
 class ImageNetInput(nn.Module):
     """The wrapper the README gives: ImageNet's normalization in front, softmax behind."""
 
@@ -227,7 +246,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--full", action="store_true", help="torchvision's full-size resnet18, vgg11_bn, googlenet at 224x224")
-    ap.add_argument("--only", help="write this fixture only (mobile-lite needs no torchvision)")
+    ap.add_argument("--only", help="write this fixture only (mobile-lite, grouped: no torchvision needed)")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,12 +262,16 @@ def main() -> None:
     if a.only == "mobile-lite":
         write(out, "mobile-lite", MobileLite(10), (2, 3, 32, 32), False)
         return
+    if a.only == "grouped":
+        write(out, "grouped", Grouped(5), (2, 4, 12, 12), False)
+        return
     write(out, "resnet18-ts", resnet18(4, 10), (2, 3, 64, 64), False)
     write(out, "resnet18-dynamo", resnet18(4, 10), (2, 3, 64, 64), True)
     write(out, "vgg11-bn", vgg11_bn(16, 10, 2), (2, 3, 64, 64), False)
     write(out, "googlenet", googlenet(8, 10), (2, 3, 64, 64), False)
     write(out, "normalized", ImageNetInput(resnet18(4, 10)), (2, 3, 64, 64), True)
     write(out, "mobile-lite", MobileLite(10), (2, 3, 32, 32), False)
+    write(out, "grouped", Grouped(5), (2, 4, 12, 12), False)
 
 
 if __name__ == "__main__":

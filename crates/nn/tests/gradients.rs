@@ -63,6 +63,14 @@ fn conv2d_gradients() {
         Conv2dConfig::new(3, 1).with_kernel(2, 3).with_bias(false),
         Conv2dConfig::new(2, 3).with_activation(Activation::Tanh),
         Conv2dConfig::new(16, 3).with_activation(Activation::Swish),
+        // Grouped: 3 groups of one channel and two filters; then strided,
+        // padded, with an activation applied after the groups' convolutions.
+        Conv2dConfig::new(6, 3).with_groups(3),
+        Conv2dConfig::new(3, 2)
+            .with_groups(3)
+            .with_stride(2)
+            .with_padding(Padding::Same)
+            .with_activation(Activation::Tanh),
         Conv2dConfig::new(2, 1),
     ] {
         check(LayerSpec::Conv2D(cfg), &x, 1e-2, 1e-2);

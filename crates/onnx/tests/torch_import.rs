@@ -233,3 +233,20 @@ fn efficientnet_lite_blocks_with_padding_computed_by_constant_folding() {
     assert_eq!(pads, vec![[1, 1, 1, 1], [1, 2, 1, 2], [0, 1, 0, 1]]);
     assert_eq!(m.param_counts().0, 4_326);
 }
+
+#[test]
+fn grouped_convolutions_from_torchscript_export() {
+    let m = check(&fixtures(), "grouped", 1e-5);
+    let groups: Vec<usize> = m
+        .spec()
+        .layers
+        .iter()
+        .filter_map(|n| match &n.layer {
+            LayerSpec::Conv2D(c) => Some(c.groups),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, vec![2, 4, 4]);
+    // 3x3 kernels over C/G channels: 3*3*2*8 + 8, 3*3*2*8, 3*3*2*12 + 12; BN 16; fc 65.
+    assert_eq!(m.param_counts().0, 152 + 144 + 228 + 16 + 65);
+}

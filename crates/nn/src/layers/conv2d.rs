@@ -1,12 +1,16 @@
 //! Conv2D: 2-D convolution with bias and a fused activation.
 //!
 //! ```text
-//! x [N, H, W, C] -> y [N, OH, OW, F],  kernel [KH, KW, C, F] (HWIO), bias [F]
+//! x [N, H, W, C] -> y [N, OH, OW, F],  kernel [KH, KW, C/G, F] (HWIO), bias [F]
 //! y = act(conv(x, kernel) + bias)
 //! ```
 //!
-//! Output sizes come from [`convnet_tensor::shape`]; the kernels are in
-//! [`convnet_tensor::conv`]. Parameters: `KH*KW*C*F + F`, as in Keras.
+//! With `groups` G > 1 (Keras's `groups`, PyTorch's and ONNX's `group`),
+//! input channel group g (`C/G` channels) feeds only filters group g
+//! (`F/G` filters): G independent convolutions side by side
+//! (`conv2d_groups.rs`). Output sizes come from [`convnet_tensor::shape`];
+//! the kernels are in [`convnet_tensor::conv`]. Parameters:
+//! `KH*KW*(C/G)*F + F`, as in Keras.
 
 use crate::error::config_err;
 use crate::kind::{settings_error_of, single, LayerKind, Role, TokenContext, Window};
@@ -58,6 +62,16 @@ pub struct Conv2dConfig {
     /// Bias initializer.
     #[serde(default = "zeros")]
     pub bias_initializer: Initializer,
+    /// Channel groups (Keras's `groups`): 1 is a plain convolution.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub groups: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn is_one(g: &usize) -> bool {
+    *g == 1
 }
 
 fn zeros() -> Initializer {
@@ -77,7 +91,13 @@ impl Conv2dConfig {
             use_bias: true,
             kernel_initializer: Initializer::GlorotUniform,
             bias_initializer: Initializer::Zeros,
+            groups: 1,
         }
+    }
+    /// `groups` channel groups, each convolved with its own filters.
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
     }
     /// A rectangular kernel.
     pub fn with_kernel(mut self, h: usize, w: usize) -> Self {
@@ -115,7 +135,8 @@ impl Conv2dConfig {
         self
     }
 
-    /// The geometry for an input `[H, W, C]` and batch `n`.
+    /// The geometry of one group's convolution (the whole one when
+    /// `groups` is 1) for an input `[H, W, C]` and batch `n`.
     pub fn geometry(&self, input: &[usize], n: usize) -> Result<Conv2dGeometry> {
         let [h, w, c] = match input {
             [h, w, c] => [*h, *w, *c],
@@ -126,9 +147,19 @@ impl Conv2dConfig {
                 ))
             }
         };
+        let g = self.groups;
+        if g == 0 || !c.is_multiple_of(g) || !self.filters.is_multiple_of(g) {
+            return Err(config_err(
+                "Conv2D",
+                format!(
+                    "groups {g} must divide the input's {c} channels and the {} filters",
+                    self.filters
+                ),
+            ));
+        }
         Ok(Conv2dGeometry::new(
-            [n, h, w, c],
-            self.filters,
+            [n, h, w, c / g],
+            self.filters / g,
             (self.kernel_size[0], self.kernel_size[1]),
             (self.strides[0], self.strides[1]),
             (self.dilation_rate[0], self.dilation_rate[1]),
@@ -139,25 +170,25 @@ impl Conv2dConfig {
     /// Output shape `[OH, OW, F]` for an input `[H, W, C]`.
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let g = self.geometry(input, 1)?;
-        Ok(vec![g.oh, g.ow, g.f])
+        Ok(vec![g.oh, g.ow, self.filters])
     }
 
     /// Builds the layer with initialized parameters.
     pub fn build(&self, input: &[usize], rng: &mut Rng) -> Result<Conv2d> {
         let g = self.geometry(input, 1)?;
-        let k = g.kh * g.kw;
-        let mut kernel = Tensor::zeros(&[g.kh, g.kw, g.c, g.f]);
+        let (k, f) = (g.kh * g.kw, self.filters);
+        let mut kernel = Tensor::zeros(&[g.kh, g.kw, g.c, f]);
         self.kernel_initializer
-            .fill(kernel.data_mut(), k * g.c, k * g.f, rng);
+            .fill(kernel.data_mut(), k * g.c, k * f, rng);
         let bias = self.use_bias.then(|| {
-            let mut b = Tensor::zeros(&[g.f]);
-            self.bias_initializer.fill(b.data_mut(), k * g.c, g.f, rng);
+            let mut b = Tensor::zeros(&[f]);
+            self.bias_initializer.fill(b.data_mut(), k * g.c, f, rng);
             Param::new("bias", b)
         });
         Ok(Conv2d {
             config: self.clone(),
             input_shape: input.to_vec(),
-            output_shape: vec![g.oh, g.ow, g.f],
+            output_shape: vec![g.oh, g.ow, f],
             kernel: Param::new("kernel", kernel),
             bias,
             x: None,
@@ -203,6 +234,16 @@ impl Conv2d {
             self.bias.as_ref().map(|b| b.value.data()),
         );
         let act = self.config.activation;
+        if self.config.groups > 1 {
+            let groups = self.config.groups;
+            super::conv2d_groups::forward(&g, groups, x.data(), w, b, y.data_mut());
+            if save {
+                act.forward_saving(y.data_mut(), self.config.filters, &mut self.saved);
+            } else {
+                act.forward(y.data_mut(), self.config.filters);
+            }
+            return y;
+        }
         if save {
             conv2d_forward_saving(&g, x.data(), w, b, act, y.data_mut(), &mut self.saved);
         } else {
@@ -225,6 +266,23 @@ impl Conv2d {
         let mut dz = dy;
         let kernel_grad = self.kernel.grad.data_mut();
         let bias_grad = self.bias.as_mut().map(|b| b.grad.data_mut());
+        if self.config.groups > 1 {
+            let act = self.config.activation;
+            if act != Activation::Linear {
+                let saved = self.saved.as_ref().expect("kept by the training forward");
+                act.backward_saved(saved, dz.data_mut(), self.config.filters);
+            }
+            let groups = self.config.groups;
+            super::conv2d_groups::backward_weight(
+                &g,
+                groups,
+                x.data(),
+                dz.data(),
+                kernel_grad,
+                bias_grad,
+            );
+            return (x, dz);
+        }
         match (self.config.activation, &self.saved) {
             (Activation::Linear, _) => {
                 conv2d_backward_weight(&g, x.data(), dz.data(), kernel_grad, bias_grad)
@@ -273,7 +331,10 @@ impl Layer for Conv2d {
         tail: Tail<'_>,
     ) -> std::result::Result<Tensor, Tensor> {
         let out = x.batch() * self.output_shape.iter().product::<usize>();
-        if scale.len() != self.config.filters || tail.shortcut().is_some_and(|s| s.len() != out) {
+        if scale.len() != self.config.filters
+            || tail.shortcut().is_some_and(|s| s.len() != out)
+            || self.config.groups > 1
+        {
             return Err(x);
         }
         Ok(self.convolve(&x, Some((scale, shift)), tail, false))
@@ -288,7 +349,13 @@ impl Layer for Conv2d {
         // The input is not needed any more: its buffer receives dx (which
         // the kernel overwrites), so no gradient buffer is allocated.
         let mut dx = x;
-        conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
+        if self.config.groups > 1 {
+            let groups = self.config.groups;
+            let w = self.kernel.value.data();
+            super::conv2d_groups::backward_input(&g, groups, dz.data(), w, dx.data_mut());
+        } else {
+            conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
+        }
         dx
     }
 
@@ -313,11 +380,11 @@ impl LayerKind for Conv2dConfig {
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         Conv2dConfig::output_shape(self, input)
     }
-    /// `KH*KW*C*F` weights, plus `F` biases.
+    /// `KH*KW*(C/G)*F` weights, plus `F` biases.
     fn param_counts(&self, input: &[usize]) -> Result<(usize, usize)> {
         let [_, _, ch] = image_shape("Conv2D", input)?;
         let [kh, kw] = self.kernel_size;
-        let k = checked_count(&[kh, kw, ch, self.filters])?;
+        let k = checked_count(&[kh, kw, ch / self.groups.max(1), self.filters])?;
         let b = if self.use_bias { self.filters } else { 0 };
         Ok((checked_sum(k, b)?, 0))
     }
@@ -348,9 +415,10 @@ impl LayerKind for Conv2dConfig {
             _ => ("conv_maps", "after activation"),
         })
     }
-    /// `OH*OW*F` outputs, each a sum over a `KH x KW x C` patch.
+    /// `OH*OW*F` outputs, each a sum over a `KH x KW x C/G` patch.
     fn multiply_adds(&self, input: &[usize], output: &[usize]) -> u128 {
-        let patch = self.kernel_size[0] * self.kernel_size[1] * input.get(2).copied().unwrap_or(0);
+        let c = input.get(2).copied().unwrap_or(0) / self.groups.max(1);
+        let patch = self.kernel_size[0] * self.kernel_size[1] * c;
         output.iter().map(|&d| d as u128).product::<u128>() * patch as u128
     }
     /// The patch matrix `[OH*OW, KH*KW*C]`.
@@ -368,7 +436,11 @@ impl LayerKind for Conv2dConfig {
         if self.kernel_size[1] != self.kernel_size[0] {
             t.push_str(&format!("x{}", self.kernel_size[1]));
         }
-        if self.strides[0] != self.strides[1] || self.dilation_rate != [1, 1] || !self.use_bias {
+        if self.strides[0] != self.strides[1]
+            || self.dilation_rate != [1, 1]
+            || !self.use_bias
+            || self.groups != 1
+        {
             return None;
         }
         if self.strides[0] != 1 {

@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod conv2d;
+mod conv2d_groups;
 pub mod dense;
 pub mod depthwise_conv2d;
 pub mod dropout;

@@ -96,7 +96,7 @@ fn conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
     e.fused(
         "Conv",
         inputs,
-        conv_attrs(&g, c.padding, 1),
+        conv_attrs(&g, c.padding, c.groups),
         c.activation,
         n.name,
     );

@@ -25,15 +25,17 @@ impl Importer<'_> {
             _ => return Err(at.err(format!("W has dims {d:?}; expected [F, C, KH, KW]"))),
         };
         let channels = x.shape[2];
-        // Depthwise: one group per input channel, each with F/C filters.
-        let depthwise = group != 1;
-        if depthwise && (group != channels as i64 || c != 1 || f % channels != 0) {
+        // Depthwise: one group per input channel, each with F/C filters;
+        // grouped: `group` groups of C/group channels and F/group filters.
+        let depthwise = group != 1 && group == channels as i64 && c == 1 && f % channels == 0;
+        let groups = usize::try_from(group).unwrap_or(0);
+        if group != 1 && !depthwise && (groups == 0 || c * groups != channels || f % groups != 0) {
             return Err(at.err(format!(
-                "group {group}: only group 1 and depthwise convolutions (group = the input's \
-                 {channels} channels, W [C*M, 1, KH, KW]) are supported; W has dims {d:?}"
+                "group {group}: the input's {channels} channels and W's {f} filters must split \
+                 into {group} groups of W's {c} channels (W [F, C/group, KH, KW]); W has dims {d:?}"
             )));
         }
-        if !depthwise && c != channels {
+        if group == 1 && c != channels {
             return Err(at.err(format!(
                 "W has {c} input channels, its input has {channels}"
             )));
@@ -99,7 +101,8 @@ impl Importer<'_> {
         }
         let mut cfg = Conv2dConfig::new(f, kh)
             .with_kernel(kh, kw)
-            .with_padding(padding);
+            .with_padding(padding)
+            .with_groups(groups);
         cfg.strides = strides;
         cfg.dilation_rate = dilations;
         cfg.use_bias = bias.is_some();

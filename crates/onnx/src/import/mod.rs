@@ -76,7 +76,7 @@ enum Const {
 }
 
 /// Ops the importer knows, for error messages.
-pub const SUPPORTED: &str = "Conv (group 1, or depthwise: group = channels), BatchNormalization, Relu, Clip (0, 6: ReLU6; 0: ReLU), LeakyRelu, Elu, Sigmoid, Mul(x, Sigmoid(x)) (swish), Mul of two values (one shape, or a map and [N, C, 1, 1]), \
+pub const SUPPORTED: &str = "Conv (any group), BatchNormalization, Relu, Clip (0, 6: ReLU6; 0: ReLU), LeakyRelu, Elu, Sigmoid, Mul(x, Sigmoid(x)) (swish), Mul of two values (one shape, or a map and [N, C, 1, 1]), \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
 Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic feeding a Reshape, Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
