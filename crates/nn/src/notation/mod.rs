@@ -27,7 +27,8 @@ use crate::graph::{fresh_name, snake, INPUT};
 use crate::kind::{Role, TokenContext};
 use crate::layers::conv2d::parse_conv;
 use crate::{
-    Activation, BatchNormConfig, Conv2dConfig, LayerSpec, ModelSpec, NnError, Node, Padding, Result,
+    Activation, BatchNormConfig, Conv2dConfig, DenseConfig, LayerSpec, ModelSpec, NnError, Node,
+    Padding, Result,
 };
 use std::collections::HashSet;
 use syntax::{err, BlockKind, Item};
@@ -125,7 +126,7 @@ fn parse_input(t: &str) -> Option<Vec<usize>> {
 
 const EXPECTED: &str = "expected NCk (conv, e.g. 32C5, 32C5S2, 32C3v), DWk (depthwise conv, \
                         e.g. DW3, 2DW5S2), Pk (max-pool), Ak (avg-pool), GAP, GMP, BN, \
-                        Dr (dropout, e.g. D0.4), F or N (dense)";
+                        Dr (dropout, e.g. D0.4), SEr (squeeze-and-excitation, e.g. SE4), F or N (dense)";
 
 /// A node of the model being built: `None` is the model's input.
 type Ref = Option<usize>;
@@ -369,8 +370,32 @@ impl<'a> Lower<'a> {
         Ok(c)
     }
 
+    /// `SEr`: squeeze-and-excitation (Hu et al. 2018, EfficientNet's
+    /// blocks): global average pooling -> Dense(C/r, the notation's
+    /// activation) -> Dense(C, sigmoid) -> the map times that gate.
+    fn squeeze_excite(&mut self, r: usize, span: (usize, usize)) -> Result<()> {
+        self.need_image("SEr", span)?;
+        let x = self.cur;
+        let c = self.shape(x)[2];
+        if r == 0 || r > c {
+            let msg = format!("SE{r}: the ratio must be 1 to the map's {c} channels");
+            return Err(err(self.s, span.0, span.1, msg));
+        }
+        let dense = |u, a| LayerSpec::Dense(DenseConfig::new(u).with_activation(a));
+        self.chain(LayerSpec::GlobalAveragePooling2D, span)?;
+        self.chain(dense(c / r, self.opts.activation), span)?;
+        let gate = self.chain(dense(c, Activation::Sigmoid), span)?;
+        self.push(LayerSpec::Multiply, &[x, gate], span)?;
+        Ok(())
+    }
+
     fn atom(&mut self, t: &str, span: (usize, usize), ctx: Ctx, output: bool) -> Result<()> {
         let bad = |msg: String| err(self.s, span.0, span.1, msg);
+        if let Some(r) = t.strip_prefix("SE") {
+            let r = parse_usize(r)
+                .ok_or_else(|| bad(format!("'{t}': squeeze-and-excitation is SEr, e.g. SE4")))?;
+            return self.squeeze_excite(r, span);
+        }
         let pad = |chain: Padding| match ctx {
             Ctx::Chain => chain,
             Ctx::Block => Padding::Same,
@@ -469,10 +494,10 @@ pub fn parse_notation(notation: &str, opts: &NotationOptions) -> Result<ModelSpe
     }
 }
 
-/// True for `R[...]` and `I[...]` blocks, anywhere inside the item.
+/// True for `R[...]` and `I[...]` blocks and `SEr` (a merge), anywhere inside the item.
 fn has_block(item: &Item<'_>) -> bool {
     match item {
-        Item::Atom { .. } => false,
+        Item::Atom { text, .. } => text.starts_with("SE"),
         Item::Block { kind, branches, .. } => {
             *kind != BlockKind::Group || branches.iter().flatten().any(has_block)
         }
@@ -545,6 +570,54 @@ mod tests {
         match &m.layers[1].layer {
             LayerSpec::Dense(d) => assert_eq!(d.activation, Activation::Relu),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn squeeze_and_excitation_gates_the_map_it_follows() {
+        let m = parse("8x8x3-16C3-SE4-GAP-10").unwrap();
+        let kinds: Vec<&str> = m.layers.iter().map(|n| n.layer.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "Conv2D",
+                "GlobalAveragePooling2D",
+                "Dense",
+                "Dense",
+                "Multiply",
+                "GlobalAveragePooling2D",
+                "Dense"
+            ]
+        );
+        match (&m.layers[2].layer, &m.layers[3].layer) {
+            (LayerSpec::Dense(a), LayerSpec::Dense(b)) => {
+                assert_eq!((a.units, a.activation), (4, Activation::Relu));
+                assert_eq!((b.units, b.activation), (16, Activation::Sigmoid));
+            }
+            other => panic!("{other:?}"),
+        }
+        let names = m.wiring().unwrap().names;
+        assert_eq!(
+            m.layers[4].inputs.as_deref(),
+            Some(&[names[0].clone(), names[3].clone()][..])
+        );
+        assert_eq!(m.output_shapes().unwrap()[4], vec![8, 8, 16]);
+        // In a residual block too, and with the notation's activation.
+        let opts = NotationOptions::default().with_activation(Activation::Swish);
+        let r = parse_notation("8x8x8-R[8C3-BN-SE2-8C3-BN]-GAP-10", &opts).unwrap();
+        assert!(r.layers.iter().any(|n| matches!(&n.layer,
+            LayerSpec::Dense(d) if d.units == 4 && d.activation == Activation::Swish)));
+        for (bad, msg) in [
+            (
+                "8x8x3-16C3-SE32-10",
+                "the ratio must be 1 to the map's 16 channels",
+            ),
+            ("8x8x3-16C3-SE0-10", "squeeze-and-excitation is SEr"),
+            ("8x8x3-16C3-SEx-10", "squeeze-and-excitation is SEr"),
+            ("8x8x3-F-SE4-10", "SEr"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
         }
     }
 
