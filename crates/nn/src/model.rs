@@ -79,6 +79,13 @@ impl Model {
         m
     }
 
+    /// True for node `k` of a frozen base: frozen, and nothing at or below
+    /// it trains (and for `k` past the last node). Such nodes run their
+    /// inference form in training too.
+    fn inference_only(&self, k: usize) -> bool {
+        k >= self.layers.len() || (self.is_frozen(k) && !self.needs_backward[k])
+    }
+
     /// Recomputes which nodes backward must visit.
     fn update_needs_backward(&mut self) {
         let n = self.layers.len();
@@ -319,7 +326,12 @@ impl Model {
             let mut i = 0;
             while i < n {
                 let mut xs = self.gather(i, &mut input, &mut input_left, &mut outs, &mut left);
-                let triple = (mode == Mode::Train && fuse && xs.len() == 1)
+                // A frozen base runs its inference form even in training
+                // (Keras's `base(x, training=False)`): nothing at or below
+                // it trains, so no state is kept for a backward that never
+                // comes, and the inference kernels and fusions apply.
+                let node_train = mode == Mode::Train && !self.inference_only(i);
+                let triple = (node_train && fuse && xs.len() == 1)
                     .then(|| self.add_relu_triple(i))
                     .flatten();
                 if let Some(other) = triple {
@@ -343,7 +355,7 @@ impl Model {
                         Err(x) => xs.push(x),
                     }
                 }
-                if mode == Mode::Train && fuse && xs.len() == 1 && self.relu_pair(i) {
+                if node_train && fuse && xs.len() == 1 && self.relu_pair(i) {
                     let x = xs.pop().expect("one input");
                     match self.layers[i].forward_train_relu(x, &mut self.rng) {
                         Ok(y) => {
@@ -356,7 +368,8 @@ impl Model {
                         Err(x) => xs.push(x),
                     }
                 }
-                if mode == Mode::Eval && fuse && xs.len() == 1 && self.feeds_only_next(i) {
+                let eval = mode == Mode::Eval || (i..i + 4).all(|k| self.inference_only(k));
+                if eval && fuse && xs.len() == 1 && self.feeds_only_next(i) {
                     if let Some((scale, shift)) = self.layers[i + 1].eval_affine() {
                         // The nodes after the batch norm that join the pass:
                         // a residual sum and its ReLU, or a ReLU.
@@ -409,7 +422,11 @@ impl Model {
                 // A frozen batch norm runs its inference form.
                 let frozen_bn = self.is_frozen(i)
                     && self.spec.layers[i].layer.layer_kind().role() == Role::Normalization;
-                let node_mode = if frozen_bn { Mode::Eval } else { mode };
+                let node_mode = if frozen_bn || !node_train {
+                    Mode::Eval
+                } else {
+                    mode
+                };
                 outs[i] = Some(self.layers[i].forward_inputs(xs, node_mode, &mut self.rng));
                 if let Some(times) = times.as_deref_mut() {
                     times[i] += t.elapsed().as_secs_f64();

@@ -90,3 +90,41 @@ fn freezing_everything_or_an_unknown_layer_is_an_error() {
         .to_string();
     assert!(e.contains("nothing left to train"), "{e}");
 }
+
+#[test]
+fn a_frozen_base_runs_its_inference_form_in_training() {
+    // Input dropout in a trainable net drops in training; the same dropout
+    // in a frozen base (nothing at or below it trains) does not, as
+    // Keras's `base(x, training=False)`: training outputs equal inference's.
+    let spec = |freeze: bool| {
+        let mut s =
+            parse_notation("6x6x2-D0.5-8C3-BN-P2-F-3", &NotationOptions::default()).unwrap();
+        if freeze {
+            s.freeze_through("max_pooling2d").unwrap();
+        }
+        s
+    };
+    let x = Tensor::from_vec(
+        &[4, 6, 6, 2],
+        (0..288)
+            .map(|i| ((i * 37) % 17) as f32 / 8.0 - 1.0)
+            .collect(),
+    )
+    .unwrap();
+    let mut frozen = spec(true).build(3).unwrap();
+    let eval = frozen.forward(&x, Mode::Eval, false);
+    let train = frozen.forward(&x, Mode::Train, false);
+    assert_eq!(train.data(), eval.data(), "the frozen base dropped units");
+    // Its head still trains: a backward reaches the Dense.
+    frozen.backward(train);
+    let dense = frozen.layers().len() - 1;
+    assert!(frozen.layers()[dense].params()[0]
+        .grad
+        .data()
+        .iter()
+        .any(|&g| g != 0.0));
+    let mut open = spec(false).build(3).unwrap();
+    let eval = open.forward(&x, Mode::Eval, false);
+    let train = open.forward(&x, Mode::Train, false);
+    assert_ne!(train.data(), eval.data(), "a trainable net's dropout drops");
+}
