@@ -121,12 +121,9 @@ fn graph(m: &mut ModelProto) -> &mut GraphProto {
     m.graph.as_mut().unwrap()
 }
 
-#[test]
-fn an_asymmetric_pad_before_a_conv_keeps_its_sides() {
-    // Conv 3x3 "same" on 8x8; its own pads replaced by a Pad node of top 2,
-    // left 0, bottom 0, right 2: the output stays 8x8, shifted.
-    let mut m = exported("8x8x2-3C3-F-5", 3);
-    let g = graph(&mut m);
+/// The first Conv without its own pads, reading a value `padded` that the
+/// test must make; returns its index and the value it read before.
+fn unpadded_conv(g: &mut GraphProto) -> (usize, String) {
     let conv = g.node.iter().position(|n| n.op_type == "Conv").unwrap();
     let x = g.node[conv].input[0].clone();
     for a in &mut g.node[conv].attribute {
@@ -135,6 +132,16 @@ fn an_asymmetric_pad_before_a_conv_keeps_its_sides() {
         }
     }
     g.node[conv].input[0] = "padded".into();
+    (conv, x)
+}
+
+#[test]
+fn an_asymmetric_pad_before_a_conv_keeps_its_sides() {
+    // Conv 3x3 "same" on 8x8; its own pads replaced by a Pad node of top 2,
+    // left 0, bottom 0, right 2: the output stays 8x8, shifted.
+    let mut m = exported("8x8x2-3C3-F-5", 3);
+    let g = graph(&mut m);
+    let (conv, x) = unpadded_conv(g);
     // ONNX order: [x1_begin, x2_begin, ..., x1_end, x2_end, ...] over N, C, H, W.
     g.initializer.push(TensorProto {
         name: "pads".into(),
@@ -229,14 +236,7 @@ fn pads_computed_from_constants_are_folded_at_import() {
     // with an empty Gather -> Pad.
     let mut m = exported("8x8x2-3C3-F-5", 3);
     let g = graph(&mut m);
-    let conv = g.node.iter().position(|n| n.op_type == "Conv").unwrap();
-    let x = g.node[conv].input[0].clone();
-    for a in &mut g.node[conv].attribute {
-        if a.name == "pads" {
-            a.ints = vec![0, 0, 0, 0];
-        }
-    }
-    g.node[conv].input[0] = "padded".into();
+    let (conv, x) = unpadded_conv(g);
     g.initializer.extend([
         f32_tensor("base", &[4, 2], vec![0., 0., 0., 0., 1., 0., 0., 1.]),
         i64_tensor("two", &[], vec![2]),

@@ -131,18 +131,27 @@ impl Importer<'_> {
         Ok(true)
     }
 
+    /// Constant input `i` of `n` as integers (`what` names it in errors).
+    fn const_ints(
+        &self,
+        n: &NodeProto,
+        at: &Attrs,
+        i: usize,
+        what: &str,
+    ) -> Result<Option<Vec<i64>>> {
+        match self.constant(n, i)? {
+            None => Ok(None),
+            Some(t) => t
+                .ints()
+                .map(|v| Some(v.to_vec()))
+                .ok_or_else(|| at.err(format!("{what} (input {i}) must be integers"))),
+        }
+    }
+
     /// The ops that move values: each output element copies one input element.
     fn fold_moves(&self, n: &NodeProto, at: &Attrs) -> Result<Const> {
         let c = |i: usize| self.constant(n, i);
-        let ints = |i: usize, what: &str| -> Result<Option<Vec<i64>>> {
-            match c(i)? {
-                None => Ok(None),
-                Some(t) => t
-                    .ints()
-                    .map(|v| Some(v.to_vec()))
-                    .ok_or_else(|| at.err(format!("{what} (input {i}) must be integers"))),
-            }
-        };
+        let ints = |i: usize, what: &str| self.const_ints(n, at, i, what);
         let x = c(0)?.expect("checked: the inputs are constants").clone();
         Ok(match n.op_type.as_str() {
             "Transpose" => {
@@ -267,15 +276,7 @@ impl Importer<'_> {
     /// The ops that compute values: casts, shapes, fills and arithmetic.
     fn fold_values(&self, n: &NodeProto, at: &Attrs) -> Result<Const> {
         let c = |i: usize| self.constant(n, i);
-        let ints = |i: usize, what: &str| -> Result<Option<Vec<i64>>> {
-            match c(i)? {
-                None => Ok(None),
-                Some(t) => t
-                    .ints()
-                    .map(|v| Some(v.to_vec()))
-                    .ok_or_else(|| at.err(format!("{what} (input {i}) must be integers"))),
-            }
-        };
+        let ints = |i: usize, what: &str| self.const_ints(n, at, i, what);
         let x = c(0)?.expect("checked: the inputs are constants").clone();
         Ok(match n.op_type.as_str() {
             "ConstantOfShape" => {
