@@ -48,9 +48,7 @@ def main(exe: str, work: str) -> int:
     try:
         from PIL import Image
     except ImportError:
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "pillow"]
-        if subprocess.run(cmd).returncode != 0:
-            subprocess.run(cmd + ["--break-system-packages"], check=True)
+        lite0.pip_install("pillow")
         from PIL import Image
     import torch
 

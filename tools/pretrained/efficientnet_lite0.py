@@ -53,8 +53,12 @@ def ensure_packages() -> None:
         import efficientnet_lite_pytorch  # noqa: F401
         return
     except ImportError:
-        pass
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", *PACKAGES]
+        pip_install(*PACKAGES)
+
+
+def pip_install(*packages: str) -> None:
+    """`pip install`, with `--break-system-packages` where the system's pip wants it."""
+    cmd = [sys.executable, "-m", "pip", "install", "--quiet", *packages]
     if subprocess.run(cmd).returncode != 0:
         subprocess.run(cmd + ["--break-system-packages"], check=True)
 

@@ -130,12 +130,14 @@ impl Layer for Multiply {
                 dx.data_mut()
                     .par_chunks_mut(len.max(1))
                     .enumerate()
-                    .for_each(|(b, d)| {
+                    // One scratch sample per thread, not per sample.
+                    .for_each_init(Vec::new, |g, (b, d)| {
                         // dy * the other inputs, then summed onto this input's shape.
-                        let mut g = dy.data()[b * out_len..(b + 1) * out_len].to_vec();
+                        g.clear();
+                        g.extend_from_slice(&dy.data()[b * out_len..(b + 1) * out_len]);
                         for (j, x) in xs.iter().enumerate().filter(|(j, _)| *j != i) {
                             let l = self.sizes(j).1;
-                            scale(&mut g, &x.data()[b * l..(b + 1) * l]);
+                            scale(g, &x.data()[b * l..(b + 1) * l]);
                         }
                         for row in g.chunks_exact(len) {
                             d.iter_mut().zip(row).for_each(|(d, v)| *d += v);

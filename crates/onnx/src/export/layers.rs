@@ -15,6 +15,9 @@ pub(super) struct Node<'a> {
     pub spec: &'a LayerSpec,
     /// Per-sample shape of its first input.
     pub in_shape: &'a [usize],
+    /// Per-sample shapes of all its inputs, and of its output.
+    pub in_shapes: Vec<&'a [usize]>,
+    pub out_shape: &'a [usize],
     /// Names of its input values.
     pub inputs: Vec<String>,
     /// Its name (and its output value's).
@@ -313,20 +316,10 @@ fn concatenate(e: &mut Emitter, n: Node<'_>) -> Result<()> {
 /// (`[C]` or `[1, 1, C]`, ours) is reshaped to `[N, C, 1, 1]` first, so that
 /// ONNX's broadcasting repeats it over the pixels of the NCHW map.
 fn multiply(e: &mut Emitter, n: Node<'_>) -> Result<()> {
-    let model = n.model;
-    let shapes = model.spec().output_shapes()?;
-    let out = &shapes[n.index];
+    let out = n.out_shape;
     let mut names = Vec::with_capacity(n.inputs.len());
-    for (k, (src, name)) in model.wiring().inputs[n.index]
-        .iter()
-        .zip(&n.inputs)
-        .enumerate()
-    {
-        let shape = match src {
-            convnet_nn::Source::Input => model.input_shape(),
-            convnet_nn::Source::Node(j) => shapes[*j].as_slice(),
-        };
-        if shape != out.as_slice() && out.len() == 3 {
+    for (k, (&shape, name)) in n.in_shapes.iter().zip(&n.inputs).enumerate() {
+        if shape != out && out.len() == 3 {
             let c = *shape.last().expect("a vector of channels") as i64;
             let target = e.ints(format!("{}/shape{k}", n.name), &[0, c, 1, 1]);
             let v = e.node(

@@ -281,6 +281,8 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
             index: i,
             spec: &node.layer,
             in_shape,
+            in_shapes: wiring.inputs[i].iter().map(|&s| shape_of(s)).collect(),
+            out_shape: &shapes[i],
             inputs: ins,
             name,
         };

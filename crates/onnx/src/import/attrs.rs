@@ -91,6 +91,16 @@ impl<'n> Attrs<'n> {
         }
     }
     /// `pads` `[top, left, bottom, right]` as our `[top, bottom, left, right]`.
+    /// `Shape`'s `start` and `end` over a rank-`r` shape (negative counts
+    /// from the end, clamped): the range of dimensions it returns.
+    pub(super) fn shape_range(&self, r: usize) -> Result<std::ops::Range<usize>> {
+        self.only(&["start", "end"])?;
+        let r = r as i64;
+        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
+        let (a, b) = (clamp(self.int("start", 0)?), clamp(self.int("end", r)?));
+        Ok(a..b.max(a))
+    }
+
     pub(super) fn pads(&self) -> Result<[usize; 4]> {
         match self.ints("pads")? {
             None => Ok([0; 4]),

@@ -322,12 +322,10 @@ impl Importer<'_> {
                 }
             }
             "Shape" => {
-                at.only(&["start", "end"])?;
-                let d: Vec<i64> = x.dims().iter().map(|&d| d as i64).collect();
-                let r = d.len() as i64;
-                let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-                let (a, b) = (clamp(at.int("start", 0)?), clamp(at.int("end", r)?));
-                let v = d[a..b.max(a)].to_vec();
+                let v: Vec<i64> = x.dims()[at.shape_range(x.dims().len())?]
+                    .iter()
+                    .map(|&d| d as i64)
+                    .collect();
                 Const::I64(vec![v.len()], v)
             }
             "Neg" => match x {

@@ -317,6 +317,15 @@ impl Importer<'_> {
         self.simple(n, LayerSpec::BatchNormalization(cfg), x, layout, params)
     }
 
+    /// Node `j` with activation `a` in its own pass, when it is a linear
+    /// conv (plain or depthwise) or dense layer, which take one.
+    pub(super) fn with_fused(&self, j: usize, a: Activation) -> Option<LayerSpec> {
+        let kind = self.nodes[j].layer.layer_kind();
+        let takes = matches!(kind.role(), Role::Filters | Role::Product)
+            && kind.activation() == Some(Activation::Linear);
+        kind.with_activation(a).filter(|_| takes)
+    }
+
     pub(super) fn activation(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
         let a = match n.op_type.as_str() {
             "Relu" => {
@@ -362,12 +371,7 @@ impl Importer<'_> {
         };
         let x = self.materialize(n, 0)?;
         if let Some(j) = self.sole_producer(n, &x) {
-            // A linear conv (plain or depthwise) or dense layer takes the
-            // activation into its own pass.
-            let kind = self.nodes[j].layer.layer_kind();
-            let takes = matches!(kind.role(), Role::Filters | Role::Product)
-                && kind.activation() == Some(Activation::Linear);
-            if let Some(spec) = kind.with_activation(a).filter(|_| takes) {
+            if let Some(spec) = self.with_fused(j, a) {
                 self.nodes[j].layer = spec;
                 self.set(n, x);
                 return Ok(());

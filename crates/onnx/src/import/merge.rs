@@ -111,13 +111,8 @@ impl Importer<'_> {
             // that layer's only readers and the Sigmoid is the newest node.
             let xs_readers = self.readers.get(&n.input[xi]).copied();
             if let Source::Node(k) = x.src {
-                let kind = self.nodes[k].layer.layer_kind();
-                let takes = j + 1 == self.nodes.len()
-                    && k + 1 == j
-                    && xs_readers == Some(2)
-                    && matches!(kind.role(), Role::Filters | Role::Product)
-                    && kind.activation() == Some(Activation::Linear);
-                if let Some(spec) = kind.with_activation(Activation::Swish).filter(|_| takes) {
+                let next = j + 1 == self.nodes.len() && k + 1 == j && xs_readers == Some(2);
+                if let Some(spec) = self.with_fused(k, Activation::Swish).filter(|_| next) {
                     let gone = self.nodes.pop().expect("the sigmoid").name;
                     self.taken.remove(&gone.expect("named"));
                     self.shapes.pop();

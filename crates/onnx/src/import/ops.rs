@@ -74,7 +74,6 @@ impl Importer<'_> {
 
     /// `Shape`: the value's ONNX dimensions, for shape arithmetic.
     pub(super) fn shape_of(&mut self, n: &NodeProto, at: &Attrs) -> Result<()> {
-        at.only(&["start", "end"])?;
         let x = self.val(n, 0)?;
         let d = |v: usize| Dim::Int(v as i64);
         let mut dims = vec![Dim::Batch];
@@ -83,11 +82,8 @@ impl Importer<'_> {
             (Layout::Pooled, [c]) => vec![d(*c), d(1), d(1)],
             (_, shape) => shape.iter().map(|&v| d(v)).collect(),
         });
-        let r = dims.len() as i64;
-        let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
-        let (a, b) = (clamp(at.int("start", 0)?), clamp(at.int("end", r)?));
-        self.syms
-            .insert(n.output[0].clone(), dims[a..b.max(a)].to_vec());
+        let range = at.shape_range(dims.len())?;
+        self.syms.insert(n.output[0].clone(), dims[range].to_vec());
 
         Ok(())
     }
