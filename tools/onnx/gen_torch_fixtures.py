@@ -30,6 +30,12 @@ batch-norm statistics moved away from (0, 1):
                    writes it alone (no torchvision needed).
   grouped          grouped convolutions (2 and 4 groups; strides, dilation,
                    padding, bias or BN), 12x12x4; `--only grouped`.
+  shuffle-ts       ShuffleNet V2 units (torchvision's InvertedResidual and
+  shuffle-dynamo   channel_shuffle, copied below): a stride-2 unit, then two
+                   stride-1 units that chunk the channels in two; 16x16x3,
+                   through both exporters (TorchScript writes the chunk as
+                   Slice with ends computed from Shape, dynamo as Split);
+                   `--only shuffle`.
 
 Each fixture is NAME.onnx (+ NAME.onnx.data), NAME.input.bin (NCHW f32 LE),
 NAME.expected.bin (PyTorch's output) and NAME.json (shapes). Usage:
@@ -193,6 +199,57 @@ class Grouped(nn.Module):
         return self.body(x)
 
 
+def channel_shuffle(x, groups: int):
+    """torchvision.models.shufflenetv2.channel_shuffle."""
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, num_channels, height, width)
+
+
+class ShuffleUnit(nn.Module):
+    """torchvision.models.shufflenetv2.InvertedResidual."""
+
+    def __init__(self, inp, oup, stride):
+        super().__init__()
+        self.stride = stride
+        f = oup // 2
+
+        def dw(c, s):
+            return [nn.Conv2d(c, c, 3, s, 1, bias=False, groups=c), nn.BatchNorm2d(c)]
+
+        def pw(a, b):
+            return [nn.Conv2d(a, b, 1, 1, 0, bias=False), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+
+        if stride > 1:
+            self.branch1 = nn.Sequential(*dw(inp, stride), *pw(inp, f))
+        else:
+            self.branch1 = nn.Sequential()
+        self.branch2 = nn.Sequential(*pw(inp if stride > 1 else f, f), *dw(f, stride), *pw(f, f))
+
+    def forward(self, x):
+        if self.stride == 1:
+            x1, x2 = x.chunk(2, dim=1)
+            out = torch.cat((x1, self.branch2(x2)), dim=1)
+        else:
+            out = torch.cat((self.branch1(x), self.branch2(x)), dim=1)
+        return channel_shuffle(out, 2)
+
+
+class Shuffle(nn.Module):
+    """A stem conv, a stride-2 ShuffleNet V2 unit, two stride-1 units, pool, fc."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.units = nn.Sequential(ShuffleUnit(8, 16, 2), ShuffleUnit(16, 16, 1), ShuffleUnit(16, 16, 1))
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.fc(self.units(self.stem(x)).mean([2, 3]))
+
+
 class ImageNetInput(nn.Module):
     """The wrapper the README gives: ImageNet's normalization in front, softmax behind."""
 
@@ -246,7 +303,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--full", action="store_true", help="torchvision's full-size resnet18, vgg11_bn, googlenet at 224x224")
-    ap.add_argument("--only", help="write this fixture only (mobile-lite, grouped: no torchvision needed)")
+    ap.add_argument("--only", help="write this fixture only (mobile-lite, grouped, shuffle: no torchvision needed)")
     a = ap.parse_args()
     out = pathlib.Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -265,6 +322,10 @@ def main() -> None:
     if a.only == "grouped":
         write(out, "grouped", Grouped(5), (2, 4, 12, 12), False)
         return
+    if a.only == "shuffle":
+        write(out, "shuffle-ts", Shuffle(6), (2, 3, 16, 16), False)
+        write(out, "shuffle-dynamo", Shuffle(6), (2, 3, 16, 16), True)
+        return
     write(out, "resnet18-ts", resnet18(4, 10), (2, 3, 64, 64), False)
     write(out, "resnet18-dynamo", resnet18(4, 10), (2, 3, 64, 64), True)
     write(out, "vgg11-bn", vgg11_bn(16, 10, 2), (2, 3, 64, 64), False)
@@ -272,6 +333,8 @@ def main() -> None:
     write(out, "normalized", ImageNetInput(resnet18(4, 10)), (2, 3, 64, 64), True)
     write(out, "mobile-lite", MobileLite(10), (2, 3, 32, 32), False)
     write(out, "grouped", Grouped(5), (2, 4, 12, 12), False)
+    write(out, "shuffle-ts", Shuffle(6), (2, 3, 16, 16), False)
+    write(out, "shuffle-dynamo", Shuffle(6), (2, 3, 16, 16), True)
 
 
 if __name__ == "__main__":

@@ -644,12 +644,14 @@ mod tests {
 
     #[test]
     fn automatic_names_are_keras_s() {
-        // Keras 3.15.1's `layer.name` for a layer of each kind.
+        // Keras 3.15.1's `layer.name` for a layer of each kind (the last two,
+        // which Keras lacks, named by the same rule).
         let keras = "Dense=dense BatchNormalization=batch_normalization Flatten=flatten \
             GlobalAveragePooling2D=global_average_pooling2d GlobalMaxPooling2D=global_max_pooling2d \
             DepthwiseConv2D=depthwise_conv2d Dropout=dropout Conv2D=conv2d \
             MaxPooling2D=max_pooling2d AveragePooling2D=average_pooling2d Activation=activation \
-            ZeroPadding2D=zero_padding2d Add=add Concatenate=concatenate Multiply=multiply";
+            ZeroPadding2D=zero_padding2d Add=add Concatenate=concatenate Multiply=multiply \
+            ChannelShuffle=channel_shuffle ChannelSlice=channel_slice";
         let pairs: Vec<(&str, &str)> = keras
             .split_whitespace()
             .map(|p| p.split_once('=').unwrap())

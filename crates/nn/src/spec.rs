@@ -10,6 +10,8 @@
 use crate::kind::{LayerKind, TokenContext};
 use crate::layer::Layer;
 use crate::layers::activation::ActivationSpec;
+use crate::layers::channel_shuffle::ChannelShuffleSpec;
+use crate::layers::channel_slice::ChannelSliceSpec;
 use crate::layers::flatten::FlattenSpec;
 use crate::layers::merge::{AddSpec, ConcatenateSpec};
 use crate::layers::multiply::MultiplySpec;
@@ -137,6 +139,16 @@ registry! {
     /// Elementwise product of two or more inputs, or of a map and a vector
     /// of its channels (a merge; squeeze-and-excitation's gate).
     Multiply as MultiplySpec;
+    /// ShuffleNet's interleaving of channel groups.
+    ChannelShuffle {
+        /// Number of groups interleaved.
+        groups: usize
+    } as ChannelShuffleSpec;
+    /// A contiguous range of channels (one part of a split).
+    ChannelSlice {
+        /// `[start, end)`.
+        channels: [usize; 2]
+    } as ChannelSliceSpec;
 }
 
 /// `a + b` for parameter counts, an error instead of an overflow.
@@ -292,6 +304,8 @@ mod tests {
             LayerSpec::Add,
             LayerSpec::Concatenate,
             LayerSpec::Multiply,
+            LayerSpec::ChannelShuffle { groups: 2 },
+            LayerSpec::ChannelSlice { channels: [1, 3] },
         ];
         // A new variant fails to compile here until it has a sample.
         for spec in &all {
@@ -310,7 +324,9 @@ mod tests {
                 | LayerSpec::ZeroPadding2D { .. }
                 | LayerSpec::Add
                 | LayerSpec::Concatenate
-                | LayerSpec::Multiply => {}
+                | LayerSpec::Multiply
+                | LayerSpec::ChannelShuffle { .. }
+                | LayerSpec::ChannelSlice { .. } => {}
             }
         }
         all
@@ -386,7 +402,7 @@ mod tests {
         }
         assert_eq!(
             said, 10,
-            "Activation, ZeroPadding2D and the merges have no token"
+            "Activation, ZeroPadding2D, the merges and the channel ops have no token"
         );
         assert_eq!(parse_token("Q7", &ctx), None);
         assert!(matches!(parse_token("D1.5", &ctx), Some(Err(_))));
@@ -415,6 +431,8 @@ mod tests {
                 Role::Merge,
                 Role::Merge,
                 Role::Merge,
+                Role::Other,
+                Role::Other,
             ]
         );
         let windowed: Vec<&str> = all

@@ -56,6 +56,13 @@ fn merge_and_padding_gradients() {
     let mut layer = build(&pad, &[&a]);
     assert_eq!(layer.output_shape(), [6, 7, 5]);
     check_layer(layer.as_mut(), &a, 1, 1e-2, 1e-2).unwrap();
+    // ShuffleNet's channel shuffle and split (two slices of one input).
+    let six = random(&[2, 3, 2, 6], 11);
+    let mut shuffle = build(&LayerSpec::ChannelShuffle { groups: 3 }, &[&six]);
+    check_layer(shuffle.as_mut(), &six, 1, 1e-2, 1e-2).unwrap();
+    let mut slice = build(&LayerSpec::ChannelSlice { channels: [2, 5] }, &[&six]);
+    assert_eq!(slice.output_shape(), [3, 2, 3]);
+    check_layer(slice.as_mut(), &six, 1, 1e-2, 1e-2).unwrap();
 }
 
 #[test]

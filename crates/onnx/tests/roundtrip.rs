@@ -41,6 +41,7 @@ fn models() -> Vec<(&'static str, Model)> {
     let specs = vec![
         ("swish", swish),
         ("squeeze-excite", squeeze_excite()),
+        ("shuffle", shuffle_unit()),
         ("m1", notation("28x28x1-32C5-P2-64C5-P2-128-D0.4-10", Padding::Same)),
         (
             "final-bn",
@@ -100,6 +101,36 @@ fn squeeze_excite() -> convnet_nn::ModelSpec {
     let both = g.apply(LayerSpec::Multiply, &[&gated, &other]);
     let q = g.apply(LayerSpec::GlobalAveragePooling2D, &[&both]);
     g.apply(dense(5, Activation::Softmax), &[&q]);
+    g
+}
+
+/// A ShuffleNet V2 unit: the channels split in two (ChannelSlice -> ONNX
+/// Slice), one half through 1x1, depthwise 3x3, 1x1, concatenated with the
+/// other, shuffled (Reshape-Transpose-Reshape); a slice of a vector too.
+fn shuffle_unit() -> convnet_nn::ModelSpec {
+    use convnet_nn::{Activation, Conv2dConfig, DepthwiseConv2dConfig, LayerSpec, ModelSpec};
+    let mut g = ModelSpec::new(&[8, 8, 3]);
+    let x = g.input();
+    let conv = |f, k| {
+        LayerSpec::Conv2D(
+            Conv2dConfig::new(f, k)
+                .with_padding(Padding::Same)
+                .with_activation(Activation::Relu),
+        )
+    };
+    let h = g.apply(conv(12, 3), &[&x]);
+    let a = g.apply(LayerSpec::ChannelSlice { channels: [0, 6] }, &[&h]);
+    let b = g.apply(LayerSpec::ChannelSlice { channels: [6, 12] }, &[&h]);
+    let b = g.apply(conv(6, 1), &[&b]);
+    let dw = DepthwiseConv2dConfig::new(3).with_padding(Padding::Same);
+    let b = g.apply(LayerSpec::DepthwiseConv2D(dw), &[&b]);
+    let b = g.apply(conv(6, 1), &[&b]);
+    let cat = g.apply(LayerSpec::Concatenate, &[&a, &b]);
+    let s = g.apply(LayerSpec::ChannelShuffle { groups: 2 }, &[&cat]);
+    let s = g.apply(LayerSpec::ChannelShuffle { groups: 3 }, &[&s]);
+    let p = g.apply(LayerSpec::GlobalAveragePooling2D, &[&s]);
+    let v = g.apply(LayerSpec::ChannelSlice { channels: [2, 11] }, &[&p]);
+    g.apply(LayerSpec::Dense(convnet_nn::DenseConfig::new(4)), &[&v]);
     g
 }
 

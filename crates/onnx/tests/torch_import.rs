@@ -250,3 +250,27 @@ fn grouped_convolutions_from_torchscript_export() {
     // 3x3 kernels over C/G channels: 3*3*2*8 + 8, 3*3*2*8, 3*3*2*12 + 12; BN 16; fc 65.
     assert_eq!(m.param_counts().0, 152 + 144 + 228 + 16 + 65);
 }
+
+#[test]
+fn shufflenet_units_split_and_shuffle_their_channels_through_both_exporters() {
+    for name in ["shuffle-ts", "shuffle-dynamo"] {
+        let m = check(&fixtures(), name, 1e-5);
+        // Three channel shuffles (Reshape-Transpose-Reshape); two stride-1
+        // units each take both halves of a split (TorchScript: two Slices
+        // with ends from Shape arithmetic; dynamo: a Split whose first
+        // half passes through to the Concatenate).
+        assert_eq!(count(&m, "ChannelShuffle"), 3, "{name}");
+        assert_eq!(count(&m, "ChannelSlice"), 4, "{name}");
+        assert_eq!(count(&m, "Concatenate"), 3, "{name}");
+        let slices: Vec<[usize; 2]> = m
+            .spec()
+            .layers
+            .iter()
+            .filter_map(|n| match n.layer {
+                LayerSpec::ChannelSlice { channels } => Some(channels),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(slices, [[0, 8], [8, 16], [0, 8], [8, 16]], "{name}");
+    }
+}

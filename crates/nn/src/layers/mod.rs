@@ -2,6 +2,8 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod channel_shuffle;
+pub mod channel_slice;
 pub mod conv2d;
 mod conv2d_groups;
 pub mod dense;

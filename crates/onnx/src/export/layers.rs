@@ -72,6 +72,8 @@ const EXPORTERS: &[(&str, Exporter)] = &[
     ("Add", add),
     ("Concatenate", concatenate),
     ("Multiply", multiply),
+    ("ChannelShuffle", channel_shuffle),
+    ("ChannelSlice", channel_slice),
 ];
 
 /// The exporter of the kind named `kind`, if it has an ONNX mapping.
@@ -342,6 +344,60 @@ fn multiply(e: &mut Emitter, n: Node<'_>) -> Result<()> {
         };
         acc = e.node("Mul", vec![acc, v.clone()], out, vec![]);
     }
+    Ok(())
+}
+
+/// ONNX's dims of one of our per-sample shapes, batch first as 0 (Reshape's
+/// "copy the input's"): `[0, C, H, W]` for an image, `[0, F]` for a vector.
+fn onnx_dims(shape: &[usize]) -> Vec<i64> {
+    let mut d = vec![0];
+    match shape {
+        [h, w, c] => d.extend([*c, *h, *w].map(|v| v as i64)),
+        s => d.extend(s.iter().map(|&v| v as i64)),
+    }
+    d
+}
+
+/// PyTorch's channel shuffle: `Reshape [N, G, C/G, ...]`, `Transpose` of
+/// axes 1 and 2, `Reshape [N, C, ...]` (the importer reads it back as one layer).
+fn channel_shuffle(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::ChannelShuffle { groups } = n.spec else {
+        return Err(n.wrong("not a ChannelShuffle"));
+    };
+    let dims = onnx_dims(n.in_shape);
+    let g = *groups as i64;
+    let mut split = vec![0, g, dims[1] / g];
+    split.extend(&dims[2..]);
+    let rank = split.len();
+    let to5 = e.ints(format!("{}/grouped_shape", n.name), &split);
+    let grouped = e.node(
+        "Reshape",
+        vec![n.x(), to5],
+        format!("{}/grouped", n.name),
+        vec![],
+    );
+    let mut perm = vec![0, 2, 1];
+    perm.extend(3..rank);
+    let swapped = e.node(
+        "Transpose",
+        vec![grouped],
+        format!("{}/transposed", n.name),
+        vec![ints("perm", &perm)],
+    );
+    let back = e.ints(format!("{}/shape", n.name), &dims);
+    e.node("Reshape", vec![swapped, back], n.name, vec![]);
+    Ok(())
+}
+
+/// `Slice` of axis 1 (the channels of NCHW, the features of `[N, F]`).
+fn channel_slice(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::ChannelSlice { channels: [a, b] } = n.spec else {
+        return Err(n.wrong("not a ChannelSlice"));
+    };
+    let starts = e.ints(format!("{}/starts", n.name), &[*a as i64]);
+    let ends = e.ints(format!("{}/ends", n.name), &[*b as i64]);
+    let axes = e.ints(format!("{}/axes", n.name), &[1]);
+    e.node("Slice", vec![n.x(), starts, ends, axes], n.name, vec![]);
     Ok(())
 }
 

@@ -361,7 +361,7 @@ impl Importer<'_> {
                     Layout::Flat => matches!(axis, 1 | -1) && x.perm.is_none(),
                     Layout::Nchw => matches!(axis, 1 | -3),
                     Layout::Nhwc => matches!(axis, 3 | -1),
-                    Layout::Pooled => false,
+                    Layout::Pooled | Layout::Grouped { .. } => false,
                 };
                 if !ok {
                     return Err(at.err(format!("only a softmax over the channels is supported (axis {axis} of a {:?} value)", x.layout)));

@@ -203,7 +203,7 @@ impl Importer<'_> {
                     x.perm.is_none() && matches!(dims.as_slice(), [k] | [1, k] if *k == c)
                 }
                 Layout::Nhwc => dims.last() == Some(&c) && ones(&dims[..dims.len() - 1]),
-                Layout::Pooled => false,
+                Layout::Pooled | Layout::Grouped { .. } => false,
             };
         let v = if v.len() == 1 {
             vec![v[0]; c]
@@ -275,7 +275,7 @@ impl Importer<'_> {
             Layout::Nchw => matches!(axis, 1 | -3),
             Layout::Nhwc => matches!(axis, 3 | -1),
             Layout::Flat => matches!(axis, 1 | -1) && xs.iter().all(|v| v.perm.is_none()),
-            Layout::Pooled => false,
+            Layout::Pooled | Layout::Grouped { .. } => false,
         };
         if !channel || xs.iter().any(|v| v.layout != layout) {
             return Err(at.err(format!("only a concatenation on the channel axis is supported (axis {axis} of a {layout:?} value)")));
@@ -361,6 +361,31 @@ impl Importer<'_> {
                 }
                 all
             }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                let (x, y) = (sym(0)?, sym(1)?);
+                if x.len() != y.len() && x.len() != 1 && y.len() != 1 {
+                    return Err(at.err(format!("shapes of {} and {} values", x.len(), y.len())));
+                }
+                (0..x.len().max(y.len()))
+                    .map(|k| {
+                        let (a, b) = (x[k.min(x.len() - 1)], y[k.min(y.len() - 1)]);
+                        let (Dim::Int(a), Dim::Int(b)) = (a, b) else {
+                            return Err(at.err("arithmetic on the batch size".into()));
+                        };
+                        // int64 arithmetic as ONNX's (division truncates).
+                        match n.op_type.as_str() {
+                            "Add" => a.checked_add(b),
+                            "Sub" => a.checked_sub(b),
+                            "Mul" => a.checked_mul(b),
+                            _ => a.checked_div(b),
+                        }
+                        .map(Dim::Int)
+                        .ok_or_else(|| {
+                            at.err(format!("{a} {} {b} overflows or divides by 0", n.op_type))
+                        })
+                    })
+                    .collect::<Result<_>>()?
+            }
             // Cast, Unsqueeze, Squeeze: a scalar and a one-value list are the same here.
             _ => sym(0)?,
         };
@@ -371,6 +396,13 @@ impl Importer<'_> {
     pub(super) fn flatten(&mut self, n: &NodeProto) -> Result<()> {
         let x = self.materialize(n, 0)?;
         match x.layout {
+            Layout::Grouped { .. } => {
+                return Err(unsupported(
+                    self.path,
+                    n,
+                    "a flatten of a value with grouped channels ([N, G, C/G, H, W])".into(),
+                ))
+            }
             Layout::Flat | Layout::Pooled => self.set(
                 n,
                 Val {
@@ -429,6 +461,9 @@ impl Importer<'_> {
                 ))
             }
         };
+        if self.regroup(n, &x, &target)? {
+            return Ok(());
+        }
         let batch = |d: i64| d == 0 || d == -1 || Some(d) == self.batch;
         // A vector of channels [N, C] as [N, C, 1, 1] (to scale a map): ours stays [N, C].
         if let ([c], [b, t, 1, 1], Layout::Flat, None) =

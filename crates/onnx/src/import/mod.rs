@@ -10,6 +10,8 @@
 //! Flat    ONNX [N, F]         ours [N, F], in `perm` order when a
 //!                             channel-first Flatten made it (see below)
 //! Pooled  ONNX [N, C, 1, 1]   ours [N, C]         (after global pooling)
+//! Grouped ONNX [N, G, C/G, H, W] ours [N, H, W, C] (a channel shuffle's first
+//!         Reshape; `swapped` after its Transpose to [N, C/G, G, H, W])
 //! ```
 //!
 //! Layout changes (`Transpose`, a flatten of a pooled value) cost no node.
@@ -42,6 +44,12 @@ enum Layout {
     Nhwc,
     Flat,
     Pooled,
+    /// NCHW with the channels split into `groups` (axes 1, 2; swapped
+    /// after a Transpose of them).
+    Grouped {
+        groups: usize,
+        swapped: bool,
+    },
 }
 
 /// An ONNX value as convnet computes it.
@@ -79,7 +87,8 @@ enum Const {
 pub const SUPPORTED: &str = "Conv (any group), BatchNormalization, Relu, Clip (0, 6: ReLU6; 0: ReLU), LeakyRelu, Elu, Sigmoid, Mul(x, Sigmoid(x)) (swish), Mul of two values (one shape, or a map and [N, C, 1, 1]), \
 Tanh, Softmax, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Flatten, Reshape (that \
 flattens), Squeeze (after global pooling), Gemm, MatMul (+ Add), Add, Sum, Concat, Dropout, \
-Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic feeding a Reshape, Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
+Identity, Sub / Mul / Div / Add by a constant per channel, Shape arithmetic (Gather, Slice, Concat, Add, Sub, Mul, Div) feeding a Reshape or Slice, \
+Slice / Split of the channels, Reshape-Transpose-Reshape (channel shuffle), Cast to float, Pad (constant 0), Transpose (NHWC <-> NCHW), ReduceMean / ReduceMax (over H, W), \
 Constant";
 
 /// Reads an ONNX file into a model.
@@ -151,6 +160,7 @@ struct Importer<'a> {
 }
 
 mod attrs;
+mod channels;
 mod fold;
 mod layers;
 mod merge;
@@ -549,7 +559,18 @@ impl<'a> Importer<'a> {
             return Ok(());
         }
         match n.op_type.as_str() {
-            // One line per ONNX op: its handler is in ops.rs, layers.rs or merge.rs.
+            // One line per ONNX op: its handler is in ops.rs, layers.rs, merge.rs or channels.rs.
+            // Arithmetic on computed shapes first.
+            "Gather" | "Slice" | "Cast" | "Unsqueeze" | "Squeeze"
+                if n.input.first().is_some_and(|i| self.syms.contains_key(i)) =>
+            {
+                self.shape_op(n, &at)
+            }
+            "Concat" | "Add" | "Sub" | "Mul" | "Div"
+                if n.input.iter().any(|i| self.syms.contains_key(i)) =>
+            {
+                self.shape_op(n, &at)
+            }
             "Constant" => self.constant_op(n, &at),
             "Identity" => self.identity(n, &at),
             "ReduceMean" | "ReduceMax" => self.reduce(n, &at),
@@ -567,17 +588,14 @@ impl<'a> Importer<'a> {
             "Flatten" => self.flatten_op(n, &at),
             "Reshape" => self.reshape(n, &at),
             "Shape" => self.shape_of(n, &at),
-            "Gather" | "Slice" | "Cast" | "Unsqueeze" | "Squeeze" | "Concat"
-                if n.input.iter().any(|i| self.syms.contains_key(i)) =>
-            {
-                self.shape_op(n, &at)
-            }
             "Cast" => self.cast(n, &at),
             "Squeeze" => self.squeeze(n, &at),
             "Transpose" => self.transpose(n, &at),
             "Dropout" => self.dropout(n, &at),
             "Pad" => self.pad(n, &at),
             "Concat" => self.concat(n, &at),
+            "Slice" => self.slice(n, &at),
+            "Split" => self.split(n, &at),
             other => Err(unsupported(
                 self.path,
                 n,

@@ -80,6 +80,9 @@ impl Importer<'_> {
         dims.extend(match (x.layout, x.shape.as_slice()) {
             (Layout::Nchw, [h, w, c]) => vec![d(*c), d(*h), d(*w)],
             (Layout::Pooled, [c]) => vec![d(*c), d(1), d(1)],
+            (Layout::Grouped { .. }, _) => {
+                return Err(at.err("the shape of a value with grouped channels".into()))
+            }
             (_, shape) => shape.iter().map(|&v| d(v)).collect(),
         });
         let range = at.shape_range(dims.len())?;
@@ -132,9 +135,14 @@ impl Importer<'_> {
         let layout = match (x.layout, perm.as_slice()) {
             (Layout::Nhwc, [0, 3, 1, 2]) => Layout::Nchw,
             (Layout::Nchw, [0, 2, 3, 1]) => Layout::Nhwc,
+            // A channel shuffle's swap of the group axes.
+            (Layout::Grouped { groups, swapped }, [0, 2, 1, 3, 4]) => Layout::Grouped {
+                groups,
+                swapped: !swapped,
+            },
             (l, p) => {
                 return Err(at.err(format!(
-                    "only NHWC <-> NCHW transposes are supported; found perm {p:?} on a {l:?} value"
+                    "only NHWC <-> NCHW transposes and a channel shuffle's are supported; found perm {p:?} on a {l:?} value"
                 )))
             }
         };
