@@ -9,7 +9,8 @@ For each net (untrained weights: no download; batch-norm statistics moved
 away from (0, 1)) and each exporter (TorchScript with batch norms kept,
 `-ts`; the default dynamo exporter, `-dynamo`), it writes NAME.onnx, the
 input, PyTorch's output and NAME.json as `gen_torch_fixtures.py` does, then
-runs `convnet import` on it and prints one line per file: imported, or the
+runs `convnet import` on it and prints one line per file: imported (with
+onnxruntime's distance to PyTorch's output on the same file), or the
 importer's error. The ignored test then runs every file that imports and
 compares it with PyTorch's output (1e-4 of the largest output, at least 1e-4). Needs
 torch, torchvision and onnxscript (the dynamo exporter).
@@ -48,6 +49,22 @@ def build(name: str) -> torch.nn.Module:
     return getattr(torchvision.models, name)(weights=None, **kw).eval()
 
 
+def ort_diff(out: pathlib.Path, file: str) -> float:
+    """Max |onnxruntime - PyTorch| on the written input: the ignored test
+    compares convnet with PyTorch's output, so this ties it to onnxruntime."""
+    import json
+
+    import numpy as np
+    import onnxruntime as ort
+
+    meta = json.loads((out / f"{file}.json").read_text())
+    x = np.fromfile(out / f"{file}.input.bin", dtype="<f4").reshape(meta["input"])
+    want = np.fromfile(out / f"{file}.expected.bin", dtype="<f4")
+    s = ort.InferenceSession(str(out / f"{file}.onnx"), providers=["CPUExecutionProvider"])
+    got = s.run(None, {s.get_inputs()[0].name: x})[0].reshape(-1)
+    return float(np.abs(got - want).max())
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -74,7 +91,7 @@ def main() -> int:
                 text=True,
             )
             if r.returncode == 0:
-                print(f"{file:28} imported")
+                print(f"{file:28} imported; onnxruntime vs PyTorch {ort_diff(out, file):.2e}")
             else:
                 failed += 1
                 msg = (r.stderr.strip().splitlines() or ["?"])[-1]

@@ -56,6 +56,7 @@ pub use layers::dense::DenseConfig;
 pub use layers::depthwise_conv2d::DepthwiseConv2dConfig;
 pub use layers::dropout::DropoutConfig;
 pub use layers::pooling::PoolConfig;
+pub use layers::separable_conv2d::SeparableConv2dConfig;
 pub use loss::{Loss, EPSILON};
 pub use model::Model;
 pub use notation::{parse_notation, to_notation, NotationOptions};

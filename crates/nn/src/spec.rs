@@ -19,6 +19,7 @@ use crate::layers::pooling::{AveragePooling, GlobalAveragePooling, GlobalMaxPool
 use crate::layers::zero_padding::ZeroPaddingSpec;
 use crate::{
     BatchNormConfig, Conv2dConfig, DenseConfig, DepthwiseConv2dConfig, DropoutConfig, PoolConfig,
+    SeparableConv2dConfig,
 };
 use crate::{Result, Rng};
 use convnet_tensor::activation::Activation;
@@ -116,6 +117,8 @@ registry! {
     DepthwiseConv2D(DepthwiseConv2dConfig);
     /// Inverted dropout.
     Dropout(DropoutConfig);
+    /// Depthwise then pointwise convolution (before Conv2D: its tokens have a C too).
+    SeparableConv2D(SeparableConv2dConfig);
     /// 2-D convolution.
     Conv2D(Conv2dConfig);
     /// Max pooling.
@@ -289,6 +292,11 @@ mod tests {
                     .with_activation(relu),
             ),
             LayerSpec::Dropout(DropoutConfig::new(0.25)),
+            LayerSpec::SeparableConv2D(
+                SeparableConv2dConfig::new(16, 3)
+                    .with_padding(Padding::Same)
+                    .with_activation(relu),
+            ),
             LayerSpec::Conv2D(
                 Conv2dConfig::new(32, 3)
                     .with_stride(2)
@@ -317,6 +325,7 @@ mod tests {
                 | LayerSpec::GlobalMaxPooling2D
                 | LayerSpec::DepthwiseConv2D(_)
                 | LayerSpec::Dropout(_)
+                | LayerSpec::SeparableConv2D(_)
                 | LayerSpec::Conv2D(_)
                 | LayerSpec::MaxPooling2D(_)
                 | LayerSpec::AveragePooling2D(_)
@@ -401,7 +410,7 @@ mod tests {
             assert_eq!(parse_token(&token, &ctx), Some(Ok(spec.clone())), "{token}");
         }
         assert_eq!(
-            said, 10,
+            said, 11,
             "Activation, ZeroPadding2D, the merges and the channel ops have no token"
         );
         assert_eq!(parse_token("Q7", &ctx), None);
@@ -424,6 +433,7 @@ mod tests {
                 Role::Filters,
                 Role::Other,
                 Role::Filters,
+                Role::Filters,
                 Role::Pooling,
                 Role::Pooling,
                 Role::Activation(Activation::Relu),
@@ -444,15 +454,16 @@ mod tests {
             windowed,
             [
                 "DepthwiseConv2D",
+                "SeparableConv2D",
                 "Conv2D",
                 "MaxPooling2D",
                 "AveragePooling2D"
             ]
         );
-        let w = all[9].layer_kind().window().unwrap();
+        let w = all[10].layer_kind().window().unwrap();
         assert_eq!((w.kernel, w.strides), ([3, 3], [2, 2]));
         // A 3x3 conv on 8x8x4 with stride 2, same: 4x4x32 outputs of 3*3*4 products each.
-        let conv = all[7].layer_kind();
+        let conv = all[8].layer_kind();
         assert_eq!(conv.multiply_adds(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 32 * 36);
         assert_eq!(conv.scratch_elements(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 36);
         // A 3x3 depthwise conv with multiplier 2: 3*3 products per output.
@@ -461,7 +472,14 @@ mod tests {
             depthwise.multiply_adds(&[8, 8, 4], &[8, 8, 8]),
             8 * 8 * 8 * 9
         );
-        let relu = all[10].layer_kind();
+        // A 3x3 separable conv to 16 filters: 3*3 products per depthwise
+        // output, then 4 per pointwise output.
+        let separable = all[7].layer_kind();
+        assert_eq!(
+            separable.multiply_adds(&[8, 8, 4], &[8, 8, 16]),
+            8 * 8 * 4 * 9 + 8 * 8 * 16 * 4
+        );
+        let relu = all[11].layer_kind();
         assert_eq!(
             relu.with_activation(Activation::Linear),
             Some(LayerSpec::Activation {

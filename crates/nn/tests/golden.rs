@@ -1,4 +1,4 @@
-//! Golden tests against PyTorch.
+//! Golden tests against PyTorch (and Keras, for SeparableConv2D).
 //!
 //! The fixtures in `tests/golden/` were written by
 //! `tools/golden/gen_golden.py` (PyTorch in f64 on f32-rounded inputs,
@@ -39,7 +39,7 @@ fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
     for (i, (g, w)) in got.data().iter().zip(want.data()).enumerate() {
         assert!(
             (g - w).abs() <= TOL * (1.0 + w.abs()),
-            "{what}: index {i}: ours {g} vs PyTorch {w}"
+            "{what}: index {i}: ours {g} vs the reference {w}"
         );
     }
 }
@@ -142,6 +142,39 @@ fn depthwise_conv2d_matches_pytorch() {
             &tensor(&c["dbias"]),
             &format!("{what} dbias"),
         );
+    }
+}
+
+#[test]
+fn separable_conv2d_matches_keras() {
+    // Keras's own SeparableConv2D (tools/golden/gen_separable_golden.py):
+    // weights in its layouts and names, gradients from tf.GradientTape.
+    let all = cases("separable.json");
+    assert_eq!(all.len(), 4);
+    for c in all {
+        let u = |k: &str| c[k].as_u64().unwrap() as usize;
+        let activation: Activation =
+            serde_json::from_value(serde_json::json!({ "name": c["activation"] })).unwrap();
+        let cfg = SeparableConv2dConfig::new(u("filters"), u("kernel"))
+            .with_stride(u("strides"))
+            .with_depth_multiplier(u("multiplier"))
+            .with_padding(padding(&c["padding"]))
+            .with_activation(activation);
+        let x = tensor(&c["x"]);
+        let mut layer = cfg
+            .build(&x.shape()[1..], &mut Rng::seed_from_u64(0))
+            .unwrap();
+        for name in ["depthwise_kernel", "pointwise_kernel", "bias"] {
+            set_param(&mut layer, name, &tensor(&c[name]));
+        }
+        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+        let what = format!("separable {cfg:?}");
+        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+        for name in ["depthwise_kernel", "pointwise_kernel", "bias"] {
+            let want = tensor(&c[format!("d{name}").as_str()]);
+            assert_close(&grad(&layer, name), &want, &format!("{what} d{name}"));
+        }
     }
 }
 

@@ -103,6 +103,21 @@ fn depthwise_conv2d_gradients() {
 }
 
 #[test]
+fn separable_conv2d_gradients() {
+    let x = random(&[2, 7, 6, 3], 3);
+    for cfg in [
+        SeparableConv2dConfig::new(4, 3),
+        SeparableConv2dConfig::new(5, 3)
+            .with_depth_multiplier(2)
+            .with_padding(Padding::Same)
+            .with_stride(2),
+        SeparableConv2dConfig::new(2, 3).with_activation(Activation::Tanh),
+    ] {
+        check(LayerSpec::SeparableConv2D(cfg), &x, 1e-2, 1e-2);
+    }
+}
+
+#[test]
 fn dense_gradients() {
     check(
         LayerSpec::Dense(DenseConfig::new(4).with_activation(Activation::Sigmoid)),

@@ -19,9 +19,10 @@ fn models() -> Vec<(&'static str, Model)> {
         };
         parse_notation(s, &opts).unwrap()
     };
-    // MobileNet's blocks: depthwise convolutions and ReLU6 (ONNX Clip).
+    // MobileNet's blocks: depthwise convolutions and ReLU6 (ONNX Clip); a
+    // separable conv (exported as its depthwise and pointwise Convs).
     let mobile = parse_notation(
-        "32x32x3-16C3S2-BN-DW3-BN-32C1-BN-2DW5S2v-BN-DW3x1-GAP-10",
+        "32x32x3-16C3S2-BN-DW3-BN-32C1-BN-2DW5S2v-BN-DW3x1-24SC3S2-GAP-10",
         &NotationOptions::default().with_activation(convnet_nn::Activation::Relu6),
     )
     .unwrap();

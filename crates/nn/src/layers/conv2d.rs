@@ -134,6 +134,11 @@ impl Conv2dConfig {
         self.kernel_initializer = i;
         self
     }
+    /// Bias initializer.
+    pub fn with_bias_initializer(mut self, i: Initializer) -> Self {
+        self.bias_initializer = i;
+        self
+    }
 
     /// The geometry of one group's convolution (the whole one when
     /// `groups` is 1) for an input `[H, W, C]` and batch `n`.

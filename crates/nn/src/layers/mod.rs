@@ -13,4 +13,5 @@ pub mod flatten;
 pub mod merge;
 pub mod multiply;
 pub mod pooling;
+pub mod separable_conv2d;
 pub mod zero_padding;

@@ -59,6 +59,7 @@ type Exporter = fn(&mut Emitter, Node<'_>) -> Result<()>;
 const EXPORTERS: &[(&str, Exporter)] = &[
     ("Conv2D", conv2d),
     ("DepthwiseConv2D", depthwise_conv2d),
+    ("SeparableConv2D", separable_conv2d),
     ("Dense", dense),
     ("MaxPooling2D", pool),
     ("AveragePooling2D", pool),
@@ -146,6 +147,39 @@ fn depthwise_conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
         c.activation,
         n.name,
     );
+    Ok(())
+}
+
+/// Two `Conv`s: the depthwise one (`group = C`, no bias, output
+/// `{name}/depthwise`), then the pointwise 1x1 one with the bias and the
+/// activation (imported back as a DepthwiseConv2D and a Conv2D).
+fn separable_conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::SeparableConv2D(c) = n.spec else {
+        return Err(n.wrong("not a SeparableConv2D"));
+    };
+    let dw = c.depthwise();
+    let g = dw.geometry(n.in_shape, 1)?.conv;
+    let k = n.required("depthwise_kernel")?.clone();
+    let k = k
+        .reshape(&[g.kh, g.kw, 1, g.f])
+        .map_err(convnet_nn::NnError::from)?;
+    let (dims, w) = hwio_to_oihw(&k);
+    let dk = e.weight(format!("{}/depthwise.weight", n.name), &dims, &w);
+    let mid = e.node(
+        "Conv",
+        vec![n.x(), dk],
+        format!("{}/depthwise", n.name),
+        conv_attrs(&g, c.padding, g.c),
+    );
+    let pw = c.pointwise();
+    let pg = pw.geometry(&[g.oh, g.ow, g.f], 1)?;
+    let (dims, w) = hwio_to_oihw(n.required("pointwise_kernel")?);
+    let mut inputs = vec![mid, e.weight(format!("{}.weight", n.name), &dims, &w)];
+    if let Some(b) = n.param("bias") {
+        inputs.push(e.weight(format!("{}.bias", n.name), b.shape(), b.data()));
+    }
+    let attrs = conv_attrs(&pg, pw.padding, 1);
+    e.fused("Conv", inputs, attrs, c.activation, n.name);
     Ok(())
 }
 
