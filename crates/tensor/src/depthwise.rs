@@ -399,7 +399,47 @@ unsafe fn backward_input_image_avx512(
     backward_input_image(g, dy, w, n, dxi)
 }
 
-/// `dx = d(y)/d(x)^T dy`, overwriting `dx`; images in parallel.
+/// With stride 1 and multiplier 1 the input gradient is itself a
+/// depthwise convolution: of `dy` with the kernel flipped, padded by what
+/// the window's span leaves of the forward padding,
+///
+/// ```text
+/// dx[iy, ix, c] = sum_{ky, kx} dy[iy + PT - ky*DH, ix + PL - kx*DW, c] * w[ky, kx, c]
+///              = forward over dy [OH, OW] with w'[ky, kx] = w[KH-1-ky, KW-1-kx],
+///                pads (KH-1)*DH - PT on top, (KH-1)*DH - PB at the bottom (same for the width)
+/// ```
+///
+/// so it runs on the forward's register blocks instead of adding each tap
+/// into memory. `None` where that does not hold (strides, multipliers, a
+/// padding wider than the window's span).
+fn transposed(g: &DepthwiseGeometry) -> Option<DepthwiseGeometry> {
+    let c = &g.conv;
+    if g.m != 1 || c.sh != 1 || c.sw != 1 {
+        return None;
+    }
+    let (span_h, span_w) = ((c.kh - 1) * c.dh, (c.kw - 1) * c.dw);
+    let pad_bottom = (c.oh + span_h).checked_sub(c.h + c.pad_top)?;
+    let pad_right = (c.ow + span_w).checked_sub(c.w + c.pad_left)?;
+    let pads = [
+        span_h.checked_sub(c.pad_top)?,
+        span_h.checked_sub(pad_bottom)?,
+        span_w.checked_sub(c.pad_left)?,
+        span_w.checked_sub(pad_right)?,
+    ];
+    let t = DepthwiseGeometry::new(
+        [c.n, c.oh, c.ow, c.c],
+        1,
+        (c.kh, c.kw),
+        (1, 1),
+        (c.dh, c.dw),
+        Padding::Explicit(pads),
+    )
+    .ok()?;
+    (t.conv.oh == c.h && t.conv.ow == c.w).then_some(t)
+}
+
+/// `dx = d(y)/d(x)^T dy`, overwriting `dx`; images in parallel (with
+/// stride 1 and multiplier 1, the forward of [`transposed`]).
 pub fn depthwise_backward_input(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     let c = &g.conv;
     assert_eq!(dy.len(), g.output_len(), "depthwise_backward_input: dy");
@@ -407,6 +447,15 @@ pub fn depthwise_backward_input(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], dx
     assert_eq!(dx.len(), g.input_len(), "depthwise_backward_input: dx");
     if dx.is_empty() {
         return;
+    }
+    if let Some(t) = transposed(g) {
+        let taps = c.kh * c.kw;
+        let mut flipped = vec![0.0; w.len()];
+        for (k, row) in flipped.chunks_exact_mut(c.f).enumerate() {
+            let from = taps - 1 - k; // (KH-1-ky, KW-1-kx)
+            row.copy_from_slice(&w[from * c.f..(from + 1) * c.f]);
+        }
+        return depthwise_forward(&t, dy, &flipped, None, dx);
     }
     let vector = avx512();
     dx.par_chunks_mut(c.h * c.w * c.c)
