@@ -107,6 +107,44 @@ fn conv2d_matches_pytorch() {
 }
 
 #[test]
+fn grouped_conv2d_matches_pytorch() {
+    let all = cases("grouped.json");
+    assert_eq!(all.len(), 5);
+    for c in all {
+        let k = pair(&c["kernel"]);
+        let s = pair(&c["stride"]);
+        let d = pair(&c["dilation"]);
+        let groups = c["groups"].as_u64().unwrap() as usize;
+        let mut cfg = Conv2dConfig::new(c["filters"].as_u64().unwrap() as usize, 1)
+            .with_kernel(k[0], k[1])
+            .with_groups(groups)
+            .with_padding(padding(&c["padding"]));
+        cfg.strides = s;
+        cfg.dilation_rate = d;
+        let x = tensor(&c["x"]);
+        let mut layer = cfg
+            .build(&x.shape()[1..], &mut Rng::seed_from_u64(0))
+            .unwrap();
+        set_param(&mut layer, "kernel", &tensor(&c["kernel_hwio"]));
+        set_param(&mut layer, "bias", &tensor(&c["bias"]));
+        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+        let what = format!("groups={groups} k={k:?} s={s:?} d={d:?} {}", c["padding"]);
+        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
+        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+        assert_close(
+            &grad(&layer, "kernel"),
+            &tensor(&c["dkernel"]),
+            &format!("{what} dkernel"),
+        );
+        assert_close(
+            &grad(&layer, "bias"),
+            &tensor(&c["dbias"]),
+            &format!("{what} dbias"),
+        );
+    }
+}
+
+#[test]
 fn depthwise_conv2d_matches_pytorch() {
     let all = cases("depthwise.json");
     assert_eq!(all.len(), 7);
