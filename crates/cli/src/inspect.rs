@@ -4,7 +4,7 @@ use crate::error::{CliError, CliResult};
 use crate::model_arg::{parse_input_shape, resolve_model, DEFAULT_MNIST_MODEL};
 use clap::Args;
 use convnet_run::folder::RunConfig;
-use convnet_run::settings::parse_padding;
+use convnet_run::settings::{parse_activation, parse_padding};
 use convnet_run::source::{self as data_arg, Loaded};
 use convnet_run::{dataset, outputs_of};
 use std::path::{Path, PathBuf};
@@ -50,6 +50,9 @@ pub struct SummaryArgs {
     /// Default padding of conv layers in the notation: same or valid.
     #[arg(long, default_value = "same")]
     padding: String,
+    /// Activation of the notation's conv and hidden dense layers: relu, relu6, swish, tanh, ...
+    #[arg(long, default_value = "relu")]
+    activation: String,
     /// Also show how each output size follows from floor((N + 2P - M) / S) + 1.
     #[arg(long)]
     formulas: bool,
@@ -123,7 +126,10 @@ pub fn summary(a: SummaryArgs) -> CliResult<()> {
             (None, Some((shape, _))) => shape,
             (None, None) => vec![28, 28, 1],
         };
-        resolve_model(&a.model, &input, parse_padding(&a.padding)?, a.classes)?
+        let notation = convnet_nn::NotationOptions::default()
+            .with_padding(parse_padding(&a.padding)?)
+            .with_activation(parse_activation(&a.activation)?);
+        resolve_model(&a.model, &input, notation, a.classes)?
     };
     println!("{}", seq.summary()?.with_formulas(a.formulas));
     Ok(())

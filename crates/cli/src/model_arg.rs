@@ -3,18 +3,19 @@
 //! file (`.json` or `.toml`, the `ModelSpec` format documented in README.md).
 
 use crate::error::{CliError, CliResult};
-use convnet_nn::{parse_notation, zoo, ModelSpec, NotationOptions, Padding};
+use convnet_nn::{parse_notation, zoo, ModelSpec, NotationOptions};
 use std::path::Path;
 
 /// The recommended MNIST net that `convnet train` uses by default.
 pub const DEFAULT_MNIST_MODEL: &str = "32C5-P2-64C5-P2-128-D0.4-10";
 
-/// Resolves a model argument for inputs of `input` shape; `classes` sets a
-/// built-in net's outputs (default: the net's own, 1,000 or 10).
+/// Resolves a model argument for inputs of `input` shape; a notation takes
+/// `notation`'s padding and activation; `classes` sets a built-in net's
+/// outputs (default: the net's own, 1,000 or 10).
 pub fn resolve_model(
     arg: &str,
     input: &[usize],
-    padding: Padding,
+    notation: NotationOptions,
     classes: Option<usize>,
 ) -> CliResult<ModelSpec> {
     if let Some((_, default_classes)) = zoo::defaults(arg) {
@@ -65,10 +66,7 @@ pub fn resolve_model(
             .map_err(|e| CliError::usage(format!("{arg}: {e}")))?;
         return Ok(seq);
     }
-    let opts = NotationOptions::default()
-        .with_padding(padding)
-        .with_input(input);
-    Ok(parse_notation(arg, &opts)?)
+    Ok(parse_notation(arg, &notation.with_input(input))?)
 }
 
 /// Parses `HxWxC`, `HxW` (one channel) or a square count like `784`.

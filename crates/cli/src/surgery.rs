@@ -131,6 +131,7 @@ pub fn finetune(a: FinetuneArgs) -> CliResult<()> {
         cut: a.cut,
         head: a.head,
         padding: a.train.padding()?,
+        activation: a.train.activation()?,
         stage_two: a.unfreeze_top.map(|k| StageTwo {
             unfreeze_top: k,
             lr: a.unfreeze_lr,

@@ -772,3 +772,26 @@ fn raw_outputs_are_not_called_probabilities() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[test]
+fn activation_sets_the_notations_convs_and_hidden_dense_layers() {
+    let out = tmp("activation");
+    TinyRun::new(&out, "r")
+        .with("--model", "8C5-P2-DW3-16-10")
+        .with("--activation", "relu6")
+        .with("--limit", "200")
+        .ok();
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("r/model.json")).unwrap()).unwrap();
+    let acts: Vec<String> = model["model"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| Some(l.get("activation")?["name"].as_str()?.to_string()))
+        .collect();
+    assert_eq!(acts, ["relu6", "relu6", "relu6", "softmax"], "{model}");
+    let o = TinyRun::new(&out, "bad").with("--activation", "gelu").run();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--activation 'gelu'"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&out);
+}

@@ -78,6 +78,10 @@ pub struct FinetunePlan {
     pub head: String,
     /// The default padding of the head's convolutions.
     pub padding: convnet_nn::Padding,
+    /// The activation of the head's convolutions and hidden dense layers
+    /// (`--activation`; ReLU in runs made before it existed).
+    #[serde(default = "relu")]
+    pub activation: convnet_nn::Activation,
     /// Stage two: the top layers of the base unfrozen at a lower rate.
     pub stage_two: Option<StageTwo>,
 }
@@ -97,6 +101,10 @@ pub struct StageTwo {
     /// this count unfreezes, one past it finds the stage already under way.
     #[serde(default)]
     pub from_epoch: Option<usize>,
+}
+
+fn relu() -> convnet_nn::Activation {
+    convnet_nn::Activation::Relu
 }
 
 /// File names inside a run folder.

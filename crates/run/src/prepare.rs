@@ -25,6 +25,7 @@ pub fn cut_and_head(plan: &FinetunePlan, seed: u64) -> Result<Model> {
     let shape = base.spec().output_shapes()?[at].clone();
     let opts = NotationOptions::default()
         .with_padding(plan.padding)
+        .with_activation(plan.activation)
         .with_input(&shape);
     let head = parse_notation(&plan.head, &opts)?;
     base.with_new_head(&cut, &head, seed)

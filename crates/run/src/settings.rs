@@ -3,7 +3,7 @@
 //! Python API take them from here) and their parsing from text.
 
 use crate::error::{Result, RunError};
-use convnet_nn::{Loss, OptimizerConfig, Padding, Schedule};
+use convnet_nn::{Activation, Loss, OptimizerConfig, Padding, Schedule};
 
 /// Epochs of a new run.
 pub const EPOCHS: usize = 3;
@@ -37,6 +37,17 @@ pub fn parse_padding(s: &str) -> Result<Padding> {
         "valid" => Ok(Padding::Valid),
         _ => Err(RunError::usage(format!(
             "--padding '{s}': expected same or valid"
+        ))),
+    }
+}
+
+/// The notation's activation of convolutions and hidden dense layers, by
+/// Keras's name (`relu`, `relu6` for MobileNet, `swish` for EfficientNet, ...).
+pub fn parse_activation(s: &str) -> Result<Activation> {
+    match Activation::from_name(s) {
+        Some(a) if a != Activation::Softmax => Ok(a),
+        _ => Err(RunError::usage(format!(
+            "--activation '{s}': expected relu, relu6, swish (or silu), tanh, sigmoid, elu, leaky_relu or linear"
         ))),
     }
 }
@@ -130,6 +141,12 @@ mod tests {
         let e = parse_optimizer("adagrad").unwrap_err().to_string();
         assert!(e.contains("--optimizer 'adagrad'"), "{e}");
         assert!(parse_padding("full").is_err());
+        assert_eq!(parse_activation("silu").unwrap(), Activation::Swish);
+        assert_eq!(parse_activation("relu6").unwrap(), Activation::Relu6);
+        for bad in ["softmax", "gelu"] {
+            let e = parse_activation(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("--activation '{bad}'")), "{e}");
+        }
         assert_eq!(
             sized_schedule(parse_schedule("cosine").unwrap(), 7),
             Schedule::Cosine {

@@ -78,6 +78,9 @@ pub struct TrainArgs {
     /// Default padding of conv layers in the notation: same or valid.
     #[arg(long, default_value = "same")]
     padding: String,
+    /// Activation of the notation's conv and hidden dense layers: relu, relu6, swish, tanh, ...
+    #[arg(long, default_value = "relu")]
+    activation: String,
     /// Number of epochs in total [default: 3, `settings::EPOCHS`]; with --resume, a new total for the run.
     #[arg(long)]
     epochs: Option<usize>,
@@ -232,6 +235,18 @@ impl TrainArgs {
     /// `--padding`.
     pub fn padding(&self) -> CliResult<Padding> {
         Ok(parse_padding(&self.padding)?)
+    }
+
+    /// `--activation`.
+    pub fn activation(&self) -> CliResult<convnet_nn::Activation> {
+        Ok(settings::parse_activation(&self.activation)?)
+    }
+
+    /// How the notation reads `--model` and `--head`: `--padding`, `--activation`.
+    pub fn notation(&self) -> CliResult<convnet_nn::NotationOptions> {
+        Ok(convnet_nn::NotationOptions::default()
+            .with_padding(self.padding()?)
+            .with_activation(self.activation()?))
     }
 
     /// Where the output goes: progress bars, epoch lines, or nothing (MPI

@@ -7,9 +7,7 @@ use crate::error::{CliError, CliResult};
 use crate::model_arg::{parse_input_shape, resolve_model};
 use convnet_nn::{History, Loss, Sequential};
 use convnet_run::folder::{new_run_dir, RunConfig, CHECKPOINTS};
-use convnet_run::settings::{
-    self, parse_loss, parse_optimizer, parse_padding, parse_schedule, sized_schedule,
-};
+use convnet_run::settings::{self, parse_loss, parse_optimizer, parse_schedule, sized_schedule};
 use convnet_run::{dataset, FolderSettings, Loaded, Start};
 
 /// The number of classes of the data: its class names, else the largest label + 1.
@@ -86,13 +84,13 @@ fn adjust_spec(a: &TrainArgs, seq: &mut Sequential, prepared: bool) -> CliResult
 /// `run.json` written.
 pub(super) fn ready_new(a: &TrainArgs, new: NewModel) -> CliResult<Ready> {
     let root = crate::dist::world().rank() == 0;
-    let padding = parse_padding(&a.padding)?;
+    let notation = a.notation()?;
     let (loaded, folder) = load_new_data(a)?;
     let input = loaded.train.image_shape().to_vec();
     let classes = a.classes.or_else(|| class_count(&loaded));
     let (mut seq, prepared, plan, model_arg) = match new {
         NewModel::FromArgs => (
-            resolve_model(&a.model, &input, padding, classes)?,
+            resolve_model(&a.model, &input, notation, classes)?,
             None,
             None,
             a.model.clone(),
