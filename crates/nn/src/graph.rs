@@ -648,7 +648,7 @@ mod tests {
         // which Keras lacks, named by the same rule).
         let keras = "Dense=dense BatchNormalization=batch_normalization Flatten=flatten \
             GlobalAveragePooling2D=global_average_pooling2d GlobalMaxPooling2D=global_max_pooling2d \
-            DepthwiseConv2D=depthwise_conv2d Dropout=dropout SeparableConv2D=separable_conv2d Conv2D=conv2d \
+            DepthwiseConv2D=depthwise_conv2d Dropout=dropout StochasticDepth=stochastic_depth SeparableConv2D=separable_conv2d Conv2D=conv2d \
             MaxPooling2D=max_pooling2d AveragePooling2D=average_pooling2d Activation=activation \
             ZeroPadding2D=zero_padding2d Add=add Concatenate=concatenate Multiply=multiply \
             ChannelShuffle=channel_shuffle ChannelSlice=channel_slice";

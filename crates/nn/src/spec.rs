@@ -16,6 +16,7 @@ use crate::layers::flatten::FlattenSpec;
 use crate::layers::merge::{AddSpec, ConcatenateSpec};
 use crate::layers::multiply::MultiplySpec;
 use crate::layers::pooling::{AveragePooling, GlobalAveragePooling, GlobalMaxPooling, MaxPooling};
+use crate::layers::stochastic_depth::StochasticDepthSpec;
 use crate::layers::zero_padding::ZeroPaddingSpec;
 use crate::{
     BatchNormConfig, Conv2dConfig, DenseConfig, DepthwiseConv2dConfig, DropoutConfig, PoolConfig,
@@ -117,6 +118,11 @@ registry! {
     DepthwiseConv2D(DepthwiseConv2dConfig);
     /// Inverted dropout.
     Dropout(DropoutConfig);
+    /// A residual branch dropped per sample in training (drop path).
+    StochasticDepth {
+        /// Probability that a sample's branch is dropped.
+        rate: f32
+    } as StochasticDepthSpec;
     /// Depthwise then pointwise convolution (before Conv2D: its tokens have a C too).
     SeparableConv2D(SeparableConv2dConfig);
     /// 2-D convolution.
@@ -292,6 +298,7 @@ mod tests {
                     .with_activation(relu),
             ),
             LayerSpec::Dropout(DropoutConfig::new(0.25)),
+            LayerSpec::StochasticDepth { rate: 0.125 },
             LayerSpec::SeparableConv2D(
                 SeparableConv2dConfig::new(16, 3)
                     .with_padding(Padding::Same)
@@ -325,6 +332,7 @@ mod tests {
                 | LayerSpec::GlobalMaxPooling2D
                 | LayerSpec::DepthwiseConv2D(_)
                 | LayerSpec::Dropout(_)
+                | LayerSpec::StochasticDepth { .. }
                 | LayerSpec::SeparableConv2D(_)
                 | LayerSpec::Conv2D(_)
                 | LayerSpec::MaxPooling2D(_)
@@ -410,7 +418,7 @@ mod tests {
             assert_eq!(parse_token(&token, &ctx), Some(Ok(spec.clone())), "{token}");
         }
         assert_eq!(
-            said, 11,
+            said, 12,
             "Activation, ZeroPadding2D, the merges and the channel ops have no token"
         );
         assert_eq!(parse_token("Q7", &ctx), None);
@@ -431,6 +439,7 @@ mod tests {
                 Role::GlobalPooling,
                 Role::GlobalPooling,
                 Role::Filters,
+                Role::Other,
                 Role::Other,
                 Role::Filters,
                 Role::Filters,
@@ -460,10 +469,10 @@ mod tests {
                 "AveragePooling2D"
             ]
         );
-        let w = all[10].layer_kind().window().unwrap();
+        let w = all[11].layer_kind().window().unwrap();
         assert_eq!((w.kernel, w.strides), ([3, 3], [2, 2]));
         // A 3x3 conv on 8x8x4 with stride 2, same: 4x4x32 outputs of 3*3*4 products each.
-        let conv = all[8].layer_kind();
+        let conv = all[9].layer_kind();
         assert_eq!(conv.multiply_adds(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 32 * 36);
         assert_eq!(conv.scratch_elements(&[8, 8, 4], &[4, 4, 32]), 4 * 4 * 36);
         // A 3x3 depthwise conv with multiplier 2: 3*3 products per output.
@@ -474,12 +483,12 @@ mod tests {
         );
         // A 3x3 separable conv to 16 filters: 3*3 products per depthwise
         // output, then 4 per pointwise output.
-        let separable = all[7].layer_kind();
+        let separable = all[8].layer_kind();
         assert_eq!(
             separable.multiply_adds(&[8, 8, 4], &[8, 8, 16]),
             8 * 8 * 4 * 9 + 8 * 8 * 16 * 4
         );
-        let relu = all[11].layer_kind();
+        let relu = all[12].layer_kind();
         assert_eq!(
             relu.with_activation(Activation::Linear),
             Some(LayerSpec::Activation {

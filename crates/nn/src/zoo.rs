@@ -10,7 +10,7 @@
 //! | `resnet20`, `resnet32`, `resnet56` | He et al. 2016 section 4.2 (CIFAR): 3 stages of 16/32/64 filters, projection shortcuts | - |
 //! | `googlenet` | Szegedy et al. 2014, Inception v1 without the auxiliary heads | `googlenet(aux_logits=False)` |
 //! | `mobilenet_v2` | Sandler et al. 2018: inverted residual blocks (1x1 expand, 3x3 depthwise, 1x1 project; ReLU6) | `mobilenet_v2` |
-//! | `efficientnet_b0` | Tan & Le 2019: MBConv with squeeze-and-excitation, swish; no stochastic depth | `efficientnet_b0` |
+//! | `efficientnet_b0` | Tan & Le 2019: MBConv with squeeze-and-excitation, swish, stochastic depth | `efficientnet_b0` |
 //! | `efficientnet_lite0` | Tan & Le 2019, the Lite variant: MBConv (3x3 and 5x5 depthwise) without squeeze-and-excitation, ReLU6, TensorFlow's `same` padding | - (`efficientnet-lite-pytorch`) |
 //!
 //! As in torchvision: a convolution followed by batch norm has no bias (VGG's
@@ -105,6 +105,9 @@ struct Builder {
     mb_act: Activation,
     /// Squeeze-and-excitation in the inverted residual blocks (EfficientNet-B0).
     squeeze_excite: bool,
+    /// Stochastic depth of the next inverted residual block's branch (when
+    /// it has a shortcut; 0: none).
+    drop_path: f32,
 }
 
 impl Builder {
@@ -115,6 +118,7 @@ impl Builder {
             tf_same: false,
             mb_act: Activation::Relu6,
             squeeze_excite: false,
+            drop_path: 0.0,
         }
     }
 
@@ -220,8 +224,14 @@ impl Builder {
             h = self.squeeze_excite(&h, (inp / 4).max(1));
         }
         let h = self.conv(&h, out, 1, 1, 0, false);
-        let h = self.batch_norm(&h);
+        let mut h = self.batch_norm(&h);
         if stride == 1 && inp == out {
+            if self.drop_path > 0.0 {
+                let sd = LayerSpec::StochasticDepth {
+                    rate: self.drop_path,
+                };
+                h = self.apply(sd, &[&h]);
+            }
             self.apply(LayerSpec::Add, &[&h, x])
         } else {
             h
@@ -443,12 +453,14 @@ fn mobilenet_v2(b: &mut Builder, classes: usize) {
 /// accelerators, as the TensorFlow reference and `efficientnet-lite-pytorch`
 /// build it): EfficientNet-B0's MBConv stages without squeeze-and-excitation,
 /// ReLU6 for swish, the stem (32) and head (1,280) fixed; TensorFlow's
-/// `same` padding and batch norm (momentum 0.99, eps 1e-3); dropout 0.2.
+/// `same` padding and batch norm (momentum 0.99, eps 1e-3); drop connect
+/// (stochastic depth) 0.2 * block / 16 on the blocks with a shortcut;
+/// dropout 0.2.
 /// torchvision's `efficientnet_b0()`: a stride-2 stem, MBConv stages with
 /// squeeze-and-excitation (squeeze to a quarter of the block's input
 /// width), swish (SiLU) everywhere, the 1x1 head to 1,280, dropout 0.2;
-/// PyTorch's padding and batch norm. torchvision's stochastic depth (whole
-/// blocks dropped in training, probability up to 0.2) is not built in.
+/// PyTorch's padding and batch norm; stochastic depth on the blocks with a
+/// shortcut (rate 0.2 * block / 16, as torchvision's).
 fn efficientnet_b0(b: &mut Builder, classes: usize) {
     b.mb_act = Activation::Swish;
     b.squeeze_excite = true;
@@ -470,11 +482,18 @@ fn mbconv_stages(b: &mut Builder, classes: usize) {
         (6, 5, 2, 192, 4),
         (6, 3, 1, 320, 1),
     ];
+    // Stochastic depth 0.2 * (block index) / (block count), on the blocks
+    // with a shortcut: torchvision's and efficientnet-lite-pytorch's rule.
+    let total: usize = stages.iter().map(|s| s.4).sum();
+    let mut block = 0;
     for (t, k, s, c, n) in stages {
         for i in 0..n {
+            b.drop_path = 0.2 * block as f32 / total as f32;
             x = b.inverted_residual(&x, c, k, if i == 0 { s } else { 1 }, t);
+            block += 1;
         }
     }
+    b.drop_path = 0.0;
     let x = b.conv_bn_act(&x, 1280, 1, 1);
     b.head(&x, Some(0.2), classes);
 }

@@ -190,6 +190,13 @@ fn dropout_flatten_and_activation_gradients() {
         1e-2,
         1e-2,
     );
+    // Eight samples at rate 0.5: some branches dropped, some kept (seeded).
+    check(
+        LayerSpec::StochasticDepth { rate: 0.5 },
+        &random(&[8, 3, 2, 2], 10),
+        1e-2,
+        1e-2,
+    );
     check(LayerSpec::Flatten, &random(&[2, 3, 3, 2], 8), 1e-2, 1e-2);
     for a in [
         Activation::Relu,

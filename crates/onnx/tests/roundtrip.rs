@@ -277,6 +277,19 @@ fn exported_models_agree_with_tract_and_round_trip() {
             "{name}: weights changed"
         );
         assert_eq!(back.spec(), back2.spec(), "{name}: description changed");
+        // What ONNX cannot say survives in the metadata: dropout rates and
+        // stochastic depth (an Identity in the file) come back as layers.
+        let kinds = |m: &Model, kind: &str| -> Vec<String> {
+            m.spec()
+                .layers
+                .iter()
+                .filter(|n| n.layer.kind() == kind)
+                .map(|n| format!("{:?}", n.layer))
+                .collect()
+        };
+        for kind in ["Dropout", "StochasticDepth"] {
+            assert_eq!(kinds(&model, kind), kinds(&back, kind), "{name}: {kind}");
+        }
         eprintln!("{name}: tract max |diff| {d:.2e}, re-import {d2:.2e}");
         if let Some(dir) = &dump {
             std::fs::create_dir_all(dir).unwrap();

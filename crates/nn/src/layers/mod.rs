@@ -14,4 +14,5 @@ pub mod merge;
 pub mod multiply;
 pub mod pooling;
 pub mod separable_conv2d;
+pub mod stochastic_depth;
 pub mod zero_padding;

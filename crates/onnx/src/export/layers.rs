@@ -67,6 +67,7 @@ const EXPORTERS: &[(&str, Exporter)] = &[
     ("GlobalMaxPooling2D", global_pool),
     ("BatchNormalization", batch_norm),
     ("Dropout", dropout),
+    ("StochasticDepth", stochastic_depth),
     ("Flatten", flatten),
     ("Activation", activation),
     ("ZeroPadding2D", zero_padding),
@@ -180,6 +181,17 @@ fn separable_conv2d(e: &mut Emitter, n: Node<'_>) -> Result<()> {
     }
     let attrs = conv_attrs(&pg, pw.padding, 1);
     e.fused("Conv", inputs, attrs, c.activation, n.name);
+    Ok(())
+}
+
+/// `Identity` (its inference form), its rate in the metadata, so that our
+/// importer brings the layer back.
+fn stochastic_depth(e: &mut Emitter, n: Node<'_>) -> Result<()> {
+    let LayerSpec::StochasticDepth { rate } = n.spec else {
+        return Err(n.wrong("not a StochasticDepth"));
+    };
+    e.drop_paths.push((n.name.clone(), *rate));
+    e.node("Identity", vec![n.x()], n.name, vec![]);
     Ok(())
 }
 

@@ -37,6 +37,8 @@ struct Emitter {
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
     dropout_rates: Vec<(String, f32)>,
+    /// StochasticDepth nodes (Identity in ONNX) and their rates.
+    drop_paths: Vec<(String, f32)>,
 }
 
 /// Metadata key prefix of a frozen node (`trainable: false`).
@@ -44,6 +46,10 @@ pub const FROZEN: &str = "convnet.frozen.";
 
 /// Metadata key prefix of a Dropout node's rate.
 pub const DROPOUT_RATE: &str = "convnet.dropout_rate.";
+
+/// Metadata key prefix of a StochasticDepth node's rate (the node is an
+/// `Identity`: inference).
+pub const STOCHASTIC_DEPTH: &str = "convnet.stochastic_depth.";
 
 impl Emitter {
     /// Adds a node named after its output; returns the output's name.
@@ -302,6 +308,10 @@ pub fn to_onnx(model: &Model) -> Result<ModelProto> {
     }];
     metadata_props.extend(e.dropout_rates.iter().map(|(n, r)| StringStringEntryProto {
         key: format!("{DROPOUT_RATE}{n}"),
+        value: r.to_string(),
+    }));
+    metadata_props.extend(e.drop_paths.iter().map(|(n, r)| StringStringEntryProto {
+        key: format!("{STOCHASTIC_DEPTH}{n}"),
         value: r.to_string(),
     }));
     for (i, node) in spec.layers.iter().enumerate() {

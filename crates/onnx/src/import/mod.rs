@@ -157,6 +157,8 @@ struct Importer<'a> {
     batch: Option<i64>,
     /// Dropout rates from our own export's metadata, by output name.
     dropout_rates: HashMap<String, f32>,
+    /// StochasticDepth rates from our own export's metadata, by output name.
+    drop_paths: HashMap<String, f32>,
 }
 
 mod attrs;
@@ -276,6 +278,17 @@ fn graph_input(
     ))
 }
 
+/// The rates our export keeps in the metadata under `prefix`, by node.
+fn rates(m: &ModelProto, prefix: &str) -> HashMap<String, f32> {
+    m.metadata_props
+        .iter()
+        .filter_map(|p| {
+            let node = p.key.strip_prefix(prefix)?;
+            Some((node.to_string(), p.value.parse().ok()?))
+        })
+        .collect()
+}
+
 impl<'a> Importer<'a> {
     fn new(m: &ModelProto, path: &'a str) -> Result<Self> {
         let graph = m.graph.as_ref().ok_or_else(|| {
@@ -333,14 +346,8 @@ impl<'a> Importer<'a> {
                         .map(str::to_string)
                 })
                 .collect(),
-            dropout_rates: m
-                .metadata_props
-                .iter()
-                .filter_map(|p| {
-                    let node = p.key.strip_prefix(crate::export::DROPOUT_RATE)?;
-                    Some((node.to_string(), p.value.parse().ok()?))
-                })
-                .collect(),
+            dropout_rates: rates(m, crate::export::DROPOUT_RATE),
+            drop_paths: rates(m, crate::export::STOCHASTIC_DEPTH),
         })
     }
 

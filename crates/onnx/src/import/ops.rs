@@ -27,10 +27,19 @@ impl Importer<'_> {
             Some(c) => {
                 self.consts.insert(n.output[0].clone(), c);
             }
-            None => {
-                let x = self.val(n, 0)?;
-                self.set(n, x);
-            }
+            None => match self.drop_paths.get(&n.output[0]).copied() {
+                // Our export's StochasticDepth.
+                Some(rate) => {
+                    let x = self.materialize(n, 0)?;
+                    let layout = x.layout;
+                    let layer = LayerSpec::StochasticDepth { rate };
+                    self.simple(n, layer, x, layout, vec![])?;
+                }
+                None => {
+                    let x = self.val(n, 0)?;
+                    self.set(n, x);
+                }
+            },
         }
 
         Ok(())
