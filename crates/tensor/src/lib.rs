@@ -17,6 +17,7 @@
 
 pub mod activation;
 pub mod batch_norm;
+pub mod bf16;
 pub mod conv;
 pub mod depthwise;
 mod error;

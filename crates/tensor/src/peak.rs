@@ -1,7 +1,8 @@
 //! The machine's FMA peak, measured: every thread runs independent chains
 //! of 512-bit fused multiply-adds (12 accumulators, enough to cover the
 //! FMA latency on two pipes) for a fixed count, and the FLOPs are divided by
-//! the wall time. Benchmarks quote their speed as a share of it.
+//! the wall time. Benchmarks quote their speed as a share of it. The same
+//! for AVX512-BF16's dot products, bf16 kernels' peak.
 
 use rayon::prelude::*;
 use std::time::Instant;
@@ -39,6 +40,37 @@ pub fn fma_peak_gflops() -> Option<f64> {
     }
 }
 
+/// GFLOP/s of AVX512-BF16 dot products (`vdpbf16ps`: 16 lanes x 2
+/// multiply-adds each) on all rayon threads, or `None` when this CPU has no
+/// AVX512-BF16: the peak that bf16 kernels are quoted against.
+pub fn bf16_peak_gflops() -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !crate::bf16::has_avx512_bf16() {
+            return None;
+        }
+        let threads = rayon::current_num_threads();
+        let run = || {
+            let start = Instant::now();
+            let sink: f32 = (0..threads)
+                .into_par_iter()
+                // SAFETY: AVX512-BF16 was detected above.
+                .map(|t| unsafe { avx512::dot_chains(ITERS, t as f32) })
+                .sum();
+            std::hint::black_box(sink);
+            start.elapsed().as_secs_f64()
+        };
+        run();
+        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+        // 12 chains x 16 lanes x 2 multiply-adds x 2 FLOP per iteration.
+        Some((threads * ITERS * 12 * 16 * 4) as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -61,6 +93,24 @@ mod avx512 {
         }
         _mm512_reduce_add_ps(s)
     }
+
+    /// `iters` rounds of 12 independent `acc += a . b` bf16 pair dot
+    /// products; returns a lane sum.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn dot_chains(iters: usize, seed: f32) -> f32 {
+        let a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-7), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(seed); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm512_dpbf16_ps(*v, a, a);
+            }
+        }
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
 }
 
 #[cfg(test)]
@@ -68,6 +118,9 @@ mod tests {
     #[test]
     fn the_peak_is_positive_where_measured() {
         if let Some(p) = super::fma_peak_gflops() {
+            assert!(p > 1.0 && p.is_finite(), "{p}");
+        }
+        if let Some(p) = super::bf16_peak_gflops() {
             assert!(p > 1.0 && p.is_finite(), "{p}");
         }
     }
