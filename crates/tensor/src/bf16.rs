@@ -195,7 +195,7 @@ pub fn gemm_on(path: Path, a: &[u16], b: &[u32], c: &mut [f32], m: usize, k: usi
 
 /// One pair step: `acc + a1*b1 + a0*b0`, each sum rounded once.
 #[inline(always)]
-fn pair_step(acc: f32, a: u32, b: u32) -> f32 {
+pub(crate) fn pair_step(acc: f32, a: u32, b: u32) -> f32 {
     let (a0, a1) = (from_bf16(a as u16), from_bf16((a >> 16) as u16));
     let (b0, b1) = (from_bf16(b as u16), from_bf16((b >> 16) as u16));
     (acc + a1 * b1) + a0 * b0

@@ -18,6 +18,7 @@
 pub mod activation;
 pub mod batch_norm;
 pub mod bf16;
+pub mod bf16_conv;
 pub mod conv;
 pub mod depthwise;
 mod error;

@@ -101,3 +101,63 @@ fn forcing_the_portable_path_is_seen_by_gemm() {
     };
     assert_eq!(bf16::path(), detected);
 }
+
+mod conv {
+    use super::common::{padding, random};
+    use convnet_tensor::bf16::{self, Path};
+    use convnet_tensor::{bf16_conv, reference, Conv2dGeometry};
+    use proptest::prelude::*;
+
+    fn rounded(v: &[f32]) -> Vec<f32> {
+        v.iter().map(|&x| bf16::round(x)).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// The bf16 convolution on every path against the fp32 reference
+        /// on bf16-rounded operands: equal to accumulation-order error
+        /// (at most K = KH*KW*C terms of size up to 1, sums up to ~K).
+        #[test]
+        fn conv_forward_matches_the_reference_on_rounded_operands(
+            n in 1usize..4, h in 1usize..9, w in 1usize..9,
+            c in prop_oneof![Just(2usize), Just(4), Just(16), Just(18)],
+            f in prop_oneof![Just(1usize), Just(16), Just(24), Just(32), Just(40)],
+            kh in 1usize..4, kw in 1usize..4, sh in 1usize..3, sw in 1usize..3,
+            pad in padding(), seed: u64,
+        ) {
+            let g = match Conv2dGeometry::new([n, h, w, c], f, (kh, kw), (sh, sw), (1, 1), pad) {
+                Ok(g) => g,
+                Err(_) => return Ok(()),
+            };
+            let (x, wt, b) = (random(g.input_len(), seed), random(g.weight_len(), seed ^ 1), random(f, seed ^ 2));
+            let want = reference::conv2d_forward(&g, &rounded(&x), &rounded(&wt), Some(&b));
+            let k = (kh * kw * c) as f32;
+            let packed = bf16_conv::pack_weights(&g, &wt);
+            for path in [Path::Avx512Bf16, Path::Portable] {
+                let mut y = vec![f32::NAN; g.output_len()];
+                bf16_conv::conv2d_forward_bf16(path, &g, &x, &packed, Some(&b), &mut y);
+                for (i, (got, want)) in y.iter().zip(&want).enumerate() {
+                    prop_assert!(
+                        (got - want).abs() <= 4.0 * k * f32::EPSILON * (1.0 + k),
+                        "{path:?} {g:?} at {i}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn odd_channel_counts_stay_in_fp32() {
+        let g = Conv2dGeometry::new(
+            [1, 5, 5, 3],
+            8,
+            (3, 3),
+            (1, 1),
+            (1, 1),
+            convnet_tensor::Padding::Same,
+        )
+        .unwrap();
+        assert!(!bf16_conv::handles(&g));
+    }
+}
