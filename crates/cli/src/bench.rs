@@ -88,6 +88,10 @@ pub struct BenchArgs {
     /// Winograd F(2x2, 3x3) (to measure what it brings).
     #[arg(long)]
     no_winograd: bool,
+    /// Precision of inference rows: fp32, or bf16 (convolutions with an even channel count
+    /// take bf16 operands with fp32 sums, on AVX512-BF16; issue #30: training rows stay fp32).
+    #[arg(long, default_value = "fp32")]
+    precision: String,
     /// Run every layer in its own memory pass: no fusion of neighbouring
     /// nodes (the same results bit for bit; to measure what fusion brings).
     #[arg(long)]
@@ -396,6 +400,26 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
         };
         return crate::bench_dist::bench(&configs, a.seconds);
     }
+    let bf16 = match a.precision.as_str() {
+        "fp32" => false,
+        "bf16" | "mixed_bfloat16" => true,
+        p => {
+            return Err(CliError::usage(format!(
+                "--precision '{p}': expected fp32 or bf16 (mixed_bfloat16)"
+            )))
+        }
+    };
+    if bf16 {
+        if let Some((n, m, _)) = configs.iter().find(|(_, m, _)| m != "infer") {
+            return Err(CliError::usage(format!(
+                "--precision bf16: {n}:{m}: only inference rows run in bf16 so far (issue #30); pass infer configurations"
+            )));
+        }
+        if convnet_tensor::bf16::path() != convnet_tensor::bf16::Path::Avx512Bf16 {
+            eprintln!("note: this CPU has no AVX512-BF16; --precision bf16 runs in fp32");
+        }
+        convnet_tensor::bf16::set_inference(true);
+    }
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {
         let (n, m, b) = &configs[0];
@@ -461,6 +485,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
             if a.no_winograd {
                 cmd.arg("--no-winograd");
             }
+            cmd.args(["--precision", &a.precision]);
             let out = cmd
                 .output()
                 .map_err(|e| CliError::runtime(format!("cannot run the benchmark child: {e}")))?;

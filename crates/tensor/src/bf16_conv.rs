@@ -43,6 +43,21 @@ pub fn conv2d_forward_bf16(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) {
+    conv2d_forward_bf16_then(path, g, x, w, bias, y, |_, _| {})
+}
+
+/// [`conv2d_forward_bf16`], then `after(start, part)` on each part of `y`
+/// (`start`: its offset in `y`) while it is in cache: the activation,
+/// batch norm and residual tail of the nodes after the convolution.
+pub fn conv2d_forward_bf16_then(
+    path: Path,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    w: &[u32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+    after: impl Fn(usize, &mut [f32]) + Sync,
+) {
     assert!(handles(g), "conv2d_forward_bf16: {g:?}");
     assert_eq!(x.len(), g.input_len(), "conv2d_forward_bf16: x");
     assert_eq!(
@@ -60,7 +75,8 @@ pub fn conv2d_forward_bf16(
     let (img_in, img_out) = (g.h * g.w * g.c, g.oh * g.ow * g.f);
     y.par_chunks_mut(IMGS * img_out)
         .zip(x.par_chunks(IMGS * img_in))
-        .for_each(|(y, x)| {
+        .enumerate()
+        .for_each(|(task, (y, x))| {
             let imgs = y.len() / img_out;
             let xp = pad_bf16(g, x, imgs, hp, wp);
             let pixels = imgs * g.oh * g.ow;
@@ -92,6 +108,7 @@ pub fn conv2d_forward_bf16(
                 Path::Avx512Bf16 => unsafe { avx512::pixels(&run, &bases, y) },
                 _ => portable(&run, &bases, y),
             }
+            after(task * IMGS * img_out, y);
         });
 }
 

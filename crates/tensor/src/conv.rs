@@ -470,7 +470,9 @@ fn forward_epilogue(
         });
 }
 
-/// [`conv2d_forward_affine`] for inference: a 3x3 stride-1 convolution
+/// [`conv2d_forward_affine`] for inference: with bf16 inference on
+/// ([`crate::bf16::set_inference`]) and an even channel count, bf16
+/// operands and fp32 sums; otherwise a 3x3 stride-1 convolution
 /// with 32, 48, ... channels, 16k filters and a ReLU or no activation takes
 /// Winograd F(2x2, 3x3) (`winograd`: 2.25x fewer multiply-adds, not the
 /// direct sum's bits), everything else the same kernels as training; then
@@ -489,7 +491,20 @@ pub fn conv2d_forward_inference(
     if let Some(s) = tail.shortcut() {
         assert_eq!(s.len(), y.len(), "conv2d_forward: shortcut length");
     }
-    if crate::winograd::handles(g, act) {
+    if crate::bf16::inference() && crate::bf16_conv::handles(g) {
+        // bf16 operands, fp32 sums; then the activation, the affine map
+        // and the tail in passes of their own.
+        let packed = crate::bf16_conv::pack_weights(g, w);
+        let path = crate::bf16::path();
+        let after = |start: usize, part: &mut [f32]| {
+            act.forward_serial(part, g.f);
+            if let Some((scale, shift)) = affine {
+                crate::batch_norm::scale_shift_in_place(part, scale, shift);
+            }
+            tail.part(start, part.len()).apply(part);
+        };
+        crate::bf16_conv::conv2d_forward_bf16_then(path, g, x, &packed, bias, y, after);
+    } else if crate::winograd::handles(g, act) {
         let relu = act == Activation::Relu;
         let epilogue = implicit::Epilogue {
             bias,
