@@ -400,25 +400,13 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
         };
         return crate::bench_dist::bench(&configs, a.seconds);
     }
-    let bf16 = match a.precision.as_str() {
-        "fp32" => false,
-        "bf16" | "mixed_bfloat16" => true,
-        p => {
-            return Err(CliError::usage(format!(
-                "--precision '{p}': expected fp32 or bf16 (mixed_bfloat16)"
-            )))
-        }
-    };
-    if bf16 {
+    crate::set_precision(&a.precision)?;
+    if convnet_tensor::bf16::inference() {
         if let Some((n, m, _)) = configs.iter().find(|(_, m, _)| m != "infer") {
             return Err(CliError::usage(format!(
                 "--precision bf16: {n}:{m}: only inference rows run in bf16 so far (issue #30); pass infer configurations"
             )));
         }
-        if convnet_tensor::bf16::path() != convnet_tensor::bf16::Path::Avx512Bf16 {
-            eprintln!("note: this CPU has no AVX512-BF16; --precision bf16 runs in fp32");
-        }
-        convnet_tensor::bf16::set_inference(true);
     }
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {

@@ -31,6 +31,9 @@ pub struct EvaluateArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// fp32, or bf16 (mixed_bfloat16): convolutions with bf16 operands and fp32 sums, on AVX512-BF16.
+    #[arg(long, default_value = "fp32")]
+    precision: String,
 }
 
 /// Options of `convnet summary`.
@@ -61,6 +64,7 @@ pub struct SummaryArgs {
 /// `convnet evaluate`.
 pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
+    crate::set_precision(&a.precision)?;
     let (cfg, mut model) = convnet_run::open(&a.run)?;
     model.compile(cfg.optimizer.clone(), cfg.loss);
     let data = a.data.as_deref().unwrap_or(&cfg.data);

@@ -54,6 +54,9 @@ pub struct PredictArgs {
     /// error naming it) or skip (warn naming it, predict the others).
     #[arg(long, default_value = "fail")]
     on_bad_image: String,
+    /// fp32, or bf16 (mixed_bfloat16): convolutions with bf16 operands and fp32 sums, on AVX512-BF16.
+    #[arg(long, default_value = "fp32")]
+    precision: String,
 }
 
 /// Where the inputs come from, a chunk at a time.
@@ -178,6 +181,7 @@ fn expand(inputs: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
 /// `convnet predict`.
 pub fn predict(a: PredictArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
+    crate::set_precision(&a.precision)?;
     let ensemble = !a.run.join(convnet_run::folder::RUN_FILE).exists()
         && convnet_lab::ensemble::member_dir(&a.run, 0)
             .join("model.json")
