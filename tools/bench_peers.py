@@ -126,7 +126,10 @@ def keras_resnet20():
     return keras.Model(inp, x)
 
 
-def run_torch(name, mode, batch, seconds, threads, channels_last):
+def run_torch(name, mode, batch, seconds, threads, channels_last, bf16=False):
+    """`bf16`: the step under `torch.autocast("cpu", dtype=torch.bfloat16)`, PyTorch's one line
+    of mixed precision (fp32 weights, bf16 operands where autocast chooses them)."""
+    import contextlib
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -143,7 +146,13 @@ def run_torch(name, mode, batch, seconds, threads, channels_last):
         x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
+    cast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
     def step():
+        with cast():
+            plain_step()
+
+    def plain_step():
         if mode == "train":
             net.train()
             opt.zero_grad()
@@ -248,7 +257,8 @@ def child(args):
     if args.peer == "ort":
         ips = run_ort(args.net, args.batch, args.seconds, args.threads, args.onnx_dir)
     elif args.peer == "torch":
-        ips = run_torch(args.net, args.mode, args.batch, args.seconds, args.threads, args.channels_last)
+        ips = run_torch(args.net, args.mode, args.batch, args.seconds, args.threads, args.channels_last,
+                        args.precision == "bf16")
     else:
         ips = run_keras(args.net, args.mode, args.batch, args.seconds, args.threads)
     print(f"RESULT {ips} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}")
@@ -264,18 +274,18 @@ def spawn(cmd, env=None):
     return None
 
 
-def ours(net, mode, batch, seconds, threads):
+def ours(net, mode, batch, seconds, threads, precision="fp32"):
     env = dict(os.environ, CONVNET_BENCH_CHILD="1")
     r = spawn([CONVNET, "bench", "--config", f"{net}:{mode}:{batch}", "--seconds", str(seconds),
-               "--threads", str(threads)], env)
+               "--threads", str(threads), "--precision", precision], env)
     if r is None:
         return None
     return r  # (images/s, peak MiB); convnet prints (ips, gflops, mib): spawn keeps first and last
 
 
-def theirs(peer, net, mode, batch, seconds, threads, channels_last=False, onnx_dir=None):
+def theirs(peer, net, mode, batch, seconds, threads, channels_last=False, onnx_dir=None, precision="fp32"):
     cmd = [sys.executable, os.path.abspath(__file__), "child", "--peer", peer, "--net", net, "--mode", mode,
-           "--batch", str(batch), "--seconds", str(seconds), "--threads", str(threads)]
+           "--batch", str(batch), "--seconds", str(seconds), "--threads", str(threads), "--precision", precision]
     if channels_last:
         cmd.append("--channels-last")
     if onnx_dir:
@@ -288,11 +298,14 @@ def have(modules):
 
 
 def compare(args):
-    have_keras = have("keras, tensorflow")
+    bf16 = args.precision == "bf16"
+    # bf16: PyTorch's autocast is the peer (Keras's mixed_bfloat16 and ONNX Runtime are left out).
+    have_keras = have("keras, tensorflow") and not bf16
     have_torch = have("torch")
-    have_ort = have("onnxruntime, numpy")
+    have_ort = have("onnxruntime, numpy") and not bf16
     configs = CONFIGS if not args.config else [(c.split(":")[0], c.split(":")[1], int(c.split(":")[2])) for c in args.config]
-    print(f"threads {args.threads}, {args.seconds}s per measurement, best of {args.rounds} alternating rounds")
+    print(f"threads {args.threads}, {args.seconds}s per measurement, best of {args.rounds} alternating rounds, "
+          f"precision {args.precision}" + (" (convnet --precision bf16; torch under autocast bf16)" if bf16 else ""))
     onnx_dir = None
     if have_ort and any(m == "infer" for _, m, _ in configs):
         import tempfile
@@ -314,9 +327,10 @@ def compare(args):
     for net, mode, batch in configs:
         best = {}
         for _ in range(args.rounds):
-            runs = [("ours", lambda: ours(net, mode, batch, args.seconds, args.threads))]
+            runs = [("ours", lambda: ours(net, mode, batch, args.seconds, args.threads, args.precision))]
             runs += [(key, lambda kw=kw: theirs(kw["peer"], net, mode, batch, args.seconds, args.threads,
-                                                 kw.get("channels_last", False))) for key, _, kw in peers]
+                                                 kw.get("channels_last", False), precision=args.precision))
+                     for key, _, kw in peers]
             if onnx_dir and mode == "infer":
                 runs.append(("ort", lambda: theirs("ort", net, mode, batch, args.seconds, args.threads, onnx_dir=onnx_dir)))
             for key, fn in runs:
@@ -351,11 +365,14 @@ def main():
     c.add_argument("--seconds", type=float, default=5)
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--channels-last", action="store_true")
+    c.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     k = sub.add_parser("compare")
     k.add_argument("--threads", type=int, default=2)
     k.add_argument("--seconds", type=float, default=5)
     k.add_argument("--rounds", type=int, default=2)
     k.add_argument("--config", action="append", default=[])
+    k.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: convnet --precision bf16 against PyTorch under autocast (inference rows)")
     args = p.parse_args()
     child(args) if args.cmd == "child" else compare(args)
 
