@@ -71,77 +71,49 @@ fn run(layer: &mut dyn Layer, x: &Tensor, dy: &Tensor) -> (Tensor, Tensor) {
     (y, dx)
 }
 
+/// One Conv2D case of `conv2d.json` or `grouped.json` (`groups` absent:
+/// 1): forward, input, kernel and bias gradients against PyTorch's.
+fn check_conv_case(c: &Value) {
+    let k = pair(&c["kernel"]);
+    let s = pair(&c["stride"]);
+    let d = pair(&c["dilation"]);
+    let groups = c["groups"].as_u64().unwrap_or(1) as usize;
+    let mut cfg = Conv2dConfig::new(c["filters"].as_u64().unwrap() as usize, 1)
+        .with_kernel(k[0], k[1])
+        .with_groups(groups)
+        .with_padding(padding(&c["padding"]));
+    cfg.strides = s;
+    cfg.dilation_rate = d;
+    let x = tensor(&c["x"]);
+    let mut rng = Rng::seed_from_u64(0);
+    let mut layer = cfg.build(&x.shape()[1..], &mut rng).unwrap();
+    set_param(&mut layer, "kernel", &tensor(&c["kernel_hwio"]));
+    set_param(&mut layer, "bias", &tensor(&c["bias"]));
+    let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
+    let what = format!(
+        "conv groups={groups} k={k:?} s={s:?} d={d:?} {}",
+        c["padding"]
+    );
+    assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
+    assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
+    for (name, want) in [("kernel", "dkernel"), ("bias", "dbias")] {
+        let want = tensor(&c[want]);
+        assert_close(&grad(&layer, name), &want, &format!("{what} d{name}"));
+    }
+}
+
 #[test]
 fn conv2d_matches_pytorch() {
     let all = cases("conv2d.json");
     assert_eq!(all.len(), 8);
-    for c in all {
-        let k = pair(&c["kernel"]);
-        let s = pair(&c["stride"]);
-        let d = pair(&c["dilation"]);
-        let mut cfg = Conv2dConfig::new(c["filters"].as_u64().unwrap() as usize, 1)
-            .with_kernel(k[0], k[1])
-            .with_padding(padding(&c["padding"]));
-        cfg.strides = s;
-        cfg.dilation_rate = d;
-        let x = tensor(&c["x"]);
-        let mut rng = Rng::seed_from_u64(0);
-        let mut layer = cfg.build(&x.shape()[1..], &mut rng).unwrap();
-        set_param(&mut layer, "kernel", &tensor(&c["kernel_hwio"]));
-        set_param(&mut layer, "bias", &tensor(&c["bias"]));
-        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
-        let what = format!("conv k={k:?} s={s:?} d={d:?} {}", c["padding"]);
-        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
-        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
-        assert_close(
-            &grad(&layer, "kernel"),
-            &tensor(&c["dkernel"]),
-            &format!("{what} dkernel"),
-        );
-        assert_close(
-            &grad(&layer, "bias"),
-            &tensor(&c["dbias"]),
-            &format!("{what} dbias"),
-        );
-    }
+    all.iter().for_each(check_conv_case);
 }
 
 #[test]
 fn grouped_conv2d_matches_pytorch() {
     let all = cases("grouped.json");
     assert_eq!(all.len(), 5);
-    for c in all {
-        let k = pair(&c["kernel"]);
-        let s = pair(&c["stride"]);
-        let d = pair(&c["dilation"]);
-        let groups = c["groups"].as_u64().unwrap() as usize;
-        let mut cfg = Conv2dConfig::new(c["filters"].as_u64().unwrap() as usize, 1)
-            .with_kernel(k[0], k[1])
-            .with_groups(groups)
-            .with_padding(padding(&c["padding"]));
-        cfg.strides = s;
-        cfg.dilation_rate = d;
-        let x = tensor(&c["x"]);
-        let mut layer = cfg
-            .build(&x.shape()[1..], &mut Rng::seed_from_u64(0))
-            .unwrap();
-        set_param(&mut layer, "kernel", &tensor(&c["kernel_hwio"]));
-        set_param(&mut layer, "bias", &tensor(&c["bias"]));
-        let (y, dx) = run(&mut layer, &x, &tensor(&c["dy"]));
-        let what = format!("groups={groups} k={k:?} s={s:?} d={d:?} {}", c["padding"]);
-        assert_close(&y, &tensor(&c["y"]), &format!("{what} forward"));
-        assert_close(&dx, &tensor(&c["dx"]), &format!("{what} dx"));
-        assert_close(
-            &grad(&layer, "kernel"),
-            &tensor(&c["dkernel"]),
-            &format!("{what} dkernel"),
-        );
-        assert_close(
-            &grad(&layer, "bias"),
-            &tensor(&c["dbias"]),
-            &format!("{what} dbias"),
-        );
-    }
+    all.iter().for_each(check_conv_case);
 }
 
 #[test]

@@ -10,6 +10,21 @@ use std::time::Instant;
 /// FMA iterations per thread and measurement.
 const ITERS: usize = 20_000_000;
 
+/// Best wall time of 3 runs (after a warm-up for clocks and thread start)
+/// of `chains(seed)` on every rayon thread at once.
+#[cfg(target_arch = "x86_64")]
+fn best_time(chains: impl Fn(f32) -> f32 + Sync) -> f64 {
+    let threads = rayon::current_num_threads();
+    let run = || {
+        let start = Instant::now();
+        let sink: f32 = (0..threads).into_par_iter().map(|t| chains(t as f32)).sum();
+        std::hint::black_box(sink);
+        start.elapsed().as_secs_f64()
+    };
+    run();
+    (0..3).map(|_| run()).fold(f64::INFINITY, f64::min)
+}
+
 /// GFLOP/s of fused multiply-adds on all rayon threads, or `None` when this
 /// CPU has no AVX-512 (then quote a GEMM rate instead).
 pub fn fma_peak_gflops() -> Option<f64> {
@@ -18,21 +33,10 @@ pub fn fma_peak_gflops() -> Option<f64> {
         if !std::arch::is_x86_feature_detected!("avx512f") {
             return None;
         }
-        let threads = rayon::current_num_threads();
-        let run = || {
-            let start = Instant::now();
-            let sink: f32 = (0..threads)
-                .into_par_iter()
-                // SAFETY: AVX-512F was detected above.
-                .map(|t| unsafe { avx512::chains(ITERS, t as f32) })
-                .sum();
-            std::hint::black_box(sink);
-            start.elapsed().as_secs_f64()
-        };
-        run(); // warm-up (clocks, thread start)
-        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+        // SAFETY: AVX-512F was detected above.
+        let best = best_time(|t| unsafe { avx512::chains(ITERS, t) });
         // 12 chains x 16 lanes x 2 FLOP per iteration.
-        Some((threads * ITERS * 12 * 16 * 2) as f64 / best / 1e9)
+        Some((rayon::current_num_threads() * ITERS * 12 * 16 * 2) as f64 / best / 1e9)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -49,21 +53,10 @@ pub fn bf16_peak_gflops() -> Option<f64> {
         if !crate::bf16::has_avx512_bf16() {
             return None;
         }
-        let threads = rayon::current_num_threads();
-        let run = || {
-            let start = Instant::now();
-            let sink: f32 = (0..threads)
-                .into_par_iter()
-                // SAFETY: AVX512-BF16 was detected above.
-                .map(|t| unsafe { avx512::dot_chains(ITERS, t as f32) })
-                .sum();
-            std::hint::black_box(sink);
-            start.elapsed().as_secs_f64()
-        };
-        run();
-        let best = (0..3).map(|_| run()).fold(f64::INFINITY, f64::min);
+        // SAFETY: AVX512-BF16 was detected above.
+        let best = best_time(|t| unsafe { avx512::dot_chains(ITERS, t) });
         // 12 chains x 16 lanes x 2 multiply-adds x 2 FLOP per iteration.
-        Some((threads * ITERS * 12 * 16 * 4) as f64 / best / 1e9)
+        Some((rayon::current_num_threads() * ITERS * 12 * 16 * 4) as f64 / best / 1e9)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
