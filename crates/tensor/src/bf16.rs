@@ -27,14 +27,33 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// `x` rounded to the nearest bf16 (ties to even), as its 16 bits. NaN stays
-/// a (quiet) NaN; infinities and overflow to infinity as in hardware.
+/// a (quiet) NaN; infinities and overflow to infinity, and a subnormal `x`
+/// becomes a zero of its sign, as AVX512-BF16's `vcvtneps2bf16` does.
 pub fn to_bf16(x: f32) -> u16 {
     let b = x.to_bits();
     if x.is_nan() {
         return ((b >> 16) | 0x40) as u16;
     }
+    if x.is_subnormal() {
+        return ((b >> 16) & 0x8000) as u16;
+    }
     let round = 0x7fff + ((b >> 16) & 1);
     (b.wrapping_add(round) >> 16) as u16
+}
+
+/// `dst[i] = to_bf16(src[i])`, 16 at a time with AVX512-BF16's
+/// `vcvtneps2bf16` where the CPU has it (the same results: to nearest
+/// even, subnormals to zero, NaN stays NaN).
+pub fn convert(src: &[f32], dst: &mut [u16]) {
+    assert_eq!(src.len(), dst.len(), "bf16::convert");
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512_bf16() {
+        // SAFETY: AVX512-BF16 was detected.
+        return unsafe { avx512::convert(src, dst) };
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = to_bf16(s);
+    }
 }
 
 /// The f32 that a bf16 value stands for (exact).
@@ -240,6 +259,22 @@ mod avx512 {
     /// Rows of `C` per register tile.
     const MR: usize = 8;
 
+    /// [`super::convert`]: 16 values per `vcvtneps2bf16`, then the tail.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn convert(src: &[f32], dst: &mut [u16]) {
+        let whole = src.len() / 16 * 16;
+        for (s, d) in src[..whole].chunks_exact(16).zip(dst.chunks_exact_mut(16)) {
+            let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(s.as_ptr()));
+            _mm256_storeu_si256(
+                d.as_mut_ptr() as *mut __m256i,
+                std::mem::transmute::<__m256bh, __m256i>(v),
+            );
+        }
+        for (d, &s) in dst[whole..].iter_mut().zip(&src[whole..]) {
+            *d = super::to_bf16(s);
+        }
+    }
+
     /// `C[rows, N] += A . B`: column blocks of 32 (two zmm per row, 16
     /// accumulators in tiles of `MR` rows), then 16, then a masked tail;
     /// for each block every row tile of the task passes while the block's
@@ -356,6 +391,21 @@ mod tests {
         assert_eq!(round(f32::INFINITY), f32::INFINITY);
         assert_eq!(round(f32::MAX), f32::INFINITY);
         assert_eq!(to_bf16(1.0), 0x3f80);
+    }
+
+    #[test]
+    fn the_vector_conversion_rounds_as_the_scalar_one() {
+        // Ties, signs, subnormals (flushed to zero), huge values, a tail of 5.
+        let src: Vec<f32> = (0..37)
+            .map(|i| {
+                let tie = 1.0 + (2 * (i % 4) + 1) as f32 / 256.0;
+                [tie, -tie * 3.0, 1e-39 * i as f32, 3e38, 0.1 * i as f32][i % 5]
+            })
+            .collect();
+        let mut fast = vec![0u16; src.len()];
+        convert(&src, &mut fast);
+        let slow: Vec<u16> = src.iter().map(|&v| to_bf16(v)).collect();
+        assert_eq!(fast, slow);
     }
 
     #[test]

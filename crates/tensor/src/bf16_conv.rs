@@ -123,9 +123,7 @@ fn pad_bf16(g: &Conv2dGeometry, x: &[f32], imgs: usize, hp: usize, wp: usize) ->
             let from = (b * g.h + iy) * g.w * g.c;
             let src = &x[from..from + cols * g.c];
             let at = ((b * hp + iy + g.pad_top) * wp + g.pad_left) * g.c;
-            for (d, &v) in xp[at..at + src.len()].iter_mut().zip(src) {
-                *d = bf16::to_bf16(v);
-            }
+            bf16::convert(src, &mut xp[at..at + src.len()]);
         }
     }
     xp
