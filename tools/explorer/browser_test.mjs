@@ -109,6 +109,12 @@ try {
   if (xss.ran || xss.elements) fail(`a class name was run as markup: ${JSON.stringify(xss)}`);
   if (process.env.HOSTILE_NAMES && !xss.asText) fail("the hostile class name is not shown as text");
   if (xss.asText) console.log("a class name that is markup shows as text and does not run");
+  // Clear leaves nothing of the last prediction: no probabilities, no maps, no detail.
+  await page.locator("#clear").click();
+  await page.waitForFunction(() => !document.querySelector("#probs .bar")
+    && !document.querySelector("canvas.fmap") && document.querySelector("#detail").hidden,
+    null, { timeout: 10000 }).catch(() => fail("Clear left the previous prediction on the page"));
+  console.log("Clear removes the prediction, the maps and the detail");
   if (errors.length) fail(`script errors in the page: ${errors.join("; ")}`);
   console.log("browser test passed");
 } finally {

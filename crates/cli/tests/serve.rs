@@ -130,6 +130,12 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     );
     assert_eq!(get(a, "/app.js").0, 200);
     assert_eq!(get(a, "/app.css").0, 200);
+    // The icon browsers ask for on every load (it was a 404).
+    for icon in ["/favicon.ico", "/favicon.svg"] {
+        let (s, body) = get(a, icon);
+        assert_eq!(s, 200, "{icon}");
+        assert!(body.starts_with("<svg"), "{icon}: {body}");
+    }
 
     // The model: layers with shapes, parameters, formulas; class names.
     let (s, body) = get(a, "/api/model");

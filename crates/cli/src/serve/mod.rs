@@ -47,6 +47,12 @@ pub struct ServeArgs {
 /// The page's files, compiled into the binary.
 const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
+/// The tab's icon (browsers ask for `/favicon.ico` on every load): a 3x3
+/// grid of filter weights.
+const FAVICON_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 3 3\">\
+<rect width=\"3\" height=\"3\" fill=\"#1e88e5\"/><rect x=\"1\" y=\"0\" width=\"1\" height=\"1\" fill=\"#fff\"/>\
+<rect x=\"0\" y=\"1\" width=\"1\" height=\"1\" fill=\"#fff\"/><rect x=\"2\" y=\"1\" width=\"1\" height=\"1\" fill=\"#fff\"/>\
+<rect x=\"1\" y=\"2\" width=\"1\" height=\"1\" fill=\"#fff\"/></svg>";
 const APP_CSS: &str = include_str!("page/app.css");
 
 /// What the handlers share.
@@ -217,6 +223,7 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
         }
         ("GET", "/app.js") => Ok(Reply::ok("text/javascript; charset=utf-8", APP_JS)),
         ("GET", "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
+        ("GET", "/favicon.ico" | "/favicon.svg") => Ok(Reply::ok("image/svg+xml", FAVICON_SVG)),
         ("GET", "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
         ("POST", "/api/predict") => api::predict(ex, &request.body).map(|v| Reply::json(&v)),
         ("GET", "/api/filter") => {

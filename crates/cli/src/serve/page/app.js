@@ -116,11 +116,21 @@ function drawEdges() {
 }
 
 // ---- prediction ----
+// Back to "nothing predicted": no probabilities, no maps, no detail (Clear,
+// or an input that could not be predicted: nothing of the previous one stays).
+function resetPrediction() {
+  LAST = null;
+  inputBlob = null;
+  $("probs").innerHTML = "";
+  $("maps").innerHTML = '<p class="muted">Draw or upload an image.</p>';
+  $("detail").hidden = true;
+}
+
 async function predict(blob) {
   inputBlob = blob;
   const r = await fetch("/api/predict", { method: "POST", body: blob });
   const v = await r.json();
-  if (!r.ok) { $("probs").textContent = "error: " + v.error; return; }
+  if (!r.ok) { resetPrediction(); $("probs").textContent = "error: " + v.error; return; }
   LAST = v;
   showProbabilities(v.probabilities);
   showMaps(v);
@@ -291,7 +301,7 @@ function setupCanvas() {
     send();
   });
   cv.addEventListener("pointerup", () => { drawing = false; send(); });
-  $("clear").onclick = clear;
+  $("clear").onclick = () => { clear(); resetPrediction(); };
   $("upload").onchange = (e) => { const f = e.target.files[0]; if (f) { showUpload(f); predict(f); } };
 }
 
