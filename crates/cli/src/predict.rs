@@ -178,28 +178,10 @@ fn expand(inputs: &[PathBuf]) -> CliResult<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// `convnet predict`.
-pub fn predict(a: PredictArgs) -> CliResult<()> {
-    crate::set_threads(a.threads)?;
-    crate::set_precision(&a.precision)?;
-    let ensemble = !a.run.join(convnet_run::folder::RUN_FILE).exists()
-        && convnet_lab::ensemble::member_dir(&a.run, 0)
-            .join("model.json")
-            .exists();
-    let (mut models, classes, augment) = if ensemble {
-        let models = convnet_lab::ensemble::load_members(&a.run)?;
-        (models, None, convnet_data::AugmentConfig::new())
-    } else {
-        let (cfg, model) = convnet_run::open(&a.run)?;
-        (vec![model], cfg.classes, cfg.augment)
-    };
-    if a.tta == 0 {
-        return Err(CliError::usage(
-            "--tta must be at least 1 (1: no augmentation)",
-        ));
-    }
-    let shape = models[0].input_shape().to_vec();
-    let mut inputs = match (&a.csv, a.inputs.is_empty()) {
+/// The images or CSV rows `predict` reads, checked against the model's
+/// input `shape`.
+fn open_inputs(a: &PredictArgs, shape: &[usize]) -> CliResult<Inputs> {
+    Ok(match (&a.csv, a.inputs.is_empty()) {
         (Some(csv), true) => {
             let r = KaggleCsvReader::open(csv)?;
             if r.image_shape()[..] != shape[..] {
@@ -240,7 +222,31 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
                 "give either image files/folders or --csv FILE",
             ))
         }
+    })
+}
+
+/// `convnet predict`.
+pub fn predict(a: PredictArgs) -> CliResult<()> {
+    crate::set_threads(a.threads)?;
+    crate::set_precision(&a.precision)?;
+    let ensemble = !a.run.join(convnet_run::folder::RUN_FILE).exists()
+        && convnet_lab::ensemble::member_dir(&a.run, 0)
+            .join("model.json")
+            .exists();
+    let (mut models, classes, augment) = if ensemble {
+        let models = convnet_lab::ensemble::load_members(&a.run)?;
+        (models, None, convnet_data::AugmentConfig::new())
+    } else {
+        let (cfg, model) = convnet_run::open(&a.run)?;
+        (vec![model], cfg.classes, cfg.augment)
     };
+    if a.tta == 0 {
+        return Err(CliError::usage(
+            "--tta must be at least 1 (1: no augmentation)",
+        ));
+    }
+    let shape = models[0].input_shape().to_vec();
+    let mut inputs = open_inputs(&a, &shape)?;
     if a.batch_size == 0 || a.chunk == Some(0) {
         return Err(CliError::usage(
             "--batch-size and --chunk must be at least 1",

@@ -7,24 +7,10 @@
 use convnet_tensor::activation::Activation;
 use convnet_tensor::bf16::{self, Path};
 use convnet_tensor::{bf16_conv, conv, peak, winograd, Conv2dGeometry, Padding};
-use std::time::Instant;
 
-fn data(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect()
-}
+mod common;
 
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use common::{best, data};
 
 const SHAPES: [(&str, [usize; 4], usize, usize); 6] = [
     ("ResNet-20 32x32x16->16 b128", [128, 32, 32, 16], 16, 3),

@@ -6,24 +6,10 @@
 use convnet_tensor::activation::Activation;
 use convnet_tensor::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 use convnet_tensor::{implicit, Conv2dGeometry, Padding};
-use std::time::Instant;
 
-fn data(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect()
-}
+mod common;
 
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use common::{best, data};
 
 fn main() {
     let threads: usize = std::env::args()

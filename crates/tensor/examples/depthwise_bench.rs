@@ -9,24 +9,10 @@ use convnet_tensor::depthwise::{
     depthwise_backward_input, depthwise_backward_weight, depthwise_forward, DepthwiseGeometry,
 };
 use convnet_tensor::Padding;
-use std::time::Instant;
 
-fn data(len: usize) -> Vec<f32> {
-    (0..len)
-        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-        .collect()
-}
+mod common;
 
-fn best(reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use common::{best, data};
 
 /// The shapes: (label, [N, H, W, C], kernel, stride).
 pub const SHAPES: [(&str, [usize; 4], usize, usize); 5] = [

@@ -68,6 +68,16 @@ pub fn bf16_peak_gflops() -> Option<f64> {
 mod avx512 {
     use std::arch::x86_64::*;
 
+    /// The sum of every lane of the 12 chains, so that nothing is optimized away.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn lane_sum(acc: [__m512; 12]) -> f32 {
+        let mut s = _mm512_setzero_ps();
+        for v in acc {
+            s = _mm512_add_ps(s, v);
+        }
+        _mm512_reduce_add_ps(s)
+    }
+
     /// `iters` rounds of 12 independent `acc = acc * a + b`; returns a lane sum
     /// so that nothing is optimized away.
     #[target_feature(enable = "avx512f")]
@@ -80,11 +90,7 @@ mod avx512 {
                 *v = _mm512_fmadd_ps(*v, a, b);
             }
         }
-        let mut s = _mm512_setzero_ps();
-        for v in acc {
-            s = _mm512_add_ps(s, v);
-        }
-        _mm512_reduce_add_ps(s)
+        lane_sum(acc)
     }
 
     /// `iters` rounds of 12 independent `acc += a . b` bf16 pair dot
@@ -98,11 +104,7 @@ mod avx512 {
                 *v = _mm512_dpbf16_ps(*v, a, a);
             }
         }
-        let mut s = _mm512_setzero_ps();
-        for v in acc {
-            s = _mm512_add_ps(s, v);
-        }
-        _mm512_reduce_add_ps(s)
+        lane_sum(acc)
     }
 }
 

@@ -32,7 +32,7 @@ impl Importer<'_> {
 
     /// The channel count of `x` when `axis` is its channel axis (1 of NCHW
     /// or of `[N, F]`); an error naming the axis otherwise.
-    fn channel_axis(&self, at: &Attrs, x: &Val, axis: i64) -> Result<usize> {
+    pub(super) fn channel_axis(&self, at: &Attrs, x: &Val, axis: i64) -> Result<usize> {
         let c = *x.shape.last().expect("non-empty");
         match (x.layout, axis) {
             (Layout::Nchw, 1 | -3) => Ok(c),
@@ -135,11 +135,10 @@ impl Importer<'_> {
     /// A reshape that groups or ungroups the channels of an NCHW value
     /// (`target` in ONNX dims, batch first): `Some(())` when it was one.
     pub(super) fn regroup(&mut self, n: &NodeProto, x: &Val, target: &[i64]) -> Result<bool> {
-        let batch = |d: i64| d == 0 || d == -1 || Some(d) == self.batch;
         let Some((&b, rest)) = target.split_first() else {
             return Ok(false);
         };
-        if !batch(b) {
+        if !self.batch_dim(b) {
             return Ok(false);
         }
         // One -1 among the other dims: what the rest leaves of the value.

@@ -271,12 +271,7 @@ impl Importer<'_> {
         };
         let layout = first.layout;
         let axis = at.int("axis", 1)?;
-        let channel = match layout {
-            Layout::Nchw => matches!(axis, 1 | -3),
-            Layout::Nhwc => matches!(axis, 3 | -1),
-            Layout::Flat => matches!(axis, 1 | -1) && xs.iter().all(|v| v.perm.is_none()),
-            Layout::Pooled | Layout::Grouped { .. } => false,
-        };
+        let channel = xs.iter().all(|v| self.channel_axis(at, v, axis).is_ok());
         if !channel || xs.iter().any(|v| v.layout != layout) {
             return Err(at.err(format!("only a concatenation on the channel axis is supported (axis {axis} of a {layout:?} value)")));
         }
@@ -464,7 +459,7 @@ impl Importer<'_> {
         if self.regroup(n, &x, &target)? {
             return Ok(());
         }
-        let batch = |d: i64| d == 0 || d == -1 || Some(d) == self.batch;
+        let batch = |d: i64| self.batch_dim(d);
         // A vector of channels [N, C] as [N, C, 1, 1] (to scale a map): ours stays [N, C].
         if let ([c], [b, t, 1, 1], Layout::Flat, None) =
             (x.shape.as_slice(), target.as_slice(), x.layout, x.perm)

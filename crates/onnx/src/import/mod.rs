@@ -527,6 +527,12 @@ impl<'a> Importer<'a> {
         }
     }
 
+    /// True when a Reshape target's first entry stands for the batch: 0
+    /// (copy), -1 (infer) or the batch size the file fixes.
+    fn batch_dim(&self, d: i64) -> bool {
+        d == 0 || d == -1 || Some(d) == self.batch
+    }
+
     fn image(&self, n: &NodeProto, x: &Val) -> Result<()> {
         if x.layout != Layout::Nchw {
             return Err(unsupported(

@@ -1,0 +1,67 @@
+//! Options that change how a model is built or run: the notation's
+//! `--activation`, and `--precision bf16` on the inference commands.
+
+mod common;
+
+use common::{convnet, text, tmp, TinyRun};
+
+#[test]
+fn activation_sets_the_notations_convs_and_hidden_dense_layers() {
+    let out = tmp("activation");
+    TinyRun::new(&out, "r")
+        .with("--model", "8C5-P2-DW3-16-10")
+        .with("--activation", "relu6")
+        .with("--limit", "200")
+        .ok();
+    let model: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("r/model.json")).unwrap()).unwrap();
+    let acts: Vec<String> = model["model"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| Some(l.get("activation")?["name"].as_str()?.to_string()))
+        .collect();
+    assert_eq!(acts, ["relu6", "relu6", "relu6", "softmax"], "{model}");
+    let o = TinyRun::new(&out, "bad").with("--activation", "gelu").run();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--activation 'gelu'"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn evaluate_and_predict_in_bf16_stay_near_fp32() {
+    let out = tmp("bf16");
+    // The second conv reads 8 channels: it runs in bf16 where the CPU can.
+    TinyRun::new(&out, "r")
+        .with("--model", "8C5-P2-16C3-P2-16-10")
+        .ok();
+    let run = out.join("r");
+    let eval = |precision: &str| {
+        let o = convnet(&["evaluate", run.to_str().unwrap(), "--precision", precision]);
+        assert!(o.status.success(), "{}", text(&o));
+        let t = text(&o);
+        let loss: f32 = t.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let acc: f32 = t.split_whitespace().nth(4).unwrap().parse().unwrap();
+        (loss, acc)
+    };
+    let (l32, a32) = eval("fp32");
+    let (l16, a16) = eval("mixed_bfloat16");
+    assert!((l32 - l16).abs() < 0.01, "loss {l32} vs {l16}");
+    assert!((a32 - a16).abs() <= 0.005, "accuracy {a32} vs {a16}");
+    let img = out.join("digit.png");
+    image::GrayImage::from_fn(28, 28, |x, y| image::Luma([((x * 9 + y * 3) % 256) as u8]))
+        .save(&img)
+        .unwrap();
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        img.to_str().unwrap(),
+        "--precision",
+        "bf16",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = convnet(&["evaluate", run.to_str().unwrap(), "--precision", "fp16"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--precision 'fp16'"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&out);
+}
