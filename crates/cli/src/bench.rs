@@ -15,7 +15,7 @@ use clap::Args;
 use convnet_nn::{
     parse_notation, Loss, Mode, ModelSpec, NotationOptions, OptimizerConfig, Padding,
 };
-use convnet_tensor::Tensor;
+use convnet_tensor::{Precision, Tensor};
 use rand::{Rng as _, SeedableRng};
 use std::time::Instant;
 
@@ -88,8 +88,8 @@ pub struct BenchArgs {
     /// Winograd F(2x2, 3x3) (to measure what it brings).
     #[arg(long)]
     no_winograd: bool,
-    /// Precision of inference rows: fp32, or bf16 (convolutions with an even channel count
-    /// take bf16 operands with fp32 sums, on AVX512-BF16; issue #30: training rows stay fp32).
+    /// fp32, or bf16 (mixed_bfloat16): convolutions take bf16 operands with fp32 sums, on
+    /// AVX512-BF16 (elsewhere a notice and fp32).
     #[arg(long, default_value = "fp32")]
     precision: String,
     /// Run every layer in its own memory pass: no fusion of neighbouring
@@ -108,9 +108,16 @@ pub struct BenchArgs {
 
 /// Prints the mean forward and backward time of every layer of a training
 /// step, or of an inference forward pass (`train` false: no backward column).
-pub fn layer_times(name: &str, train: bool, batch: usize, steps: usize) -> CliResult<()> {
+pub fn layer_times(
+    name: &str,
+    train: bool,
+    batch: usize,
+    steps: usize,
+    precision: Precision,
+) -> CliResult<()> {
     let seq = net(name)?;
     let mut model = seq.build(1)?;
+    model.set_precision(precision);
     let mut rng = convnet_nn::Rng::seed_from_u64(0);
     let mut shape = vec![batch];
     shape.extend_from_slice(&seq.input_shape);
@@ -272,10 +279,12 @@ pub fn run_config(
     batch: usize,
     seconds: f32,
     fusion: bool,
+    precision: Precision,
 ) -> CliResult<BenchResult> {
     let seq = net(name)?;
     let mut model = seq.build(1)?;
     model.set_fusion(fusion);
+    model.set_precision(precision);
     let outputs: usize = seq.output_shape()?.iter().product();
     let loss = if outputs == 1 {
         Loss::BinaryCrossentropy
@@ -400,18 +409,11 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
         };
         return crate::bench_dist::bench(&configs, a.seconds);
     }
-    crate::set_precision(&a.precision)?;
-    if convnet_tensor::bf16::inference() {
-        if let Some((n, m, _)) = configs.iter().find(|(_, m, _)| m != "infer") {
-            return Err(CliError::usage(format!(
-                "--precision bf16: {n}:{m}: only inference rows run in bf16 so far (issue #30); pass infer configurations"
-            )));
-        }
-    }
+    let precision = crate::precision(&a.precision)?;
     // A child process runs exactly one configuration and prints one machine-readable line.
     if configs.len() == 1 && std::env::var_os("CONVNET_BENCH_CHILD").is_some() {
         let (n, m, b) = &configs[0];
-        let r = run_config(n, m, *b, a.seconds, !a.unfused)?;
+        let r = run_config(n, m, *b, a.seconds, !a.unfused, precision)?;
         println!(
             "RESULT {} {} {}",
             r.images_per_sec,
@@ -422,7 +424,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     }
     if a.layers {
         for (n, m, b) in &configs {
-            layer_times(n, m == "train", *b, 10)?;
+            layer_times(n, m == "train", *b, 10, precision)?;
         }
         return Ok(());
     }
@@ -450,7 +452,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
     );
     for (n, m, b) in configs {
         let r = if a.in_process {
-            run_config(&n, &m, b, a.seconds, !a.unfused)?
+            run_config(&n, &m, b, a.seconds, !a.unfused, precision)?
         } else {
             let exe = std::env::current_exe().map_err(|e| CliError::runtime(e.to_string()))?;
             let mut cmd = std::process::Command::new(exe);

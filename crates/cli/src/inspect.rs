@@ -64,8 +64,9 @@ pub struct SummaryArgs {
 /// `convnet evaluate`.
 pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
-    crate::set_precision(&a.precision)?;
+    let precision = crate::precision(&a.precision)?;
     let (cfg, mut model) = convnet_run::open(&a.run)?;
+    model.set_precision(precision);
     model.compile(cfg.optimizer.clone(), cfg.loss);
     let data = a.data.as_deref().unwrap_or(&cfg.data);
     let dir = a.data_dir.as_deref().or(cfg.data_dir.as_deref());

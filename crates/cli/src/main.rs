@@ -142,25 +142,19 @@ fn main() {
     dist::finish();
 }
 
-/// `--precision` of the inference commands: `fp32`, or `bf16` (Keras's
-/// policy name `mixed_bfloat16` too): convolutions with an even channel
-/// count take bf16 operands with fp32 sums where the CPU has AVX512-BF16;
-/// elsewhere a one-line notice and fp32. Issue #30: inference only so far.
-pub fn set_precision(precision: &str) -> CliResult<()> {
-    let bf16 = match precision {
-        "fp32" | "float32" => false,
-        "bf16" | "mixed_bfloat16" => true,
-        p => {
-            return Err(CliError::usage(format!(
-                "--precision '{p}': expected fp32 or bf16 (mixed_bfloat16)"
-            )))
-        }
-    };
-    if bf16 && convnet_tensor::bf16::path() != convnet_tensor::bf16::Path::Avx512Bf16 {
+/// `--precision`: `fp32`, or `bf16` (Keras's policy name `mixed_bfloat16`
+/// too): convolutions take bf16 operands with fp32 sums. On a CPU without
+/// AVX512-BF16, a one-line notice and fp32.
+pub fn precision(name: &str) -> CliResult<convnet_tensor::Precision> {
+    let p = convnet_tensor::Precision::from_name(name).ok_or_else(|| {
+        CliError::usage(format!(
+            "--precision '{name}': expected fp32 or bf16 (mixed_bfloat16)"
+        ))
+    })?;
+    Ok(p.on_this_cpu().unwrap_or_else(|| {
         eprintln!("note: this CPU has no AVX512-BF16; --precision bf16 runs in fp32");
-    }
-    convnet_tensor::bf16::set_inference(bf16);
-    Ok(())
+        convnet_tensor::Precision::Fp32
+    }))
 }
 
 /// Sets the number of worker threads (all cores when `None`; under

@@ -228,7 +228,7 @@ fn open_inputs(a: &PredictArgs, shape: &[usize]) -> CliResult<Inputs> {
 /// `convnet predict`.
 pub fn predict(a: PredictArgs) -> CliResult<()> {
     crate::set_threads(a.threads)?;
-    crate::set_precision(&a.precision)?;
+    let precision = crate::precision(&a.precision)?;
     let ensemble = !a.run.join(convnet_run::folder::RUN_FILE).exists()
         && convnet_lab::ensemble::member_dir(&a.run, 0)
             .join("model.json")
@@ -240,6 +240,9 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         let (cfg, model) = convnet_run::open(&a.run)?;
         (vec![model], cfg.classes, cfg.augment)
     };
+    for m in &mut models {
+        m.set_precision(precision);
+    }
     if a.tta == 0 {
         return Err(CliError::usage(
             "--tta must be at least 1 (1: no augmentation)",

@@ -2,7 +2,7 @@
 
 use crate::Rng;
 use convnet_tensor::conv::Tail;
-use convnet_tensor::Tensor;
+use convnet_tensor::{Precision, Tensor};
 
 /// Whether a forward pass is part of training.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,6 +138,12 @@ pub trait Layer: Send {
     /// layers without batch statistics ignore it.
     fn set_sync(&mut self, ranks: Option<std::sync::Arc<dyn crate::Collective>>) {
         let _ = ranks;
+    }
+    /// The arithmetic of the layer's products ([`Precision`]): layers with
+    /// bf16 kernels (Conv2D) keep it, the others compute in fp32 whatever
+    /// it is. Set through [`Model::set_precision`](crate::Model::set_precision).
+    fn set_precision(&mut self, precision: Precision) {
+        let _ = precision;
     }
     /// Updates of a running statistic since the layer was built, for layers
     /// whose update depends on it (batch norm's bias-corrected moving

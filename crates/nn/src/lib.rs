@@ -40,7 +40,7 @@ pub use callbacks::{
 };
 pub use checkpoint::{Checkpointer, TrainState};
 pub use convnet_tensor::activation::Activation;
-pub use convnet_tensor::{Padding, Tensor};
+pub use convnet_tensor::{Padding, Precision, Tensor};
 pub use data::{Batch, DataSource, Subset, TensorData};
 pub use dist::{Collective, Ranks, SingleProcess};
 pub use error::{NnError, Result};

@@ -15,7 +15,7 @@ use crate::layer::{Layer, Mode, Param};
 use crate::optim::Optimizer;
 use crate::{Activation, Loss, Result, Rng};
 use convnet_tensor::conv::Tail;
-use convnet_tensor::Tensor;
+use convnet_tensor::{Precision, Tensor};
 
 /// A built model: layers with parameters, the output head, and the RNG
 /// used for dropout and shuffling.
@@ -32,6 +32,8 @@ pub struct Model {
     pub(crate) training: Option<Training>,
     /// Whether forward passes may fuse neighbouring nodes (default true).
     fusion: bool,
+    /// The arithmetic of the layers' products (default fp32).
+    precision: Precision,
     /// Per node: a ReLU that ran in an earlier node's pass in the latest
     /// forward (training: the batch norm before it, so backward goes
     /// straight to that batch norm; inference: the convolution before the
@@ -72,6 +74,7 @@ impl Model {
             rng,
             training: None,
             fusion: true,
+            precision: Precision::Fp32,
             fused_relu: Vec::new(),
             fused_add: Vec::new(),
         };
@@ -222,6 +225,24 @@ impl Model {
     /// changes (for tests and benchmarks).
     pub fn set_fusion(&mut self, on: bool) {
         self.fusion = on;
+    }
+
+    /// Runs the layers' products in `precision` from now on, in training
+    /// and inference ([`Precision::Bf16`]: bf16 operands, fp32 sums, where
+    /// a layer has bf16 kernels; weights, optimizer state, batch-norm
+    /// statistics, softmax and the loss stay fp32). Bf16 on a CPU without
+    /// bf16 dot products runs the portable loop: the same sums, slowly
+    /// (see [`Precision::on_this_cpu`]).
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
+        for l in &mut self.layers {
+            l.set_precision(precision);
+        }
+    }
+
+    /// The arithmetic of the layers' products ([`Model::set_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// How many ReLUs the latest forward ran inside an earlier node (the

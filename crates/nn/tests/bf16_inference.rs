@@ -1,11 +1,9 @@
 //! bf16 inference through a whole model (issue #30): with
-//! `convnet_tensor::bf16::set_inference(true)` the convolutions of a
-//! residual net with batch norms take bf16 operands and fp32 sums, and its
-//! outputs stay within bf16's precision of the fp32 ones. Its own test
-//! binary: the switch is process-wide.
+//! `Model::set_precision(Precision::Bf16)` the convolutions of a residual
+//! net with batch norms take bf16 operands and fp32 sums, and its outputs
+//! stay within bf16's precision of the fp32 ones.
 
 use convnet_nn::*;
-use convnet_tensor::bf16;
 use rand::{Rng as _, SeedableRng};
 
 #[test]
@@ -25,9 +23,9 @@ fn bf16_inference_stays_within_bf16_precision_of_fp32() {
     )
     .unwrap();
     let fp32 = model.predict(&x, 12).unwrap();
-    bf16::set_inference(true);
+    model.set_precision(Precision::Bf16);
     let low = model.predict(&x, 12).unwrap();
-    bf16::set_inference(false);
+    model.set_precision(Precision::Fp32);
     let again = model.predict(&x, 12).unwrap();
     assert_eq!(
         fp32.data(),
@@ -45,9 +43,7 @@ fn bf16_inference_stays_within_bf16_precision_of_fp32() {
         .fold(0.0f32, f32::max);
     eprintln!("bf16 vs fp32: max difference {worst:e}");
     assert!(worst < 1e-3, "bf16 differs from fp32 by {worst}");
-    if bf16::path() == bf16::Path::Avx512Bf16 {
-        assert!(worst > 0.0, "bf16 inference did not run");
-    } else {
-        assert_eq!(worst, 0.0, "no bf16 hardware: fp32 runs");
-    }
+    // On every CPU: without bf16 hardware the portable loop computes
+    // the same sums.
+    assert!(worst > 0.0, "bf16 inference did not run");
 }

@@ -85,23 +85,6 @@ impl Path {
     }
 }
 
-static INFERENCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Turns bf16 inference on or off (off by default): inference
-/// convolutions with an even channel count then take bf16 operands with
-/// fp32 sums ([`crate::bf16_conv`]); weights stay fp32 and are rounded as
-/// they are packed. Only where AVX512-BF16 runs it ([`inference`]).
-pub fn set_inference(on: bool) {
-    INFERENCE.store(on, Ordering::Relaxed);
-}
-
-/// True when inference convolutions run in bf16: switched on and this
-/// CPU has the AVX512-BF16 path (the portable loop would be slower than
-/// fp32, so it is never chosen for speed).
-pub fn inference() -> bool {
-    INFERENCE.load(Ordering::Relaxed) && path() == Path::Avx512Bf16
-}
-
 /// 0: detect; 1: AVX512-BF16; 2: portable.
 static FORCED: AtomicU8 = AtomicU8::new(0);
 

@@ -28,7 +28,7 @@ use crate::activation::{Activation, SavedOutput};
 use crate::gemm::{matmul, MatRef, Threads};
 use crate::implicit;
 use crate::strided_input;
-use crate::Conv2dGeometry;
+use crate::{Conv2dGeometry, Precision};
 use multiversion::multiversion;
 use rayon::prelude::*;
 
@@ -470,9 +470,8 @@ fn forward_epilogue(
         });
 }
 
-/// [`conv2d_forward_affine`] for inference: with bf16 inference on
-/// ([`crate::bf16::set_inference`]) and an even channel count, bf16
-/// operands and fp32 sums; otherwise a 3x3 stride-1 convolution
+/// [`conv2d_forward_affine`] for inference: in [`Precision::Bf16`] with
+/// an even channel count, bf16 operands and fp32 sums; otherwise a 3x3 stride-1 convolution
 /// with 32, 48, ... channels, 16k filters and a ReLU or no activation takes
 /// Winograd F(2x2, 3x3) (`winograd`: 2.25x fewer multiply-adds, not the
 /// direct sum's bits), everything else the same kernels as training; then
@@ -486,12 +485,13 @@ pub fn conv2d_forward_inference(
     act: Activation,
     affine: Option<(&[f32], &[f32])>,
     tail: Tail<'_>,
+    precision: Precision,
     y: &mut [f32],
 ) {
     if let Some(s) = tail.shortcut() {
         assert_eq!(s.len(), y.len(), "conv2d_forward: shortcut length");
     }
-    if crate::bf16::inference() && crate::bf16_conv::handles(g) {
+    if precision.is_bf16() && crate::bf16_conv::handles(g) {
         // bf16 operands, fp32 sums; then the activation, the affine map
         // and the tail in passes of their own.
         let packed = crate::bf16_conv::pack_weights(g, w);

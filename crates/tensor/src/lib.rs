@@ -26,6 +26,7 @@ pub mod gemm;
 pub mod implicit;
 pub mod peak;
 pub mod pool;
+mod precision;
 pub mod recycle;
 pub mod reference;
 pub mod shape;
@@ -34,5 +35,6 @@ mod tensor;
 pub mod winograd;
 
 pub use error::TensorError;
+pub use precision::Precision;
 pub use shape::{AxisPadding, Conv2dGeometry, Padding, Pool2dGeometry};
 pub use tensor::Tensor;

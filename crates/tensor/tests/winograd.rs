@@ -12,7 +12,7 @@ mod common;
 use common::{close, random};
 use convnet_tensor::activation::Activation;
 use convnet_tensor::conv::Tail;
-use convnet_tensor::{conv, reference, winograd, Conv2dGeometry, Padding};
+use convnet_tensor::{conv, reference, winograd, Conv2dGeometry, Padding, Precision};
 use proptest::prelude::*;
 
 /// The reference with `relu?(.) * scale + shift`, then the tail, applied.
@@ -72,7 +72,7 @@ proptest! {
         let act = if relu { Activation::Relu } else { Activation::Linear };
         let mut y = vec![f32::NAN; g.output_len()];
         conv::conv2d_forward_inference(
-            &g, &x, &wt, Some(&b), act, Some((&scale, &shift)), tail, &mut y,
+            &g, &x, &wt, Some(&b), act, Some((&scale, &shift)), tail, Precision::Fp32, &mut y,
         );
         let want = expected(&g, (&x, &wt, &b), relu, (&scale, &shift), tail);
         close(&y, &want, "inference forward")?;
@@ -107,6 +107,7 @@ fn bands_of_large_images_match_and_are_bit_identical_across_threads() {
                 Activation::Linear,
                 Some((&ones, &zeros)),
                 Tail::AddRelu(&shortcut),
+                Precision::Fp32,
                 &mut y,
             )
         });
@@ -139,7 +140,17 @@ fn the_switch_chooses_between_winograd_and_the_direct_kernels() {
         conv::conv2d_forward_affine(&g, &x, &wt, None, Activation::Linear, None, y)
     };
     let inference = |y: &mut Vec<f32>| {
-        conv::conv2d_forward_inference(&g, &x, &wt, None, Activation::Linear, None, Tail::None, y)
+        conv::conv2d_forward_inference(
+            &g,
+            &x,
+            &wt,
+            None,
+            Activation::Linear,
+            None,
+            Tail::None,
+            Precision::Fp32,
+            y,
+        )
     };
     let (mut a, mut b) = (vec![0.0; g.output_len()], vec![0.0; g.output_len()]);
     direct(&mut a);

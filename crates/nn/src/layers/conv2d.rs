@@ -24,7 +24,7 @@ use convnet_tensor::conv::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_relu,
     conv2d_forward_inference, conv2d_forward_saving, Tail,
 };
-use convnet_tensor::{Conv2dGeometry, Padding, Tensor};
+use convnet_tensor::{Conv2dGeometry, Padding, Precision, Tensor};
 use serde::{Deserialize, Serialize};
 
 fn one_one() -> [usize; 2] {
@@ -198,6 +198,7 @@ impl Conv2dConfig {
             bias,
             x: None,
             saved: None,
+            precision: Precision::Fp32,
         })
     }
 }
@@ -214,6 +215,8 @@ pub struct Conv2d {
     /// What the activation's backward needs from the last training
     /// forward's output (a ReLU bit mask, or a copy of the output).
     saved: Option<SavedOutput>,
+    /// The arithmetic of the products ([`Layer::set_precision`]).
+    precision: Precision,
 }
 
 impl Conv2d {
@@ -252,7 +255,8 @@ impl Conv2d {
         if save {
             conv2d_forward_saving(&g, x.data(), w, b, act, y.data_mut(), &mut self.saved);
         } else {
-            conv2d_forward_inference(&g, x.data(), w, b, act, affine, tail, y.data_mut());
+            let p = self.precision;
+            conv2d_forward_inference(&g, x.data(), w, b, act, affine, tail, p, y.data_mut());
         }
         y
     }
@@ -366,6 +370,10 @@ impl Layer for Conv2d {
 
     fn backward_params(&mut self, dy: Tensor) {
         self.weight_gradients(dy);
+    }
+
+    fn set_precision(&mut self, precision: Precision) {
+        self.precision = precision;
     }
 
     fn params(&self) -> Vec<&Param> {

@@ -179,6 +179,10 @@ impl Layer for SeparableConv2d {
         let dm = self.pointwise.backward(dy);
         self.depthwise.backward_params(dm);
     }
+    /// The pointwise part's products (the depthwise part stays fp32).
+    fn set_precision(&mut self, precision: convnet_tensor::Precision) {
+        self.pointwise.set_precision(precision);
+    }
     /// `depthwise_kernel`, `pointwise_kernel`, `bias` (Keras's order).
     fn params(&self) -> Vec<&Param> {
         let mut p = self.depthwise.params();
