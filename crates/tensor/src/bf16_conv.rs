@@ -78,16 +78,17 @@ pub fn conv2d_forward_bf16_then(
         .enumerate()
         .for_each(|(task, (y, x))| {
             let imgs = y.len() / img_out;
-            let xp = pad_bf16(g, x, imgs, hp, wp);
+            let mut scratch = Scratch::take();
+            pad_bf16(g, x, imgs, hp, wp, &mut scratch.xp);
             let pixels = imgs * g.oh * g.ow;
             // Each pixel's base offset in xp.
-            let bases: Vec<usize> = (0..pixels)
-                .map(|m| {
-                    let (b, r) = (m / (g.oh * g.ow), m % (g.oh * g.ow));
-                    let (oy, ox) = (r / g.ow, r % g.ow);
-                    ((b * hp + oy * g.sh) * wp + ox * g.sw) * g.c
-                })
-                .collect();
+            scratch.bases.clear();
+            scratch.bases.extend((0..pixels).map(|m| {
+                let (b, r) = (m / (g.oh * g.ow), m % (g.oh * g.ow));
+                let (oy, ox) = (r / g.ow, r % g.ow);
+                ((b * hp + oy * g.sh) * wp + ox * g.sw) * g.c
+            }));
+            let (xp, bases) = (&scratch.xp, &scratch.bases);
             for row in y.chunks_exact_mut(g.f) {
                 match bias {
                     Some(b) => row.copy_from_slice(b),
@@ -95,7 +96,7 @@ pub fn conv2d_forward_bf16_then(
                 }
             }
             let run = Run {
-                xp: &xp,
+                xp,
                 w,
                 kh: g.kh,
                 pairs: g.kw * g.c / 2,
@@ -105,17 +106,26 @@ pub fn conv2d_forward_bf16_then(
             match path {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX512-BF16 was checked above.
-                Path::Avx512Bf16 => unsafe { avx512::pixels(&run, &bases, y) },
-                _ => portable(&run, &bases, y),
+                Path::Avx512Bf16 => unsafe { avx512::pixels(&run, bases, y) },
+                _ => portable(&run, bases, y),
             }
+            scratch.put_back();
             after(task * IMGS * img_out, y);
         });
 }
 
-/// The zero-padded bf16 copy of `imgs` images (rows and columns that no
-/// window reaches, past `HP`, `WP`, left out).
-fn pad_bf16(g: &Conv2dGeometry, x: &[f32], imgs: usize, hp: usize, wp: usize) -> Vec<u16> {
-    let mut xp = vec![0u16; imgs * hp * wp * g.c];
+/// Writes into `xp` the zero-padded bf16 copy of `imgs` images (rows and
+/// columns that no window reaches, past `HP`, `WP`, left out).
+pub(crate) fn pad_bf16(
+    g: &Conv2dGeometry,
+    x: &[f32],
+    imgs: usize,
+    hp: usize,
+    wp: usize,
+    xp: &mut Vec<u16>,
+) {
+    xp.clear();
+    xp.resize(imgs * hp * wp * g.c, 0);
     let rows = g.h.min(hp.saturating_sub(g.pad_top));
     let cols = g.w.min(wp.saturating_sub(g.pad_left));
     for b in 0..imgs {
@@ -126,7 +136,39 @@ fn pad_bf16(g: &Conv2dGeometry, x: &[f32], imgs: usize, hp: usize, wp: usize) ->
             bf16::convert(src, &mut xp[at..at + src.len()]);
         }
     }
-    xp
+}
+
+/// A worker thread's buffers for the bf16 kernels' per-task copies, kept
+/// across calls: allocated per task, their pages would be faulted in and
+/// zeroed by the kernel every time (more than the arithmetic of a
+/// 16-filter layer's weight gradient).
+#[derive(Default)]
+pub(crate) struct Scratch {
+    /// The padded bf16 input.
+    pub xp: Vec<u16>,
+    /// A bf16 copy of the output gradient.
+    pub dyh: Vec<u16>,
+    /// Paired columns of the input (weight gradient).
+    pub z: Vec<u32>,
+    /// Paired output gradients (weight gradient).
+    pub b: Vec<u32>,
+    /// Per pixel (pair): its offset in `xp` (`z`).
+    pub bases: Vec<usize>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Option<Box<Scratch>>> = const { std::cell::Cell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's buffers (new ones the first time).
+    pub(crate) fn take() -> Box<Scratch> {
+        SCRATCH.with(|c| c.take()).unwrap_or_default()
+    }
+    /// Keeps them for the thread's next task.
+    pub(crate) fn put_back(self: Box<Self>) {
+        SCRATCH.with(|c| c.set(Some(self)));
+    }
 }
 
 /// What the kernels read: the padded input, the packed weights, and the

@@ -296,7 +296,7 @@ fn add_bias(y: &mut [f32], b: &[f32]) {
 
 /// `acc[f] += sum_r dy[r, f]`, rows in order.
 #[multiversion(targets = "simd")]
-fn sum_rows(dy: &[f32], acc: &mut [f32]) {
+pub(crate) fn sum_rows(dy: &[f32], acc: &mut [f32]) {
     for row in dy.chunks_exact(acc.len()) {
         for (a, v) in acc.iter_mut().zip(row) {
             *a += v;
@@ -751,7 +751,11 @@ fn weight_chunk(
 
 /// Adds the chunks' partial sums in chunk order: reproducible whatever the
 /// thread count.
-fn sum_partials(partials: &[(Vec<f32>, Vec<f32>)], dw: &mut [f32], db: Option<&mut [f32]>) {
+pub(crate) fn sum_partials(
+    partials: &[(Vec<f32>, Vec<f32>)],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
     for (part, _) in partials {
         for (d, s) in dw.iter_mut().zip(part) {
             *d += s;

@@ -19,6 +19,7 @@ pub mod activation;
 pub mod batch_norm;
 pub mod bf16;
 pub mod bf16_conv;
+pub mod bf16_grad;
 pub mod conv;
 pub mod depthwise;
 mod error;
