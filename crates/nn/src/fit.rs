@@ -23,7 +23,7 @@ use crate::loss::count_correct;
 use crate::model::Training;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::{Batch, Loss, Mode, Model, NnError, Param, Result, Schedule};
-use convnet_tensor::Tensor;
+use convnet_tensor::{Precision, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::Rng as _;
@@ -75,6 +75,9 @@ pub struct FitConfig {
     /// Batch-norm statistics over the whole batch of all ranks (PyTorch's
     /// SyncBatchNorm) instead of per rank (DistributedDataParallel's default).
     pub sync_batch_norm: bool,
+    /// The arithmetic of the products during this fit and after it
+    /// ([`Model::set_precision`]; `None`: the model's own, fp32 unless set).
+    pub precision: Option<Precision>,
 }
 
 impl std::fmt::Debug for FitConfig {
@@ -92,6 +95,7 @@ impl std::fmt::Debug for FitConfig {
             .field("shards", &self.shards)
             .field("ranks", &self.collective.size())
             .field("sync_batch_norm", &self.sync_batch_norm)
+            .field("precision", &self.precision)
             .finish()
     }
 }
@@ -111,6 +115,7 @@ impl Default for FitConfig {
             shards: 1,
             collective: std::sync::Arc::new(SingleProcess),
             sync_batch_norm: false,
+            precision: None,
         }
     }
 }
@@ -119,6 +124,12 @@ impl FitConfig {
     /// Keras's defaults: 1 epoch, batch 32, shuffled, no validation.
     pub fn new() -> Self {
         Self::default()
+    }
+    /// Trains (and then predicts) in `precision`: [`Precision::Bf16`] is
+    /// Keras's `mixed_bfloat16` policy (bf16 products, fp32 weights).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = Some(precision);
+        self
     }
     /// Number of epochs.
     pub fn with_epochs(mut self, e: usize) -> Self {
@@ -372,6 +383,9 @@ impl Model {
             None if n_val > 0 => Some(&split_view),
             None => None,
         };
+        if let Some(p) = config.precision {
+            self.set_precision(p);
+        }
         let comm = config.collective.as_ref();
         let plan = ShardPlan::new(config.shards, comm, config.sync_batch_norm)?;
         let sync_bn = config.sync_batch_norm && comm.size() > 1;

@@ -24,7 +24,7 @@ use convnet_tensor::conv::{
     conv2d_backward_input, conv2d_backward_weight, conv2d_backward_weight_relu,
     conv2d_forward_inference, conv2d_forward_saving, Tail,
 };
-use convnet_tensor::{Conv2dGeometry, Padding, Precision, Tensor};
+use convnet_tensor::{bf16, bf16_conv, bf16_grad, Conv2dGeometry, Padding, Precision, Tensor};
 use serde::{Deserialize, Serialize};
 
 fn one_one() -> [usize; 2] {
@@ -252,7 +252,12 @@ impl Conv2d {
             }
             return y;
         }
-        if save {
+        if save && self.precision.is_bf16() && bf16_conv::handles(&g) {
+            // bf16 operands, fp32 sums; the activation in its own pass.
+            let packed = bf16_conv::pack_weights(&g, w);
+            bf16_conv::conv2d_forward_bf16(bf16::path(), &g, x.data(), &packed, b, y.data_mut());
+            act.forward_saving(y.data_mut(), g.f, &mut self.saved);
+        } else if save {
             conv2d_forward_saving(&g, x.data(), w, b, act, y.data_mut(), &mut self.saved);
         } else {
             let p = self.precision;
@@ -287,6 +292,23 @@ impl Conv2d {
                 groups,
                 x.data(),
                 dz.data(),
+                kernel_grad,
+                bias_grad,
+            );
+            return (x, dz);
+        }
+        if self.precision.is_bf16() && bf16_grad::handles_weight(&g) {
+            let act = self.config.activation;
+            if act != Activation::Linear {
+                let saved = self.saved.as_ref().expect("kept by the training forward");
+                act.backward_saved(saved, dz.data_mut(), g.f);
+            }
+            let (xd, dzd) = (x.data(), dz.data());
+            bf16_grad::conv2d_backward_weight_bf16(
+                bf16::path(),
+                &g,
+                xd,
+                dzd,
                 kernel_grad,
                 bias_grad,
             );
@@ -362,6 +384,9 @@ impl Layer for Conv2d {
             let groups = self.config.groups;
             let w = self.kernel.value.data();
             super::conv2d_groups::backward_input(&g, groups, dz.data(), w, dx.data_mut());
+        } else if self.precision.is_bf16() && bf16_grad::handles_input(&g) {
+            let w = self.kernel.value.data();
+            bf16_grad::conv2d_backward_input_bf16(bf16::path(), &g, dz.data(), w, dx.data_mut());
         } else {
             conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
         }
