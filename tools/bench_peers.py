@@ -172,12 +172,16 @@ def run_torch(name, mode, batch, seconds, threads, channels_last, bf16=False):
     return steps * batch / (time.perf_counter() - start)
 
 
-def run_keras(name, mode, batch, seconds, threads):
+def run_keras(name, mode, batch, seconds, threads, bf16=False):
+    """`bf16`: Keras's one policy of mixed precision, `mixed_bfloat16` (bf16 compute, fp32
+    variables), set before the model is built."""
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     import numpy as np
     import keras
     from keras import layers as L
+    if bf16:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     if name == "m1":
         model = keras.Sequential([keras.Input((28, 28, 1)), L.Conv2D(32, 5, padding="same", activation="relu"),
                                   L.MaxPooling2D(2), L.Conv2D(64, 5, padding="same", activation="relu"),
@@ -260,7 +264,7 @@ def child(args):
         ips = run_torch(args.net, args.mode, args.batch, args.seconds, args.threads, args.channels_last,
                         args.precision == "bf16")
     else:
-        ips = run_keras(args.net, args.mode, args.batch, args.seconds, args.threads)
+        ips = run_keras(args.net, args.mode, args.batch, args.seconds, args.threads, args.precision == "bf16")
     print(f"RESULT {ips} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}")
 
 
@@ -299,13 +303,13 @@ def have(modules):
 
 def compare(args):
     bf16 = args.precision == "bf16"
-    # bf16: PyTorch's autocast is the peer (Keras's mixed_bfloat16 and ONNX Runtime are left out).
-    have_keras = have("keras, tensorflow") and not bf16
+    # bf16: PyTorch under autocast and Keras under mixed_bfloat16 (ONNX Runtime has no bf16 CPU kernels).
+    have_keras = have("keras, tensorflow")
     have_torch = have("torch")
     have_ort = have("onnxruntime, numpy") and not bf16
     configs = CONFIGS if not args.config else [(c.split(":")[0], c.split(":")[1], int(c.split(":")[2])) for c in args.config]
     print(f"threads {args.threads}, {args.seconds}s per measurement, best of {args.rounds} alternating rounds, "
-          f"precision {args.precision}" + (" (convnet --precision bf16; torch under autocast bf16)" if bf16 else ""))
+          f"precision {args.precision}" + (" (convnet --precision bf16; torch under autocast bf16; keras mixed_bfloat16)" if bf16 else ""))
     onnx_dir = None
     if have_ort and any(m == "infer" for _, m, _ in configs):
         import tempfile
@@ -372,7 +376,7 @@ def main():
     k.add_argument("--rounds", type=int, default=2)
     k.add_argument("--config", action="append", default=[])
     k.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: convnet --precision bf16 against PyTorch under autocast (inference rows)")
+                   help="bf16: convnet --precision bf16 against PyTorch under autocast and Keras under mixed_bfloat16")
     args = p.parse_args()
     child(args) if args.cmd == "child" else compare(args)
 

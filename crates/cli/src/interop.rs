@@ -139,6 +139,7 @@ pub fn import(a: ImportArgs) -> CliResult<()> {
         seed: 42,
         folder: Default::default(),
         finetune: None,
+        precision: Default::default(),
     };
     model.save(&out)?;
     cfg.save(&out)?;

@@ -56,10 +56,14 @@ pub struct Budget {
     /// Print nothing but the results.
     #[arg(long, short)]
     quiet: bool,
+    /// fp32, or bf16 (mixed_bfloat16): every net trains with bf16 convolution operands and
+    /// fp32 sums, on AVX512-BF16 (elsewhere a notice and fp32).
+    #[arg(long, default_value = "fp32")]
+    precision: String,
 }
 
 impl Budget {
-    fn config(&self) -> ExperimentConfig {
+    fn config(&self) -> CliResult<ExperimentConfig> {
         let mut c = if self.full {
             ExperimentConfig::full()
         } else {
@@ -83,7 +87,8 @@ impl Budget {
         } else {
             Verbosity::EpochLines
         };
-        c
+        c.precision = crate::precision(&self.precision)?;
+        Ok(c)
     }
 
     fn data(&self) -> CliResult<Mnist> {
@@ -138,7 +143,7 @@ pub fn run_experiment(a: ExperimentArgs) -> CliResult<()> {
     for v in &fam.variants {
         v.model()?;
     }
-    let cfg = a.budget.config();
+    let cfg = a.budget.config()?;
     let data = a.budget.data()?;
     let dir = a.out.join(&fam.name);
     let progress_file = dir.join("progress.json");
@@ -295,6 +300,10 @@ fn members_report(r: &convnet_lab::ensemble::EnsembleResult, seconds: bool) -> S
 /// `convnet ensemble --evaluate DIR`.
 fn evaluate_saved(a: &EnsembleArgs, dir: &std::path::Path) -> CliResult<()> {
     let mut models = convnet_lab::ensemble::load_members(dir)?;
+    let precision = crate::precision(&a.budget.precision)?;
+    for m in &mut models {
+        m.set_precision(precision);
+    }
     let data = a.budget.data()?;
     let test = data.test.take(a.budget.test_size);
     let r = convnet_lab::ensemble::evaluate_members(&mut models, &test, a.tta)?;
@@ -332,7 +341,7 @@ pub fn run_ensemble(a: EnsembleArgs) -> CliResult<()> {
     if a.augment {
         v.augment = Some(experiment::kernel_augmentation());
     }
-    let mut cfg = a.budget.config();
+    let mut cfg = a.budget.config()?;
     // Members train on 90 % bags of the whole training pool.
     if a.budget.train_size.is_none() {
         cfg.train_size = 60_000;

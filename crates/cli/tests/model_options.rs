@@ -1,5 +1,5 @@
 //! Options that change how a model is built or run: the notation's
-//! `--activation`, and `--precision bf16` on the inference commands.
+//! `--activation`, and `--precision bf16` on train and the inference commands.
 
 mod common;
 
@@ -63,5 +63,73 @@ fn evaluate_and_predict_in_bf16_stay_near_fp32() {
     let o = convnet(&["evaluate", run.to_str().unwrap(), "--precision", "fp16"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--precision 'fp16'"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// `train --precision bf16` trains in bf16 (on a CPU with AVX512-BF16;
+/// elsewhere it says it runs fp32), records it in run.json, and
+/// `--resume` keeps it unless told otherwise; the same seed gives the
+/// same bits.
+#[test]
+fn train_in_bf16_is_recorded_resumed_and_reproducible() {
+    let out = tmp("bf16-train");
+    let train = |name: &str, precision: &str| {
+        let o = TinyRun::new(&out, name)
+            .with("--model", "8C5-P2-16C3-P2-16-10")
+            .with("--precision", precision)
+            .run();
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
+    };
+    let history = |name: &str| std::fs::read_to_string(out.join(name).join("history.csv")).unwrap();
+    let recorded = |name: &str| {
+        let cfg: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(name).join("run.json")).unwrap(),
+        )
+        .unwrap();
+        cfg["precision"].as_str().unwrap().to_string()
+    };
+    let said = train("a", "mixed_bfloat16");
+    train("b", "bf16");
+    train("c", "fp32");
+    assert_eq!(recorded("a"), "bf16");
+    assert_eq!(recorded("c"), "fp32");
+    // Losses only: the seconds column differs from run to run.
+    let losses = |name: &str| -> Vec<String> {
+        history(name)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').take(5).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+    assert_eq!(losses("a"), losses("b"), "same seed, same bits");
+    let hardware = !said.contains("no AVX512-BF16");
+    assert_eq!(losses("a") != losses("c"), hardware, "bf16 trains in bf16");
+    let run = out.join("a");
+    let o = convnet(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--epochs",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(recorded("a"), "bf16", "resumed in its precision");
+    let o = convnet(&[
+        "train",
+        "--resume",
+        run.to_str().unwrap(),
+        "--epochs",
+        "3",
+        "--precision",
+        "fp32",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("Precision set to fp32"), "{}", text(&o));
+    assert_eq!(recorded("a"), "fp32");
+    let o = TinyRun::new(&out, "bad").with("--precision", "fp16").run();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&out);
 }

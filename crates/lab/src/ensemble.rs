@@ -6,7 +6,7 @@ use crate::error::{LabError, Result};
 use crate::experiment::{ExperimentConfig, Variant};
 use convnet_data::{LabeledImages, Mnist};
 use convnet_nn::save::write_atomic;
-use convnet_nn::{FitConfig, Loss, Model, Rng, Sequential};
+use convnet_nn::{FitConfig, Loss, Model, Precision, Rng, Sequential};
 use convnet_run::folder::CHECKPOINTS;
 use convnet_run::{settings, Pass, Start, TrainData};
 use convnet_tensor::Tensor;
@@ -120,7 +120,7 @@ pub fn run_ensemble(
         // A member is finished once its `member.json` is written (the last
         // of its files); until then its newest checkpoint is kept.
         if resume && dir.join(MEMBER_FILE).exists() {
-            let (acc, p, secs) = load_member(&dir, &seq, variant, &test, tta)?;
+            let (acc, p, secs) = load_member(&dir, &seq, variant, &test, (tta, cfg.precision))?;
             if ckpt.exists() {
                 // Stopped between `member.json` and the clean-up.
                 std::fs::remove_dir_all(&ckpt).map_err(|e| io(&ckpt, e))?;
@@ -157,7 +157,8 @@ pub fn run_ensemble(
             .with_epochs(cfg.epochs)
             .with_batch_size(cfg.batch_size)
             .with_schedule(settings::schedule())
-            .with_verbosity(cfg.verbosity);
+            .with_verbosity(cfg.verbosity)
+            .with_precision(cfg.precision);
         let pass = Pass::new(fit).with_checkpoints(&dir);
         let mut trained = convnet_run::train(start, &bagged, &pass, &mut [])?;
         let secs: f64 = trained
@@ -206,7 +207,13 @@ pub fn run_ensemble(
         }
         for (i, slot) in slots.iter_mut().enumerate() {
             if slot.is_none() {
-                let (acc, p, secs) = load_member(&member_dir(out, i), &seq, variant, &test, tta)?;
+                let (acc, p, secs) = load_member(
+                    &member_dir(out, i),
+                    &seq,
+                    variant,
+                    &test,
+                    (tta, cfg.precision),
+                )?;
                 *slot = Some((acc, p, secs, true));
             }
         }
@@ -254,15 +261,17 @@ fn member_start(
 }
 
 /// A finished member read back: its accuracy and outputs on `test` (with
-/// `tta` views) and its training seconds.
+/// `tta` views, in `precision`, as a newly trained member's) and its
+/// training seconds.
 fn load_member(
     dir: &Path,
     seq: &Sequential,
     variant: &Variant,
     test: &LabeledImages,
-    tta: usize,
+    (tta, precision): (usize, Precision),
 ) -> Result<(f32, Tensor, f64)> {
     let mut model = Model::load(dir)?;
+    model.set_precision(precision);
     check_same(&model, seq, dir, variant)?;
     let p = member_outputs(&mut model, test, tta)?;
     let acc = accuracy(&p.argmax_rows(), &test.labels_tensor());

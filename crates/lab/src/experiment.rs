@@ -11,8 +11,8 @@
 use crate::error::{LabError, Result};
 use convnet_data::{AugmentConfig, Mnist};
 use convnet_nn::{
-    parse_notation, FitConfig, History, Loss, Model, NotationOptions, Padding, Ranks, Sequential,
-    Verbosity,
+    parse_notation, FitConfig, History, Loss, Model, NotationOptions, Padding, Precision, Ranks,
+    Sequential, Verbosity,
 };
 use convnet_run::{settings, Pass, Start, TrainData};
 use serde::{Deserialize, Serialize};
@@ -256,6 +256,8 @@ pub struct ExperimentConfig {
     /// The processes sharing the work: variants and ensemble members are
     /// spread over MPI ranks (`i mod size`), each trained by one.
     pub ranks: Ranks,
+    /// The arithmetic every variant trains in.
+    pub precision: Precision,
 }
 
 impl ExperimentConfig {
@@ -271,6 +273,7 @@ impl ExperimentConfig {
             seed: 42,
             verbosity: Verbosity::EpochLines,
             ranks: Ranks::default(),
+            precision: Precision::Fp32,
         }
     }
     /// The kernel's budget: 20 epochs on 54,000 images, 6,000 for validation, batch 64.
@@ -331,7 +334,8 @@ pub fn run_variant(
         .with_epochs(cfg.epochs)
         .with_batch_size(v.batch_size.unwrap_or(cfg.batch_size))
         .with_schedule(settings::schedule())
-        .with_verbosity(cfg.verbosity);
+        .with_verbosity(cfg.verbosity)
+        .with_precision(cfg.precision);
     let trained = convnet_run::train(Start::fresh(model), &split, &Pass::new(fit), &mut [])?;
     let (mut model, history) = (trained.model, trained.history);
     let test_eval = convnet_run::evaluate(&mut model, &data.test.take(cfg.test_size), 500)?;
@@ -378,6 +382,9 @@ pub struct BudgetKey {
     pub sizes: [usize; 3],
     /// Seed.
     pub seed: u64,
+    /// The arithmetic (fp32 for results that predate it).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl ExperimentConfig {
@@ -388,6 +395,7 @@ impl ExperimentConfig {
             batch_size: self.batch_size,
             sizes: [self.train_size, self.val_size, self.test_size],
             seed: self.seed,
+            precision: self.precision,
         }
     }
 }

@@ -21,6 +21,7 @@ fn tiny() -> ExperimentConfig {
         seed: 1,
         verbosity: Verbosity::Silent,
         ranks: Default::default(),
+        precision: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@
 //! ```
 
 use crate::error::{Result, RunError};
-use convnet_nn::{Loss, OptimizerConfig, Schedule, Sequential};
+use convnet_nn::{Loss, OptimizerConfig, Precision, Schedule, Sequential};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -61,6 +61,9 @@ pub struct RunConfig {
     /// `train --resume` needs to rebuild its start and to run its second stage.
     #[serde(default)]
     pub finetune: Option<FinetunePlan>,
+    /// The arithmetic it trains in, as asked (`fp32` for runs that predate it).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// `convnet finetune`'s plan, kept in `run.json` so that one command,

@@ -142,6 +142,14 @@ fn task(path: Path, g: &Conv2dGeometry, x: &[f32], dy: &[f32], part: &mut [f32])
     let taps: Vec<usize> = (0..g.kh)
         .flat_map(|ky| (0..g.kw * g.c).map(move |t| ky * wp * g.c + t))
         .collect();
+    // Narrow layers (16 filters or fewer) on AVX512-BF16: vectors of 16
+    // taps against broadcast gradients, into the transposed sums.
+    let narrow = path == Path::Avx512Bf16 && g.f <= 16 && g.kw * g.c >= 16;
+    let mut part_t = if narrow {
+        vec![0.0; part.len()]
+    } else {
+        Vec::new()
+    };
     for first in (0..pairs).step_by(BLOCK) {
         let end = (first + BLOCK).min(pairs);
         let blk = Block {
@@ -154,8 +162,22 @@ fn task(path: Path, g: &Conv2dGeometry, x: &[f32], dy: &[f32], part: &mut [f32])
         match path {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the caller checked that the CPU has AVX512-BF16.
+            Path::Avx512Bf16 if narrow => unsafe {
+                avx512::block_narrow(&blk, g.kw * g.c, &mut part_t)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
             Path::Avx512Bf16 => unsafe { avx512::block(&blk, part) },
             _ => portable(&blk, part),
+        }
+    }
+    if narrow {
+        // part starts at zero: adding the same sums gives the same bits.
+        let p = taps.len();
+        for (t, row) in part.chunks_exact_mut(g.f).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v += part_t[j * p + t];
+            }
         }
     }
     s.put_back();
@@ -269,6 +291,95 @@ mod avx512 {
             };
             tiles::<MR1, 1>(blk, part, j, mask);
             j += 16;
+        }
+    }
+
+    /// [`block`] for layers of at most 16 filters, transposed:
+    /// `part_t[f, t]` (`[F, P]`) in tiles of 8 filters (then single ones)
+    /// x 2 vectors of 16 consecutive taps of a `run` (then one); a vector
+    /// past a run's end is masked.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn block_narrow(blk: &Block<'_>, run: usize, part_t: &mut [f32]) {
+        let p = blk.taps.len();
+        // (tap index, lanes) of every vector: runs of `run` taps cut in 16s.
+        let vecs: Vec<(usize, u16)> = (0..p / run)
+            .flat_map(|ky| {
+                (0..run.div_ceil(16)).map(move |u| {
+                    let left = (run - 16 * u).min(16);
+                    let mask = if left == 16 {
+                        0xffff
+                    } else {
+                        (1u16 << left) - 1
+                    };
+                    (ky * run + 16 * u, mask)
+                })
+            })
+            .collect();
+        let mut j = 0;
+        while j < blk.f {
+            let mut v = 0;
+            if j + 8 <= blk.f {
+                while v + 2 <= vecs.len() {
+                    narrow_tile::<8, 2>(blk, part_t, j, &vecs[v..v + 2]);
+                    v += 2;
+                }
+                if v < vecs.len() {
+                    narrow_tile::<8, 1>(blk, part_t, j, &vecs[v..v + 1]);
+                }
+                j += 8;
+            } else {
+                while v + 2 <= vecs.len() {
+                    narrow_tile::<1, 2>(blk, part_t, j, &vecs[v..v + 2]);
+                    v += 2;
+                }
+                if v < vecs.len() {
+                    narrow_tile::<1, 1>(blk, part_t, j, &vecs[v..v + 1]);
+                }
+                j += 1;
+            }
+        }
+    }
+
+    /// `part_t[j..j+R, taps of V vectors] += B[:, j..j+R]^T . A[:, those taps]`.
+    #[inline(always)]
+    unsafe fn narrow_tile<const R: usize, const V: usize>(
+        blk: &Block<'_>,
+        part_t: &mut [f32],
+        j: usize,
+        vecs: &[(usize, u16)],
+    ) {
+        let (f, p) = (blk.f, blk.taps.len());
+        let (zp, bp, cp) = (blk.z.as_ptr(), blk.b.as_ptr(), part_t.as_mut_ptr());
+        let mut off = [0usize; V];
+        let mut lanes = [0u16; V];
+        for v in 0..V {
+            off[v] = blk.taps[vecs[v].0];
+            lanes[v] = vecs[v].1;
+        }
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_ps(lanes[v], cp.add((j + r) * p + vecs[v].0));
+            }
+        }
+        for (q, &base) in blk.bases.iter().enumerate() {
+            let mut av = [_mm512_setzero_si512(); V];
+            for (v, x) in av.iter_mut().enumerate() {
+                *x = _mm512_maskz_loadu_epi32(lanes[v], zp.add(base + off[v]) as *const i32);
+            }
+            let brow = bp.add(q * f + j);
+            for (r, row) in acc.iter_mut().enumerate() {
+                let bv: __m512bh =
+                    std::mem::transmute(_mm512_set1_epi32(brow.add(r).read() as i32));
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = _mm512_dpbf16_ps(*x, std::mem::transmute::<__m512i, __m512bh>(av[v]), bv);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                _mm512_mask_storeu_ps(cp.add((j + r) * p + vecs[v].0), lanes[v], *x);
+            }
         }
     }
 

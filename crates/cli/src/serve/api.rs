@@ -68,7 +68,10 @@ fn with_model<T>(
     }
     let mut guard = lock(&ex.model);
     match guard.as_mut() {
-        Some(m) => f(m),
+        Some(m) => {
+            m.set_precision(ex.precision);
+            f(m)
+        }
         None => Err(Reply::error(
             503,
             "no weights yet: the first epoch has not finished",

@@ -21,7 +21,7 @@ mod http;
 
 use crate::error::{CliError, CliResult};
 use clap::Args;
-use convnet_nn::Model;
+use convnet_nn::{Model, Precision};
 use convnet_run::folder::RunConfig;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Address to listen on; the default serves this machine only.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
+    /// fp32, or bf16 (mixed_bfloat16): predictions with bf16 convolution operands and fp32
+    /// sums, on AVX512-BF16 (elsewhere a notice and fp32).
+    #[arg(long, default_value = "fp32")]
+    precision: String,
 }
 
 /// The page's files, compiled into the binary.
@@ -64,11 +68,14 @@ pub struct Explorer {
     loaded_from: Mutex<Option<String>>,
     live: Option<Arc<Live>>,
     evaluation: Mutex<Option<Arc<api::Evaluation>>>,
+    /// The arithmetic of its predictions.
+    precision: Precision,
 }
 
 impl Explorer {
-    /// The explorer of a finished run.
-    pub fn open(run: &Path, live: Option<Arc<Live>>) -> CliResult<Explorer> {
+    /// The explorer of a finished run (of a training one with `live`),
+    /// predicting in `precision`.
+    pub fn open(run: &Path, live: Option<Arc<Live>>, precision: Precision) -> CliResult<Explorer> {
         let (cfg, model) = if live.is_some() {
             // The model is loaded from the newest checkpoint when one exists.
             (RunConfig::load(run)?, None)
@@ -83,6 +90,7 @@ impl Explorer {
             loaded_from: Mutex::new(None),
             live,
             evaluation: Mutex::new(None),
+            precision,
         })
     }
 }
@@ -147,7 +155,8 @@ fn is_loopback_host(host: &str) -> bool {
 
 /// `convnet serve`.
 pub fn serve(a: ServeArgs) -> CliResult<()> {
-    let explorer = Arc::new(Explorer::open(&a.run, None)?);
+    let precision = crate::precision(&a.precision)?;
+    let explorer = Arc::new(Explorer::open(&a.run, None, precision)?);
     let (server, addr) = bind(&a.host, a.port)?;
     println!(
         "Serving the explorer of {} at http://{addr}/ (Ctrl-C stops)",

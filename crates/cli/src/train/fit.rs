@@ -5,7 +5,7 @@
 use super::{Finished, Ready, TrainArgs};
 use crate::error::CliResult;
 use convnet_data::LabeledImages;
-use convnet_nn::{Callback, FitConfig};
+use convnet_nn::{Callback, FitConfig, Precision};
 use convnet_run::folder::RunConfig;
 use convnet_run::{write_metrics, Loaded, Pass, TrainData, Trained};
 use std::path::Path;
@@ -14,9 +14,9 @@ use std::path::Path;
 /// that feeds it and its address.
 type Served = (crate::serve::LiveCallback, String);
 
-fn serve_live(a: &TrainArgs, dir: &Path) -> CliResult<Served> {
+fn serve_live(a: &TrainArgs, dir: &Path, precision: Precision) -> CliResult<Served> {
     let live = std::sync::Arc::new(crate::serve::Live::default());
-    let explorer = crate::serve::Explorer::open(dir, Some(live.clone()))?;
+    let explorer = crate::serve::Explorer::open(dir, Some(live.clone()), precision)?;
     let (srv, addr) = crate::serve::bind(&a.serve_host, a.serve_port)?;
     println!("Serving the explorer at http://{addr}/ while training");
     use std::io::Write;
@@ -44,6 +44,7 @@ pub(super) fn train_ready(a: &TrainArgs, ready: Ready) -> CliResult<Finished> {
     };
     // Validation: the last fraction of the training samples, never augmented.
     let data = TrainData::split(&all, cfg.validation_split, cfg.augment.clone())?;
+    let precision = crate::precision(cfg.precision.name())?;
     let fit = FitConfig::new()
         .with_epochs(cfg.epochs)
         .with_batch_size(cfg.batch_size)
@@ -51,7 +52,8 @@ pub(super) fn train_ready(a: &TrainArgs, ready: Ready) -> CliResult<Finished> {
         .with_verbosity(a.verbosity(root))
         .with_shards(a.shards)
         .with_sync_batch_norm(a.sync_bn)
-        .with_collective(world.clone());
+        .with_collective(world.clone())
+        .with_precision(precision);
     if world.size() > 1 && root {
         eprintln!(
             "Data-parallel over {} ranks: batches of {} split into shards of about {}, batch-norm statistics {}",
@@ -68,7 +70,7 @@ pub(super) fn train_ready(a: &TrainArgs, ready: Ready) -> CliResult<Finished> {
         pass = pass.with_checkpoints(&dir);
     }
     let mut served = match a.serve && root {
-        true => Some(serve_live(a, &dir)?),
+        true => Some(serve_live(a, &dir, precision)?),
         false => None,
     };
     let mut extra: Vec<&mut dyn Callback> = Vec::new();

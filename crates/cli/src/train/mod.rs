@@ -10,7 +10,7 @@ use crate::error::{CliError, CliResult};
 use crate::model_arg::DEFAULT_MNIST_MODEL;
 use clap::Args;
 use convnet_data::{AugmentConfig, FillMode};
-use convnet_nn::{Model, NnError, Padding, Verbosity};
+use convnet_nn::{Model, NnError, Padding, Precision, Verbosity};
 use convnet_run::folder::{FinetunePlan, RunConfig};
 use convnet_run::settings::{self, parse_padding, parse_schedule};
 use convnet_run::{Loaded, Start};
@@ -135,6 +135,11 @@ pub struct TrainArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// fp32, or bf16 (Keras's mixed_bfloat16): convolutions take bf16 operands with fp32 sums
+    /// (weights, optimizer, batch-norm statistics and loss stay fp32), on AVX512-BF16 (elsewhere
+    /// a notice and fp32); kept in run.json [default: fp32; with --resume, the run's]
+    #[arg(long)]
+    precision: Option<String>,
     /// Folder for runs.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
@@ -227,6 +232,20 @@ impl TrainArgs {
         self.threads
     }
 
+    /// `--precision` as asked (`None`: not given).
+    pub fn precision(&self) -> CliResult<Option<Precision>> {
+        self.precision
+            .as_deref()
+            .map(|name| {
+                Precision::from_name(name).ok_or_else(|| {
+                    CliError::usage(format!(
+                        "--precision '{name}': expected fp32 or bf16 (mixed_bfloat16)"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     /// `--seed`.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -265,6 +284,7 @@ impl TrainArgs {
 /// The numeric training flags, checked before anything is read or written:
 /// each error names its flag, the value and the range expected.
 fn check_flags(a: &TrainArgs) -> CliResult<()> {
+    a.precision()?;
     let expect = |flag: &str, v: f32, ok: bool, range: &str| {
         if ok && v.is_finite() {
             Ok(())

@@ -142,6 +142,7 @@ pub(super) fn ready_new(a: &TrainArgs, new: NewModel) -> CliResult<Ready> {
         seed: a.seed,
         folder,
         finetune: plan,
+        precision: a.precision()?.unwrap_or_default(),
     };
     if let Some(avail) = convnet_nn::available_memory() {
         seq.check_memory(a.batch_size, avail)?;

@@ -85,6 +85,17 @@ pub(super) fn ready_to_resume(a: &TrainArgs, run: &Path) -> CliResult<Ready> {
             cfg.save(run)?;
         }
     }
+    if let Some(p) = a.precision()? {
+        if p != cfg.precision {
+            // The rest of the run in another precision (its weights and
+            // optimizer state are fp32 either way).
+            cfg.precision = p;
+            if root {
+                cfg.save(run)?;
+                eprintln!("Precision set to {p}");
+            }
+        }
+    }
     let mut start = resume_start(&cfg, run)?;
     let done = start.epochs_done;
     // A finetune's stage two unfreezes when its first epoch is next.
