@@ -25,7 +25,8 @@
 //!
 //! The input gradient of a stride-1 convolution is a stride-1 forward over
 //! `dy` with flipped, transposed kernels (`implicit::backward_input_plan`),
-//! which [`crate::bf16_conv`] computes on bf16 operands.
+//! which [`crate::bf16_conv`] computes on bf16 operands; a strided one is one
+//! such forward per output phase (`strided_input`'s plan).
 
 use crate::bf16::{self, Path};
 use crate::bf16_conv::{self, Scratch};
@@ -57,6 +58,52 @@ pub fn handles_input(g: &Conv2dGeometry) -> bool {
         && g.f.is_multiple_of(2)
         && g.c > 0
         && 10 * g.h * g.w <= 13 * g.oh * g.ow
+}
+
+/// True when [`conv2d_backward_input_strided_bf16`] computes `g`'s input
+/// gradient: a stride above 1, no dilation, an even filter count.
+pub fn handles_strided_input(g: &Conv2dGeometry) -> bool {
+    (g.sh > 1 || g.sw > 1) && g.dh == 1 && g.dw == 1 && g.f.is_multiple_of(2) && g.c > 0
+}
+
+/// The input gradient of a strided convolution in bf16: one stride-1
+/// bf16 forward per output phase (`strided_input`'s plan, its phases on
+/// [`crate::bf16_conv`]); `dx` is overwritten. Requires
+/// [`handles_strided_input`].
+pub fn conv2d_backward_input_strided_bf16(
+    path: Path,
+    g: &Conv2dGeometry,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+) {
+    assert!(
+        handles_strided_input(g),
+        "conv2d_backward_input_strided_bf16: {g:?}"
+    );
+    assert_eq!(
+        w.len(),
+        g.weight_len(),
+        "conv2d_backward_input_strided_bf16: w"
+    );
+    assert_eq!(
+        dy.len(),
+        g.output_len(),
+        "conv2d_backward_input_strided_bf16: dy"
+    );
+    assert_eq!(
+        dx.len(),
+        g.input_len(),
+        "conv2d_backward_input_strided_bf16: dx"
+    );
+    if g.n == 0 {
+        return;
+    }
+    let plan = crate::strided_input::Plan::new_bf16(g, w, path);
+    let (img_in, img_out) = (g.h * g.w * g.c, g.oh * g.ow * g.f);
+    dx.par_chunks_mut(IMGS * img_in)
+        .zip(dy.par_chunks(IMGS * img_out))
+        .for_each(|(dx, dy)| plan.run(g, dy, dx.len() / img_in, dx));
 }
 
 /// `dx = conv_transpose(dy, w)` on bf16 operands with fp32 sums; `dx` is

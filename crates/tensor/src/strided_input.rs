@@ -38,6 +38,8 @@ struct Phase {
     g: Conv2dGeometry,
     /// `Wp` (module docs), `[JY, JX, F, C]`.
     w: Vec<f32>,
+    /// `Wp` packed as bf16 pairs, for a plan in bf16.
+    packed: Option<Vec<u32>>,
 }
 
 /// The phases of a strided convolution's input gradient, built once per
@@ -45,6 +47,8 @@ struct Phase {
 #[derive(Debug)]
 pub(crate) struct Plan {
     phases: Vec<Phase>,
+    /// The bf16 kernels' path when the phases run in bf16.
+    bf16: Option<crate::bf16::Path>,
 }
 
 /// The phase range along one axis: taps `J`, first `q` and count of `q`.
@@ -128,10 +132,23 @@ impl Plan {
                     qx0,
                     g: phase_geometry(g, jy, jx, ny, nx),
                     w: wp,
+                    packed: None,
                 });
             }
         }
-        Plan { phases }
+        Plan { phases, bf16: None }
+    }
+
+    /// [`Plan::new`] whose phases run as bf16 forwards (`bf16_conv`, on
+    /// `path`): bf16 operands, fp32 sums. Requires an even filter count
+    /// (the phases' channels).
+    pub(crate) fn new_bf16(g: &Conv2dGeometry, w: &[f32], path: crate::bf16::Path) -> Plan {
+        let mut plan = Plan::new(g, w);
+        for ph in &mut plan.phases {
+            ph.packed = Some(crate::bf16_conv::pack_weights(&ph.g, &ph.w));
+        }
+        plan.bf16 = Some(path);
+        plan
     }
 
     /// `dx [imgs, H, W, C]` (overwritten) from `dy [imgs, OH, OW, F]`.
@@ -167,7 +184,23 @@ impl Plan {
                 }
             }
             out.resize(imgs * pg.oh * pg.ow * g.c, 0.0); // overwritten below
-            implicit::forward_chunk(pg, &dyp, imgs, &ph.w, Epilogue::default(), &mut out, None);
+            match (&ph.packed, self.bf16) {
+                (Some(packed), Some(path)) => {
+                    let chunk = Conv2dGeometry { n: imgs, ..*pg };
+                    crate::bf16_conv::conv2d_forward_bf16(
+                        path, &chunk, &dyp, packed, None, &mut out,
+                    )
+                }
+                _ => implicit::forward_chunk(
+                    pg,
+                    &dyp,
+                    imgs,
+                    &ph.w,
+                    Epilogue::default(),
+                    &mut out,
+                    None,
+                ),
+            }
             for b in 0..imgs {
                 for u in 0..pg.oh {
                     let iy = (ph.qy0 + u) * g.sh + ph.ry - g.pad_top;

@@ -2,7 +2,8 @@
 //! fp32 reference on bf16-rounded operands: weight gradient (pixel pairs,
 //! blocks, tap tiles and their leftovers, 32- and 16-filter blocks and
 //! masked tails, an odd pixel count, accumulation onto `dw`) and input
-//! gradient (the forward over `dy` with flipped kernels); the two paths
+//! gradient (the forward over `dy` with flipped kernels, and for strided
+//! convolutions one forward per output phase); the two paths
 //! give the same bits, and so do 1 and 3 threads.
 
 mod common;
@@ -96,6 +97,34 @@ proptest! {
             let mut dx = vec![f32::NAN; g.input_len()];
             bf16_grad::conv2d_backward_input_bf16(path, &g, &dy, &wt, &mut dx);
             agree(&dx, &want, terms, &format!("{path:?} dx"))?;
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Strided convolutions: one bf16 forward per output phase.
+    #[test]
+    fn strided_input_gradient_matches_the_reference_on_rounded_operands(
+        n in 1usize..6, h in 2usize..12, w in 2usize..12,
+        c in prop_oneof![Just(1usize), Just(3), Just(16)],
+        f in prop_oneof![Just(2usize), Just(16), Just(32)],
+        kh in 1usize..6, kw in 1usize..6, sh in 1usize..4, sw in 2usize..4,
+        pad in padding(), seed: u64,
+    ) {
+        let g = match Conv2dGeometry::new([n, h, w, c], f, (kh, kw), (sh, sw), (1, 1), pad) {
+            Ok(g) => g,
+            Err(_) => return Ok(()),
+        };
+        prop_assume!(bf16_grad::handles_strided_input(&g));
+        let (dy, wt) = (random(g.output_len(), seed), random(g.weight_len(), seed ^ 1));
+        let want = reference::conv2d_backward_input(&g, &rounded(&dy), &rounded(&wt));
+        let terms = kh * kw * f;
+        for path in [Path::Avx512Bf16, Path::Portable] {
+            let mut dx = vec![f32::NAN; g.input_len()];
+            bf16_grad::conv2d_backward_input_strided_bf16(path, &g, &dy, &wt, &mut dx);
+            agree(&dx, &want, terms, &format!("{path:?} strided dx"))?;
         }
     }
 }

@@ -387,6 +387,9 @@ impl Layer for Conv2d {
         } else if self.precision.is_bf16() && bf16_grad::handles_input(&g) {
             let w = self.kernel.value.data();
             bf16_grad::conv2d_backward_input_bf16(bf16::path(), &g, dz.data(), w, dx.data_mut());
+        } else if self.precision.is_bf16() && bf16_grad::handles_strided_input(&g) {
+            let (w, path) = (self.kernel.value.data(), bf16::path());
+            bf16_grad::conv2d_backward_input_strided_bf16(path, &g, dz.data(), w, dx.data_mut());
         } else {
             conv2d_backward_input(&g, dz.data(), self.kernel.value.data(), dx.data_mut());
         }
