@@ -133,3 +133,29 @@ fn train_in_bf16_is_recorded_resumed_and_reproducible() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Every command that takes `--precision` refuses a name it does not know,
+/// before it trains, serves or writes anything.
+#[test]
+fn every_precision_flag_refuses_unknown_names() {
+    let out = tmp("bf16-flags");
+    TinyRun::new(&out, "r").ok();
+    let run = out.join("r");
+    let run = run.to_str().unwrap();
+    let commands: [&[&str]; 5] = [
+        &["serve", run, "--port", "0"],
+        &["experiment", "dropout", "--epochs", "1"],
+        &["ensemble", "--nets", "1", "--epochs", "1"],
+        &["bench", "--config", "m1:infer:1", "--seconds", "0.1"],
+        &["finetune", run, "--head", "GAP-10", "--epochs", "1"],
+    ];
+    for words in commands {
+        let mut args = words.to_vec();
+        args.extend(["--precision", "half"]);
+        let o = convnet(&args);
+        assert_eq!(o.status.code(), Some(2), "{words:?}: {}", text(&o));
+        let said = text(&o);
+        assert!(said.contains("--precision 'half'"), "{words:?}: {said}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
