@@ -15,11 +15,14 @@ for seed in 42 1 2; do
   done
 done
 M="28x28x1-32C3-BN-R[32C3-BN-32C3-BN]x2-R[64C3S2-BN-64C3-BN]-R[64C3-BN-64C3-BN]-R[128C3S2-BN-128C3-BN]-R[128C3-BN-128C3-BN]-GAP-D0.3-10"
-if [ -d runs/fashion-bf16 ]; then
-  $BIN train --resume runs/fashion-bf16 --quiet >> fashion-bf16.log 2>&1
-else
-  $BIN train --data fashion-mnist --data-dir "$FASHION" --epochs 15 --batch-size 64 --horizontal-flip \
-    --width-shift 0.1 --height-shift 0.1 --seed 1 --precision bf16 --quiet --out runs --name fashion-bf16 \
-    --model "$M" > fashion-bf16.log 2>&1
+if ! grep -q '"epochs": 22' runs/fashion-bf16/run.json 2>/dev/null; then
+  if [ -d runs/fashion-bf16 ]; then
+    $BIN train --resume runs/fashion-bf16 --quiet >> fashion-bf16.log 2>&1    # the first 15 epochs
+  else
+    $BIN train --data fashion-mnist --data-dir "$FASHION" --epochs 15 --batch-size 64 --horizontal-flip \
+      --width-shift 0.1 --height-shift 0.1 --seed 1 --precision bf16 --quiet --out runs --name fashion-bf16 \
+      --model "$M" > fashion-bf16.log 2>&1
+  fi
 fi
+# Then 7 epochs with the base rate stepped down (a stopped one resumes with the same line).
 $BIN train --resume runs/fashion-bf16 --epochs 22 --lr 1e-4 --quiet >> fashion-bf16.log 2>&1
