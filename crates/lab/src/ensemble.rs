@@ -149,7 +149,7 @@ pub fn run_ensemble(
             eprintln!("[net {}/{n}] {} images, seed {seed}", i + 1, idx.len());
         }
         let bagged = TrainData {
-            train: data.train.select(&idx),
+            train: data.train.select(&idx).into(),
             validation: None,
             augment: variant.augment.clone().unwrap_or_default(),
         };

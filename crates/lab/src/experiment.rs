@@ -324,8 +324,8 @@ pub fn run_variant(
         )));
     }
     let split = TrainData {
-        train: data.train.range(0, cfg.train_size),
-        validation: Some(data.train.range(n - cfg.val_size, n)),
+        train: data.train.range(0, cfg.train_size).into(),
+        validation: Some(data.train.range(n - cfg.val_size, n).into()),
         augment: v.augment.clone().unwrap_or_default(),
     };
     let mut model = seq.build(cfg.seed)?;

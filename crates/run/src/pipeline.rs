@@ -18,6 +18,7 @@
 //! augmented; every file is written atomically.
 
 use crate::error::{Result, RunError};
+use crate::examples::Examples;
 use crate::folder::{CHECKPOINTS, HISTORY_FILE, METRICS_FILE};
 use crate::targets::{dataset, outputs_of};
 use convnet_data::{AugmentConfig, Augmented, LabeledImages};
@@ -68,10 +69,10 @@ impl Start {
 
 /// What a pass trains on.
 pub struct TrainData {
-    /// The training images.
-    pub train: LabeledImages,
-    /// The validation images, never augmented.
-    pub validation: Option<LabeledImages>,
+    /// The training examples.
+    pub train: Examples,
+    /// The validation examples, never augmented.
+    pub validation: Option<Examples>,
     /// The augmentation of the training batches (identity: none).
     pub augment: AugmentConfig,
 }
@@ -79,7 +80,12 @@ pub struct TrainData {
 impl TrainData {
     /// `all` with its last `fraction` held out for validation (Keras's
     /// `validation_split`); an error if no training image is left.
-    pub fn split(all: &LabeledImages, fraction: f32, augment: AugmentConfig) -> Result<TrainData> {
+    pub fn split(
+        all: impl Into<Examples>,
+        fraction: f32,
+        augment: AugmentConfig,
+    ) -> Result<TrainData> {
+        let all = all.into();
         let n_val = (all.len() as f64 * fraction as f64).floor() as usize;
         let n_train = all.len() - n_val;
         if n_train == 0 {
@@ -177,17 +183,71 @@ pub fn train(
     pass: &Pass,
     extra: &mut [&mut dyn Callback],
 ) -> Result<Trained> {
+    train_keeping(start, data, pass, extra).map_err(|failed| failed.error)
+}
+
+/// A pass that failed: the error and its start, whose model holds the
+/// weights it had reached (a front end that keeps the model in memory, as
+/// the Python package does, loses nothing).
+pub struct Failed {
+    /// What went wrong.
+    pub error: RunError,
+    /// The model as the failure left it, with the epochs and history before the pass.
+    pub start: Start,
+}
+
+/// [`train`], handing the model back when the pass fails.
+pub fn train_keeping(
+    start: Start,
+    data: &TrainData,
+    pass: &Pass,
+    extra: &mut [&mut dyn Callback],
+) -> std::result::Result<Trained, Box<Failed>> {
     let Start {
         mut model,
         epochs_done,
         history: previous,
     } = start;
+    let result = fit_pass(&mut model, epochs_done, &previous, data, pass, extra);
+    match result {
+        Ok((history, seconds)) => {
+            let new_epochs = history.epochs.len();
+            let mut all = previous;
+            all.epochs.extend(history.epochs);
+            Ok(Trained {
+                model,
+                history: all,
+                epochs_done: epochs_done + new_epochs,
+                new_epochs,
+                seconds,
+            })
+        }
+        Err(error) => Err(Box::new(Failed {
+            error,
+            start: Start {
+                model,
+                epochs_done,
+                history: previous,
+            },
+        })),
+    }
+}
+
+/// The pass itself: this pass's history and its seconds.
+fn fit_pass(
+    model: &mut Model,
+    epochs_done: usize,
+    previous: &History,
+    data: &TrainData,
+    pass: &Pass,
+    extra: &mut [&mut dyn Callback],
+) -> Result<(History, f32)> {
     model.set_l2(pass.l2)?;
-    let loss = compiled_loss(&model)?;
-    let outputs = outputs_of(&model);
-    let train = Augmented::new(dataset(&data.train, loss, outputs)?, data.augment.clone())?;
+    let loss = compiled_loss(model)?;
+    let outputs = outputs_of(model);
+    let train = Augmented::new(data.train.source(loss, outputs)?, data.augment.clone())?;
     let validation = match &data.validation {
-        Some(v) => Some(dataset(v, loss, outputs)?),
+        Some(v) => Some(v.source(loss, outputs)?),
         None => None,
     };
     let fit = pass.fit.clone().with_initial_epoch(epochs_done);
@@ -218,17 +278,7 @@ pub fn train(
     let start = Instant::now();
     let val_ref = validation.as_ref().map(|v| v as &dyn DataSource);
     let history = model.fit(&train, val_ref, &fit, &mut callbacks)?;
-    let seconds = start.elapsed().as_secs_f32();
-    let new_epochs = history.epochs.len();
-    let mut all = previous;
-    all.epochs.extend(history.epochs);
-    Ok(Trained {
-        model,
-        history: all,
-        epochs_done: epochs_done + new_epochs,
-        new_epochs,
-        seconds,
-    })
+    Ok((history, start.elapsed().as_secs_f32()))
 }
 
 impl Trained {

@@ -43,7 +43,7 @@ pub(super) fn train_ready(a: &TrainArgs, ready: Ready) -> CliResult<Finished> {
         None => loaded.train.clone(),
     };
     // Validation: the last fraction of the training samples, never augmented.
-    let data = TrainData::split(&all, cfg.validation_split, cfg.augment.clone())?;
+    let data = TrainData::split(all, cfg.validation_split, cfg.augment.clone())?;
     let precision = crate::precision(cfg.precision.name())?;
     let fit = FitConfig::new()
         .with_epochs(cfg.epochs)
@@ -145,7 +145,8 @@ fn report(
                 None => "No epochs were trained".to_string(),
             };
             println!("{line}");
-            (line, data.validation.as_ref().map(|v| (v, "validation")))
+            let validation = data.validation.as_ref().and_then(|v| v.images());
+            (line, validation.map(|v| (v, "validation")))
         }
     };
     crate::pictures::write_run_pictures(
