@@ -1,0 +1,295 @@
+//! `Engine`: one model, as a Keras `Model` object holds it: built from a
+//! description, compiled, trained, evaluated, saved.
+//!
+//! Errors in what Python passes (a description, a shape, a loss name) raise
+//! `ValueError`; files that cannot be read or written raise `OSError`.
+
+use crate::arrays::{array, tensor};
+use convnet_nn::{Model, ModelSpec, OptimizerConfig};
+use convnet_run::{examples::TensorExamples, outputs_of, settings};
+use numpy::{PyArrayDyn, PyReadonlyArrayDyn};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use std::path::PathBuf;
+
+/// A `ValueError` carrying `e`'s message.
+pub fn value_err(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// A model and how many epochs it has trained.
+#[pyclass(module = "convnet._core", unsendable)]
+pub struct Engine {
+    /// `None` only while a pass holds it (a failed pass hands it back).
+    pub(crate) model: Option<Model>,
+    /// Epochs trained so far (the next `fit` numbers its epochs after them
+    /// unless told an `initial_epoch`).
+    pub(crate) epochs_done: usize,
+}
+
+impl Engine {
+    pub(crate) fn model(&self) -> PyResult<&Model> {
+        self.model
+            .as_ref()
+            .ok_or_else(|| PyRuntimeError::new_err("the model is in use by a running fit"))
+    }
+
+    pub(crate) fn model_mut(&mut self) -> PyResult<&mut Model> {
+        self.model
+            .as_mut()
+            .ok_or_else(|| PyRuntimeError::new_err("the model is in use by a running fit"))
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Builds the model that `spec_json` (a `ModelSpec`: `input_shape` and
+    /// `layers`, as in `model.json`) describes, weights drawn from `seed`.
+    #[staticmethod]
+    fn build(spec_json: &str, seed: u64) -> PyResult<Engine> {
+        let spec: ModelSpec = serde_json::from_str(spec_json).map_err(|e| {
+            let why = serde_json::from_str::<serde_json::Value>(spec_json)
+                .ok()
+                .and_then(|v| convnet_nn::explain_layer_error(&v));
+            value_err(why.unwrap_or_else(|| e.to_string()))
+        })?;
+        spec.checked().map_err(value_err)?;
+        let model = spec.build(seed).map_err(value_err)?;
+        Ok(Engine {
+            model: Some(model),
+            epochs_done: 0,
+        })
+    }
+
+    /// Loads a model saved by `save` (or any run folder of the CLI).
+    #[staticmethod]
+    fn load(path: PathBuf) -> PyResult<Engine> {
+        let model = Model::load(&path).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        Ok(Engine {
+            model: Some(model),
+            epochs_done: 0,
+        })
+    }
+
+    /// Writes `model.json` and `weights.safetensors` into the folder `path`.
+    fn save(&self, path: PathBuf) -> PyResult<()> {
+        self.model()?
+            .save(&path)
+            .map_err(|e| PyOSError::new_err(e.to_string()))
+    }
+
+    /// The model's description as JSON (what `model.json` holds under `model`).
+    fn spec_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.model()?.spec()).map_err(value_err)
+    }
+
+    /// Keras's summary table (layer, output shape, parameters; a graph adds
+    /// "Connected to").
+    fn summary(&self) -> PyResult<String> {
+        let s = self.model()?.spec().summary().map_err(value_err)?;
+        Ok(s.to_string())
+    }
+
+    /// `(trainable, non_trainable)` parameter counts.
+    fn count_params(&self) -> PyResult<(usize, usize)> {
+        Ok(self.model()?.param_counts())
+    }
+
+    /// Per-sample input shape.
+    #[getter]
+    fn input_shape(&self) -> PyResult<Vec<usize>> {
+        Ok(self.model()?.input_shape().to_vec())
+    }
+
+    /// Per-sample output shape.
+    #[getter]
+    fn output_shape(&self) -> PyResult<Vec<usize>> {
+        Ok(self.model()?.output_shape().to_vec())
+    }
+
+    /// Epochs trained so far.
+    #[getter]
+    fn epochs_done(&self) -> usize {
+        self.epochs_done
+    }
+
+    /// Sets the optimizer (`optimizer_json`: `{"name": "adam",
+    /// "learning_rate": ...}`, every field of its kind; fresh state) and the
+    /// loss (a Keras name, or `auto`).
+    fn compile(&mut self, optimizer_json: &str, loss: &str) -> PyResult<String> {
+        let opt: OptimizerConfig = serde_json::from_str(optimizer_json).map_err(value_err)?;
+        opt.validate().map_err(value_err)?;
+        let model = self.model_mut()?;
+        let loss = settings::parse_loss(loss, outputs_of(model)).map_err(value_err)?;
+        model.compile(opt, loss);
+        Ok(loss.name().to_string())
+    }
+
+    /// Trains on `x` with targets `y` (class indices for sparse losses, one
+    /// row per sample otherwise) through the run pipeline, epochs
+    /// `initial_epoch..epochs` as Keras numbers them; returns Keras's
+    /// `History.history`. A failure or Ctrl-C keeps the model as it got.
+    /// `augment`: an `ImageDataGenerator`'s transforms (JSON), or `None`.
+    #[pyo3(signature = (x, y, validation_x=None, validation_y=None, validation_split=0.0,
+        augment=None, **settings))]
+    #[allow(clippy::too_many_arguments)] // Keras's fit arguments, as Python passes them
+    fn fit(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+        y: PyReadonlyArrayDyn<'_, f32>,
+        validation_x: Option<PyReadonlyArrayDyn<'_, f32>>,
+        validation_y: Option<PyReadonlyArrayDyn<'_, f32>>,
+        validation_split: f32,
+        augment: Option<&str>,
+        settings: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let settings = crate::fit::Settings::from_kwargs(settings)?;
+        let model = self.model()?;
+        let x = tensor(&x, "x")?;
+        model.check_input(&x, "fit").map_err(value_err)?;
+        let train = TensorExamples::new(x, tensor(&y, "y")?).map_err(value_err)?;
+        let validation = match (validation_x, validation_y) {
+            (Some(vx), Some(vy)) => {
+                let vx = tensor(&vx, "validation_data x")?;
+                model
+                    .check_input(&vx, "validation_data")
+                    .map_err(value_err)?;
+                Some(
+                    TensorExamples::new(vx, tensor(&vy, "validation_data y")?)
+                        .map_err(value_err)?,
+                )
+            }
+            (None, None) => None,
+            _ => return Err(value_err("validation_data: expected (x, y)")),
+        };
+        let mut data =
+            crate::fit::train_data(train.into(), validation.map(Into::into), validation_split)?;
+        data.augment = crate::fit::augment(augment)?;
+        crate::fit::run(self, py, data, settings)
+    }
+
+    /// Trains on the images in `directory`'s class sub-folders (Keras's
+    /// `flow_from_directory`), resized to the model's input, pixels in
+    /// [0, 1]; the last `validation_split` of the (seeded, shuffled) file
+    /// list is the validation set.
+    #[pyo3(signature = (directory, validation_split=0.0, augment=None, cache_mib=256, **settings))]
+    fn fit_directory(
+        &mut self,
+        py: Python<'_>,
+        directory: std::path::PathBuf,
+        validation_split: f32,
+        augment: Option<&str>,
+        cache_mib: usize,
+        settings: Option<&Bound<'_, pyo3::types::PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let settings = crate::fit::Settings::from_kwargs(settings)?;
+        let images = crate::fit::folder(self.model()?, &directory, settings.seed, cache_mib)?;
+        let mut data = crate::fit::train_data(images.into(), None, validation_split)?;
+        data.augment = crate::fit::augment(augment)?;
+        crate::fit::run(self, py, data, settings)
+    }
+
+    /// Mean loss and accuracy on `x` with targets `y` (as `fit` takes them).
+    #[pyo3(signature = (x, y, batch_size=32))]
+    fn evaluate(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArrayDyn<'_, f32>,
+        y: PyReadonlyArrayDyn<'_, f32>,
+        batch_size: usize,
+    ) -> PyResult<(f32, f32)> {
+        let x = tensor(&x, "x")?;
+        let y = tensor(&y, "y")?;
+        let model = self.model_mut()?;
+        model.check_input(&x, "evaluate").map_err(value_err)?;
+        let loss = model
+            .loss()
+            .ok_or_else(|| PyRuntimeError::new_err("compile the model before evaluate"))?;
+        let data = TensorExamples::new(x, y).map_err(value_err)?;
+        let source = convnet_run::Examples::from(data)
+            .source(loss, outputs_of(model))
+            .map_err(value_err)?;
+        let e = py
+            .detach(|| model.evaluate(&source, batch_size.max(1)))
+            .map_err(value_err)?;
+        Ok((e.loss, e.accuracy))
+    }
+
+    /// The model's outputs (its final softmax or sigmoid applied) for `x`.
+    #[pyo3(signature = (x, batch_size=32))]
+    fn predict<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: PyReadonlyArrayDyn<'py, f32>,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let x = tensor(&x, "x")?;
+        let model = self.model_mut()?;
+        model.check_input(&x, "predict").map_err(value_err)?;
+        let out = py
+            .detach(|| model.predict(&x, batch_size.max(1)))
+            .map_err(value_err)?;
+        array(py, out)
+    }
+
+    /// Every parameter as `(name, array)`, in the model's order (`layer{i}.kernel`, ...).
+    fn get_weights<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyArrayDyn<f32>>)>> {
+        self.model()?
+            .named_params()
+            .into_iter()
+            .map(|(name, p)| Ok((name, array(py, p.value.clone())?)))
+            .collect()
+    }
+
+    /// Replaces the parameters with `weights` (arrays in `get_weights`'s
+    /// order and shapes).
+    fn set_weights(&mut self, weights: Vec<PyReadonlyArrayDyn<'_, f32>>) -> PyResult<()> {
+        let model = self.model_mut()?;
+        let params = model.params_mut();
+        if weights.len() != params.len() {
+            return Err(PyValueError::new_err(format!(
+                "set_weights: {} arrays for a model with {} weights",
+                weights.len(),
+                params.len()
+            )));
+        }
+        let mut new = Vec::with_capacity(weights.len());
+        for (i, (w, p)) in weights.iter().zip(&params).enumerate() {
+            let t = tensor(w, &format!("weights[{i}]"))?;
+            if t.shape() != p.value.shape() {
+                return Err(PyValueError::new_err(format!(
+                    "set_weights: weights[{i}] ({}) has shape {:?}, expected {:?}",
+                    p.name,
+                    t.shape(),
+                    p.value.shape()
+                )));
+            }
+            new.push(t);
+        }
+        for (t, p) in new.into_iter().zip(params) {
+            p.value = t;
+        }
+        Ok(())
+    }
+}
+
+/// The CPU's kernel paths: whether AVX-512 (our implicit-GEMM kernels) and
+/// AVX512-BF16 run here.
+#[pyfunction]
+pub fn cpu_info() -> (bool, bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        (
+            std::arch::is_x86_feature_detected!("avx512f"),
+            convnet_tensor::Precision::Bf16.on_this_cpu().is_some(),
+        )
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (false, false)
+    }
+}

@@ -1,0 +1,350 @@
+//! `fit`'s arguments as Keras takes them, turned into the run pipeline's
+//! `TrainData` and `Pass`, and Keras's callbacks into the nn crate's.
+//!
+//! ```text
+//! x, y (+ validation_data | validation_split: the last fraction, as Keras)
+//!   -> TrainData { TensorExamples views }            (no copy beyond x, y)
+//! callbacks (JSON from convnet.keras.callbacks)     -> EarlyStopping, ModelCheckpoint,
+//!                                                      ReduceLrOnPlateau, CsvLogger
+//! LearningRateScheduler(f)                          -> FitConfig::with_lr_fn (calls f)
+//! Ctrl-C                                            -> the pass stops after its epoch,
+//!                                                      the model is kept, then KeyboardInterrupt
+//! ```
+
+use crate::engine::{value_err, Engine};
+use convnet_data::{AugmentConfig, FolderOptions, LabeledImages};
+use convnet_nn::{
+    Callback, Control, CsvLogger, EarlyStopping, EpochLogs, FitConfig, History, Model,
+    ModelCheckpoint, Precision, ReduceLrOnPlateau, Verbosity,
+};
+use convnet_run::{Examples, Pass, TrainData};
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A Python error raised inside the pass (a scheduler function's, a
+/// signal's), kept to be raised once the model is back.
+pub type Pending = Arc<Mutex<Option<PyErr>>>;
+
+/// The training and validation examples: `validation` as given, else the
+/// last `validation_split` of `x` (Keras's rule: taken before shuffling).
+pub fn train_data(
+    train: Examples,
+    validation: Option<Examples>,
+    validation_split: f32,
+) -> PyResult<TrainData> {
+    if !(0.0..1.0).contains(&validation_split) {
+        return Err(value_err(format!(
+            "validation_split: expected a fraction in [0, 1), found {validation_split}"
+        )));
+    }
+    match validation {
+        Some(v) => Ok(TrainData {
+            train,
+            validation: Some(v),
+            augment: Default::default(),
+        }),
+        None => TrainData::split(train, validation_split, Default::default()).map_err(value_err),
+    }
+}
+
+/// `fit`'s other arguments, as the package passes them (keywords).
+pub struct Settings {
+    batch_size: usize,
+    epochs: usize,
+    initial_epoch: usize,
+    shuffle: bool,
+    verbose: u8,
+    callbacks: String,
+    lr_schedule: Option<Py<PyAny>>,
+    precision: Option<String>,
+    /// Shuffles an image folder's file list.
+    pub seed: u64,
+}
+
+impl Settings {
+    /// From the keywords `batch_size`, `epochs`, `initial_epoch`, `shuffle`,
+    /// `verbose`, `callbacks` (JSON), `lr_schedule`, `precision`, `seed`.
+    pub fn from_kwargs(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Settings> {
+        let mut s = Settings {
+            batch_size: 32,
+            epochs: 1,
+            initial_epoch: 0,
+            shuffle: true,
+            verbose: 1,
+            callbacks: "[]".into(),
+            lr_schedule: None,
+            precision: None,
+            seed: convnet_run::settings::SEED,
+        };
+        for (k, v) in kwargs.into_iter().flat_map(|d| d.iter()) {
+            let key: String = k.extract()?;
+            match key.as_str() {
+                "batch_size" => s.batch_size = v.extract()?,
+                "epochs" => s.epochs = v.extract()?,
+                "initial_epoch" => s.initial_epoch = v.extract()?,
+                "shuffle" => s.shuffle = v.extract()?,
+                "verbose" => s.verbose = v.extract()?,
+                "callbacks" => s.callbacks = v.extract()?,
+                "lr_schedule" => s.lr_schedule = (!v.is_none()).then(|| v.unbind()),
+                "precision" => s.precision = v.extract()?,
+                "seed" => s.seed = v.extract()?,
+                other => return Err(value_err(format!("fit: unexpected argument '{other}'"))),
+            }
+        }
+        if s.batch_size == 0 {
+            return Err(value_err("batch_size: expected at least 1"));
+        }
+        Ok(s)
+    }
+}
+
+/// An `ImageDataGenerator`'s transforms (`AugmentConfig` as JSON); none: identity.
+pub fn augment(json: Option<&str>) -> PyResult<AugmentConfig> {
+    match json {
+        None => Ok(AugmentConfig::default()),
+        Some(j) => serde_json::from_str(j).map_err(value_err),
+    }
+}
+
+/// The class sub-folders of `dir` as labelled images of the model's input
+/// size (decoded as batches need them, `cache_mib` of them kept).
+pub fn folder(model: &Model, dir: &Path, seed: u64, cache_mib: usize) -> PyResult<LabeledImages> {
+    let shape = model.input_shape();
+    if shape.len() != 3 {
+        return Err(value_err(format!(
+            "flow_from_directory: the model takes {shape:?}, expected images [H, W, C]"
+        )));
+    }
+    let opts = FolderOptions::new(shape[0], shape[1], shape[2])
+        .with_seed(seed)
+        .with_cache_bytes(cache_mib << 20);
+    let f = convnet_data::load_image_folder(dir, &opts)
+        .map_err(|e| PyOSError::new_err(format!("{}: {e}", dir.display())))?;
+    Ok(f.train)
+}
+
+/// Runs the pass on `engine`'s model and returns Keras's history dict; the
+/// model is back in `engine` whatever happened.
+pub fn run(
+    engine: &mut Engine,
+    py: Python<'_>,
+    data: TrainData,
+    s: Settings,
+) -> PyResult<Py<PyAny>> {
+    if engine.model()?.loss().is_none() {
+        return Err(PyRuntimeError::new_err("compile the model before fit"));
+    }
+    let config = FitConfig::new()
+        .with_epochs(s.epochs)
+        .with_batch_size(s.batch_size)
+        .with_shuffle(s.shuffle)
+        .with_verbosity(verbosity(s.verbose)?);
+    let mut interrupt = Interrupt::default();
+    let pass = pass(
+        config,
+        s.precision.as_deref(),
+        s.lr_schedule,
+        &interrupt.pending,
+    )?;
+    let mut own = callbacks(&s.callbacks)?;
+    let start = convnet_run::Start {
+        model: engine.model.take().expect("checked above"),
+        epochs_done: s.initial_epoch,
+        history: History::default(),
+    };
+    let result = py.detach(|| {
+        let mut extra: Vec<&mut dyn Callback> = Vec::new();
+        for cb in own.iter_mut() {
+            extra.push(&mut **cb);
+        }
+        extra.push(&mut interrupt);
+        convnet_run::train_keeping(start, &data, &pass, &mut extra)
+    });
+    let (outcome, history) = match result {
+        Ok(t) => {
+            engine.epochs_done = t.epochs_done;
+            engine.model = Some(t.model);
+            (Ok(()), t.history)
+        }
+        Err(failed) => {
+            engine.model = Some(failed.start.model);
+            (Err(value_err(failed.error)), History::default())
+        }
+    };
+    if let Some(e) = interrupt.pending.lock().expect("not poisoned").take() {
+        return Err(e);
+    }
+    outcome?;
+    history_dict(py, &history)
+}
+
+/// Keras's `verbose`: 0 silent, 1 a progress bar, 2 one line per epoch.
+pub fn verbosity(verbose: u8) -> PyResult<Verbosity> {
+    match verbose {
+        0 => Ok(Verbosity::Silent),
+        1 => Ok(Verbosity::ProgressBar),
+        2 => Ok(Verbosity::EpochLines),
+        v => Err(value_err(format!("verbose: expected 0, 1 or 2, found {v}"))),
+    }
+}
+
+/// The pass: Keras's settings on the pipeline's `FitConfig`; `lr_schedule`
+/// (Keras's `LearningRateScheduler(schedule)`: `schedule(epoch, lr)`)
+/// overrides the constant rate.
+pub fn pass(
+    fit: FitConfig,
+    precision: Option<&str>,
+    lr_schedule: Option<Py<PyAny>>,
+    pending: &Pending,
+) -> PyResult<Pass> {
+    let mut fit = fit;
+    if let Some(p) = precision {
+        let p = Precision::from_name(p).ok_or_else(|| {
+            value_err(format!(
+                "precision '{p}': expected float32 (fp32) or mixed_bfloat16 (bf16)"
+            ))
+        })?;
+        fit = fit.with_precision(p.on_this_cpu().unwrap_or(Precision::Fp32));
+    }
+    if let Some(f) = lr_schedule {
+        let pending = pending.clone();
+        fit = fit.with_lr_fn(move |epoch, lr| {
+            Python::attach(|py| {
+                let got = f.call1(py, (epoch, lr)).and_then(|v| v.extract::<f32>(py));
+                match got {
+                    Ok(v) => v,
+                    Err(e) => {
+                        pending.lock().expect("not poisoned").get_or_insert(e);
+                        lr
+                    }
+                }
+            })
+        });
+    }
+    Ok(Pass::new(fit))
+}
+
+fn field<'a>(c: &'a Value, key: &str) -> PyResult<&'a Value> {
+    c.get(key)
+        .ok_or_else(|| value_err(format!("callback {c}: missing '{key}'")))
+}
+
+fn text(c: &Value, key: &str) -> PyResult<String> {
+    field(c, key)?
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| value_err(format!("callback {c}: '{key}' must be a string")))
+}
+
+fn number(c: &Value, key: &str) -> PyResult<f64> {
+    field(c, key)?
+        .as_f64()
+        .ok_or_else(|| value_err(format!("callback {c}: '{key}' must be a number")))
+}
+
+fn flag(c: &Value, key: &str) -> PyResult<bool> {
+    field(c, key)?
+        .as_bool()
+        .ok_or_else(|| value_err(format!("callback {c}: '{key}' must be true or false")))
+}
+
+/// The callbacks that `convnet.keras.callbacks` describes as JSON objects
+/// (`{"class": "EarlyStopping", "monitor": ..., ...}`, every field given).
+pub fn callbacks(json: &str) -> PyResult<Vec<Box<dyn Callback + Send>>> {
+    let list: Vec<Value> = serde_json::from_str(json).map_err(value_err)?;
+    let mut out: Vec<Box<dyn Callback + Send>> = Vec::new();
+    for c in &list {
+        let class = text(c, "class")?;
+        let cb: Box<dyn Callback + Send> = match class.as_str() {
+            "EarlyStopping" => Box::new(
+                EarlyStopping::new(&text(c, "monitor")?, number(c, "patience")? as usize)
+                    .with_min_delta(number(c, "min_delta")? as f32)
+                    .with_restore_best_weights(flag(c, "restore_best_weights")?),
+            ),
+            "ModelCheckpoint" => Box::new(
+                ModelCheckpoint::new(text(c, "filepath")?, &text(c, "monitor")?)
+                    .with_save_best_only(flag(c, "save_best_only")?),
+            ),
+            "ReduceLROnPlateau" => Box::new(
+                ReduceLrOnPlateau::new(&text(c, "monitor")?)
+                    .with_factor(number(c, "factor")? as f32)
+                    .with_patience(number(c, "patience")? as usize)
+                    .with_min_delta(number(c, "min_delta")? as f32)
+                    .with_cooldown(number(c, "cooldown")? as usize)
+                    .with_min_lr(number(c, "min_lr")? as f32),
+            ),
+            "CSVLogger" => Box::new(CsvLogger::new(text(c, "filename")?)),
+            other => {
+                return Err(value_err(format!(
+                    "callback '{other}': expected EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, CSVLogger or LearningRateScheduler"
+                )))
+            }
+        };
+        out.push(cb);
+    }
+    Ok(out)
+}
+
+/// Ctrl-C during `fit`: Python's signal handler runs when asked; this asks
+/// after every batch and stops the pass at the end of that epoch (the
+/// model and its history kept), then `fit` raises the `KeyboardInterrupt`.
+#[derive(Default)]
+pub struct Interrupt {
+    pub pending: Pending,
+    seen: bool,
+}
+
+impl Interrupt {
+    fn check(&mut self) {
+        if self.seen {
+            return;
+        }
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            self.seen = true;
+            self.pending.lock().expect("not poisoned").get_or_insert(e);
+        }
+    }
+}
+
+impl Callback for Interrupt {
+    fn on_batch_end(&mut self, _: usize, _: usize, _: usize, _: f32, _: f32) {
+        self.check();
+    }
+
+    fn on_epoch_end(
+        &mut self,
+        _: &mut Model,
+        _: &EpochLogs,
+        _: &History,
+    ) -> convnet_nn::Result<Control> {
+        self.check();
+        let stop = self.seen || self.pending.lock().expect("not poisoned").is_some();
+        Ok(if stop {
+            Control::Stop
+        } else {
+            Control::Continue
+        })
+    }
+}
+
+/// Keras's `History.history`: one list per metric, one value per epoch.
+pub fn history_dict(py: Python<'_>, h: &History) -> PyResult<Py<PyAny>> {
+    let d = pyo3::types::PyDict::new(py);
+    let col = |f: &dyn Fn(&EpochLogs) -> Option<f32>| -> Option<Vec<f32>> {
+        h.epochs.iter().map(f).collect()
+    };
+    d.set_item("loss", col(&|e| Some(e.loss)))?;
+    d.set_item("accuracy", col(&|e| Some(e.accuracy)))?;
+    if let Some(v) = col(&|e| e.val_loss) {
+        d.set_item("val_loss", v)?;
+    }
+    if let Some(v) = col(&|e| e.val_accuracy) {
+        d.set_item("val_accuracy", v)?;
+    }
+    d.set_item("learning_rate", col(&|e| Some(e.lr)))?;
+    Ok(d.into_any().unbind())
+}

@@ -1,0 +1,144 @@
+"""Keras's callbacks. `EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`
+and `CSVLogger` run inside the engine's training loop (the nn crate's, as
+for the CLI); `LearningRateScheduler` calls its function at each epoch's
+start; other `Callback` subclasses get `on_epoch_end(epoch, logs)` with
+each epoch's logs once `fit` is done."""
+
+import os
+
+__all__ = [
+    "Callback",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "ReduceLROnPlateau",
+    "LearningRateScheduler",
+    "CSVLogger",
+]
+
+
+class Callback:
+    """The base of Keras's callbacks."""
+
+    def __init__(self):
+        self.model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+class History(Callback):
+    """What `fit` returns: `.history` (`loss`, `accuracy`, `val_loss`,
+    `val_accuracy`, `learning_rate`: one value per epoch) and `.epoch`."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = {}
+        self.epoch = []
+        self.params = {}
+
+
+def _monitor(monitor):
+    known = ("loss", "accuracy", "val_loss", "val_accuracy")
+    aliases = {"acc": "accuracy", "val_acc": "val_accuracy"}
+    monitor = aliases.get(monitor, monitor)
+    if monitor not in known:
+        raise ValueError(f"monitor {monitor!r}: expected one of {', '.join(known)}")
+    return monitor
+
+
+class EarlyStopping(Callback):
+    """Stops when `monitor` has not improved by `min_delta` for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, restore_best_weights=False):
+        super().__init__()
+        self.monitor = _monitor(monitor)
+        self.min_delta = float(min_delta)
+        self.patience = int(patience)
+        self.restore_best_weights = bool(restore_best_weights)
+
+    def engine_config(self):
+        return {
+            "class": "EarlyStopping",
+            "monitor": self.monitor,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "restore_best_weights": self.restore_best_weights,
+        }
+
+
+class ModelCheckpoint(Callback):
+    """Saves the model into the folder `filepath` after each epoch (or only
+    when `monitor` improves, with `save_best_only=True`)."""
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False):
+        super().__init__()
+        self.filepath = os.fspath(filepath)
+        self.monitor = _monitor(monitor)
+        self.save_best_only = bool(save_best_only)
+
+    def engine_config(self):
+        return {
+            "class": "ModelCheckpoint",
+            "filepath": self.filepath,
+            "monitor": self.monitor,
+            "save_best_only": self.save_best_only,
+        }
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiplies the rate by `factor` when `monitor` stalls for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_lr=0.0):
+        super().__init__()
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), found {factor!r}")
+        self.monitor = _monitor(monitor)
+        self.factor = float(factor)
+        self.patience = int(patience)
+        self.min_delta = float(min_delta)
+        self.cooldown = int(cooldown)
+        self.min_lr = float(min_lr)
+
+    def engine_config(self):
+        return {
+            "class": "ReduceLROnPlateau",
+            "monitor": self.monitor,
+            "factor": self.factor,
+            "patience": self.patience,
+            "min_delta": self.min_delta,
+            "cooldown": self.cooldown,
+            "min_lr": self.min_lr,
+        }
+
+
+class LearningRateScheduler(Callback):
+    """`schedule(epoch, lr) -> new lr`, called at the start of each epoch."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise ValueError("LearningRateScheduler: schedule must be a function (epoch, lr) -> lr")
+        self.schedule_fn = schedule
+
+
+class CSVLogger(Callback):
+    """Writes each epoch's logs to the CSV file `filename`."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        if separator != ",":
+            raise ValueError("CSVLogger: only ',' is supported as the separator")
+        self.filename = os.fspath(filename)
+
+    def engine_config(self):
+        return {"class": "CSVLogger", "filename": self.filename}
