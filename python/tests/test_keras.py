@@ -370,3 +370,57 @@ def test_the_notation_and_the_built_in_nets_are_models_too(digits):
     assert r.input_shape == (None, 32, 32, 3) and r.output_shape == (None, 10)
     with pytest.raises(ValueError, match="weights"):
         applications.VGG16(weights="imagenet")
+
+
+def test_backup_and_restore_resumes_an_interrupted_fit_to_the_weights_of_an_uninterrupted_one(digits, tmp_path):
+    x, y, _ = digits
+    x, y = x[:600], y[:600]
+
+    def net():
+        m = Sequential([Conv2D(4, 3, input_shape=(28, 28, 1), activation="relu"), MaxPooling2D(),
+                        Flatten(), Dropout(0.3), Dense(10, activation="softmax")], seed=4)
+        m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        return m
+
+    raised = []
+
+    def schedule(epoch, lr):
+        # Ctrl-C at the start of epoch 2, once: that epoch ends, its checkpoint is written, fit raises.
+        if epoch == 2 and not raised:
+            raised.append(epoch)
+            raise KeyboardInterrupt
+        return lr
+
+    ref = net()
+    ref.fit(x, y, epochs=4, batch_size=32, validation_split=0.1, verbose=0,
+            callbacks=[cb.LearningRateScheduler(lambda e, lr: lr)])
+    m = net()
+    backup = cb.BackupAndRestore(tmp_path / "backup")
+    with pytest.raises(KeyboardInterrupt):
+        m.fit(x, y, epochs=4, batch_size=32, validation_split=0.1, verbose=0,
+              callbacks=[backup, cb.LearningRateScheduler(schedule)])
+    assert (tmp_path / "backup" / "checkpoints" / "LATEST").exists()
+    # As after a crash: a new process, a new model object, the same call.
+    again = net()
+    h = again.fit(x, y, epochs=4, batch_size=32, validation_split=0.1, verbose=0,
+                  callbacks=[backup, cb.LearningRateScheduler(schedule)])
+    assert h.epoch == [3]
+    for a, b in zip(again.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not (tmp_path / "backup" / "checkpoints").exists()
+    # A backup of another architecture is refused, naming the folder.
+    keep = cb.BackupAndRestore(tmp_path / "other", delete_checkpoint=False)
+    net().fit(x, y, epochs=1, verbose=0, callbacks=[keep])
+    other = Sequential([Flatten(input_shape=(28, 28, 1)), Dense(10, activation="softmax")])
+    other.compile(optimizer="adam", loss="categorical_crossentropy")
+    with pytest.raises(ValueError, match="other"):
+        other.fit(x, y, epochs=2, verbose=0, callbacks=[keep])
+
+
+def test_the_cats_vs_dogs_example_script_runs():
+    import sys
+
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "keras_cats_vs_dogs.py"),
+                          os.path.join(ROOT, "data", "cats-vs-dogs"), "1"],
+                         check=True, capture_output=True, text=True, cwd=ROOT)
+    assert "Total params: 617,249" in out.stdout and "'val_accuracy'" in out.stdout

@@ -143,7 +143,7 @@ impl Engine {
         validation_split: f32,
         augment: Option<&str>,
         settings: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> PyResult<(Py<PyAny>, usize)> {
         let settings = crate::fit::Settings::from_kwargs(settings)?;
         let model = self.model()?;
         let x = tensor(&x, "x")?;
@@ -182,7 +182,7 @@ impl Engine {
         augment: Option<&str>,
         cache_mib: usize,
         settings: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) -> PyResult<Py<PyAny>> {
+    ) -> PyResult<(Py<PyAny>, usize)> {
         let settings = crate::fit::Settings::from_kwargs(settings)?;
         let images = crate::fit::folder(self.model()?, &directory, settings.seed, cache_mib)?;
         let mut data = crate::fit::train_data(images.into(), None, validation_split)?;

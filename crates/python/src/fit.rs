@@ -11,23 +11,15 @@
 //!                                                      the model is kept, then KeyboardInterrupt
 //! ```
 
+use crate::callbacks::{self, Interrupt, Pending};
 use crate::engine::{value_err, Engine};
 use convnet_data::{AugmentConfig, FolderOptions, LabeledImages};
-use convnet_nn::{
-    Callback, Control, CsvLogger, EarlyStopping, EpochLogs, FitConfig, History, Model,
-    ModelCheckpoint, Precision, ReduceLrOnPlateau, Verbosity,
-};
+use convnet_nn::{Callback, EpochLogs, FitConfig, History, Model, Precision, Verbosity};
 use convnet_run::{Examples, Pass, TrainData};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use serde_json::Value;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-
-/// A Python error raised inside the pass (a scheduler function's, a
-/// signal's), kept to be raised once the model is back.
-pub type Pending = Arc<Mutex<Option<PyErr>>>;
 
 /// The training and validation examples: `validation` as given, else the
 /// last `validation_split` of `x` (Keras's rule: taken before shuffling).
@@ -127,14 +119,16 @@ pub fn folder(model: &Model, dir: &Path, seed: u64, cache_mib: usize) -> PyResul
     Ok(f.train)
 }
 
-/// Runs the pass on `engine`'s model and returns Keras's history dict; the
-/// model is back in `engine` whatever happened.
+/// Runs the pass on `engine`'s model and returns Keras's history dict of
+/// the epochs it trained and the first one's index (later than asked when
+/// `BackupAndRestore` resumed); the model is back in `engine` whatever
+/// happened.
 pub fn run(
     engine: &mut Engine,
     py: Python<'_>,
     data: TrainData,
     s: Settings,
-) -> PyResult<Py<PyAny>> {
+) -> PyResult<(Py<PyAny>, usize)> {
     if engine.model()?.loss().is_none() {
         return Err(PyRuntimeError::new_err("compile the model before fit"));
     }
@@ -144,18 +138,30 @@ pub fn run(
         .with_shuffle(s.shuffle)
         .with_verbosity(verbosity(s.verbose)?);
     let mut interrupt = Interrupt::default();
-    let pass = pass(
+    let mut pass = pass(
         config,
         s.precision.as_deref(),
         s.lr_schedule,
         &interrupt.pending,
     )?;
-    let mut own = callbacks(&s.callbacks)?;
-    let start = convnet_run::Start {
+    let callbacks::Callbacks { mut own, backup } = callbacks::parse(&s.callbacks)?;
+    let mut start = convnet_run::Start {
         model: engine.model.take().expect("checked above"),
         epochs_done: s.initial_epoch,
         history: History::default(),
     };
+    if let Some(b) = &backup {
+        pass = pass.with_checkpoints(&b.dir);
+        match b.resume(&start.model) {
+            Ok(Some(resumed)) => start = resumed,
+            Ok(None) => {}
+            Err(e) => {
+                engine.model = Some(start.model);
+                return Err(e);
+            }
+        }
+    }
+    let (first, before) = (start.epochs_done, start.history.epochs.len());
     let result = py.detach(|| {
         let mut extra: Vec<&mut dyn Callback> = Vec::new();
         for cb in own.iter_mut() {
@@ -164,7 +170,7 @@ pub fn run(
         extra.push(&mut interrupt);
         convnet_run::train_keeping(start, &data, &pass, &mut extra)
     });
-    let (outcome, history) = match result {
+    let (outcome, mut history) = match result {
         Ok(t) => {
             engine.epochs_done = t.epochs_done;
             engine.model = Some(t.model);
@@ -179,7 +185,11 @@ pub fn run(
         return Err(e);
     }
     outcome?;
-    history_dict(py, &history)
+    if let Some(b) = &backup {
+        b.finish()?;
+    }
+    history.epochs.drain(..before.min(history.epochs.len()));
+    Ok((history_dict(py, &history)?, first))
 }
 
 /// Keras's `verbose`: 0 silent, 1 a progress bar, 2 one line per epoch.
@@ -226,109 +236,6 @@ pub fn pass(
         });
     }
     Ok(Pass::new(fit))
-}
-
-fn field<'a>(c: &'a Value, key: &str) -> PyResult<&'a Value> {
-    c.get(key)
-        .ok_or_else(|| value_err(format!("callback {c}: missing '{key}'")))
-}
-
-fn text(c: &Value, key: &str) -> PyResult<String> {
-    field(c, key)?
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| value_err(format!("callback {c}: '{key}' must be a string")))
-}
-
-fn number(c: &Value, key: &str) -> PyResult<f64> {
-    field(c, key)?
-        .as_f64()
-        .ok_or_else(|| value_err(format!("callback {c}: '{key}' must be a number")))
-}
-
-fn flag(c: &Value, key: &str) -> PyResult<bool> {
-    field(c, key)?
-        .as_bool()
-        .ok_or_else(|| value_err(format!("callback {c}: '{key}' must be true or false")))
-}
-
-/// The callbacks that `convnet.keras.callbacks` describes as JSON objects
-/// (`{"class": "EarlyStopping", "monitor": ..., ...}`, every field given).
-pub fn callbacks(json: &str) -> PyResult<Vec<Box<dyn Callback + Send>>> {
-    let list: Vec<Value> = serde_json::from_str(json).map_err(value_err)?;
-    let mut out: Vec<Box<dyn Callback + Send>> = Vec::new();
-    for c in &list {
-        let class = text(c, "class")?;
-        let cb: Box<dyn Callback + Send> = match class.as_str() {
-            "EarlyStopping" => Box::new(
-                EarlyStopping::new(&text(c, "monitor")?, number(c, "patience")? as usize)
-                    .with_min_delta(number(c, "min_delta")? as f32)
-                    .with_restore_best_weights(flag(c, "restore_best_weights")?),
-            ),
-            "ModelCheckpoint" => Box::new(
-                ModelCheckpoint::new(text(c, "filepath")?, &text(c, "monitor")?)
-                    .with_save_best_only(flag(c, "save_best_only")?),
-            ),
-            "ReduceLROnPlateau" => Box::new(
-                ReduceLrOnPlateau::new(&text(c, "monitor")?)
-                    .with_factor(number(c, "factor")? as f32)
-                    .with_patience(number(c, "patience")? as usize)
-                    .with_min_delta(number(c, "min_delta")? as f32)
-                    .with_cooldown(number(c, "cooldown")? as usize)
-                    .with_min_lr(number(c, "min_lr")? as f32),
-            ),
-            "CSVLogger" => Box::new(CsvLogger::new(text(c, "filename")?)),
-            other => {
-                return Err(value_err(format!(
-                    "callback '{other}': expected EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, CSVLogger or LearningRateScheduler"
-                )))
-            }
-        };
-        out.push(cb);
-    }
-    Ok(out)
-}
-
-/// Ctrl-C during `fit`: Python's signal handler runs when asked; this asks
-/// after every batch and stops the pass at the end of that epoch (the
-/// model and its history kept), then `fit` raises the `KeyboardInterrupt`.
-#[derive(Default)]
-pub struct Interrupt {
-    pub pending: Pending,
-    seen: bool,
-}
-
-impl Interrupt {
-    fn check(&mut self) {
-        if self.seen {
-            return;
-        }
-        if let Err(e) = Python::attach(|py| py.check_signals()) {
-            self.seen = true;
-            self.pending.lock().expect("not poisoned").get_or_insert(e);
-        }
-    }
-}
-
-impl Callback for Interrupt {
-    fn on_batch_end(&mut self, _: usize, _: usize, _: usize, _: f32, _: f32) {
-        self.check();
-    }
-
-    fn on_epoch_end(
-        &mut self,
-        _: &mut Model,
-        _: &EpochLogs,
-        _: &History,
-    ) -> convnet_nn::Result<Control> {
-        self.check();
-        let stop = self.seen || self.pending.lock().expect("not poisoned").is_some();
-        Ok(if stop {
-            Control::Stop
-        } else {
-            Control::Continue
-        })
-    }
 }
 
 /// Keras's `History.history`: one list per metric, one value per epoch.

@@ -14,6 +14,7 @@
 //! Long calls release the GIL, so other Python threads run meanwhile.
 
 mod arrays;
+mod callbacks;
 mod describe;
 mod engine;
 mod fit;

@@ -1,7 +1,7 @@
 """Keras's callbacks. `EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`
 and `CSVLogger` run inside the engine's training loop (the nn crate's, as
-for the CLI); `LearningRateScheduler` calls its function at each epoch's
-start; other `Callback` subclasses get `on_epoch_end(epoch, logs)` with
+for the CLI); `BackupAndRestore` is the run pipeline's checkpoints and resume;
+`LearningRateScheduler` calls its function at each epoch's start; other `Callback` subclasses get `on_epoch_end(epoch, logs)` with
 each epoch's logs once `fit` is done."""
 
 import os
@@ -14,6 +14,7 @@ __all__ = [
     "ReduceLROnPlateau",
     "LearningRateScheduler",
     "CSVLogger",
+    "BackupAndRestore",
 ]
 
 
@@ -142,3 +143,24 @@ class CSVLogger(Callback):
 
     def engine_config(self):
         return {"class": "CSVLogger", "filename": self.filename}
+
+
+class BackupAndRestore(Callback):
+    """Checkpoints every epoch into `backup_dir` (weights, optimizer state,
+    the shuffles' position: the `convnet train --resume` checkpoints); a
+    `fit` that finds one there continues from it, so an interrupted fit
+    (Ctrl-C, a kill, a crash) run again ends with the weights of one never
+    interrupted. The backup is deleted when a fit finishes, unless
+    `delete_checkpoint=False`."""
+
+    def __init__(self, backup_dir, delete_checkpoint=True):
+        super().__init__()
+        self.backup_dir = os.fspath(backup_dir)
+        self.delete_checkpoint = bool(delete_checkpoint)
+
+    def engine_config(self):
+        return {
+            "class": "BackupAndRestore",
+            "backup_dir": self.backup_dir,
+            "delete_checkpoint": self.delete_checkpoint,
+        }

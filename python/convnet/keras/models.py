@@ -179,7 +179,7 @@ class Model:
         for cb in python:
             cb.set_model(self)
             cb.on_train_begin()
-        hist = call(
+        hist, first = call(
             dict(
                 batch_size=batch_size or 32,
                 epochs=epochs,
@@ -194,7 +194,7 @@ class Model:
         history = History()
         history.set_model(self)
         history.history = hist
-        history.epoch = list(range(initial_epoch, initial_epoch + len(hist["loss"])))
+        history.epoch = list(range(first, first + len(hist["loss"])))
         history.params = {"epochs": epochs, "verbose": verbose}
         for cb in python:
             for i, e in enumerate(history.epoch):
