@@ -47,8 +47,12 @@ def digits():
     return x, to_categorical(y[:2000], 10), y[:2000]
 
 
-def mnist_nets():
-    """The MNIST architecture loop of the tutorial, as it is written."""
+def mnist_nets(Sequential=Sequential, L=None):
+    """The MNIST architecture loop of the tutorial, as it is written (in Keras's modules too)."""
+    if L is not None:
+        Conv2D, MaxPool2D, Flatten, Dense = L.Conv2D, L.MaxPool2D, L.Flatten, L.Dense
+    else:
+        from convnet.keras.layers import Conv2D, Dense, Flatten, MaxPool2D
     nets = 3
     model = [0] * nets
     for j in range(3):
@@ -68,8 +72,14 @@ def mnist_nets():
     return model
 
 
-def seed_classifier():
-    """The tutorial's cats-vs-dogs classifier, every layer as it is written."""
+def seed_classifier(Sequential=Sequential, L=None):
+    """The tutorial's cats-vs-dogs classifier, every layer as it is written (in Keras's modules too)."""
+    if L is not None:
+        Conv2D, Activation, MaxPooling2D, BatchNormalization, Dropout, Flatten, Dense = (
+            L.Conv2D, L.Activation, L.MaxPooling2D, L.BatchNormalization, L.Dropout, L.Flatten, L.Dense)
+    else:
+        from convnet.keras.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                                          MaxPooling2D)
     classifier = Sequential()
     input_size = (128, 128)
     classifier.add(Conv2D(32, (3, 3), input_shape=(*input_size, 3)))
@@ -157,6 +167,15 @@ def test_predict_and_evaluate_take_and_give_numpy_as_keras_does(digits):
     o = Sequential([Flatten(input_shape=(28, 28, 1)), Dense(10, activation="softmax")], seed=3)
     o.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
     np.testing.assert_allclose(s.evaluate(x[:50], labels[:50]), o.evaluate(x[:50], y[:50]), rtol=1e-6)
+    # Losses as Keras's objects and functions name the same loss.
+    from convnet.keras import losses
+
+    o.compile(optimizer="sgd", loss=losses.CategoricalCrossentropy(), metrics=["accuracy"])
+    np.testing.assert_allclose(o.evaluate(x[:50], y[:50]), s.evaluate(x[:50], labels[:50]), rtol=1e-6)
+    o.compile(optimizer="sgd", loss=losses.sparse_categorical_crossentropy)
+    assert o.loss == "sparse_categorical_crossentropy"
+    with pytest.raises(ValueError, match="loss"):
+        o.compile(optimizer="sgd", loss="hinge")
 
 
 def test_bad_shapes_and_arguments_raise_value_error(digits):
@@ -424,3 +443,17 @@ def test_the_cats_vs_dogs_example_script_runs():
                           os.path.join(ROOT, "data", "cats-vs-dogs"), "1"],
                          check=True, capture_output=True, text=True, cwd=ROOT)
     assert "Total params: 617,249" in out.stdout and "'val_accuracy'" in out.stdout
+
+
+def test_real_keras_builds_the_same_models_with_the_same_summaries():
+    """Where Keras is installed (not in CI: TensorFlow is large): both snippets built by Keras
+    itself have our layer classes, output shapes and parameter counts, row by row."""
+    keras = pytest.importorskip("keras")
+    ours = mnist_nets() + [seed_classifier()]
+    theirs = mnist_nets(keras.models.Sequential, keras.layers) + [seed_classifier(keras.models.Sequential, keras.layers)]
+    for o, t in zip(ours, theirs):
+        rows = o.engine.summary_rows()
+        assert [r[1] for r in rows] == [type(k).__name__ for k in t.layers]
+        assert [tuple(r[2]) for r in rows] == [tuple(k.output.shape[1:]) for k in t.layers]
+        assert [r[3] for r in rows] == [k.count_params() for k in t.layers]
+        assert o.count_params() == t.count_params()

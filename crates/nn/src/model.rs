@@ -165,8 +165,12 @@ impl Model {
 
     /// Checks that `x` is a batch of this model's inputs.
     pub fn check_input(&self, x: &Tensor, what: &str) -> Result<()> {
-        if x.shape().len() != self.spec.input_shape.len() + 1
-            || x.shape()[1..] != self.spec.input_shape[..]
+        self.check_input_shape(x.shape(), what)
+    }
+
+    /// Checks that `shape` is `[N, ...]` with this model's per-sample input shape.
+    pub fn check_input_shape(&self, shape: &[usize], what: &str) -> Result<()> {
+        if shape.len() != self.spec.input_shape.len() + 1 || shape[1..] != self.spec.input_shape[..]
         {
             return Err(config_err(
                 what,
@@ -178,7 +182,7 @@ impl Model {
                         .map(|d| d.to_string())
                         .collect::<Vec<_>>()
                         .join(", "),
-                    x.shape()
+                    shape
                 ),
             ));
         }
@@ -599,14 +603,31 @@ impl Model {
     /// [`crate::graph::INFERENCE_ACTIVATION_BYTES`]).
     pub fn predict(&mut self, x: &Tensor, batch: usize) -> Result<Tensor> {
         self.check_input(x, "predict")?;
-        let n = x.batch();
+        self.predict_rows(x.data(), x.batch(), batch)
+    }
+
+    /// [`Model::predict`] over `n` inputs stored one after another in `data`
+    /// (a borrowed buffer, such as a numpy array's): each batch is copied
+    /// out when it runs, the whole input never.
+    pub fn predict_rows(&mut self, data: &[f32], n: usize, batch: usize) -> Result<Tensor> {
+        let input = self.spec.input_shape.clone();
+        let per_in = input.iter().product::<usize>();
+        if data.len() != n * per_in {
+            return Err(config_err(
+                "predict",
+                format!("{} values for {n} inputs of shape {input:?}", data.len()),
+            ));
+        }
         let per = self.output_shape().iter().product::<usize>();
         let mut out = Vec::with_capacity(n * per);
         let batch = self.spec.inference_batch(batch);
         let mut start = 0;
         while start < n {
             let end = (start + batch).min(n);
-            let y = self.forward(&x.slice_batch(start, end), Mode::Eval, true);
+            let mut shape = vec![end - start];
+            shape.extend_from_slice(&input);
+            let x = Tensor::from_vec(&shape, data[start * per_in..end * per_in].to_vec())?;
+            let y = self.forward(&x, Mode::Eval, true);
             out.extend_from_slice(y.data());
             start = end;
         }

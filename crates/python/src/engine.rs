@@ -7,7 +7,7 @@
 use crate::arrays::{array, tensor};
 use convnet_nn::{Model, ModelSpec, OptimizerConfig};
 use convnet_run::{examples::TensorExamples, outputs_of, settings};
-use numpy::{PyArrayDyn, PyReadonlyArrayDyn};
+use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -16,6 +16,9 @@ use std::path::PathBuf;
 pub fn value_err(e: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
+
+/// One summary row: name, Keras class, per-sample output shape, parameters.
+type SummaryRow = (String, String, Vec<usize>, usize);
 
 /// A model and how many epochs it has trained.
 #[pyclass(module = "convnet._core", unsendable)]
@@ -88,6 +91,15 @@ impl Engine {
     fn summary(&self) -> PyResult<String> {
         let s = self.model()?.spec().summary().map_err(value_err)?;
         Ok(s.to_string())
+    }
+
+    /// The summary's rows: `(name, Keras class, per-sample output shape, parameters)`.
+    fn summary_rows(&self) -> PyResult<Vec<SummaryRow>> {
+        let s = self.model()?.spec().summary().map_err(value_err)?;
+        Ok(s.rows
+            .into_iter()
+            .map(|r| (r.name, r.kind.to_string(), r.output_shape, r.params))
+            .collect())
     }
 
     /// `(trainable, non_trainable)` parameter counts.
@@ -216,7 +228,8 @@ impl Engine {
         Ok((e.loss, e.accuracy))
     }
 
-    /// The model's outputs (its final softmax or sigmoid applied) for `x`.
+    /// The model's outputs (its final softmax or sigmoid applied) for `x`,
+    /// read in place: each batch is copied out of numpy's buffer as it runs.
     #[pyo3(signature = (x, batch_size=32))]
     fn predict<'py>(
         &mut self,
@@ -224,11 +237,16 @@ impl Engine {
         x: PyReadonlyArrayDyn<'py, f32>,
         batch_size: usize,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
-        let x = tensor(&x, "x")?;
+        let shape = x.shape().to_vec();
+        let data = x.as_slice().map_err(|_| {
+            value_err("x: expected a C-contiguous float32 array (np.ascontiguousarray)")
+        })?;
         let model = self.model_mut()?;
-        model.check_input(&x, "predict").map_err(value_err)?;
+        model
+            .check_input_shape(&shape, "predict")
+            .map_err(value_err)?;
         let out = py
-            .detach(|| model.predict(&x, batch_size.max(1)))
+            .detach(|| model.predict_rows(data, shape[0], batch_size.max(1)))
             .map_err(value_err)?;
         array(py, out)
     }

@@ -1,6 +1,6 @@
 """Keras's API over convnet's engine: `from convnet.keras.models import Sequential`."""
 
-from . import applications, callbacks, datasets, layers, models, optimizers, preprocessing, utils
+from . import applications, callbacks, datasets, layers, losses, models, optimizers, preprocessing, utils
 from .layers import Input
 from .models import Model, Sequential, load_model
 
@@ -10,6 +10,7 @@ __all__ = [
     "preprocessing",
     "datasets",
     "layers",
+    "losses",
     "models",
     "optimizers",
     "utils",

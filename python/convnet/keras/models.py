@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import _core
 from . import layers as _layers
+from . import losses as _losses
 from . import optimizers as _optimizers
 from .callbacks import Callback, History, LearningRateScheduler
 
@@ -91,9 +92,7 @@ class Model:
         opt = _optimizers.get(optimizer)
         if loss is None:
             raise ValueError("compile: give a loss (e.g. 'categorical_crossentropy')")
-        loss_name = getattr(loss, "__name__", loss)
-        if not isinstance(loss_name, str):
-            raise ValueError(f"compile: loss {loss!r}: expected a Keras loss name")
+        loss_name = _losses.get(loss)
         for m in metrics or []:
             if getattr(m, "__name__", m) not in ("accuracy", "acc"):
                 raise ValueError(f"compile: metric {m!r}: only 'accuracy' is computed")
