@@ -15,7 +15,8 @@ Rows:
   `flow_from_directory` (the same loader); both decode and resize each photo in the epoch
   (the cache holds them after the first round; every round after is warm, for both).
   Keras and PyTorch train on the photos already decoded into an array (their best case).
-Each framework uses 2 threads (`--threads`). Seconds are the fit call's wall time (the CLI's
+Each framework uses 2 threads (`--threads`), each Python peer in a process of its own (TensorFlow and
+PyTorch in one process abort: both bundle LLVM). Seconds are the fit call's wall time (the CLI's
 own "Trained 1 epoch(s) in Xs" line, which excludes its start-up and data loading); the
 figure per row is the best of the rounds.
 """
@@ -168,58 +169,104 @@ def photos(folder):
     return np.stack(xs), np.array(ys, dtype=np.float32)
 
 
+def setup_threads(threads, peer):
+    """Every framework on `threads` threads (TensorFlow's before it starts)."""
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    if peer == "PyTorch":
+        import torch
+
+        torch.set_num_threads(threads)
+    elif peer.startswith("Keras"):
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def mnist_arrays():
+    from convnet.keras.datasets import mnist
+
+    (x, y), _ = mnist.load_data()
+    return x.reshape(-1, 28, 28, 1).astype("float32") / 255, y.astype("float32")
+
+
+def worker(row, peer, a):
+    """One epoch of `peer` on `row`, in this process (its own: TensorFlow and PyTorch each
+    bundle LLVM, and the two in one process abort); prints the seconds."""
+    setup_threads(a.threads, peer)
+    if row == "m1":
+        x, y = mnist_arrays()
+        fn = {"convnet Python": convnet_m1, "Keras 3 (TensorFlow)": keras_m1, "PyTorch": torch_m1}[peer]
+        seconds = fn(x, y)
+    elif peer == "convnet Python":
+        seconds = convnet_seed(a.photos)
+    else:
+        px, py = photos(a.photos)
+        seconds = {"Keras 3 (TensorFlow)": keras_seed, "PyTorch": torch_seed}[peer](px, py)
+    print(f"SECONDS {seconds}")
+
+
+def versions():
+    out = []
+    for mod in ("torch", "keras", "tensorflow"):
+        try:
+            v = subprocess.run([sys.executable, "-c", f"import {mod}; print({mod}.__version__)"],
+                               capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+            out.append(f"{mod} {v}")
+        except subprocess.CalledProcessError:
+            out.append(f"{mod} not installed")
+    return ", ".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", help="comma-separated names of the columns to run (e.g. 'convnet CLI,convnet Python')")
     ap.add_argument("--photos", default=os.path.join(ROOT, "..", "shared", "data", "cats-vs-dogs-small"))
+    ap.add_argument("--worker", nargs=2, metavar=("ROW", "PEER"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    os.environ["RAYON_NUM_THREADS"] = str(a.threads)
-    import torch
-    import tensorflow as tf
+    if a.worker:
+        return worker(a.worker[0], a.worker[1], a)
+    n_photos = sum(len(os.listdir(os.path.join(a.photos, c))) for c in os.listdir(a.photos)
+                   if os.path.isdir(os.path.join(a.photos, c)))
+    print(f"CPU: {cpu_name()}, {a.threads} threads; {versions()}; {n_photos} photos from {a.photos}; "
+          "each Python peer in its own process", flush=True)
 
-    torch.set_num_threads(a.threads)
-    tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(a.threads)
-    from convnet.keras.datasets import mnist
+    def run_worker(row, peer):
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", row, peer,
+                              "--threads", str(a.threads), "--photos", a.photos],
+                             capture_output=True, text=True)
+        found = re.search(r"SECONDS ([0-9.]+)", out.stdout)
+        if not found:
+            raise RuntimeError(f"{peer} on {row} failed:\n{out.stderr[-2000:]}")
+        return float(found.group(1))
 
-    (x, y), _ = mnist.load_data()
-    x = x.reshape(-1, 28, 28, 1).astype("float32") / 255
-    y = y.astype("float32")
-    px, py = photos(a.photos)
-    import keras
-
-    print(f"CPU: {cpu_name()}, {a.threads} threads; torch {torch.__version__}, keras {keras.__version__}, "
-          f"tensorflow {tf.__version__}; {len(px)} photos from {a.photos}")
+    seed_cli = ["--data", f"folder:{a.photos}", "--input", "128x128x3", "--model",
+                "32C3v-32C3v-P2-BN-D0.2-32C3v-32C3v-P2-BN-D0.2-64C3v-64C3v-64C3v-P2-BN-D0.2-64-D0.2-1",
+                "--batch-size", "32", "--seed", "1", "--loss", "binary_crossentropy"]
     rows = {
-        "M1 MNIST (60,000), batch 128": [
-            ("convnet CLI", lambda: cli_epoch(["--model", M1, "--batch-size", "128", "--seed", "1"], a.threads)),
-            ("convnet Python", lambda: convnet_m1(x, y)),
-            ("Keras 3 (TensorFlow)", lambda: keras_m1(x, y)),
-            ("PyTorch", lambda: torch_m1(x, y)),
-        ],
-        f"seed classifier, {len(px)} photos 128x128x3, batch 32": [
-            ("convnet CLI", lambda: cli_epoch(["--data", f"folder:{a.photos}", "--input", "128x128x3", "--model",
-                                               "32C3v-32C3v-P2-BN-D0.2-32C3v-32C3v-P2-BN-D0.2-64C3v-64C3v-64C3v-P2-BN-D0.2-64-D0.2-1",
-                                               "--batch-size", "32", "--seed", "1", "--loss", "binary_crossentropy"],
-                                              a.threads)),
-            ("convnet Python", lambda: convnet_seed(a.photos)),
-            ("Keras 3 (TensorFlow)", lambda: keras_seed(px, py)),
-            ("PyTorch", lambda: torch_seed(px, py)),
-        ],
+        ("m1", "M1 MNIST (60,000), batch 128"): ["--model", M1, "--batch-size", "128", "--seed", "1"],
+        ("seed", f"seed classifier, {n_photos} photos 128x128x3, batch 32"): seed_cli,
     }
-    for row, peers in rows.items():
-        times = {name: [] for name, _ in peers}
+    names = ["convnet CLI", "convnet Python", "Keras 3 (TensorFlow)", "PyTorch"]
+    if a.only:
+        names = [n for n in names if n in a.only.split(",")]
+    for (key, row), cli_args in rows.items():
+        times = {name: [] for name in names}
         for r in range(a.rounds):
-            for name, fn in peers:
-                times[name].append(fn())
-                print(f"  {row} | round {r + 1} | {name}: {times[name][-1]:.2f} s", flush=True)
+            for name in names:
+                s = cli_epoch(cli_args, a.threads) if name == "convnet CLI" else run_worker(key, name)
+                times[name].append(s)
+                print(f"  {row} | round {r + 1} | {name}: {s:.2f} s", flush=True)
         best = {k: min(v) for k, v in times.items()}
-        cli = best["convnet CLI"]
+        ref = best.get("convnet Python") or best[names[0]]
         print(f"\n{row}: best of {a.rounds} rounds, seconds for one epoch (ratio to convnet Python)")
         for name, s in best.items():
-            print(f"  {name:22s} {s:8.2f} s   {s / best['convnet Python']:.3f}x")
-        print(f"  Python layer over the CLI: {100 * (best['convnet Python'] / cli - 1):+.1f} %\n", flush=True)
+            print(f"  {name:22s} {s:8.2f} s   {s / ref:.3f}x")
+        if "convnet CLI" in best and "convnet Python" in best:
+            print(f"  Python layer over the CLI: {100 * (best['convnet Python'] / best['convnet CLI'] - 1):+.1f} %")
+        print(flush=True)
 
 
 if __name__ == "__main__":

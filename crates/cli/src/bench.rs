@@ -71,7 +71,8 @@ pub struct BenchArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// The machine's peak in GFLOP/s for the percent column (default: measured, a loop of
-    /// AVX-512 FMAs on every thread; without AVX-512, a 2048^3 GEMM).
+    /// FMAs on every thread, 512-bit with AVX-512, else 256-bit with AVX2 + FMA; without
+    /// either, a 2048^3 GEMM).
     #[arg(long)]
     peak: Option<f64>,
     /// Run the configurations in this process instead of one child process each (no per-config memory).
@@ -438,7 +439,7 @@ pub fn bench(a: BenchArgs) -> CliResult<()> {
         ),
         (None, None) => (
             gemm,
-            "measured, 2048^3 GEMM (no AVX-512 FMA loop)".to_string(),
+            "measured, 2048^3 GEMM (no FMA loop for this CPU)".to_string(),
         ),
     };
     println!(

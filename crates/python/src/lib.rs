@@ -13,6 +13,7 @@
 //! ```
 //! Long calls release the GIL, so other Python threads run meanwhile.
 
+mod alloc;
 mod arrays;
 mod callbacks;
 mod describe;
@@ -23,6 +24,7 @@ use pyo3::prelude::*;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    alloc::configure();
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(arrays::load_mnist, m)?)?;
     m.add_function(wrap_pyfunction!(arrays::augment, m)?)?;

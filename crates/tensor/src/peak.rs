@@ -1,5 +1,5 @@
 //! The machine's FMA peak, measured: every thread runs independent chains
-//! of 512-bit fused multiply-adds (12 accumulators, enough to cover the
+//! of 512-bit fused multiply-adds (256-bit on CPUs without AVX-512) (12 accumulators, enough to cover the
 //! FMA latency on two pipes) for a fixed count, and the FLOPs are divided by
 //! the wall time. Benchmarks quote their speed as a share of it. The same
 //! for AVX512-BF16's dot products, bf16 kernels' peak.
@@ -25,18 +25,25 @@ fn best_time(chains: impl Fn(f32) -> f32 + Sync) -> f64 {
     (0..3).map(|_| run()).fold(f64::INFINITY, f64::min)
 }
 
-/// GFLOP/s of fused multiply-adds on all rayon threads, or `None` when this
-/// CPU has no AVX-512 (then quote a GEMM rate instead).
+/// GFLOP/s of fused multiply-adds on all rayon threads: 512-bit FMAs where
+/// the CPU has AVX-512, else 256-bit ones (AVX2 + FMA, e.g. AMD Zen 3), or
+/// `None` without either (then quote a GEMM rate instead).
 pub fn fma_peak_gflops() -> Option<f64> {
     #[cfg(target_arch = "x86_64")]
     {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        let (best, lanes) = if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected above.
+            (best_time(|t| unsafe { avx512::chains(ITERS, t) }), 16)
+        } else if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: AVX2 and FMA were detected above.
+            (best_time(|t| unsafe { avx2::chains(ITERS, t) }), 8)
+        } else {
             return None;
-        }
-        // SAFETY: AVX-512F was detected above.
-        let best = best_time(|t| unsafe { avx512::chains(ITERS, t) });
-        // 12 chains x 16 lanes x 2 FLOP per iteration.
-        Some((rayon::current_num_threads() * ITERS * 12 * 16 * 2) as f64 / best / 1e9)
+        };
+        // 12 chains x lanes x 2 FLOP per iteration.
+        Some((rayon::current_num_threads() * ITERS * 12 * lanes * 2) as f64 / best / 1e9)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -105,6 +112,32 @@ mod avx512 {
             }
         }
         lane_sum(acc)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    /// `iters` rounds of 12 independent 256-bit `acc = acc * a + b`; returns
+    /// a lane sum so that nothing is optimized away.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn chains(iters: usize, seed: f32) -> f32 {
+        let a = _mm256_set1_ps(0.999_999);
+        let b = _mm256_set1_ps(1e-7);
+        let mut acc = [_mm256_set1_ps(seed); 12];
+        for _ in 0..iters {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, a, b);
+            }
+        }
+        let mut lanes = [0f32; 8];
+        let mut s = _mm256_setzero_ps();
+        for v in acc {
+            s = _mm256_add_ps(s, v);
+        }
+        _mm256_storeu_ps(lanes.as_mut_ptr(), s);
+        lanes.iter().sum()
     }
 }
 
