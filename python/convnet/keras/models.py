@@ -232,7 +232,7 @@ class Model:
 
     def save(self, filepath):
         """Writes the model into the folder `filepath` (`model.json`,
-        `weights.safetensors`: the CLI's run folder format)."""
+        `weights.safetensors`: the model files of a run folder)."""
         self.engine.save(os.fspath(filepath))
 
     def to_json(self):
