@@ -6,6 +6,7 @@ The CLI comparison needs the `convnet` binary: `CONVNET_BIN`, else
 """
 
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -266,15 +267,29 @@ def test_each_callback_has_an_effect_a_user_can_see(digits, tmp_path):
     net().fit(x, y, epochs=2, verbose=0, callbacks=[cb.CSVLogger(tmp_path / "log.csv")])
     rows = (tmp_path / "log.csv").read_text().strip().splitlines()
     assert rows[0].startswith("epoch,loss,accuracy") and len(rows) == 3
-    # A Python callback sees every epoch's logs.
+    # A Python callback is called live, as Keras calls it: each epoch's begin, every batch's
+    # end (running loss), each epoch's end with its logs; stop_training ends fit after the epoch.
     seen = []
 
     class Record(cb.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            seen.append((epoch, round(logs["loss"], 6)))
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(("begin", epoch))
 
-    h = net().fit(x, y, epochs=2, verbose=0, callbacks=[Record()])
-    assert seen == [(0, round(h.history["loss"][0], 6)), (1, round(h.history["loss"][1], 6))]
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("batch", batch, sorted(logs)))
+
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(("end", epoch, round(logs["loss"], 6), sorted(logs)))
+            self.model.stop_training = epoch == 1
+
+    h = net().fit(x, y, epochs=4, batch_size=100, verbose=0, callbacks=[Record()])
+    keys = ["accuracy", "learning_rate", "loss"]
+    batches = [("batch", b, ["accuracy", "loss"]) for b in range(3)]
+    assert h.epoch == [0, 1]
+    assert seen == (
+        [("begin", 0)] + batches + [("end", 0, round(h.history["loss"][0], 6), keys)]
+        + [("begin", 1)] + batches + [("end", 1, round(h.history["loss"][1], 6), keys)]
+    )
 
 
 def test_the_functional_api_builds_graphs_with_shortcuts_and_branches(digits):
@@ -317,13 +332,16 @@ def test_set_random_seed_makes_builds_repeatable_and_models_differ():
 def test_ctrl_c_mid_fit_keeps_the_model_and_raises_keyboard_interrupt(digits):
     x, y, _ = digits
     m = mnist_nets()[2]
+    before = [w.copy() for w in m.get_weights()]
     timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     with pytest.raises(KeyboardInterrupt):
         m.fit(np.concatenate([x] * 10), np.concatenate([y] * 10), epochs=50, verbose=0)
     timer.cancel()
-    # The pass ended with the epoch it was in; the model is whole and usable.
-    assert m.engine.epochs_done == 1
+    # The pass stopped after the batch it was in, as Keras's does (not at the epoch's end):
+    # no epoch finished, yet the model holds the batches trained and is usable.
+    assert m.engine.epochs_done == 0
+    assert any(not np.array_equal(a, b) for a, b in zip(m.get_weights(), before))
     assert m.predict(x[:2]).shape == (2, 10)
 
 
@@ -404,7 +422,8 @@ def test_backup_and_restore_resumes_an_interrupted_fit_to_the_weights_of_an_unin
     raised = []
 
     def schedule(epoch, lr):
-        # Ctrl-C at the start of epoch 2, once: that epoch ends, its checkpoint is written, fit raises.
+        # Ctrl-C at the start of epoch 2, once: fit stops after that epoch's first batch and
+        # raises; the checkpoints of epochs 0 and 1 are on disk.
         if epoch == 2 and not raised:
             raised.append(epoch)
             raise KeyboardInterrupt
@@ -423,7 +442,7 @@ def test_backup_and_restore_resumes_an_interrupted_fit_to_the_weights_of_an_unin
     again = net()
     h = again.fit(x, y, epochs=4, batch_size=32, validation_split=0.1, verbose=0,
                   callbacks=[backup, cb.LearningRateScheduler(schedule)])
-    assert h.epoch == [3]
+    assert h.epoch == [2, 3]
     for a, b in zip(again.get_weights(), ref.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert not (tmp_path / "backup" / "checkpoints").exists()
@@ -457,3 +476,28 @@ def test_real_keras_builds_the_same_models_with_the_same_summaries():
         assert [tuple(r[2]) for r in rows] == [tuple(k.output.shape[1:]) for k in t.layers]
         assert [r[3] for r in rows] == [k.count_params() for k in t.layers]
         assert o.count_params() == t.count_params()
+
+
+def test_verbose_prints_keras_progress_bar_and_epoch_lines(digits, capsys):
+    x, y, _ = digits
+    m = Sequential([Flatten(input_shape=(28, 28, 1)), Dense(10, activation="softmax")], seed=2)
+    m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x[:640], y[:640], batch_size=64, epochs=2, validation_split=0.25)
+    out = capsys.readouterr().out
+    plain = re.sub("\x1b\\[[0-9;]*m", "", out)
+    # verbose="auto": the bar redrawn in place, the finished one kept with the validation metrics.
+    assert plain.startswith("Epoch 1/2\n")
+    done = re.findall(r"\r8/8 ━{20} \d+s \d+[mu]?s/step - accuracy: [0-9.]+ - loss: [0-9.]+"
+                      r" - val_accuracy: [0-9.]+ - val_loss: [0-9.]+ *\n", plain)
+    assert len(done) == 2 and "Epoch 2/2\n" in plain
+    m.fit(x[:640], y[:640], batch_size=64, epochs=2, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0::2] == ["Epoch 1/2", "Epoch 2/2"]
+    for line in lines[1::2]:
+        assert re.fullmatch(r"10/10 - \d+s - \d+[mu]?s/step - accuracy: [0-9.]+ - loss: [0-9.]+", line), line
+    m.fit(x[:64], y[:64], verbose=0)
+    assert capsys.readouterr().out == ""
+    # Without metrics=["accuracy"] Keras shows the loss only.
+    m.compile(optimizer="adam", loss="categorical_crossentropy")
+    m.fit(x[:64], y[:64], verbose=2)
+    assert "accuracy" not in capsys.readouterr().out

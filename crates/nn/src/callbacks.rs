@@ -14,7 +14,8 @@ use std::path::PathBuf;
 pub enum Control {
     /// Keep training.
     Continue,
-    /// Stop after this epoch.
+    /// Stop: after this epoch when said at an epoch's end; at once, with
+    /// [`crate::NnError::Stopped`], when said after a batch.
     Stop,
 }
 
@@ -22,6 +23,10 @@ pub enum Control {
 pub trait Callback {
     /// Before the first epoch.
     fn on_train_begin(&mut self, _model: &mut Model) -> Result<()> {
+        Ok(())
+    }
+    /// Before each epoch (0-based), before its first batch.
+    fn on_epoch_begin(&mut self, _model: &mut Model, _epoch: usize) -> Result<()> {
         Ok(())
     }
     /// After each epoch, with its logs and the history so far.
@@ -39,8 +44,10 @@ pub trait Callback {
     }
     /// After each training step: the epoch (0-based), the step within it
     /// (1-based) out of `steps`, and the epoch's running mean loss and
-    /// accuracy so far (what the progress bar shows). For live displays;
-    /// it cannot stop training.
+    /// accuracy so far (what the progress bar shows). For live displays
+    /// and interrupts: [`Control::Stop`] ends `fit` at once with
+    /// [`crate::NnError::Stopped`] (the model as this step left it). Under
+    /// MPI every rank must say the same.
     fn on_batch_end(
         &mut self,
         _epoch: usize,
@@ -48,7 +55,8 @@ pub trait Callback {
         _steps: usize,
         _loss: f32,
         _accuracy: f32,
-    ) {
+    ) -> Control {
+        Control::Continue
     }
 }
 

@@ -35,6 +35,15 @@ pub enum NnError {
         /// The offending value.
         value: f32,
     },
+    /// A callback stopped training in the middle of an epoch
+    /// ([`crate::Callback::on_batch_end`] said [`crate::Control::Stop`]).
+    #[error("training stopped at epoch {epoch}, batch {batch}")]
+    Stopped {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based batch within the epoch.
+        batch: usize,
+    },
     /// A model notation that cannot be parsed; displays the notation with
     /// a caret under the offending token.
     #[error("{msg}\n  {notation}\n  {caret}", caret = caret(*start, *len))]

@@ -440,6 +440,9 @@ impl Model {
             }
             order.truncate(steps * config.batch_size);
             let seed: u64 = self.rng.gen();
+            for cb in callbacks.iter_mut() {
+                cb.on_epoch_begin(self, epoch)?;
+            }
             let bar = progress_bar(config.verbosity, steps, epoch, config.epochs);
             let (mut sum_loss, mut hits, mut total) = (0.0f64, 0usize, 0usize);
             let mut steps_run = 0usize;
@@ -505,8 +508,23 @@ impl Model {
                         hits as f64 / total.max(1) as f64,
                     );
                     bar.set_message(format!("loss {mean_loss:.4} acc {mean_acc:.4}"));
+                    let mut stop = false;
                     for cb in callbacks.iter_mut() {
-                        cb.on_batch_end(epoch, bi + 1, steps, mean_loss as f32, mean_acc as f32);
+                        let c = cb.on_batch_end(
+                            epoch,
+                            bi + 1,
+                            steps,
+                            mean_loss as f32,
+                            mean_acc as f32,
+                        );
+                        stop |= c == Control::Stop;
+                    }
+                    if stop {
+                        bar.abandon();
+                        return Err(NnError::Stopped {
+                            epoch: epoch + 1,
+                            batch: bi + 1,
+                        });
                     }
                 }
                 Ok(())

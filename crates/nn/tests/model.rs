@@ -592,3 +592,57 @@ fn inference_fuses_relus_and_residual_sums_into_the_convolution_exactly() {
         }
     }
 }
+
+/// Counts the hooks and says Stop after `stop_at` (0-based epoch, 1-based step).
+struct StopAt {
+    stop_at: (usize, usize),
+    begun: Vec<usize>,
+    batches: usize,
+    ended: usize,
+}
+impl Callback for StopAt {
+    fn on_epoch_begin(&mut self, _: &mut Model, epoch: usize) -> Result<()> {
+        self.begun.push(epoch);
+        Ok(())
+    }
+    fn on_batch_end(&mut self, epoch: usize, step: usize, _: usize, _: f32, _: f32) -> Control {
+        self.batches += 1;
+        if (epoch, step) == self.stop_at {
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+    fn on_epoch_end(&mut self, _: &mut Model, _: &EpochLogs, _: &History) -> Result<Control> {
+        self.ended += 1;
+        Ok(Control::Continue)
+    }
+}
+
+#[test]
+fn a_callback_stops_fit_between_batches() {
+    let data = blobs(64, 1); // 8 batches of 8
+    let config = quiet(3).with_batch_size(8).with_shuffle(false);
+    let mut m = small_net().build(0).unwrap();
+    m.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    let mut cb = StopAt {
+        stop_at: (1, 3),
+        begun: vec![],
+        batches: 0,
+        ended: 0,
+    };
+    let e = m.fit(&data, None, &config, &mut [&mut cb]).unwrap_err();
+    assert!(matches!(e, NnError::Stopped { epoch: 2, batch: 3 }), "{e}");
+    assert_eq!((cb.begun, cb.batches, cb.ended), (vec![0, 1], 8 + 3, 1));
+    // The model is where the stopping step left it: one full epoch, then 3 steps.
+    let mut r = small_net().build(0).unwrap();
+    r.compile(OptimizerConfig::adam(), Loss::CategoricalCrossentropy);
+    r.fit(&data, None, &config.clone().with_epochs(1), &mut [])
+        .unwrap();
+    let after_one = weights(&r);
+    let mut more = config.clone().with_epochs(2).with_initial_epoch(1);
+    more.steps_per_epoch = Some(3);
+    r.fit(&data, None, &more, &mut []).unwrap();
+    assert_eq!(weights(&m), weights(&r));
+    assert_ne!(weights(&m), after_one);
+}

@@ -20,6 +20,7 @@ use pyo3::prelude::*;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A Python error raised inside the pass (a scheduler function's, a
 /// signal's), kept to be raised once the model is back.
@@ -142,44 +143,114 @@ pub fn parse(json: &str) -> PyResult<Callbacks> {
     Ok(Callbacks { own: out, backup })
 }
 
-/// Ctrl-C during `fit`: Python's signal handler runs when asked; this asks
-/// after every batch and stops the pass at the end of that epoch (the
-/// model and its history kept), then `fit` raises the `KeyboardInterrupt`.
+/// The Python side of a `fit` as the engine runs it: Ctrl-C, and the
+/// package's hooks object (Keras's progress bar and the user's `Callback`s),
+/// called with the GIL taken for the call only.
+///
+/// ```text
+/// epoch begins -> hooks.on_epoch_begin(epoch)
+/// batch ends   -> Python's signal handlers; hooks.on_batch_end(epoch, step, steps, loss, acc)
+///                 every batch when hooks.every_batch, else each 50 ms and at the last step
+/// epoch ends   -> hooks.on_epoch_end(epoch, logs) -> True: stop after this epoch
+/// ```
+///
+/// Ctrl-C or an error in a hook stops the pass after the batch it came in
+/// (`NnError::Stopped`, the model as that step left it); `fit` then raises it.
 #[derive(Default)]
-pub struct Interrupt {
+pub struct Hooks {
     pub pending: Pending,
-    seen: bool,
+    hooks: Option<Py<PyAny>>,
+    every_batch: bool,
+    last: Option<Instant>,
 }
 
-impl Interrupt {
-    fn check(&mut self) {
-        if self.seen {
-            return;
+/// How often the progress bar is fed when no hook asks for every batch (Keras's `Progbar.interval`).
+const INTERVAL: Duration = Duration::from_millis(50);
+
+impl Hooks {
+    /// The hooks object of `fit`'s `hooks=` keyword (none: Ctrl-C only).
+    pub fn new(py: Python<'_>, hooks: Option<Py<PyAny>>) -> PyResult<Hooks> {
+        let every_batch = match &hooks {
+            Some(h) => h.getattr(py, "every_batch")?.extract(py)?,
+            None => false,
+        };
+        Ok(Hooks {
+            hooks,
+            every_batch,
+            ..Hooks::default()
+        })
+    }
+
+    fn stopping(&self) -> bool {
+        self.pending.lock().expect("not poisoned").is_some()
+    }
+
+    /// Keeps the first error to raise once the model is back.
+    fn keep<T>(&self, r: PyResult<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.pending.lock().expect("not poisoned").get_or_insert(e);
+                None
+            }
         }
-        if let Err(e) = Python::attach(|py| py.check_signals()) {
-            self.seen = true;
-            self.pending.lock().expect("not poisoned").get_or_insert(e);
+    }
+
+    fn control(&self) -> Control {
+        if self.stopping() {
+            Control::Stop
+        } else {
+            Control::Continue
         }
     }
 }
 
-impl Callback for Interrupt {
-    fn on_batch_end(&mut self, _: usize, _: usize, _: usize, _: f32, _: f32) {
-        self.check();
+impl Callback for Hooks {
+    fn on_epoch_begin(&mut self, _: &mut Model, epoch: usize) -> convnet_nn::Result<()> {
+        if let Some(h) = &self.hooks {
+            Python::attach(|py| self.keep(h.call_method1(py, "on_epoch_begin", (epoch,))));
+        }
+        Ok(())
+    }
+
+    fn on_batch_end(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f32,
+        acc: f32,
+    ) -> Control {
+        let due =
+            self.every_batch || step == steps || self.last.is_none_or(|t| t.elapsed() >= INTERVAL);
+        Python::attach(|py| {
+            self.keep(py.check_signals());
+            if let (Some(h), true) = (&self.hooks, due) {
+                self.keep(h.call_method1(py, "on_batch_end", (epoch, step, steps, loss, acc)));
+            }
+        });
+        if due {
+            self.last = Some(Instant::now());
+        }
+        self.control()
     }
 
     fn on_epoch_end(
         &mut self,
         _: &mut Model,
-        _: &EpochLogs,
+        logs: &EpochLogs,
         _: &History,
     ) -> convnet_nn::Result<Control> {
-        self.check();
-        let stop = self.seen || self.pending.lock().expect("not poisoned").is_some();
-        Ok(if stop {
-            Control::Stop
-        } else {
-            Control::Continue
-        })
+        let mut stop = false;
+        Python::attach(|py| {
+            self.keep(py.check_signals());
+            if let Some(h) = &self.hooks {
+                let called = crate::fit::logs_dict(py, logs)
+                    .and_then(|d| h.call_method1(py, "on_epoch_end", (logs.epoch - 1, d)))
+                    .and_then(|r| r.extract::<bool>(py));
+                stop = self.keep(called).unwrap_or(false);
+            }
+        });
+        Ok(if stop { Control::Stop } else { self.control() })
     }
 }

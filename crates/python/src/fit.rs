@@ -7,15 +7,16 @@
 //! callbacks (JSON from convnet.keras.callbacks)     -> EarlyStopping, ModelCheckpoint,
 //!                                                      ReduceLrOnPlateau, CsvLogger
 //! LearningRateScheduler(f)                          -> FitConfig::with_lr_fn (calls f)
-//! Ctrl-C                                            -> the pass stops after its epoch,
-//!                                                      the model is kept, then KeyboardInterrupt
+//! hooks (progress bar, Python Callbacks), Ctrl-C     -> callbacks::Hooks; Ctrl-C stops the pass
+//!                                                      after its batch, the model is kept,
+//!                                                      then KeyboardInterrupt
 //! ```
 
-use crate::callbacks::{self, Interrupt, Pending};
+use crate::callbacks::{self, Hooks, Pending};
 use crate::engine::{value_err, Engine};
 use convnet_data::{AugmentConfig, FolderOptions, LabeledImages};
-use convnet_nn::{Callback, EpochLogs, FitConfig, History, Model, Precision, Verbosity};
-use convnet_run::{Examples, Pass, TrainData};
+use convnet_nn::{Callback, EpochLogs, FitConfig, History, Model, NnError, Precision, Verbosity};
+use convnet_run::{Examples, Pass, RunError, TrainData};
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -53,6 +54,8 @@ pub struct Settings {
     callbacks: String,
     lr_schedule: Option<Py<PyAny>>,
     precision: Option<String>,
+    /// The package's hooks object (progress bar, Python callbacks).
+    hooks: Option<Py<PyAny>>,
     /// Shuffles an image folder's file list.
     pub seed: u64,
 }
@@ -70,6 +73,7 @@ impl Settings {
             callbacks: "[]".into(),
             lr_schedule: None,
             precision: None,
+            hooks: None,
             seed: convnet_run::settings::SEED,
         };
         for (k, v) in kwargs.into_iter().flat_map(|d| d.iter()) {
@@ -83,6 +87,7 @@ impl Settings {
                 "callbacks" => s.callbacks = v.extract()?,
                 "lr_schedule" => s.lr_schedule = (!v.is_none()).then(|| v.unbind()),
                 "precision" => s.precision = v.extract()?,
+                "hooks" => s.hooks = (!v.is_none()).then(|| v.unbind()),
                 "seed" => s.seed = v.extract()?,
                 other => return Err(value_err(format!("fit: unexpected argument '{other}'"))),
             }
@@ -137,12 +142,12 @@ pub fn run(
         .with_batch_size(s.batch_size)
         .with_shuffle(s.shuffle)
         .with_verbosity(verbosity(s.verbose)?);
-    let mut interrupt = Interrupt::default();
+    let mut hooks = Hooks::new(py, s.hooks)?;
     let mut pass = pass(
         config,
         s.precision.as_deref(),
         s.lr_schedule,
-        &interrupt.pending,
+        &hooks.pending,
     )?;
     let callbacks::Callbacks { mut own, backup } = callbacks::parse(&s.callbacks)?;
     let mut start = convnet_run::Start {
@@ -167,7 +172,7 @@ pub fn run(
         for cb in own.iter_mut() {
             extra.push(&mut **cb);
         }
-        extra.push(&mut interrupt);
+        extra.push(&mut hooks);
         convnet_run::train_keeping(start, &data, &pass, &mut extra)
     });
     let (outcome, mut history) = match result {
@@ -177,11 +182,14 @@ pub fn run(
             (Ok(()), t.history)
         }
         Err(failed) => {
+            if let RunError::Nn(NnError::Stopped { epoch, .. }) = failed.error {
+                engine.epochs_done = epoch - 1; // the epochs before the interrupted one
+            }
             engine.model = Some(failed.start.model);
             (Err(value_err(failed.error)), History::default())
         }
     };
-    if let Some(e) = interrupt.pending.lock().expect("not poisoned").take() {
+    if let Some(e) = hooks.pending.lock().expect("not poisoned").take() {
         return Err(e);
     }
     outcome?;
@@ -236,6 +244,20 @@ pub fn pass(
         });
     }
     Ok(Pass::new(fit))
+}
+
+/// One epoch's logs as Keras 3's `logs` dict, in its order (`accuracy`,
+/// `loss`, `val_accuracy` and `val_loss` when validated, `learning_rate`).
+pub fn logs_dict<'py>(py: Python<'py>, l: &EpochLogs) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("accuracy", l.accuracy)?;
+    d.set_item("loss", l.loss)?;
+    if let (Some(vl), Some(va)) = (l.val_loss, l.val_accuracy) {
+        d.set_item("val_accuracy", va)?;
+        d.set_item("val_loss", vl)?;
+    }
+    d.set_item("learning_rate", l.lr)?;
+    Ok(d)
 }
 
 /// Keras's `History.history`: one list per metric, one value per epoch.

@@ -1,10 +1,17 @@
 """Keras's callbacks. `EarlyStopping`, `ModelCheckpoint`, `ReduceLROnPlateau`
 and `CSVLogger` run inside the engine's training loop (the nn crate's, as
 for the CLI); `BackupAndRestore` is the run pipeline's checkpoints and resume;
-`LearningRateScheduler` calls its function at each epoch's start; other `Callback` subclasses get `on_epoch_end(epoch, logs)` with
-each epoch's logs once `fit` is done."""
+`LearningRateScheduler` calls its function at each epoch's start. Other
+`Callback` subclasses (and `ProgbarLogger`, Keras's progress bar) are called
+live from the training loop, as Keras calls them: `on_epoch_begin`,
+`on_train_batch_end`, `on_epoch_end(epoch, logs)`; setting
+`self.model.stop_training = True` stops after the epoch. (While `fit` runs,
+the model's weights are the engine's: read them in `on_train_end` or after.)"""
 
 import os
+import sys
+
+from .utils import Progbar
 
 __all__ = [
     "Callback",
@@ -15,6 +22,7 @@ __all__ = [
     "LearningRateScheduler",
     "CSVLogger",
     "BackupAndRestore",
+    "ProgbarLogger",
 ]
 
 
@@ -23,11 +31,21 @@ class Callback:
 
     def __init__(self):
         self.model = None
+        self.params = {}
 
     def set_model(self, model):
         self.model = model
 
+    def set_params(self, params):
+        self.params = params
+
     def on_train_begin(self, logs=None):
+        pass
+
+    def on_epoch_begin(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
         pass
 
     def on_epoch_end(self, epoch, logs=None):
@@ -35,6 +53,69 @@ class Callback:
 
     def on_train_end(self, logs=None):
         pass
+
+
+class ProgbarLogger(Callback):
+    """Keras's progress bar: `Epoch 1/5`, then a bar updated as batches end
+    (`verbose=1`) or one line per epoch (`verbose=2`), with the running
+    loss and accuracy, then the validation metrics. `fit` adds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.progbar = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        verbose = self.params.get("verbose", 1)
+        self.progbar = Progbar(None, verbose=verbose, stateful_metrics=self.params.get("shown", ()))
+        if verbose:
+            sys.stdout.write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
+            sys.stdout.flush()
+
+    def _shown(self, logs):
+        shown = self.params.get("shown", ())
+        return [(k, v) for k, v in logs.items() if k in shown]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.progbar.target = self.params.get("steps")
+        self.progbar.update(batch + 1, self._shown(logs or {}), finalize=False)
+
+    def on_epoch_end(self, epoch, logs=None):
+        bar = self.progbar
+        bar.update(bar.target or bar.seen, self._shown(logs or {}), finalize=True)
+
+
+class _Hooks:
+    """What the engine calls during `fit` (Keras's `CallbackList`): the
+    Python callbacks, a batch at a time only when one of them overrides
+    `on_train_batch_end` (the progress bar is fed every 50 ms)."""
+
+    def __init__(self, callbacks, model, params):
+        self.callbacks = callbacks
+        self.model = model
+        self.params = params
+        self.every_batch = any(
+            type(cb).on_train_batch_end is not Callback.on_train_batch_end
+            for cb in callbacks
+            if not isinstance(cb, ProgbarLogger)
+        )
+        for cb in callbacks:
+            cb.set_model(model)
+            cb.set_params(params)
+
+    def on_epoch_begin(self, epoch):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, {})
+
+    def on_batch_end(self, epoch, step, steps, loss, accuracy):
+        self.params["steps"] = steps
+        logs = {"accuracy": accuracy, "loss": loss}
+        for cb in self.callbacks:
+            cb.on_train_batch_end(step - 1, logs)
+
+    def on_epoch_end(self, epoch, logs):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+        return bool(getattr(self.model, "stop_training", False))
 
 
 class History(Callback):

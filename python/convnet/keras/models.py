@@ -16,7 +16,7 @@ from .. import _core
 from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
-from .callbacks import Callback, History, LearningRateScheduler
+from .callbacks import Callback, History, LearningRateScheduler, ProgbarLogger, ReduceLROnPlateau, _Hooks
 
 __all__ = ["Model", "Sequential", "load_model"]
 
@@ -49,6 +49,8 @@ class Model:
         self._seed = seed
         self._engine = None
         self._compiled = None
+        self._metrics = []
+        self.stop_training = False
         self._graph = None
         if inputs is not None or outputs is not None:
             self._graph = _Graph(inputs, outputs)
@@ -96,6 +98,7 @@ class Model:
         for m in metrics or []:
             if getattr(m, "__name__", m) not in ("accuracy", "acc"):
                 raise ValueError(f"compile: metric {m!r}: only 'accuracy' is computed")
+        self._metrics = list(metrics or [])
         self._compiled = self.engine.compile(json.dumps(opt.config()), loss_name)
         self.optimizer = opt
         self.loss = loss_name
@@ -171,12 +174,16 @@ class Model:
         return self._pass(call, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, precision)
 
     def _pass(self, call, batch_size, epochs, verbose, callbacks, shuffle, initial_epoch, precision):
-        """One `fit`: the engine's pass with Keras's settings, then the
-        Python callbacks over each epoch's logs, and the `History`."""
+        """One `fit`: the engine's pass with Keras's settings, the Python
+        callbacks (the progress bar first) called live by the engine, and
+        the `History`."""
         verbose = 1 if verbose == "auto" else int(verbose)
         own, schedule, python = _split_callbacks(callbacks)
+        if verbose:
+            python.insert(0, ProgbarLogger())
+        hooks = _Hooks(python, self, {"epochs": epochs, "verbose": verbose, "shown": self._shown(callbacks)})
+        self.stop_training = False
         for cb in python:
-            cb.set_model(self)
             cb.on_train_begin()
         hist, first = call(
             dict(
@@ -184,23 +191,33 @@ class Model:
                 epochs=epochs,
                 initial_epoch=initial_epoch,
                 shuffle=bool(shuffle),
-                verbose=verbose,
+                verbose=0,
                 callbacks=json.dumps(own),
                 lr_schedule=schedule,
                 precision=precision,
+                hooks=hooks,
             )
         )
         history = History()
         history.set_model(self)
         history.history = hist
         history.epoch = list(range(first, first + len(hist["loss"])))
-        history.params = {"epochs": epochs, "verbose": verbose}
+        history.params = {"epochs": epochs, "verbose": verbose, "steps": hooks.params.get("steps")}
         for cb in python:
-            for i, e in enumerate(history.epoch):
-                cb.on_epoch_end(e, {k: v[i] for k, v in hist.items()})
             cb.on_train_end()
         self.history = history
         return history
+
+    def _shown(self, callbacks):
+        """The logs the progress bar shows, as Keras would: the loss, the
+        accuracy when `compile` asked for it, the learning rate when a
+        callback changes it."""
+        shown = ["loss", "val_loss"]
+        if self._metrics:
+            shown += ["accuracy", "val_accuracy"]
+        if any(isinstance(cb, (LearningRateScheduler, ReduceLROnPlateau)) for cb in callbacks or []):
+            shown.append("learning_rate")
+        return shown
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         """`[loss, accuracy]` (a dict with `return_dict=True`)."""

@@ -316,7 +316,14 @@ impl Live {
 pub struct LiveCallback(pub Arc<Live>);
 
 impl Callback for LiveCallback {
-    fn on_batch_end(&mut self, epoch: usize, step: usize, steps: usize, loss: f32, accuracy: f32) {
+    fn on_batch_end(
+        &mut self,
+        epoch: usize,
+        step: usize,
+        steps: usize,
+        loss: f32,
+        accuracy: f32,
+    ) -> convnet_nn::Control {
         let mut s = lock(&self.0.state);
         let every = (steps / 200).max(1);
         if step.is_multiple_of(every) || step == steps {
@@ -326,6 +333,7 @@ impl Callback for LiveCallback {
                 accuracy,
             ));
         }
+        convnet_nn::Control::Continue
     }
     fn on_epoch_end(
         &mut self,
