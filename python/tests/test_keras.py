@@ -33,7 +33,8 @@ from convnet.keras.layers import (
 )
 from convnet.keras.models import Model, Sequential, load_model
 from convnet.keras.optimizers import SGD, Adam
-from convnet.keras.utils import set_random_seed, to_categorical
+from convnet.keras import layers as L
+from convnet.keras.utils import clear_session, set_random_seed, to_categorical
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -294,6 +295,7 @@ def test_each_callback_has_an_effect_a_user_can_see(digits, tmp_path):
 
 def test_the_functional_api_builds_graphs_with_shortcuts_and_branches(digits):
     x, y, _ = digits
+    clear_session()  # Keras's automatic names from the start
     inp = Input(shape=(28, 28, 1))
     a = Conv2D(8, 3, padding="same", activation="relu")(inp)
     b = Conv2D(8, 3, padding="same")(a)
@@ -476,6 +478,56 @@ def test_real_keras_builds_the_same_models_with_the_same_summaries():
         assert [tuple(r[2]) for r in rows] == [tuple(k.output.shape[1:]) for k in t.layers]
         assert [r[3] for r in rows] == [k.count_params() for k in t.layers]
         assert o.count_params() == t.count_params()
+
+
+def summary_text(m):
+    out = []
+    m.summary(print_fn=out.append)
+    return "".join(out)
+
+
+def functional_nets(layers, Model):
+    """A graph with a shortcut and a branch (4 columns in Keras's summary), and a chain (3)."""
+    L = layers
+    inp = L.Input(shape=(28, 28, 1))
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    b = L.BatchNormalization()(L.Conv2D(8, 3, padding="same")(a))
+    s = L.Activation("relu")(L.Add()([a, b]))
+    c = L.Concatenate()([s, L.ZeroPadding2D(0)(a)])
+    graph = Model(inp, L.Dense(10, activation="softmax")(L.GlobalAveragePooling2D()(c)))
+    inp = L.Input(shape=(28, 28, 1))
+    return [graph, Model(inp, L.Dense(10)(L.Flatten()(L.Conv2D(4, 3)(inp))))]
+
+
+def test_summary_is_keras_3s_table_with_keras_s_automatic_names():
+    clear_session()
+    nets = mnist_nets()
+    text = summary_text(nets[1])
+    # Keras's names count per process: the loop's second model has conv2d_1, dense_2, ...
+    assert 'Model: "sequential_1"' in text and "│ conv2d_1 (Conv2D)" in text and "dense_3 (Dense)" in text
+    assert text.splitlines()[1].startswith("┏━") and "Param #" in text and "input_layer" not in text
+    assert " Total params: 634,410 (2.42 MB)" in text
+    clear_session()
+    graph, chain = functional_nets(L, Model)
+    text = summary_text(graph)
+    assert "Connected to" in text and "│ input_layer[0][0] │" in text and "conv2d[0][0]," in text
+    assert "Connected to" not in summary_text(chain) and "input_layer_1 (InputLayer)" in summary_text(chain)
+
+
+def test_real_keras_prints_the_same_summaries_character_for_character():
+    """Where Keras is installed: the tutorial's models and two functional ones, built in both
+    from a fresh session, print the same text (names, shapes, counts, wrapping, totals)."""
+    keras = pytest.importorskip("keras")
+    clear_session()
+    keras.utils.clear_session()
+    ours = mnist_nets() + [seed_classifier()]
+    theirs = mnist_nets(keras.models.Sequential, keras.layers) + [seed_classifier(keras.models.Sequential, keras.layers)]
+    clear_session()
+    keras.utils.clear_session()
+    ours += functional_nets(L, Model)
+    theirs += functional_nets(keras.layers, keras.Model)
+    for o, t in zip(ours, theirs):
+        assert summary_text(o) == summary_text(t)
 
 
 def test_verbose_prints_keras_progress_bar_and_epoch_lines(digits, capsys):

@@ -12,7 +12,7 @@
 use crate::engine::value_err;
 use convnet_nn::{
     Callback, Control, CsvLogger, EarlyStopping, EpochLogs, History, Model, ModelCheckpoint,
-    ReduceLrOnPlateau,
+    ModelSpec, ReduceLrOnPlateau,
 };
 use convnet_run::Start;
 use pyo3::exceptions::PyOSError;
@@ -50,7 +50,7 @@ impl Backup {
         let start = Start::from_checkpoint(&self.dir)
             .map_err(|e| PyOSError::new_err(format!("BackupAndRestore: {e}")))?;
         match start {
-            Some(s) if s.model.spec() != model.spec() => Err(value_err(format!(
+            Some(s) if !same_architecture(s.model.spec(), model.spec()) => Err(value_err(format!(
                 "BackupAndRestore: the backup in {} is of another model",
                 self.dir.display()
             ))),
@@ -72,6 +72,20 @@ impl Backup {
             _ => Ok(()),
         }
     }
+}
+
+/// The same layers, settings and connections, whatever the nodes are named
+/// (Keras's automatic names differ between two builds of one model).
+fn same_architecture(a: &ModelSpec, b: &ModelSpec) -> bool {
+    let wiring = |s: &ModelSpec| s.wiring().map(|w| w.inputs).ok();
+    a.input_shape == b.input_shape
+        && a.layers.len() == b.layers.len()
+        && a.layers
+            .iter()
+            .zip(&b.layers)
+            .all(|(x, y)| x.layer == y.layer && x.trainable == y.trainable)
+        && wiring(a).is_some()
+        && wiring(a) == wiring(b)
 }
 
 fn field<'a>(c: &'a Value, key: &str) -> PyResult<&'a Value> {

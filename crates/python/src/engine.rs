@@ -18,7 +18,7 @@ pub fn value_err(e: impl std::fmt::Display) -> PyErr {
 }
 
 /// One summary row: name, Keras class, per-sample output shape, parameters.
-type SummaryRow = (String, String, Vec<usize>, usize);
+type SummaryRow = (String, String, Vec<usize>, usize, Vec<String>);
 
 /// A model and how many epochs it has trained.
 #[pyclass(module = "convnet._core", unsendable)]
@@ -93,12 +93,16 @@ impl Engine {
         Ok(s.to_string())
     }
 
-    /// The summary's rows: `(name, Keras class, per-sample output shape, parameters)`.
+    /// The summary's rows: `(name, Keras class, per-sample output shape,
+    /// parameters, the names of the nodes it reads ("input": the model's input))`.
     fn summary_rows(&self) -> PyResult<Vec<SummaryRow>> {
         let s = self.model()?.spec().summary().map_err(value_err)?;
         Ok(s.rows
             .into_iter()
-            .map(|r| (r.name, r.kind.to_string(), r.output_shape, r.params))
+            .map(|r| {
+                let kind = r.kind.to_string();
+                (r.name, kind, r.output_shape, r.params, r.connected_to)
+            })
             .collect())
     }
 

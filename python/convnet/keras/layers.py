@@ -6,6 +6,7 @@ engine builds and runs it. Called on a tensor (`Conv2D(32, 3)(x)`) a layer
 adds a node to a functional graph, as in Keras.
 """
 
+import collections
 import re
 
 __all__ = [
@@ -113,14 +114,25 @@ class _Node:
         self.inputs = inputs
 
 
+_uids = collections.defaultdict(int)
+
+
+def _auto_name(base):
+    """Keras's automatic names, unique in the process: `dense`, `dense_1`, ...
+    (`convnet.keras.utils.clear_session()` starts them again)."""
+    name = f"{base}_{_uids[base]}" if base in _uids else base
+    _uids[base] += 1
+    return name
+
+
 class Layer:
-    """The base of every layer: its name, whether it trains, and the first
-    layer's `input_shape`."""
+    """The base of every layer: its name (Keras's automatic one unless
+    given), whether it trains, and the first layer's `input_shape`."""
 
     def __init__(self, name=None, trainable=True, input_shape=None, **kwargs):
         for key in kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected argument {key!r}")
-        self.name = name
+        self.name = name if name is not None else _auto_name(_snake(self.kind))
         self.trainable = trainable
         self.input_shape = tuple(input_shape) if input_shape is not None else None
 
@@ -152,8 +164,9 @@ class Layer:
 class InputLayer:
     """The model's input (what `Input(shape)` makes)."""
 
-    def __init__(self, shape):
+    def __init__(self, shape, name=None):
         self.shape = tuple(shape)
+        self.name = name if name is not None else _auto_name("input_layer")
 
 
 def Input(shape, name=None):
@@ -161,7 +174,7 @@ def Input(shape, name=None):
     shape = tuple(shape)
     if not shape or not all(isinstance(d, int) and d > 0 for d in shape):
         raise ValueError(f"Input: shape must be positive ints, found {shape!r}")
-    return KerasTensor(InputLayer(shape), shape)
+    return KerasTensor(InputLayer(shape, name), shape)
 
 
 class Conv2D(Layer):

@@ -13,6 +13,7 @@ import random
 import numpy as np
 
 from .. import _core
+from . import _summary
 from . import layers as _layers
 from . import losses as _losses
 from . import optimizers as _optimizers
@@ -45,7 +46,7 @@ class Model:
     """
 
     def __init__(self, inputs=None, outputs=None, name=None, seed=None):
-        self.name = name or "functional"
+        self.name = name or _layers._auto_name("functional")
         self._seed = seed
         self._engine = None
         self._compiled = None
@@ -230,9 +231,13 @@ class Model:
         """The model's outputs for `x`, as a float32 array `[N, ...]`."""
         return self.engine.predict(_f32(x, "x"), batch_size or 32)
 
-    def summary(self, print_fn=None):
-        """Prints Keras's table of layers, output shapes and parameter counts."""
-        (print_fn or print)(self.engine.summary())
+    def summary(self, line_length=None, positions=None, print_fn=None):
+        """Prints Keras 3's table of layers, output shapes, parameter counts
+        (and connections, for graphs with branches), then the totals."""
+        _summary.print_summary(self, line_length, positions, print_fn)
+
+    def _input_name(self):
+        return self._graph.input.name if self._graph is not None else "input_layer"
 
     def count_params(self):
         """Every parameter, trainable or not (batch norm's moving statistics too), as Keras counts."""
@@ -273,7 +278,7 @@ class Sequential(Model):
     first layer takes `input_shape=` (or add an `Input(shape)` first)."""
 
     def __init__(self, layers=None, name=None, seed=None):
-        super().__init__(name=name or "sequential", seed=seed)
+        super().__init__(name=name or _layers._auto_name("sequential"), seed=seed)
         self._layers = []
         self._input_shape = None
         for layer in layers or []:

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-__all__ = ["to_categorical", "set_random_seed", "Progbar"]
+__all__ = ["to_categorical", "set_random_seed", "clear_session", "Progbar"]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -23,6 +23,13 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros(y.shape + (n,), dtype=dtype)
     np.put_along_axis(out, y[..., None], 1, axis=-1)
     return out
+
+
+def clear_session():
+    """Starts Keras's automatic layer and model names again (`dense`, `dense_1`, ...)."""
+    from .layers import _uids
+
+    _uids.clear()
 
 
 def set_random_seed(seed):
