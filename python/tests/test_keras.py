@@ -208,13 +208,7 @@ def test_bad_shapes_and_arguments_raise_value_error(digits):
 
 
 def test_the_same_net_and_seed_give_the_same_weights_through_python_and_the_cli(digits, tmp_path):
-    binary = os.environ.get("CONVNET_BIN")
-    if binary is None:
-        found = [os.path.join(ROOT, "target", k, "convnet") for k in ("release", "debug")]
-        found = [f for f in found if os.path.exists(f)]
-        if not found:
-            pytest.skip("no convnet binary (set CONVNET_BIN)")
-        binary = found[0]
+    binary = convnet_bin()
     run = tmp_path / "cli"
     subprocess.run(
         [binary, "train", "--model", "8C3-P2-10", "--limit", "600", "--epochs", "2",
@@ -312,6 +306,57 @@ def test_the_functional_api_builds_graphs_with_shortcuts_and_branches(digits):
     m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     h = m.fit(x[:256], y[:256], batch_size=32, epochs=2, verbose=0)
     assert h.history["loss"][1] < h.history["loss"][0]
+
+
+def convnet_bin():
+    """The CLI binary: `CONVNET_BIN`, else this checkout's target/release or target/debug."""
+    binary = os.environ.get("CONVNET_BIN")
+    if binary is None:
+        found = [os.path.join(ROOT, "target", k, "convnet") for k in ("release", "debug")]
+        found = [f for f in found if os.path.exists(f)]
+        if not found:
+            pytest.skip("no convnet binary (set CONVNET_BIN)")
+        binary = found[0]
+    return binary
+
+
+def test_a_saved_model_is_a_run_folder_the_cli_opens(digits, tmp_path):
+    from convnet.keras.preprocessing.image import ImageDataGenerator
+
+    binary = convnet_bin()
+    photos = os.path.join(ROOT, "data", "cats-vs-dogs")
+    c = Sequential([Conv2D(4, 3, input_shape=(32, 32, 3), activation="relu"), MaxPooling2D(4),
+                    Flatten(), Dense(1, activation="sigmoid")], seed=3)
+    c.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    c.fit(ImageDataGenerator(rescale=1 / 255).flow_from_directory(photos, target_size=(32, 32),
+                                                                   class_mode="binary"), verbose=0)
+    c.save(tmp_path / "photos")
+    assert (tmp_path / "photos" / "run.json").exists()
+    image = os.path.join(photos, "dogs", sorted(os.listdir(os.path.join(photos, "dogs")))[0])
+    out = subprocess.run([binary, "predict", str(tmp_path / "photos"), image, "--output", str(tmp_path / "p.csv")],
+                         check=True, capture_output=True, text=True)
+    row = (tmp_path / "p.csv").read_text().splitlines()[1].split(",")
+    # The class names come from the folder the model was trained on.
+    assert row[2] in ("cats", "dogs") and 0 <= float(row[-1]) <= 1, out.stdout
+    # Trained on arrays: evaluate asks for the data, then agrees with Python's evaluate.
+    x, y, _ = digits
+    m = Sequential([Flatten(input_shape=(28, 28, 1)), Dense(10, activation="softmax")], seed=4)
+    m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    m.fit(x[:500], y[:500], epochs=1, verbose=0)
+    m.save(tmp_path / "digits")
+    failed = subprocess.run([binary, "evaluate", str(tmp_path / "digits")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "give --data" in failed.stderr
+    out = subprocess.run([binary, "evaluate", str(tmp_path / "digits"), "--data", "mnist",
+                          "--data-dir", os.path.join(ROOT, "data", "mnist")],
+                         check=True, capture_output=True, text=True).stdout
+    (_, _), (xt, yt) = mnist.load_data()
+    loss, acc = m.evaluate(xt.reshape(-1, 28, 28, 1).astype("float32") / 255, to_categorical(yt, 10), verbose=0)
+    assert f"{acc:.4f}" in out or f"{100 * acc:.2f}" in out, (out, acc)
+    # load_model keeps the run file: saved again, the CLI still opens it.
+    again = load_model(tmp_path / "digits")
+    again.save(tmp_path / "digits2")
+    subprocess.run([binary, "evaluate", str(tmp_path / "digits2"), "--data", "mnist",
+                    "--data-dir", os.path.join(ROOT, "data", "mnist")], check=True, capture_output=True)
 
 
 def test_save_and_load_model_give_the_same_predictions(digits, tmp_path):

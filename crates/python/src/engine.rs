@@ -6,7 +6,7 @@
 
 use crate::arrays::{array, tensor};
 use convnet_nn::{Model, ModelSpec, OptimizerConfig};
-use convnet_run::{examples::TensorExamples, outputs_of, settings};
+use convnet_run::{examples::TensorExamples, outputs_of, settings, RunConfig};
 use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -28,6 +28,8 @@ pub struct Engine {
     /// Epochs trained so far (the next `fit` numbers its epochs after them
     /// unless told an `initial_epoch`).
     pub(crate) epochs_done: usize,
+    /// The run file `save` writes: a loaded run's, updated by each `fit`.
+    pub(crate) run: Option<RunConfig>,
 }
 
 impl Engine {
@@ -61,6 +63,7 @@ impl Engine {
         Ok(Engine {
             model: Some(model),
             epochs_done: 0,
+            run: None,
         })
     }
 
@@ -68,17 +71,25 @@ impl Engine {
     #[staticmethod]
     fn load(path: PathBuf) -> PyResult<Engine> {
         let model = Model::load(&path).map_err(|e| PyOSError::new_err(e.to_string()))?;
+        let run = match path.join(convnet_run::folder::RUN_FILE).exists() {
+            true => Some(RunConfig::load(&path).map_err(|e| PyOSError::new_err(e.to_string()))?),
+            false => None,
+        };
         Ok(Engine {
             model: Some(model),
-            epochs_done: 0,
+            epochs_done: run.as_ref().map_or(0, |r| r.epochs),
+            run,
         })
     }
 
-    /// Writes `model.json` and `weights.safetensors` into the folder `path`.
+    /// Writes a run folder at `path`: `model.json`, `weights.safetensors`
+    /// and `run.json` (what the CLI's `predict`, `serve` and `evaluate` open).
     fn save(&self, path: PathBuf) -> PyResult<()> {
-        self.model()?
-            .save(&path)
-            .map_err(|e| PyOSError::new_err(e.to_string()))
+        let model = self.model()?;
+        let os = |e: &dyn std::fmt::Display| PyOSError::new_err(e.to_string());
+        model.save(&path).map_err(|e| os(&e))?;
+        let cfg = crate::runfile::run_config(model, self.epochs_done, self.run.as_ref(), None);
+        cfg.save(&path).map_err(|e| os(&e))
     }
 
     /// The model's description as JSON (what `model.json` holds under `model`).
@@ -179,10 +190,17 @@ impl Engine {
             (None, None) => None,
             _ => return Err(value_err("validation_data: expected (x, y)")),
         };
+        // Keras's rule: validation_data, when given, replaces validation_split.
+        let split = if validation.is_some() {
+            0.0
+        } else {
+            validation_split
+        };
         let mut data =
             crate::fit::train_data(train.into(), validation.map(Into::into), validation_split)?;
         data.augment = crate::fit::augment(augment)?;
-        crate::fit::run(self, py, data, settings)
+        let source = crate::runfile::Source::arrays(split);
+        crate::fit::run(self, py, data, settings, source)
     }
 
     /// Trains on the images in `directory`'s class sub-folders (Keras's
@@ -200,10 +218,16 @@ impl Engine {
         settings: Option<&Bound<'_, pyo3::types::PyDict>>,
     ) -> PyResult<(Py<PyAny>, usize)> {
         let settings = crate::fit::Settings::from_kwargs(settings)?;
-        let images = crate::fit::folder(self.model()?, &directory, settings.seed, cache_mib)?;
+        let (images, source) = crate::fit::folder(
+            self.model()?,
+            &directory,
+            settings.seed,
+            cache_mib,
+            validation_split,
+        )?;
         let mut data = crate::fit::train_data(images.into(), None, validation_split)?;
         data.augment = crate::fit::augment(augment)?;
-        crate::fit::run(self, py, data, settings)
+        crate::fit::run(self, py, data, settings, source)
     }
 
     /// Mean loss and accuracy on `x` with targets `y` (as `fit` takes them).

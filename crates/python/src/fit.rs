@@ -14,6 +14,7 @@
 
 use crate::callbacks::{self, Hooks, Pending};
 use crate::engine::{value_err, Engine};
+use crate::runfile::{run_config, FitRecord, Source};
 use convnet_data::{AugmentConfig, FolderOptions, LabeledImages};
 use convnet_nn::{Callback, EpochLogs, FitConfig, History, Model, NnError, Precision, Verbosity};
 use convnet_run::{Examples, Pass, RunError, TrainData};
@@ -108,8 +109,15 @@ pub fn augment(json: Option<&str>) -> PyResult<AugmentConfig> {
 }
 
 /// The class sub-folders of `dir` as labelled images of the model's input
-/// size (decoded as batches need them, `cache_mib` of them kept).
-pub fn folder(model: &Model, dir: &Path, seed: u64, cache_mib: usize) -> PyResult<LabeledImages> {
+/// size (decoded as batches need them, `cache_mib` of them kept), and the
+/// folder as the run file names it.
+pub fn folder(
+    model: &Model,
+    dir: &Path,
+    seed: u64,
+    cache_mib: usize,
+    validation_split: f32,
+) -> PyResult<(LabeledImages, Source)> {
     let shape = model.input_shape();
     if shape.len() != 3 {
         return Err(value_err(format!(
@@ -121,7 +129,13 @@ pub fn folder(model: &Model, dir: &Path, seed: u64, cache_mib: usize) -> PyResul
         .with_cache_bytes(cache_mib << 20);
     let f = convnet_data::load_image_folder(dir, &opts)
         .map_err(|e| PyOSError::new_err(format!("{}: {e}", dir.display())))?;
-    Ok(f.train)
+    let absolute = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let source = Source {
+        data: format!("folder:{}", absolute.display()),
+        classes: Some(f.classes),
+        validation_split,
+    };
+    Ok((f.train, source))
 }
 
 /// Runs the pass on `engine`'s model and returns Keras's history dict of
@@ -133,6 +147,7 @@ pub fn run(
     py: Python<'_>,
     data: TrainData,
     s: Settings,
+    source: Source,
 ) -> PyResult<(Py<PyAny>, usize)> {
     if engine.model()?.loss().is_none() {
         return Err(PyRuntimeError::new_err("compile the model before fit"));
@@ -189,6 +204,20 @@ pub fn run(
             (Err(value_err(failed.error)), History::default())
         }
     };
+    let model = engine.model()?;
+    let record = FitRecord {
+        source,
+        batch_size: s.batch_size,
+        augment: data.augment.clone(),
+        seed: s.seed,
+        precision: model.precision(),
+    };
+    engine.run = Some(run_config(
+        model,
+        engine.epochs_done,
+        engine.run.as_ref(),
+        Some(&record),
+    ));
     if let Some(e) = hooks.pending.lock().expect("not poisoned").take() {
         return Err(e);
     }

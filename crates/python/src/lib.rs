@@ -19,6 +19,7 @@ mod callbacks;
 mod describe;
 mod engine;
 mod fit;
+mod runfile;
 
 use pyo3::prelude::*;
 

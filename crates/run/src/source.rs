@@ -127,6 +127,10 @@ pub fn load(
                 classes: Some(f.classes),
             })
         }
+        "python" => Err(RunError::usage(
+            "the run was trained in Python on numpy arrays (saved by convnet.keras's Model.save), \
+             which are not on disk: give --data (e.g. --data mnist)",
+        )),
         other => Err(RunError::usage(format!(
             "--data '{other}': expected mnist, fashion-mnist, idx:DIR, cifar10:DIR, csv:FILE or folder:DIR"
         ))),
