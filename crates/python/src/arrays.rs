@@ -1,11 +1,14 @@
 //! numpy arrays <-> tensors, and the bundled data sets as numpy arrays.
 //!
-//! Inputs are read as C-contiguous float32 (`[N, H, W, C]` or `[N, F]`),
-//! copied once into a tensor; outputs are handed to numpy without a copy
-//! (the tensor's buffer becomes the array's).
+//! Inputs are read as C-contiguous float32 (`[N, H, W, C]` or `[N, F]`):
+//! `fit`, `evaluate` and `predict` read numpy's buffer in place (`rows`:
+//! each batch copies its rows out), weights are copied into tensors;
+//! outputs are handed to numpy without a copy (the tensor's buffer becomes
+//! the array's).
 
 use convnet_data::mnist::Mnist;
 use convnet_data::LabeledImages;
+use convnet_run::Rows;
 use convnet_tensor::Tensor;
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -28,6 +31,22 @@ pub fn tensor(a: &PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<Tensor> {
     }
     Tensor::from_vec(&shape, data.to_vec())
         .map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
+}
+
+/// A numpy float32 array's buffer lent as rows `[N, ...]` for as long as
+/// the borrow of the array lives (no copy: batches copy their rows out).
+pub fn rows<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<Rows<'a>> {
+    let data = a.as_slice().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{what}: expected a C-contiguous float32 array (np.ascontiguousarray)"
+        ))
+    })?;
+    if a.shape().is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "{what}: expected an array with a batch dimension, found a scalar"
+        )));
+    }
+    Rows::lent(data, a.shape()).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
 /// A tensor as a numpy float32 array (its buffer moved, not copied).

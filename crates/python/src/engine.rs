@@ -4,7 +4,7 @@
 //! Errors in what Python passes (a description, a shape, a loss name) raise
 //! `ValueError`; files that cannot be read or written raise `OSError`.
 
-use crate::arrays::{array, tensor};
+use crate::arrays::{array, rows, tensor};
 use convnet_nn::{Model, ModelSpec, OptimizerConfig};
 use convnet_run::{examples::TensorExamples, outputs_of, settings, RunConfig};
 use numpy::{PyArrayDyn, PyReadonlyArrayDyn, PyUntypedArrayMethods};
@@ -170,22 +170,22 @@ impl Engine {
         validation_split: f32,
         augment: Option<&str>,
         settings: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) -> PyResult<(Py<PyAny>, usize)> {
+    ) -> PyResult<(Py<PyAny>, usize, f32)> {
         let settings = crate::fit::Settings::from_kwargs(settings)?;
         let model = self.model()?;
-        let x = tensor(&x, "x")?;
-        model.check_input(&x, "fit").map_err(value_err)?;
-        let train = TensorExamples::new(x, tensor(&y, "y")?).map_err(value_err)?;
-        let validation = match (validation_x, validation_y) {
+        // numpy's buffers are lent to the pass: no copy of x or y.
+        let x = rows(&x, "x")?;
+        model
+            .check_input_shape(x.shape(), "fit")
+            .map_err(value_err)?;
+        let train = TensorExamples::new(x, rows(&y, "y")?).map_err(value_err)?;
+        let validation = match (&validation_x, &validation_y) {
             (Some(vx), Some(vy)) => {
-                let vx = tensor(&vx, "validation_data x")?;
+                let vx = rows(vx, "validation_data x")?;
                 model
-                    .check_input(&vx, "validation_data")
+                    .check_input_shape(vx.shape(), "validation_data")
                     .map_err(value_err)?;
-                Some(
-                    TensorExamples::new(vx, tensor(&vy, "validation_data y")?)
-                        .map_err(value_err)?,
-                )
+                Some(TensorExamples::new(vx, rows(vy, "validation_data y")?).map_err(value_err)?)
             }
             (None, None) => None,
             _ => return Err(value_err("validation_data: expected (x, y)")),
@@ -216,7 +216,7 @@ impl Engine {
         augment: Option<&str>,
         cache_mib: usize,
         settings: Option<&Bound<'_, pyo3::types::PyDict>>,
-    ) -> PyResult<(Py<PyAny>, usize)> {
+    ) -> PyResult<(Py<PyAny>, usize, f32)> {
         let settings = crate::fit::Settings::from_kwargs(settings)?;
         let (images, source) = crate::fit::folder(
             self.model()?,
@@ -239,10 +239,11 @@ impl Engine {
         y: PyReadonlyArrayDyn<'_, f32>,
         batch_size: usize,
     ) -> PyResult<(f32, f32)> {
-        let x = tensor(&x, "x")?;
-        let y = tensor(&y, "y")?;
+        let (x, y) = (rows(&x, "x")?, rows(&y, "y")?);
         let model = self.model_mut()?;
-        model.check_input(&x, "evaluate").map_err(value_err)?;
+        model
+            .check_input_shape(x.shape(), "evaluate")
+            .map_err(value_err)?;
         let loss = model
             .loss()
             .ok_or_else(|| PyRuntimeError::new_err("compile the model before evaluate"))?;

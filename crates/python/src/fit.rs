@@ -25,11 +25,11 @@ use std::path::Path;
 
 /// The training and validation examples: `validation` as given, else the
 /// last `validation_split` of `x` (Keras's rule: taken before shuffling).
-pub fn train_data(
-    train: Examples,
-    validation: Option<Examples>,
+pub fn train_data<'a>(
+    train: Examples<'a>,
+    validation: Option<Examples<'a>>,
     validation_split: f32,
-) -> PyResult<TrainData> {
+) -> PyResult<TrainData<'a>> {
     if !(0.0..1.0).contains(&validation_split) {
         return Err(value_err(format!(
             "validation_split: expected a fraction in [0, 1), found {validation_split}"
@@ -139,8 +139,9 @@ pub fn folder(
 }
 
 /// Runs the pass on `engine`'s model and returns Keras's history dict of
-/// the epochs it trained and the first one's index (later than asked when
-/// `BackupAndRestore` resumed); the model is back in `engine` whatever
+/// the epochs it trained, the first one's index (later than asked when
+/// `BackupAndRestore` resumed) and the pass's seconds (the span the CLI's
+/// "Trained ... in Xs" reports); the model is back in `engine` whatever
 /// happened.
 pub fn run(
     engine: &mut Engine,
@@ -148,7 +149,7 @@ pub fn run(
     data: TrainData,
     s: Settings,
     source: Source,
-) -> PyResult<(Py<PyAny>, usize)> {
+) -> PyResult<(Py<PyAny>, usize, f32)> {
     if engine.model()?.loss().is_none() {
         return Err(PyRuntimeError::new_err("compile the model before fit"));
     }
@@ -190,10 +191,12 @@ pub fn run(
         extra.push(&mut hooks);
         convnet_run::train_keeping(start, &data, &pass, &mut extra)
     });
+    let mut seconds = 0.0;
     let (outcome, mut history) = match result {
         Ok(t) => {
             engine.epochs_done = t.epochs_done;
             engine.model = Some(t.model);
+            seconds = t.seconds;
             (Ok(()), t.history)
         }
         Err(failed) => {
@@ -226,7 +229,7 @@ pub fn run(
         b.finish()?;
     }
     history.epochs.drain(..before.min(history.epochs.len()));
-    Ok((history_dict(py, &history)?, first))
+    Ok((history_dict(py, &history)?, first, seconds))
 }
 
 /// Keras's `verbose`: 0 silent, 1 a progress bar, 2 one line per epoch.

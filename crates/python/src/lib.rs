@@ -7,9 +7,9 @@
 //!
 //! ```text
 //! Sequential / Model (Python) --spec JSON--> Engine::build -> convnet_nn::Model
-//! fit(x, y, ...)   numpy f32 --copy once--> TensorExamples -> convnet_run::train_keeping
+//! fit(x, y, ...)   numpy f32, lent (no copy) --> TensorExamples -> convnet_run::train_keeping
 //!                  (the run pipeline: validation split, callbacks, checkpoints)
-//! evaluate/predict numpy f32 -> Tensor -> Model::evaluate / Model::predict -> numpy f32
+//! evaluate/predict numpy f32, lent -> Model::evaluate / Model::predict_rows -> numpy f32
 //! ```
 //! Long calls release the GIL, so other Python threads run meanwhile.
 

@@ -6,8 +6,11 @@
 //! ```text
 //! Examples::Images(LabeledImages)  --source(loss, outputs)-->  LabeledSource (targets per batch)
 //! Examples::Tensors(TensorExamples) ----------------------->  rows [start, end) of shared x, y
+//!                                                             (Rows: a tensor, or memory lent
+//!                                                             for 'a, a numpy array's buffer)
 //! ```
-//! Splits are views in both forms: `range` copies no pixel and no value.
+//! Splits are views in both forms: `range` copies no pixel and no value;
+//! a batch copies its rows out when it is made.
 
 use crate::error::{Result, RunError};
 use crate::targets::dataset;
@@ -16,28 +19,29 @@ use convnet_nn::{Batch, DataSource, Loss};
 use convnet_tensor::Tensor;
 use std::sync::Arc;
 
-/// Training or validation examples.
+/// Training or validation examples; `'a` bounds memory lent to them
+/// (`'static` for everything the CLI reads).
 #[derive(Clone, Debug)]
-pub enum Examples {
+pub enum Examples<'a> {
     /// Labelled images; the targets follow the compiled loss.
     Images(LabeledImages),
     /// Inputs with their targets, used as given.
-    Tensors(TensorExamples),
+    Tensors(TensorExamples<'a>),
 }
 
-impl From<LabeledImages> for Examples {
+impl From<LabeledImages> for Examples<'_> {
     fn from(images: LabeledImages) -> Self {
         Examples::Images(images)
     }
 }
 
-impl From<TensorExamples> for Examples {
-    fn from(t: TensorExamples) -> Self {
+impl<'a> From<TensorExamples<'a>> for Examples<'a> {
+    fn from(t: TensorExamples<'a>) -> Self {
         Examples::Tensors(t)
     }
 }
 
-impl Examples {
+impl<'a> Examples<'a> {
     /// Number of examples.
     pub fn len(&self) -> usize {
         match self {
@@ -52,7 +56,7 @@ impl Examples {
     }
 
     /// Examples `start..end` (a view).
-    pub fn range(&self, start: usize, end: usize) -> Examples {
+    pub fn range(&self, start: usize, end: usize) -> Examples<'a> {
         match self {
             Examples::Images(i) => Examples::Images(i.range(start, end)),
             Examples::Tensors(t) => Examples::Tensors(t.range(start, end)),
@@ -70,7 +74,7 @@ impl Examples {
     /// A source of batches whose targets have the form `loss` expects for
     /// a model with `outputs` outputs; an error names a label or a target
     /// shape the model cannot take.
-    pub fn source(&self, loss: Loss, outputs: usize) -> Result<ExampleSource> {
+    pub fn source(&self, loss: Loss, outputs: usize) -> Result<ExampleSource<'a>> {
         match self {
             Examples::Images(i) => Ok(ExampleSource::Images(dataset(i, loss, outputs)?)),
             Examples::Tensors(t) => {
@@ -81,30 +85,99 @@ impl Examples {
     }
 }
 
+/// Numbers `[N, ...]` that tensor examples read rows of: a tensor shared
+/// between views, or row-major values lent for `'a` (the Python package
+/// trains on a numpy array's buffer this way, without a copy).
+#[derive(Clone, Debug)]
+pub enum Rows<'a> {
+    /// An owned tensor.
+    Owned(Arc<Tensor>),
+    /// Borrowed values and their shape.
+    Lent {
+        /// The values, `shape`'s product of them.
+        data: &'a [f32],
+        /// `[N, ...]`.
+        shape: Arc<[usize]>,
+    },
+}
+
+impl From<Tensor> for Rows<'_> {
+    fn from(t: Tensor) -> Self {
+        Rows::Owned(Arc::new(t))
+    }
+}
+
+impl<'a> Rows<'a> {
+    /// `data` as rows of `shape`; an error unless the sizes agree.
+    pub fn lent(data: &'a [f32], shape: &[usize]) -> Result<Self> {
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(RunError::usage(format!(
+                "{} values for the shape {shape:?}",
+                data.len()
+            )));
+        }
+        Ok(Rows::Lent {
+            data,
+            shape: shape.into(),
+        })
+    }
+
+    /// `[N, ...]`.
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Rows::Owned(t) => t.shape(),
+            Rows::Lent { shape, .. } => shape,
+        }
+    }
+
+    /// All the values, row after row.
+    pub fn data(&self) -> &[f32] {
+        match self {
+            Rows::Owned(t) => t.data(),
+            Rows::Lent { data, .. } => data,
+        }
+    }
+
+    /// Rows `rows` (in that order) as one tensor `[rows.len(), ...]`.
+    fn gather(&self, rows: &[usize]) -> Tensor {
+        let inner = &self.shape()[1..];
+        let per: usize = inner.iter().product();
+        let data = self.data();
+        let mut out = Vec::with_capacity(rows.len() * per);
+        for &r in rows {
+            out.extend_from_slice(&data[r * per..(r + 1) * per]);
+        }
+        let mut shape = vec![rows.len()];
+        shape.extend_from_slice(inner);
+        Tensor::from_vec(&shape, out).expect("sizes agree")
+    }
+}
+
 /// Rows `[start, end)` of inputs `x [N, ...]` and targets `y [N, ...]`
 /// shared between the splits that view them.
 #[derive(Clone, Debug)]
-pub struct TensorExamples {
-    x: Arc<Tensor>,
-    y: Arc<Tensor>,
+pub struct TensorExamples<'a> {
+    x: Rows<'a>,
+    y: Rows<'a>,
     start: usize,
     end: usize,
 }
 
-impl TensorExamples {
-    /// Pairs `x` with `y`; an error unless both have the same first dimension.
-    pub fn new(x: Tensor, y: Tensor) -> Result<Self> {
-        if x.shape().len() < 2 || y.shape().is_empty() || x.batch() != y.batch() {
+impl<'a> TensorExamples<'a> {
+    /// Pairs `x` with `y` (tensors, or [`Rows`] lent); an error unless both
+    /// have the same first dimension.
+    pub fn new(x: impl Into<Rows<'a>>, y: impl Into<Rows<'a>>) -> Result<Self> {
+        let (x, y) = (x.into(), y.into());
+        let (xs, ys) = (x.shape(), y.shape());
+        if xs.len() < 2 || ys.is_empty() || xs[0] != ys[0] {
             return Err(RunError::usage(format!(
-                "inputs {:?} and targets {:?}: expected inputs [N, ...] and targets [N, ...] with the same N",
-                x.shape(),
-                y.shape()
+                "inputs {xs:?} and targets {ys:?}: expected inputs [N, ...] and targets [N, ...] with the same N"
             )));
         }
-        let end = x.batch();
+        let end = xs[0];
         Ok(TensorExamples {
-            x: Arc::new(x),
-            y: Arc::new(y),
+            x,
+            y,
             start: 0,
             end,
         })
@@ -121,7 +194,7 @@ impl TensorExamples {
     }
 
     /// Rows `start..end` of this view.
-    pub fn range(&self, start: usize, end: usize) -> TensorExamples {
+    pub fn range(&self, start: usize, end: usize) -> TensorExamples<'a> {
         assert!(
             start <= end && end <= self.len(),
             "range {start}..{end} of {}",
@@ -169,14 +242,14 @@ impl TensorExamples {
 
 /// The batches of [`Examples`], as `fit` reads them.
 #[derive(Clone, Debug)]
-pub enum ExampleSource {
+pub enum ExampleSource<'a> {
     /// Labelled images, targets built per batch.
     Images(LabeledSource),
     /// Tensor rows.
-    Tensors(TensorExamples),
+    Tensors(TensorExamples<'a>),
 }
 
-impl DataSource for ExampleSource {
+impl DataSource for ExampleSource<'_> {
     fn len(&self) -> usize {
         match self {
             ExampleSource::Images(s) => s.len(),
@@ -196,7 +269,7 @@ impl DataSource for ExampleSource {
             ExampleSource::Images(s) => s.batch(indices, seed),
             ExampleSource::Tensors(t) => {
                 let rows: Vec<usize> = indices.iter().map(|&i| t.start + i).collect();
-                Ok((t.x.gather_batch(&rows), t.y.gather_batch(&rows)))
+                Ok((t.x.gather(&rows), t.y.gather(&rows)))
             }
         }
     }
@@ -230,7 +303,7 @@ impl DataSource for ExampleSource {
 mod tests {
     use super::*;
 
-    fn tensors() -> TensorExamples {
+    fn tensors() -> TensorExamples<'static> {
         let x = Tensor::from_vec(&[4, 1, 1, 2], (0..8).map(|v| v as f32).collect()).unwrap();
         let y = Tensor::from_vec(&[4], vec![0.0, 1.0, 2.0, 1.0]).unwrap();
         TensorExamples::new(x, y).unwrap()
@@ -247,6 +320,35 @@ mod tests {
         assert_eq!(x.data(), &[6.0, 7.0, 4.0, 5.0]);
         assert_eq!(y.data(), &[1.0, 2.0]);
         assert_eq!(src.input_shape(), vec![1, 1, 2]);
+    }
+
+    #[test]
+    fn lent_rows_give_the_batches_of_a_tensor_of_the_same_values() {
+        let values: Vec<f32> = (0..8).map(|v| v as f32).collect();
+        let labels = [0.0, 1.0, 2.0, 1.0];
+        let lent = TensorExamples::new(
+            Rows::lent(&values, &[4, 1, 1, 2]).unwrap(),
+            Rows::lent(&labels, &[4]).unwrap(),
+        )
+        .unwrap();
+        let loss = Loss::SparseCategoricalCrossentropy;
+        let a = Examples::from(lent.range(1, 4)).source(loss, 3).unwrap();
+        let b = Examples::from(tensors().range(1, 4))
+            .source(loss, 3)
+            .unwrap();
+        for idx in [vec![2, 0], vec![1], vec![0, 1, 2]] {
+            let ((ax, ay), (bx, by)) = (a.batch(&idx, 0).unwrap(), b.batch(&idx, 0).unwrap());
+            assert_eq!(
+                (ax.shape(), ax.data(), ay.data()),
+                (bx.shape(), bx.data(), by.data())
+            );
+        }
+        let (x, y) = a.batch(&[2, 0], 0).unwrap();
+        assert_eq!(
+            (x.data(), y.data()),
+            (&[6.0, 7.0, 2.0, 3.0][..], &[1.0, 1.0][..])
+        );
+        assert!(Rows::lent(&values, &[3, 2]).is_err());
     }
 
     #[test]

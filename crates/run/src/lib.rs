@@ -25,7 +25,7 @@ pub mod source;
 pub mod targets;
 
 pub use error::{Result, RunError};
-pub use examples::{ExampleSource, Examples, TensorExamples};
+pub use examples::{ExampleSource, Examples, Rows, TensorExamples};
 pub use folder::{new_run_dir, open, FinetunePlan, RunConfig, StageTwo};
 pub use pipeline::{
     evaluate, train, train_keeping, write_metrics, Failed, Pass, Start, TrainData, Trained,

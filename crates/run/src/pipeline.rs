@@ -67,24 +67,24 @@ impl Start {
     }
 }
 
-/// What a pass trains on.
-pub struct TrainData {
+/// What a pass trains on (`'a`: memory lent to tensor examples).
+pub struct TrainData<'a> {
     /// The training examples.
-    pub train: Examples,
+    pub train: Examples<'a>,
     /// The validation examples, never augmented.
-    pub validation: Option<Examples>,
+    pub validation: Option<Examples<'a>>,
     /// The augmentation of the training batches (identity: none).
     pub augment: AugmentConfig,
 }
 
-impl TrainData {
+impl<'a> TrainData<'a> {
     /// `all` with its last `fraction` held out for validation (Keras's
     /// `validation_split`); an error if no training image is left.
     pub fn split(
-        all: impl Into<Examples>,
+        all: impl Into<Examples<'a>>,
         fraction: f32,
         augment: AugmentConfig,
-    ) -> Result<TrainData> {
+    ) -> Result<TrainData<'a>> {
         let all = all.into();
         let n_val = (all.len() as f64 * fraction as f64).floor() as usize;
         let n_train = all.len() - n_val;

@@ -186,7 +186,7 @@ class Model:
         self.stop_training = False
         for cb in python:
             cb.on_train_begin()
-        hist, first = call(
+        hist, first, seconds = call(
             dict(
                 batch_size=batch_size or 32,
                 epochs=epochs,
@@ -204,6 +204,7 @@ class Model:
         history.history = hist
         history.epoch = list(range(first, first + len(hist["loss"])))
         history.params = {"epochs": epochs, "verbose": verbose, "steps": hooks.params.get("steps")}
+        self._fit_seconds = seconds  # the pass alone, as the CLI's "Trained ... in Xs" (benchmarks)
         for cb in python:
             cb.on_train_end()
         self.history = history
