@@ -49,6 +49,22 @@ def digits():
     return x, to_categorical(y[:2000], 10), y[:2000]
 
 
+def test_fashion_mnist_loads_from_debian_s_package_without_a_download():
+    """`apt-get install dataset-fashion-mnist` (CI installs it and sets
+    CONVNET_REQUIRE_FASHION_MNIST, so that the test cannot skip there)."""
+    from convnet.keras.datasets import fashion_mnist
+
+    if not os.path.isdir(fashion_mnist.DEBIAN) and not os.environ.get("CONVNET_REQUIRE_FASHION_MNIST"):
+        pytest.skip("dataset-fashion-mnist is not installed")
+    (x, y), (xt, yt) = fashion_mnist.load_data(fashion_mnist.DEBIAN)
+    assert x.shape == (60000, 28, 28) and x.dtype == np.uint8 and xt.shape == (10000, 28, 28)
+    # Zalando's published figures: 6,000 training images per class, pixel means 72.94 and 73.15.
+    assert np.bincount(y).tolist() == [6000] * 10 and np.bincount(yt).tolist() == [1000] * 10
+    assert abs(x.mean() - 72.940) < 1e-3 and abs(xt.mean() - 73.147) < 1e-3
+    with pytest.raises(OSError, match="apt-get install dataset-fashion-mnist"):
+        fashion_mnist.load_data(os.path.join(ROOT, "no-such-folder"))
+
+
 def mnist_nets(Sequential=Sequential, L=None):
     """The MNIST architecture loop of the tutorial, as it is written (in Keras's modules too)."""
     if L is not None:

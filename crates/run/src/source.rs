@@ -3,7 +3,7 @@
 //! | value | source |
 //! |---|---|
 //! | `mnist` | the MNIST copy bundled in `data/mnist` (or `--data-dir`) |
-//! | `fashion-mnist` | Fashion-MNIST IDX files in `--data-dir` (default `data/fashion-mnist`) |
+//! | `fashion-mnist` | Fashion-MNIST IDX files in `--data-dir` (default `data/fashion-mnist`, else Debian's `dataset-fashion-mnist` package: `/usr/share/datasets/fashion-mnist`) |
 //! | `idx:DIR` | any folder with the four MNIST-format IDX files |
 //! | `cifar10:DIR` | CIFAR-10 binary batches (`data_batch_1.bin` ... `test_batch.bin`) |
 //! | `csv:FILE` | a Kaggle digit-recognizer training CSV (`label,pixel0,...`) |
@@ -85,7 +85,7 @@ pub fn load(
     match kind {
         "mnist" => mnist_like(arg.unwrap_or_else(bundled_mnist)),
         "fashion-mnist" => {
-            let mut l = mnist_like(arg.unwrap_or_else(|| PathBuf::from("data/fashion-mnist")))?;
+            let mut l = mnist_like(arg.unwrap_or_else(default_fashion_mnist))?;
             l.classes = Some(
                 convnet_data::mnist::FASHION_MNIST_CLASSES
                     .iter()
@@ -134,6 +134,19 @@ pub fn load(
         other => Err(RunError::usage(format!(
             "--data '{other}': expected mnist, fashion-mnist, idx:DIR, cifar10:DIR, csv:FILE or folder:DIR"
         ))),
+    }
+}
+
+/// Where Debian's package `dataset-fashion-mnist` puts the four IDX files.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// `data/fashion-mnist` when it exists, else the Debian package's folder.
+fn default_fashion_mnist() -> PathBuf {
+    let local = PathBuf::from("data/fashion-mnist");
+    if local.is_dir() || !Path::new(DEBIAN_FASHION_MNIST).is_dir() {
+        local
+    } else {
+        PathBuf::from(DEBIAN_FASHION_MNIST)
     }
 }
 
