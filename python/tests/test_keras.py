@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -406,6 +407,40 @@ def test_ctrl_c_mid_fit_keeps_the_model_and_raises_keyboard_interrupt(digits):
     assert m.engine.epochs_done == 0
     assert any(not np.array_equal(a, b) for a, b in zip(m.get_weights(), before))
     assert m.predict(x[:2]).shape == (2, 10)
+
+
+def test_sigint_mid_fit_leaves_a_run_that_the_same_fit_resumes(digits, tmp_path):
+    """A real SIGINT, sent once the first epoch's checkpoint is on disk: fit raises
+    KeyboardInterrupt within the next epochs, and the same call again resumes and ends with
+    the weights of an uninterrupted fit."""
+    x, y, _ = digits
+
+    def net():
+        m = Sequential([Conv2D(8, 3, input_shape=(28, 28, 1), activation="relu"), MaxPooling2D(),
+                        Flatten(), Dense(10, activation="softmax")], seed=8)
+        m.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        return m
+
+    ref = net()
+    ref.fit(x, y, epochs=6, batch_size=16, verbose=0)
+    backup = cb.BackupAndRestore(tmp_path / "backup")
+    latest = tmp_path / "backup" / "checkpoints" / "LATEST"
+
+    def interrupt_after_the_first_checkpoint():
+        while not latest.exists():
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_after_the_first_checkpoint)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        net().fit(x, y, epochs=6, batch_size=16, verbose=0, callbacks=[backup])
+    watcher.join()
+    again = net()
+    h = again.fit(x, y, epochs=6, batch_size=16, verbose=0, callbacks=[backup])
+    assert 1 <= h.epoch[0] < 6 and h.epoch[-1] == 5
+    for a, b in zip(again.get_weights(), ref.get_weights()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_the_seed_classifier_trains_on_the_bundled_photos_through_flow_from_directory():
