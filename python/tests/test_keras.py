@@ -376,6 +376,54 @@ def test_a_saved_model_is_a_run_folder_the_cli_opens(digits, tmp_path):
                     "--data-dir", os.path.join(ROOT, "data", "mnist")], check=True, capture_output=True)
 
 
+def test_evaluate_and_predict_take_generators_and_load_img_reads_as_training_does():
+    from convnet.keras.preprocessing.image import ImageDataGenerator, img_to_array, load_img
+    from convnet.keras.utils import load_img as utils_load_img
+
+    photos = os.path.join(ROOT, "data", "cats-vs-dogs")
+    c = Sequential([Conv2D(4, 3, input_shape=(32, 32, 3), activation="relu"), MaxPooling2D(4),
+                    Flatten(), Dense(1, activation="sigmoid")], seed=5)
+    c.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    gen = ImageDataGenerator(rescale=1 / 255)
+    folder = gen.flow_from_directory(photos, target_size=(32, 32), class_mode="binary", shuffle=False)
+    # Keras's attributes: files sorted by class then name, their classes, the class indices.
+    assert folder.class_indices == {"cats": 0, "dogs": 1} and folder.filenames[0] == os.path.join("cats", "cat.0.jpg")
+    assert len(folder.filenames) == len(folder.classes) == folder.samples == 80 and folder.classes.sum() == 40
+    # The tutorial's single prediction: load_img, img_to_array (0..255), then / 255 by hand.
+    img = load_img(os.path.join(photos, folder.filenames[0]), target_size=(32, 32))
+    assert img.size == (32, 32) and img.mode == "RGB"
+    a = img_to_array(img)
+    assert a.shape == (32, 32, 3) and a.dtype == np.float32 and a.max() > 1
+    assert utils_load_img(os.path.join(photos, folder.filenames[0])).size == (500, 374)
+    assert img_to_array(load_img(os.path.join(photos, folder.filenames[0]), color_mode="grayscale")).shape == (374, 500, 1)
+    # predict(flow) follows .filenames and equals predict on the same files read by load_img.
+    x = np.stack([img_to_array(load_img(os.path.join(photos, f), target_size=(32, 32))) for f in folder.filenames])
+    x /= np.float32(255)
+    p = c.predict(folder)
+    assert p.shape == (80, 1)
+    np.testing.assert_array_equal(p, c.predict(x))
+    # evaluate(flow) equals evaluate on those arrays (the folder's own file order differs: the
+    # mean is summed in another order).
+    loss, acc = c.evaluate(folder)
+    ref_loss, ref_acc = c.evaluate(x, folder.classes.astype(np.float32))
+    assert acc == ref_acc and abs(loss - ref_loss) < 1e-5
+    # A validation subset evaluates its own share of the files.
+    split = ImageDataGenerator(rescale=1 / 255, validation_split=0.25)
+    val = split.flow_from_directory(photos, target_size=(32, 32), class_mode="binary", subset="validation")
+    _, val_acc = c.evaluate(val)
+    assert val.samples == 20 and abs(val_acc * 20 - round(val_acc * 20)) < 1e-4
+    # flow(x, y): evaluated on the rescaled arrays.
+    flow = gen.flow(x * 255, folder.classes.astype(np.float32), shuffle=False)
+    assert c.evaluate(flow)[1] == acc
+    np.testing.assert_allclose(c.predict(flow), p, rtol=1e-6)
+    # The validation subset holds the files fit validates on: right after a fit, evaluate gives
+    # its last epoch's figures.
+    train = split.flow_from_directory(photos, target_size=(32, 32), class_mode="binary", subset="training")
+    h = c.fit(train, validation_data=val, epochs=1, verbose=0)
+    val_loss, val_acc = c.evaluate(val)
+    assert val_acc == h.history["val_accuracy"][0] and abs(val_loss - h.history["val_loss"][0]) < 1e-5
+
+
 def test_save_and_load_model_give_the_same_predictions(digits, tmp_path):
     x, _, _ = digits
     m = mnist_nets()[1]

@@ -49,6 +49,36 @@ pub fn rows<'a>(a: &'a PyReadonlyArrayDyn<'_, f32>, what: &str) -> PyResult<Rows
     Rows::lent(data, a.shape()).map_err(|e| PyValueError::new_err(format!("{what}: {e}")))
 }
 
+/// Keras's `load_img`: the pixels of one image file `[H, W, channels]` as
+/// bytes, resized (bilinearly, as training reads files) to `target`
+/// `(height, width)` when given, else at the file's own size.
+#[pyfunction]
+#[pyo3(signature = (path, channels=3, target=None))]
+pub fn load_img(
+    py: Python<'_>,
+    path: PathBuf,
+    channels: usize,
+    target: Option<(usize, usize)>,
+) -> PyResult<Bound<'_, PyArrayDyn<u8>>> {
+    let os = |e: convnet_data::DataError| PyOSError::new_err(e.to_string());
+    if channels != 1 && channels != 3 {
+        return Err(PyValueError::new_err(format!(
+            "load_img: expected 1 or 3 channels, found {channels}"
+        )));
+    }
+    let (h, w) = match target {
+        Some(t) => t,
+        None => {
+            let img = convnet_data::open_image(&path).map_err(os)?;
+            (img.height() as usize, img.width() as usize)
+        }
+    };
+    let pixels = convnet_data::stream::decode_image(&path, h, w, channels).map_err(os)?;
+    let a = ArrayD::from_shape_vec(IxDyn(&[h, w, channels]), pixels)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(a.into_pyarray(py))
+}
+
 /// A tensor as a numpy float32 array (its buffer moved, not copied).
 pub fn array<'py>(py: Python<'py>, t: Tensor) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
     let shape = t.shape().to_vec();

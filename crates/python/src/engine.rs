@@ -257,6 +257,85 @@ impl Engine {
         Ok((e.loss, e.accuracy))
     }
 
+    /// Mean loss and accuracy on the images of `directory`'s class
+    /// sub-folders (Keras's `evaluate(flow_from_directory(...))`), read as
+    /// `fit_directory` reads them; `subset` "training" or "validation"
+    /// takes that part of the `validation_split` (the same files as `fit`'s;
+    /// without a subset, pass 0 to evaluate on every image).
+    #[pyo3(signature = (directory, validation_split=0.0, subset=None, seed=convnet_run::settings::SEED,
+        batch_size=32, cache_mib=256))]
+    #[allow(clippy::too_many_arguments)] // Keras's arguments, as Python passes them
+    fn evaluate_directory(
+        &mut self,
+        py: Python<'_>,
+        directory: PathBuf,
+        validation_split: f32,
+        subset: Option<&str>,
+        seed: u64,
+        batch_size: usize,
+        cache_mib: usize,
+    ) -> PyResult<(f32, f32)> {
+        let (images, _) =
+            crate::fit::folder(self.model()?, &directory, seed, cache_mib, validation_split)?;
+        let data = crate::fit::train_data(images.into(), None, validation_split)?;
+        let part = match subset {
+            None | Some("training") => data.train,
+            Some("validation") => data
+                .validation
+                .ok_or_else(|| value_err("subset 'validation': the split leaves no image"))?,
+            Some(other) => {
+                return Err(value_err(format!(
+                    "subset '{other}': expected 'training' or 'validation'"
+                )))
+            }
+        };
+        let model = self.model_mut()?;
+        let loss = model
+            .loss()
+            .ok_or_else(|| PyRuntimeError::new_err("compile the model before evaluate"))?;
+        let source = part.source(loss, outputs_of(model)).map_err(value_err)?;
+        let e = py
+            .detach(|| model.evaluate(&source, batch_size.max(1)))
+            .map_err(value_err)?;
+        Ok((e.loss, e.accuracy))
+    }
+
+    /// The model's outputs for the image files `paths` (decoded and resized
+    /// to the model's input as training reads them, pixels in [0, 1]), in
+    /// that order, `batch_size` files decoded at a time.
+    #[pyo3(signature = (paths, batch_size=32))]
+    fn predict_files<'py>(
+        &mut self,
+        py: Python<'py>,
+        paths: Vec<PathBuf>,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let model = self.model_mut()?;
+        let shape = model.input_shape().to_vec();
+        if shape.len() != 3 {
+            return Err(value_err(format!(
+                "predict: the model takes {shape:?}, expected images [H, W, C]"
+            )));
+        }
+        let per = model.output_shape().iter().product::<usize>();
+        let out = py.detach(|| -> PyResult<Vec<f32>> {
+            let mut out = Vec::with_capacity(paths.len() * per);
+            for chunk in paths.chunks(batch_size.max(1)) {
+                let x = convnet_data::load_images(chunk, shape[0], shape[1], shape[2])
+                    .map_err(|e| PyOSError::new_err(e.to_string()))?;
+                let y = model.predict(&x, batch_size.max(1)).map_err(value_err)?;
+                out.extend_from_slice(y.data());
+            }
+            Ok(out)
+        })?;
+        let mut dims = vec![paths.len()];
+        dims.extend_from_slice(self.model()?.output_shape());
+        array(
+            py,
+            convnet_tensor::Tensor::from_vec(&dims, out).map_err(value_err)?,
+        )
+    }
+
     /// The model's outputs (its final softmax or sigmoid applied) for `x`,
     /// read in place: each batch is copied out of numpy's buffer as it runs.
     #[pyo3(signature = (x, batch_size=32))]

@@ -29,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(arrays::load_mnist, m)?)?;
     m.add_function(wrap_pyfunction!(arrays::augment, m)?)?;
+    m.add_function(wrap_pyfunction!(arrays::load_img, m)?)?;
     m.add_function(wrap_pyfunction!(engine::cpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(describe::notation_spec, m)?)?;
     m.add_function(wrap_pyfunction!(describe::builtin_spec, m)?)?;

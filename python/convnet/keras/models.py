@@ -222,14 +222,20 @@ class Model:
         return shown
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
-        """`[loss, accuracy]` (a dict with `return_dict=True`)."""
-        loss, acc = self.engine.evaluate(_f32(x, "x"), self._targets(y, "y"), batch_size or 32)
+        """`[loss, accuracy]` (a dict with `return_dict=True`); `x` may be a
+        generator from `ImageDataGenerator.flow`/`flow_from_directory`."""
+        if hasattr(x, "_convnet_evaluate"):
+            loss, acc = x._convnet_evaluate(self, batch_size)
+        else:
+            loss, acc = self.engine.evaluate(_f32(x, "x"), self._targets(y, "y"), batch_size or 32)
         if return_dict:
             return {"loss": loss, "accuracy": acc}
         return [loss, acc]
 
     def predict(self, x, batch_size=None, verbose="auto"):
-        """The model's outputs for `x`, as a float32 array `[N, ...]`."""
+        """The model's outputs for `x` (an array, or a generator), as a float32 array `[N, ...]`."""
+        if hasattr(x, "_convnet_predict"):
+            return x._convnet_predict(self, batch_size)
         return self.engine.predict(_f32(x, "x"), batch_size or 32)
 
     def summary(self, line_length=None, positions=None, print_fn=None):

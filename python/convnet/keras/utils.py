@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-__all__ = ["to_categorical", "set_random_seed", "clear_session", "Progbar"]
+__all__ = ["to_categorical", "set_random_seed", "clear_session", "Progbar", "load_img", "img_to_array"]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -23,6 +23,20 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     out = np.zeros(y.shape + (n,), dtype=dtype)
     np.put_along_axis(out, y[..., None], 1, axis=-1)
     return out
+
+
+def load_img(path, color_mode="rgb", target_size=None, interpolation="bilinear"):
+    """Keras 3's `keras.utils.load_img` (see `preprocessing.image.load_img`)."""
+    from .preprocessing.image import load_img as load
+
+    return load(path, color_mode, target_size, interpolation)
+
+
+def img_to_array(img, dtype="float32"):
+    """Keras 3's `keras.utils.img_to_array`: `[H, W, C]` values 0..255."""
+    from .preprocessing.image import img_to_array as to_array
+
+    return to_array(img, dtype)
 
 
 def clear_session():

@@ -15,7 +15,48 @@ import numpy as np
 
 from ... import _core
 
-__all__ = ["ImageDataGenerator", "NumpyArrayIterator", "DirectoryIterator"]
+__all__ = ["ImageDataGenerator", "NumpyArrayIterator", "DirectoryIterator", "load_img", "img_to_array"]
+
+# What the engine's folder loader reads.
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+class _Image:
+    """What `load_img` returns (Keras returns a PIL image): the pixels,
+    `.size` as `(width, height)`, `.mode`; `img_to_array` or `np.asarray`
+    turn it into an array."""
+
+    def __init__(self, pixels, mode):
+        self._pixels = pixels
+        self.mode = mode
+
+    @property
+    def size(self):
+        return (self._pixels.shape[1], self._pixels.shape[0])
+
+    def __array__(self, dtype=None, copy=None):
+        px = self._pixels if self.mode == "RGB" else self._pixels[..., 0]
+        return px if dtype is None else px.astype(dtype)
+
+
+def load_img(path, color_mode="rgb", target_size=None, interpolation="bilinear"):
+    """An image file as Keras's `load_img` gives it, decoded by the engine
+    (the code training reads files with); `target_size` `(height, width)`
+    resizes bilinearly."""
+    if color_mode not in ("rgb", "grayscale"):
+        raise ValueError(f"load_img: color_mode {color_mode!r}: expected 'rgb' or 'grayscale'")
+    if interpolation != "bilinear":
+        raise ValueError(f"load_img: interpolation {interpolation!r}: only 'bilinear' (as training reads files)")
+    channels = 3 if color_mode == "rgb" else 1
+    target = None if target_size is None else (int(target_size[0]), int(target_size[1]))
+    pixels = _core.load_img(os.fspath(path), channels, target)
+    return _Image(pixels, "RGB" if channels == 3 else "L")
+
+
+def img_to_array(img, dtype="float32"):
+    """Keras's `img_to_array`: `[H, W, C]` values 0..255 (not rescaled)."""
+    a = np.asarray(img, dtype=dtype)
+    return a[..., None] if a.ndim == 2 else a
 
 
 def _range(value, what):
@@ -160,6 +201,16 @@ class NumpyArrayIterator:
         batch = _core.augment(np.ascontiguousarray(self.x[idx]), self.generator.augment_config(self.scale), self.seed * 1_000_003 + self._epoch * 7919 + self._at)
         return batch if self.y is None else (batch, self.y[idx])
 
+    def _convnet_evaluate(self, model, batch_size):
+        """`evaluate(flow(x, y))`: the rescaled arrays, without the random transforms."""
+        if self.y is None:
+            raise ValueError("evaluate: the generator has no targets (flow(x, y))")
+        return model.evaluate(self.x, self.y, batch_size=batch_size or self.batch_size)
+
+    def _convnet_predict(self, model, batch_size):
+        """`predict(flow(x))`: the outputs for the rescaled `x`, in its order."""
+        return model.predict(self.x, batch_size=batch_size or self.batch_size)
+
     def _convnet_fit(self, model, epochs, verbose, callbacks, validation_data, initial_epoch, shuffle, precision):
         if self.y is None:
             raise ValueError("fit: the generator has no targets (flow(x, y))")
@@ -198,8 +249,17 @@ class DirectoryIterator:
         self.shuffle = bool(shuffle)
         self.seed = 42 if seed is None else int(seed)
         self.subset = _subset(subset, gen.validation_split)
-        self.classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
-        self.class_indices = {c: i for i, c in enumerate(self.classes)}
+        names = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
+        self.class_indices = {c: i for i, c in enumerate(names)}
+        # Keras's attributes: every image file (class folder, then name, sorted) and its class.
+        self._paths, labels = [], []
+        for i, c in enumerate(names):
+            files = sorted(f for f in os.listdir(os.path.join(directory, c)) if f.lower().endswith(_IMAGE_EXTENSIONS))
+            self._paths += [os.path.join(directory, c, f) for f in files]
+            labels += [i] * len(files)
+        self.filenames = [os.path.relpath(p, directory) for p in self._paths]
+        self.classes = np.array(labels, dtype=np.int32)
+        self.num_classes = len(names)
 
     def __len__(self):
         return -(-self.samples // self.batch_size)
@@ -207,11 +267,26 @@ class DirectoryIterator:
     @property
     def samples(self):
         """Images in the folder's class sub-folders (this subset's share)."""
-        n = sum(len(os.listdir(os.path.join(self.directory, c))) for c in self.classes)
+        n = len(self._paths)
         val = int(n * self.generator.validation_split)
         return val if self.subset == "validation" else n - val if self.subset else n
 
-    def _convnet_fit(self, model, epochs, verbose, callbacks, validation_data, initial_epoch, shuffle, precision):
+    def _convnet_evaluate(self, model, batch_size):
+        """`evaluate(flow)`: the subset's images, read as `fit` reads them (no random transforms)."""
+        self._check(model)
+        split = self.generator.validation_split if self.subset else 0.0
+        return model.engine.evaluate_directory(self.directory, validation_split=split, subset=self.subset,
+                                               seed=self.seed, batch_size=batch_size or self.batch_size)
+
+    def _convnet_predict(self, model, batch_size):
+        """`predict(flow)`: the outputs for `filenames`, in that order (Keras's with `shuffle=False`)."""
+        if self.subset is not None:
+            raise ValueError("predict: a subset's files are drawn at random; predict on the folder "
+                             "(no subset), whose outputs follow .filenames")
+        self._check(model)
+        return model.engine.predict_files(self._paths, batch_size or self.batch_size)
+
+    def _check(self, model):
         want = tuple(model.engine.input_shape)
         if want != self.target_size + (self.channels,):
             raise ValueError(
@@ -221,6 +296,9 @@ class DirectoryIterator:
         outputs = int(np.prod(model.engine.output_shape))
         if (self.class_mode == "binary") != (outputs == 1):
             raise ValueError(f"flow_from_directory: class_mode {self.class_mode!r} for a model with {outputs} outputs")
+
+    def _convnet_fit(self, model, epochs, verbose, callbacks, validation_data, initial_epoch, shuffle, precision):
+        self._check(model)
         split = 0.0
         if validation_data is not None:
             if not (isinstance(validation_data, DirectoryIterator) and validation_data.subset == "validation"
