@@ -29,16 +29,18 @@
 //! `oy = iy + ky' - (KH-1-PT)`, a stride-1 correlation of `dy` padded by
 //! `KH-1-PT` with the flipped kernel, whose output is `H x W`.
 //!
-//! The kernels need AVX-512F (checked at run time) and a filter count that
-//! is a multiple of 16 (ResNet-20's first stage has 16); everything else
-//! takes the im2col path. Each result
+//! The kernels need AVX-512F, or AVX2 and FMA (`implicit_avx2.rs`: blocks
+//! of 16 filters as two 8-wide registers; checked at run time, the AVX-512
+//! ones preferred), and a filter count that is a multiple of 16 (ResNet-20's
+//! first stage has 16); everything else takes the im2col path. Each result
 //! is a fixed-order sum that depends only on the geometry, so results are
-//! the same whatever the thread count.
+//! the same whatever the thread count, and the same on both instruction sets.
 
 use crate::Conv2dGeometry;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
+static AVX512: AtomicBool = AtomicBool::new(true);
 
 /// Turns the implicit-GEMM kernels on or off (on by default), so that
 /// benchmarks and tests can compare them with the im2col path in one
@@ -47,22 +49,66 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
-/// True when the kernels are switched on ([`set_enabled`]) and this CPU
-/// runs them.
-pub(crate) fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed) && cpu_supported()
+/// Lets the kernels use AVX-512 where the CPU has it (the default), or
+/// makes them take the AVX2 ones, so that tests and benchmarks run the
+/// AVX2 path on AVX-512 machines too. Affects every convolution started
+/// afterwards (the Winograd kernels, AVX-512 only, stop with it).
+pub fn set_avx512(on: bool) {
+    AVX512.store(on, Ordering::Relaxed);
 }
 
-/// True when this CPU can run the kernels (AVX-512F), checked once.
-fn cpu_supported() -> bool {
+/// The instruction set the kernels run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F: 16-wide registers, tiles of up to 64 filters.
+    Avx512,
+    /// AVX2 + FMA: 8-wide registers, tiles of 16 filters.
+    Avx2,
+}
+
+/// The instruction set the kernels take on this CPU as switched
+/// ([`set_enabled`], [`set_avx512`]); `None`: they do not run.
+pub fn isa() -> Option<Isa> {
+    if !ENABLED.load(Ordering::Relaxed) {
+        return None;
+    }
+    let (avx512, avx2) = cpu_supported();
+    if avx512 && AVX512.load(Ordering::Relaxed) {
+        Some(Isa::Avx512)
+    } else if avx2 {
+        Some(Isa::Avx2)
+    } else {
+        None
+    }
+}
+
+/// True when the kernels are switched on and this CPU runs them.
+pub(crate) fn enabled() -> bool {
+    isa().is_some()
+}
+
+/// True when they run on AVX-512 (the Winograd kernels, which share the
+/// switch, need it).
+pub(crate) fn avx512() -> bool {
+    isa() == Some(Isa::Avx512)
+}
+
+/// Whether this CPU has AVX-512F, and AVX2 with FMA, checked once.
+fn cpu_supported() -> (bool, bool) {
     #[cfg(target_arch = "x86_64")]
     {
-        static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+        static HAS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+        *HAS.get_or_init(|| {
+            (
+                std::arch::is_x86_feature_detected!("avx512f"),
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma"),
+            )
+        })
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        (false, false)
     }
 }
 
@@ -273,24 +319,22 @@ pub(crate) fn forward_chunk(
         .affine
         .is_none_or(|(s, t)| s.len() == g.f && t.len() == g.f));
     assert!(epilogue.tail.shortcut().is_none_or(|s| s.len() == y.len()));
+    let isa = isa();
     with_kernel(g, x, imgs, false, |k, bases| {
-        // SAFETY: `handles` checked AVX-512F; every index the kernels form is
-        // in range: bases point at receptive fields inside the source (which
-        // holds at least HP x WP pixels per image), runs stay inside them,
-        // `w` is [P, F] and `y` is [pixels, F].
+        // SAFETY: `handles` checked the instruction set; every index the
+        // kernels form is in range: bases point at receptive fields inside the
+        // source (which holds at least HP x WP pixels per image), runs stay
+        // inside them, `w` is [P, F] and `y` is [pixels, F].
         #[cfg(target_arch = "x86_64")]
-        unsafe {
-            avx512::forward(
-                k,
-                bases,
-                w,
-                epilogue,
-                y,
-                relu_mask.map_or(std::ptr::null_mut(), |m| m.as_mut_ptr()),
-            )
-        };
+        {
+            let mask = relu_mask.map_or(std::ptr::null_mut(), |m| m.as_mut_ptr());
+            match isa {
+                Some(Isa::Avx512) => unsafe { avx512::forward(k, bases, w, epilogue, y, mask) },
+                _ => unsafe { avx2::forward(k, bases, w, epilogue, y, mask) },
+            }
+        }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases, epilogue, relu_mask);
+        let _ = (k, bases, epilogue, relu_mask, isa);
     });
 }
 
@@ -333,16 +377,18 @@ pub(crate) fn backward_weight_chunk(
     assert_eq!(x.len(), imgs * g.h * g.w * g.c);
     assert_eq!(dy.len(), imgs * g.oh * g.ow * g.f);
     assert_eq!(dw.len(), g.weight_len());
+    let isa = isa();
     with_kernel(g, x, imgs, true, |k, bases| {
         // SAFETY: as in `forward_chunk`; a tile reads past a run only when
         // the run is shorter than the tile, and then the source is the padded
         // copy with WG_MR_MAX values of slack (`with_source`).
         #[cfg(target_arch = "x86_64")]
-        unsafe {
-            avx512::backward_weight(k, bases, dy, dw)
-        };
+        match isa {
+            Some(Isa::Avx512) => unsafe { avx512::backward_weight(k, bases, dy, dw) },
+            _ => unsafe { avx2::backward_weight(k, bases, dy, dw) },
+        }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (k, bases);
+        let _ = (k, bases, isa);
     });
 }
 
@@ -362,6 +408,10 @@ struct Kernel<'a> {
 
 /// The largest weight-gradient tile height (reads past a run's end).
 const WG_MR_MAX: usize = 12;
+
+#[cfg(target_arch = "x86_64")]
+#[path = "implicit_avx2.rs"]
+mod avx2;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -700,7 +750,7 @@ mod tests {
             Conv2dGeometry::new([1, 4, 4, 32], 32, (3, 3), (1, 1), (1, 1), Padding::Same).unwrap();
         assert_eq!(
             handles(&g),
-            cpu_supported(),
+            isa().is_some(),
             "this geometry is the kernels'"
         );
         let mut x = vec![0.5; g.input_len()];

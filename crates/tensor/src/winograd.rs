@@ -61,7 +61,7 @@ const MIN_CHANNELS: usize = 32;
 /// True when [`forward`] takes `g` with activation `act`.
 pub(crate) fn handles(g: &Conv2dGeometry, act: Activation) -> bool {
     ENABLED.load(Ordering::Relaxed)
-        && implicit::enabled()
+        && implicit::avx512()
         && (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw) == (3, 3, 1, 1, 1, 1)
         && g.pad_top <= 2
         && g.pad_left <= 2
