@@ -508,18 +508,8 @@ impl Model {
                         hits as f64 / total.max(1) as f64,
                     );
                     bar.set_message(format!("loss {mean_loss:.4} acc {mean_acc:.4}"));
-                    let mut stop = false;
-                    for cb in callbacks.iter_mut() {
-                        let c = cb.on_batch_end(
-                            epoch,
-                            bi + 1,
-                            steps,
-                            mean_loss as f32,
-                            mean_acc as f32,
-                        );
-                        stop |= c == Control::Stop;
-                    }
-                    if stop {
+                    let step = (epoch, bi + 1, steps);
+                    if batch_end_stops(callbacks, step, mean_loss as f32, mean_acc as f32) {
                         bar.abandon();
                         return Err(NnError::Stopped {
                             epoch: epoch + 1,
@@ -532,13 +522,7 @@ impl Model {
             outcome?;
             bar.finish_and_clear();
             if steps_run == 0 {
-                return Err(config_err(
-                    "training data",
-                    format!(
-                        "no sample of epoch {} could be read (every one was skipped)",
-                        epoch + 1
-                    ),
-                ));
+                return Err(nothing_read(epoch));
             }
             let (val_loss, val_accuracy) = match val {
                 Some(v) => {
@@ -560,13 +544,7 @@ impl Model {
                 eprintln!("{}", epoch_line(&logs, config.epochs));
             }
             history.epochs.push(logs.clone());
-            let mut stop = false;
-            for cb in callbacks.iter_mut() {
-                if cb.on_epoch_end(self, &logs, &history)? == Control::Stop {
-                    stop = true;
-                }
-            }
-            if stop {
+            if epoch_end_stops(self, callbacks, &logs, &history)? {
                 break;
             }
         }
@@ -691,6 +669,46 @@ pub fn available_memory() -> Option<u128> {
     let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kb: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// The error of an epoch (0-based) none of whose samples could be read.
+fn nothing_read(epoch: usize) -> NnError {
+    config_err(
+        "training data",
+        format!(
+            "no sample of epoch {} could be read (every one was skipped)",
+            epoch + 1
+        ),
+    )
+}
+
+/// Every callback's `on_batch_end` for step `(epoch, step, steps)`; true
+/// when one says Stop (all are called first).
+fn batch_end_stops(
+    callbacks: &mut [&mut dyn Callback],
+    (epoch, step, steps): (usize, usize, usize),
+    loss: f32,
+    accuracy: f32,
+) -> bool {
+    let mut stop = false;
+    for cb in callbacks.iter_mut() {
+        stop |= cb.on_batch_end(epoch, step, steps, loss, accuracy) == Control::Stop;
+    }
+    stop
+}
+
+/// Every callback's `on_epoch_end`; true when one says Stop (all are called first).
+fn epoch_end_stops(
+    model: &mut Model,
+    callbacks: &mut [&mut dyn Callback],
+    logs: &EpochLogs,
+    history: &History,
+) -> Result<bool> {
+    let mut stop = false;
+    for cb in callbacks.iter_mut() {
+        stop |= cb.on_epoch_end(model, logs, history)? == Control::Stop;
+    }
+    Ok(stop)
 }
 
 fn progress_bar(v: Verbosity, steps: usize, epoch: usize, epochs: usize) -> ProgressBar {
