@@ -12,6 +12,22 @@ pub enum Mode {
     Train,
     /// Inference: batch norm uses moving statistics; dropout is the identity.
     Eval,
+    /// Inference's arithmetic, keeping what backward needs: for gradients of
+    /// a prediction with respect to the input or a layer's output (saliency
+    /// maps, Grad-CAM). Nothing is updated.
+    Inspect,
+}
+
+impl Mode {
+    /// Whether layers keep what their backward needs (Train, Inspect).
+    pub fn keeps_state(self) -> bool {
+        self != Mode::Eval
+    }
+
+    /// Whether the pass trains: batch statistics, dropout (Train only).
+    pub fn trains(self) -> bool {
+        self == Mode::Train
+    }
 }
 
 /// A parameter tensor with its gradient.

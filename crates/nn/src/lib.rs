@@ -58,7 +58,7 @@ pub use layers::dropout::DropoutConfig;
 pub use layers::pooling::PoolConfig;
 pub use layers::separable_conv2d::SeparableConv2dConfig;
 pub use loss::{Loss, EPSILON};
-pub use model::Model;
+pub use model::{Inspection, Model};
 pub use notation::{parse_notation, to_notation, NotationOptions};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::Schedule;

@@ -17,6 +17,10 @@ use crate::{Activation, Loss, Result, Rng};
 use convnet_tensor::conv::Tail;
 use convnet_tensor::{Precision, Tensor};
 
+#[path = "inspect.rs"]
+mod inspect;
+pub use inspect::Inspection;
+
 /// A built model: layers with parameters, the output head, and the RNG
 /// used for dropout and shuffling.
 pub struct Model {
@@ -495,24 +499,27 @@ impl Model {
     /// read by several others gets the sum of their input gradients, added
     /// in reader order.
     pub fn backward(&mut self, dlogits: Tensor) {
-        self.run_backward(dlogits, None, false);
+        self.run_backward(dlogits, None, false, None);
     }
 
     /// [`Model::backward`], also returning the gradient with respect to the
     /// model's input (summed over the nodes that read it), e.g. for saliency maps.
     pub fn backward_with_input(&mut self, dlogits: Tensor) -> Tensor {
         let shape = dlogits.shape().to_vec();
-        self.run_backward(dlogits, None, true)
+        self.run_backward(dlogits, None, true, None)
             .unwrap_or_else(|| Tensor::zeros(&shape))
     }
 
     /// [`Model::backward`]; with `times`, adds each node's seconds to it;
-    /// with `want_input`, returns the input gradient.
+    /// with `want_input`, returns the input gradient; with `node_grads`
+    /// (one slot per node), keeps the gradient that reached each node's
+    /// output.
     fn run_backward(
         &mut self,
         dlogits: Tensor,
         mut times: Option<&mut [f64]>,
         want_input: bool,
+        mut node_grads: Option<&mut [Option<Tensor>]>,
     ) -> Option<Tensor> {
         let n = self.layers.len();
         if n == 0 {
@@ -527,6 +534,9 @@ impl Model {
             let Some(dy) = grads[i].take() else {
                 continue;
             };
+            if let Some(kept) = node_grads.as_deref_mut() {
+                kept[i] = Some(dy.clone());
+            }
             if !want_input && !self.needs_backward[i] {
                 // Nothing at or below this node trains (a frozen base).
                 continue;
@@ -585,7 +595,7 @@ impl Model {
         let n = self.layers.len();
         let (mut fwd, mut bwd) = (vec![0.0; n], vec![0.0; n]);
         let z = self.run_forward(x, Mode::Train, false, Some(&mut fwd));
-        self.run_backward(Tensor::full(z.shape(), 0.01), Some(&mut bwd), false);
+        self.run_backward(Tensor::full(z.shape(), 0.01), Some(&mut bwd), false, None);
         self.zero_grad();
         (fwd, bwd)
     }

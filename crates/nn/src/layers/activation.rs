@@ -40,7 +40,7 @@ impl Layer for ActivationLayer {
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let mut y = x;
         let row = *self.shape.last().unwrap_or(&1);
-        if mode == Mode::Train {
+        if mode.keeps_state() {
             self.activation
                 .forward_saving(y.data_mut(), row, &mut self.saved);
         } else {

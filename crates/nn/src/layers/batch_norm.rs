@@ -320,7 +320,7 @@ impl Layer for BatchNorm {
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
         let c = self.channels();
-        if mode == Mode::Eval {
+        if !mode.trains() {
             // The affine map in place: no output buffer.
             let (scale, shift) = self.eval_affine().expect("batch norm is affine");
             let mut y = x;

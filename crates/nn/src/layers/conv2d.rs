@@ -346,7 +346,7 @@ impl Layer for Conv2d {
     }
 
     fn forward(&mut self, x: Tensor, mode: Mode, _rng: &mut Rng) -> Tensor {
-        let train = mode == Mode::Train;
+        let train = mode.keeps_state();
         let y = self.convolve(&x, None, Tail::None, train);
         if train {
             self.x = Some(x);

@@ -196,7 +196,7 @@ impl Layer for Dense {
             }
         }
         let act = self.config.activation;
-        if mode == Mode::Train {
+        if mode.keeps_state() {
             self.x = Some(x);
             act.forward_saving(y.data_mut(), u, &mut self.saved);
         } else {

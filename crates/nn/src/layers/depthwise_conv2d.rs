@@ -225,7 +225,7 @@ impl Layer for DepthwiseConv2d {
         let b = self.bias.as_ref().map(|b| b.value.data());
         depthwise_forward(&g, x.data(), self.kernel.value.data(), b, y.data_mut());
         let act = self.config.activation;
-        if mode == Mode::Train {
+        if mode.keeps_state() {
             act.forward_saving(y.data_mut(), g.conv.f, &mut self.saved);
             self.x = Some(x);
         } else {

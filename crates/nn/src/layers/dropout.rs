@@ -75,7 +75,7 @@ impl Layer for Dropout {
     }
 
     fn forward(&mut self, x: Tensor, mode: Mode, rng: &mut Rng) -> Tensor {
-        if mode == Mode::Eval || self.rate == 0.0 {
+        if !mode.trains() || self.rate == 0.0 {
             self.mask.clear();
             return x;
         }

@@ -113,7 +113,7 @@ impl Layer for Multiply {
                     scale(ys, &x.data()[b * len..(b + 1) * len]);
                 }
             });
-        self.saved = if mode == Mode::Train { xs } else { Vec::new() };
+        self.saved = if mode.keeps_state() { xs } else { Vec::new() };
         y
     }
     fn backward_inputs(&mut self, dy: Tensor) -> Vec<Tensor> {

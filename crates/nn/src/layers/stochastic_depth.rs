@@ -71,7 +71,7 @@ impl Layer for StochasticDepth {
         &self.shape
     }
     fn forward(&mut self, x: Tensor, mode: Mode, rng: &mut Rng) -> Tensor {
-        if mode == Mode::Eval || self.rate == 0.0 {
+        if !mode.trains() || self.rate == 0.0 {
             self.factors.clear();
             return x;
         }
