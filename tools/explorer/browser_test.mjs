@@ -1,8 +1,13 @@
 // Drives convnet's explorer in a real headless Chromium (Debian's) and
 // fails unless: the page loads with the model's layers; a stroke drawn on
-// the canvas gives a prediction and non-blank feature maps; clicking a map
-// shows its detail, filter and, for a clicked pixel, the input patch; the
-// evaluation shows a confusion matrix and mistakes; a class name that is
+// the canvas gives a prediction and non-blank feature maps; the input
+// preview's pixels are the tensor the model received; hovering a unit shows
+// its value; negative and positive units are drawn blue and red; clicking a
+// map shows its detail, filter and, for a clicked pixel, the input patch;
+// the evaluation shows a confusion matrix, one test image per class and
+// mistakes; photos of those digits (dark ink on light paper, off-centre,
+// enlarged) are read right once prepared as MNIST's; a failed upload and
+// Clear leave nothing of the previous prediction; a class name that is
 // markup shows as text and does not run. Saves screenshots.
 //   node browser_test.mjs http://127.0.0.1:PORT OUT_DIR
 import { chromium } from "playwright-core";
@@ -45,6 +50,8 @@ try {
   const top = await page.locator("#probs .bar.top span").first().textContent();
   console.log(`prediction shown: ${top}`);
 
+  // The drawing's last prediction has arrived (they are sent as it is drawn).
+  await page.waitForLoadState("networkidle");
   // Non-blank maps: some map of the first layer has more than one value.
   const distinct = await page.evaluate(() => {
     const maps = [...document.querySelectorAll("canvas.fmap")].slice(0, 8);
@@ -56,14 +63,80 @@ try {
     });
   });
   if (!distinct.some((n) => n > 1)) fail(`feature maps are blank: ${distinct}`);
-  console.log(`feature maps: distinct grey levels of the first maps ${distinct.join(",")}`);
+  console.log(`feature maps: distinct colours of the first maps ${distinct.join(",")}`);
+
+  // The preview is the model's input, unstretched: every pixel's grey is
+  // round(255 * value) of the tensor the server predicted.
+  const preview = await page.evaluate(() => {
+    const c = document.getElementById("input-canvas");
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const vals = LAST.input.vals, ch = LAST.input.shape[2];
+    let bad = 0, ink = 0;
+    for (let i = 0; i < c.width * c.height; i++) {
+      const want = Math.round(255 * Math.max(0, Math.min(1, vals[i * ch])));
+      if (d[4 * i] !== want) bad++;
+      if (want > 0) ink++;
+    }
+    return { bad, ink, n: c.width * c.height, note: document.getElementById("prep-note").textContent };
+  });
+  if (preview.bad || !preview.ink) fail(`the preview differs from the model's input: ${JSON.stringify(preview)}`);
+  console.log(`preview equals the model's input (${preview.n} pixels, ${preview.ink} inked); ${preview.note}`);
+
+  // Hover: a unit's exact value and position.
+  // At 55 % across and 45 % down the map's content (Playwright's positions
+  // start inside the border).
+  const target = page.locator("canvas.fmap").nth(1);
+  const fm = await target.evaluate((c) => ({ w: c.clientWidth, h: c.clientHeight }));
+  await target.hover({ position: { x: 1, y: 1 } });
+  await target.hover({ position: { x: fm.w * 0.55, y: fm.h * 0.45 } });
+  await page.waitForFunction(() => document.getElementById("tip")?.hidden === false, null, { timeout: 10000 })
+    .catch(() => fail("no value shown on hover"));
+  const hover = await page.evaluate(() => {
+    const c = document.querySelectorAll("canvas.fmap")[1];
+    const l = LAST.layers[0], [h, w, ch] = l.shape;
+    return { tip: document.getElementById("tip").textContent, h, w, ch, vals: [...l.vals] };
+  });
+  const hm = hover.tip.match(/map 1 \((\d+), (\d+)\) = (\S+)/);
+  if (!hm) fail(`no value on hover: '${hover.tip}'`);
+  const [hy, hx] = [Number(hm[1]), Number(hm[2])];
+  const hv = hover.vals[(hy * hover.w + hx) * hover.ch + 1];
+  if (hy !== Math.floor(0.45 * hover.h) || hx !== Math.floor(0.55 * hover.w) || Math.abs(Number(hm[3]) - hv) > 1e-4 * Math.max(1, Math.abs(hv)))
+    fail(`hover shows '${hover.tip}', the unit there is (${Math.floor(0.45 * hover.h)}, ${Math.floor(0.55 * hover.w)}) = ${hv}`);
+  console.log(`hover: ${hover.tip}`);
+
+  // Colours: in a layer with negative values, the most negative unit is
+  // drawn blue and the most positive red.
+  const colours = await page.evaluate(() => {
+    const l = LAST.layers.find((x) => x.min < 0 && x.max > 0 && x.shape.length === 3);
+    if (!l) return null;
+    const [, w, c] = l.shape;
+    let lo = 0, hi = 0;
+    l.vals.forEach((v, i) => { if (v < l.vals[lo]) lo = i; if (v > l.vals[hi]) hi = i; });
+    const rgb = (i) => {
+      const cv = document.querySelectorAll(`#maps-${l.index} canvas.fmap`)[i % c];
+      const p = Math.floor(i / c);
+      return [...cv.getContext("2d").getImageData(p % w, Math.floor(p / w), 1, 1).data.slice(0, 3)];
+    };
+    return { name: MODEL.layers[l.index].name, lo: [l.vals[lo], rgb(lo)], hi: [l.vals[hi], rgb(hi)],
+      legend: document.querySelector(`#maps-${l.index} .legend`)?.textContent };
+  });
+  if (colours) {
+    const [, [r0, , b0]] = colours.lo, [, [r1, , b1]] = colours.hi;
+    if (!(b0 > r0 && r1 > b1 + 40)) fail(`negative and positive units are not told apart: ${JSON.stringify(colours)}`);
+    console.log(`diverging colours: ${colours.name}: ${colours.lo[0].toFixed(3)} drawn rgb(${colours.lo[1]}), ${colours.hi[0].toFixed(3)} rgb(${colours.hi[1]})`);
+  }
+  await page.selectOption("#scale", "map");
+  await page.waitForFunction(() => document.querySelector(".maprow .title")
+    && [...document.querySelectorAll(".maprow .title")].some((t) => t.textContent.includes("each map scaled")));
+  await page.selectOption("#scale", "layer");
+  console.log("colour scale switched per map and back");
   await page.screenshot({ path: `${out}/explorer-draw.png`, fullPage: true });
 
   // Click a map: its detail, its filter; click a pixel: the input patch.
   await page.locator("canvas.fmap").first().click();
   await page.waitForSelector("#detail-map", { timeout: 10000 });
   const title = await page.locator("#detail-title").textContent();
-  const dm = await page.locator("#detail-map").boundingBox();
+  const dm = await page.locator("#detail-map").evaluate((c) => ({ width: c.clientWidth, height: c.clientHeight }));
   // The detail opens on the map's strongest pixel; a click moves the patch to that pixel.
   await page.waitForSelector("#patch-view", { timeout: 10000 });
   const [mw, mh] = await page.locator("#detail-map").evaluate((c) => [c.width, c.height]);
@@ -109,6 +182,61 @@ try {
   if (xss.ran || xss.elements) fail(`a class name was run as markup: ${JSON.stringify(xss)}`);
   if (process.env.HOSTILE_NAMES && !xss.asText) fail("the hostile class name is not shown as text");
   if (xss.asText) console.log("a class name that is markup shows as text and does not run");
+  // A photo of a digit, dark ink on light paper, off-centre and five times
+  // larger (each class's most confident test image, inverted and placed on
+  // a 300x220 page): prepared as MNIST's digits were, it is read right.
+  const examples = await page.evaluate(() => [...document.querySelectorAll(".examples .mistake")]
+    .map((d) => ({ index: Number(d.dataset.index), label: d.querySelector("span").textContent.replace(/ \(\d+ %\)$/, "") })));
+  if (examples.length < 2) fail(`too few sample images: ${examples.length}`);
+  let right = 0, rawRight = 0;
+  for (const ex of examples) {
+    const png = await page.evaluate(async (index) => {
+      const img = new Image();
+      img.src = `/api/sample?index=${index}`;
+      await img.decode();
+      const c = document.createElement("canvas");
+      c.width = 300; c.height = 220;
+      const ctx = c.getContext("2d");
+      ctx.fillStyle = "#f0f0ea"; ctx.fillRect(0, 0, 300, 220);
+      const t = document.createElement("canvas");
+      t.width = 28; t.height = 28;
+      const tc = t.getContext("2d");
+      tc.drawImage(img, 0, 0);
+      const d = tc.getImageData(0, 0, 28, 28);
+      // Dark ink on the light paper: paper * (1 - v) + ink * v.
+      for (let i = 0; i < d.data.length; i += 4) {
+        const v = d.data[i] / 255;
+        for (let k = 0; k < 3; k++) d.data[i + k] = Math.round([240, 240, 234][k] * (1 - v) + 30 * v);
+      }
+      tc.putImageData(d, 0, 0);
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(t, 150, 40, 140, 140);
+      return c.toDataURL("image/png").split(",")[1];
+    }, ex.index);
+    for (const prepare of [true, false]) {
+      await page.setChecked("#prepare", prepare);
+      const answer = page.waitForResponse((r) => r.url().includes("/api/predict"));
+      await page.setInputFiles("#upload", { name: `photo-${ex.index}.png`, mimeType: "image/png", buffer: Buffer.from(png, "base64") });
+      await (await answer).json();
+      await page.waitForFunction(() => LAST !== null);
+      const top = await page.locator("#probs .bar.top span").first().textContent();
+      if (prepare && top === ex.label) right++;
+      if (!prepare && top === ex.label) rawRight++;
+      if (prepare && top !== ex.label) console.log(`photo of a ${ex.label} (test image ${ex.index}) read as ${top}`);
+    }
+  }
+  await page.setChecked("#prepare", true);
+  console.log(`photos of digits on paper: ${right} of ${examples.length} read right prepared, ${rawRight} without preparation`);
+  if (right < examples.length) fail(`prepared photos read right: ${right} of ${examples.length}`);
+  await page.screenshot({ path: `${out}/explorer-upload.png`, fullPage: true });
+
+  // A file that is not an image leaves nothing of the previous prediction.
+  await page.setInputFiles("#upload", { name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
+  await page.waitForFunction(() => document.getElementById("probs").textContent.startsWith("error")
+    && !document.querySelector("canvas.fmap") && document.getElementById("detail").hidden,
+    null, { timeout: 10000 }).catch(() => fail("a failed upload left the previous prediction on the page"));
+  console.log("a failed upload resets the panels and says why");
+
   // Clear leaves nothing of the last prediction: no probabilities, no maps, no detail.
   await page.locator("#clear").click();
   await page.waitForFunction(() => !document.querySelector("#probs .bar")

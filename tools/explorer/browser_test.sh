@@ -13,7 +13,10 @@ if [ -z "$RUN" ]; then
   rm -rf target/explorer-run
   # Class 0's name is markup (script injection through --class-names): the
   # page must show it as text.
+  # The README's default net with a batch norm after the first convolution:
+  # a layer with negative values for the colour scale to show.
   "$BIN" train --limit 6000 --epochs 2 --quiet --out target/explorer-run --name mnist \
+    --model 32C5-BN-P2-64C5-P2-128-D0.4-10 \
     --class-names '<img src=x onerror=window.__xss=1>,1,2,3,4,5,6,7,8,9' >/dev/null
   RUN=target/explorer-run/mnist
   export HOSTILE_NAMES=1

@@ -163,6 +163,49 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert!(first["max"].as_f64().unwrap() > first["min"].as_f64().unwrap());
     assert_eq!(p["layers"].as_array().unwrap().len(), layers.len());
 
+    // An upload is prepared as MNIST's digits were: a dark bar on light
+    // paper, off-centre, comes back inverted, 20 pixels tall and centred;
+    // the answer carries the input exactly as the model received it.
+    let photo = {
+        let img = image::GrayImage::from_fn(120, 90, |x, y| {
+            image::Luma([if (70..80).contains(&x) && (10..70).contains(&y) {
+                20
+            } else {
+                235
+            }])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let input = |p: &serde_json::Value| -> Vec<f32> {
+        use base64::Engine;
+        let b = base64::engine::general_purpose::STANDARD
+            .decode(p["input"]["values"].as_str().unwrap())
+            .unwrap();
+        b.chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    let (s, body) = post(a, "/api/predict", &photo);
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    assert_eq!(p["preparation"]["inverted"], true, "{}", p["preparation"]);
+    let x = input(&p);
+    assert_eq!(x.len(), 784);
+    let rows: Vec<usize> = (0..28)
+        .filter(|r| x[r * 28..(r + 1) * 28].iter().any(|&v| v > 0.5))
+        .collect();
+    assert_eq!((rows.len(), rows[0]), (20, 4), "{rows:?}");
+    assert!(x[0] == 0.0 && x[783] == 0.0, "paper is black");
+    let (s, body) = post(a, "/api/predict?prepare=0", &photo);
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    assert_eq!(p["preparation"]["digit"], false);
+    let mean = input(&p).iter().sum::<f32>() / 784.0;
+    assert!(mean > 0.7, "unprepared, the paper stays light: {mean}");
+    assert_eq!(post(a, "/api/predict?prepare=yes", &photo).0, 400);
+
     // Bad images and bodies.
     let (s, body) = post(a, "/api/predict", b"not an image");
     assert!(

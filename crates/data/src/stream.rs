@@ -141,7 +141,21 @@ impl FileStore {
 /// channel, RGB for 3), resized with bilinear interpolation when its size
 /// differs.
 pub fn decode_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<Vec<u8>> {
-    let img = crate::decode::open_image(path)?;
+    resize_image(&crate::decode::open_image(path)?, h, w, channels, path)
+}
+
+/// A decoded image as `[h, w, channels]` bytes (channels 1: luma, else
+/// RGB), resized as every image the nets read is: bilinear (a triangle
+/// filter stretched by the scale when shrinking, as `image`'s Triangle is),
+/// with SIMD: a 400x300 photo to 128x128 in a fraction of the decoding's
+/// time. `source` names the image in errors.
+pub fn resize_image(
+    img: &image::DynamicImage,
+    h: usize,
+    w: usize,
+    channels: usize,
+    source: &Path,
+) -> Result<Vec<u8>> {
     let (iw, ih) = (img.width(), img.height());
     let (pixels, pixel_type) = match channels {
         1 => (img.to_luma8().into_raw(), fir::PixelType::U8),
@@ -150,10 +164,7 @@ pub fn decode_image(path: &Path, h: usize, w: usize, channels: usize) -> Result<
     if ih as usize == h && iw as usize == w {
         return Ok(pixels);
     }
-    // Bilinear (a triangle filter stretched by the scale when shrinking, as
-    // `image`'s Triangle is), with SIMD: a 400x300 photo to 128x128 in a
-    // fraction of the decoding's time.
-    let resize_err = |e: String| format_err(path, "image size", "a resizable image", e);
+    let resize_err = |e: String| format_err(source, "image size", "a resizable image", e);
     let src = fir::images::Image::from_vec_u8(iw, ih, pixels, pixel_type)
         .map_err(|e| resize_err(e.to_string()))?;
     let mut dst = fir::images::Image::new(w as u32, h as u32, pixel_type);

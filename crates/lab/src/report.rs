@@ -157,29 +157,28 @@ pub struct Mistake {
     pub confidence: f32,
 }
 
+/// The probability the model gives its predicted class `pred` in row `i`
+/// (for one sigmoid output: p for class 1, 1 - p for class 0).
+fn confidence(probs: &Tensor, i: usize, pred: usize) -> f32 {
+    let k = probs.sample_len().max(1);
+    let p = &probs.data()[i * k..(i + 1) * k];
+    match (k, pred) {
+        (1, 1) => p[0],
+        (1, _) => 1.0 - p[0],
+        _ => p[pred],
+    }
+}
+
 /// The `n` most confidently wrong predictions.
 pub fn worst_mistakes(probs: &Tensor, truth: &[usize], n: usize) -> Vec<Mistake> {
-    let k = probs.sample_len().max(1);
     let pred = predicted_classes(probs);
     let mut wrong: Vec<Mistake> = (0..truth.len())
         .filter(|&i| pred[i] != truth[i])
-        .map(|i| {
-            let p = &probs.data()[i * k..(i + 1) * k];
-            let confidence = if k == 1 {
-                if pred[i] == 1 {
-                    p[0]
-                } else {
-                    1.0 - p[0]
-                }
-            } else {
-                p[pred[i]]
-            };
-            Mistake {
-                index: i,
-                truth: truth[i],
-                pred: pred[i],
-                confidence,
-            }
+        .map(|i| Mistake {
+            index: i,
+            truth: truth[i],
+            pred: pred[i],
+            confidence: confidence(probs, i, pred[i]),
         })
         .collect();
     wrong.sort_by(|a, b| {
@@ -189,6 +188,24 @@ pub fn worst_mistakes(probs: &Tensor, truth: &[usize], n: usize) -> Vec<Mistake>
     });
     wrong.truncate(n);
     wrong
+}
+
+/// For each of `classes` classes, the sample of that class predicted right
+/// with the most confidence (the first on ties) and that confidence; `None`
+/// for a class never predicted right.
+pub fn best_examples(probs: &Tensor, truth: &[usize], classes: usize) -> Vec<Option<(usize, f32)>> {
+    let pred = predicted_classes(probs);
+    let mut best: Vec<Option<(usize, f32)>> = vec![None; classes];
+    for (i, (&t, &p)) in truth.iter().zip(&pred).enumerate() {
+        if t != p || t >= classes {
+            continue;
+        }
+        let c = confidence(probs, i, p);
+        if best[t].is_none_or(|(_, b)| c > b) {
+            best[t] = Some((i, c));
+        }
+    }
+    best
 }
 
 /// Draws the mistakes as a grid of images captioned "true -> predicted (p)".
@@ -338,5 +355,27 @@ mod tests {
         assert_eq!(w.len(), 3);
         assert_eq!((w[0].index, w[0].pred), (0, 0));
         assert!((w[0].confidence - 0.9).abs() < 1e-6 && w[1].index == 2);
+    }
+
+    #[test]
+    fn best_examples_are_the_most_confident_right_ones() {
+        // Rows: class 0 right (0.6), class 0 right (0.9), class 1 wrong,
+        // class 1 right (0.7); class 2 never right.
+        let probs = Tensor::from_vec(
+            &[5, 3],
+            vec![
+                0.6, 0.3, 0.1, 0.9, 0.05, 0.05, 0.8, 0.1, 0.1, 0.2, 0.7, 0.1, 0.5, 0.4, 0.1,
+            ],
+        )
+        .unwrap();
+        let b = best_examples(&probs, &[0, 0, 1, 1, 2], 3);
+        assert_eq!(b[0].map(|e| e.0), Some(1));
+        assert_eq!(b[1].map(|e| e.0), Some(3));
+        assert!((b[1].unwrap().1 - 0.7).abs() < 1e-6);
+        assert_eq!(b[2], None);
+        // One sigmoid output: class 0's confidence is 1 - p.
+        let one = Tensor::from_vec(&[2, 1], vec![0.2, 0.4]).unwrap();
+        let b = best_examples(&one, &[0, 0], 2);
+        assert_eq!(b[0], Some((0, 0.8)));
     }
 }

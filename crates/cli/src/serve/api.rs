@@ -1,7 +1,9 @@
 //! The explorer's JSON endpoints (see `mod.rs` for the routes).
 //!
-//! Feature maps travel as base64 bytes: each map scaled to 0..255 over the
-//! layer's own min..max (sent along), channels last, as the tensor is.
+//! Values (the model's input, every layer's output, a filter) travel as the
+//! base64 of their little-endian `f32` bytes, channels last as the tensor
+//! is, with their min and max: the page shows and colours the model's own
+//! numbers, and hovering a unit reads its exact value.
 
 use super::geometry::receptive_field;
 use super::{Explorer, Reply};
@@ -22,22 +24,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// Values scaled to bytes over their own range; `(bytes, min, max)`.
-fn quantize(v: &[f32]) -> (Vec<u8>, f32, f32) {
-    let (lo, hi) = v
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
-            (a.min(x), b.max(x))
-        });
-    let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 0.0) };
-    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-    let bytes = v
-        .iter()
-        .map(|&x| ((x - lo) * scale).round().clamp(0.0, 255.0) as u8)
-        .collect();
-    (bytes, lo, hi)
 }
 
 /// Class names of the run, or the label numbers.
@@ -156,8 +142,17 @@ impl Drop for Slot {
     }
 }
 
-/// Decodes an uploaded image to the model's input `[1, H, W, C]` in [0, 1].
-fn decode_upload(body: &[u8], shape: &[usize]) -> Result<Tensor, Reply> {
+/// How an upload was made into the model's input.
+struct Prepared {
+    x: Tensor,
+    /// What was done, for the page.
+    json: Value,
+}
+
+/// Decodes an uploaded image to the model's input `[1, H, W, C]` in [0, 1]:
+/// for a 28x28x1 model with `digit`, prepared as MNIST's digits were
+/// (`convnet_data::digit`); otherwise resized as `convnet predict` resizes.
+fn decode_upload(body: &[u8], shape: &[usize], digit: bool) -> Result<Prepared, Reply> {
     if shape.len() != 3 || !(shape[2] == 1 || shape[2] == 3) {
         return Err(Reply::error(
             400,
@@ -169,31 +164,82 @@ fn decode_upload(body: &[u8], shape: &[usize]) -> Result<Tensor, Reply> {
     let _slot = DECODE_SLOTS.acquire();
     let img = convnet_data::image_from_memory(body, "upload")
         .map_err(|e| Reply::error(400, format!("the body is not a readable image: {e}")))?;
-    let (h, w) = (shape[0] as u32, shape[1] as u32);
-    let img = if img.width() == w && img.height() == h {
-        img
-    } else {
-        img.resize_exact(w, h, image::imageops::FilterType::Triangle)
+    let (h, w, c) = (shape[0], shape[1], shape[2]);
+    let source = std::path::Path::new("upload");
+    let resize = |h: usize, w: usize| {
+        convnet_data::stream::resize_image(&img, h, w, c, source)
+            .map_err(|e| Reply::error(400, e.to_string()))
     };
-    let bytes = if shape[2] == 1 {
-        img.to_luma8().into_raw()
+    let side = convnet_data::digit::SIDE;
+    let (values, json) = if digit && (h, w, c) == (side, side, 1) {
+        // Large photos are brought to at most 280 pixels a side first (ten
+        // times the field; the ink ends up in 20 pixels anyway).
+        let (iw, ih) = (img.width() as usize, img.height() as usize);
+        let k = (280.0 / ih.max(iw) as f64).min(1.0);
+        let (sh, sw) = (
+            ((ih as f64 * k).round() as usize).max(1),
+            ((iw as f64 * k).round() as usize).max(1),
+        );
+        let gray: Vec<f32> = resize(sh, sw)?.iter().map(|&b| b as f32 / 255.0).collect();
+        let d = convnet_data::prepare_digit(&gray, sh, sw)
+            .map_err(|e| Reply::error(400, e.to_string()))?;
+        let note = match d.ink {
+            None => "no ink found: the model sees an empty field".to_string(),
+            Some(_) if d.inverted => "light background inverted; ink fitted to 20x20 and centred by mass in 28x28, as MNIST's digits".to_string(),
+            Some(_) => "ink fitted to 20x20 and centred by mass in 28x28, as MNIST's digits".to_string(),
+        };
+        let json = json!({"digit": true, "inverted": d.inverted, "ink": d.ink.map(|(t, b, l, r)| [t, b, l, r]),
+                          "source": [sh, sw], "note": note});
+        (d.pixels, json)
     } else {
-        img.to_rgb8().into_raw()
+        let bytes = resize(h, w)?;
+        let note = format!("resized to {h}x{w} as `convnet predict` does");
+        let json = json!({"digit": false, "note": note});
+        (bytes.iter().map(|&b| b as f32 / 255.0).collect(), json)
     };
-    let v = bytes.iter().map(|&b| b as f32 / 255.0).collect();
-    Ok(Tensor::from_vec(&[1, shape[0], shape[1], shape[2]], v).expect("sizes agree"))
+    let x = Tensor::from_vec(&[1, h, w, c], values).expect("sizes agree");
+    Ok(Prepared { x, json })
 }
 
-/// `POST /api/predict` (body: an image file): probabilities and every
-/// layer's output for that image.
-pub fn predict(ex: &Explorer, body: &[u8]) -> Result<Value, Reply> {
+/// Values as base64 of their little-endian `f32` bytes (the page reads them
+/// into a `Float32Array`).
+fn b64_f32(v: &[f32]) -> String {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    b64(&bytes)
+}
+
+/// A value's `{shape, min, max, values}` (shape without the batch).
+fn tensor_json(t: &Tensor) -> Value {
+    let (lo, hi) = range(t.data());
+    json!({"shape": &t.shape()[1..], "min": lo, "max": hi, "values": b64_f32(t.data())})
+}
+
+/// The smallest and largest finite values (0, 0 when there are none).
+fn range(v: &[f32]) -> (f32, f32) {
+    let (lo, hi) = v
+        .iter()
+        .filter(|x| x.is_finite())
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        });
+    if lo.is_finite() {
+        (lo, hi)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+/// `POST /api/predict[?prepare=0]` (body: an image file): probabilities and
+/// every layer's output for that image, the input exactly as the model
+/// received it, and how the upload was prepared.
+pub fn predict(ex: &Explorer, body: &[u8], prepare: bool) -> Result<Value, Reply> {
     if body.is_empty() {
         return Err(Reply::error(
             400,
             "empty body: send an image file (PNG, JPEG, BMP, GIF)",
         ));
     }
-    let x = decode_upload(body, &ex.cfg.model.input_shape)?;
+    let Prepared { x, json: how } = decode_upload(body, &ex.cfg.model.input_shape, prepare)?;
     let names = ex.cfg.model.summary().map(|s| s.rows).unwrap_or_default();
     with_model(ex, |m| {
         let outs = m.trace(&x);
@@ -215,21 +261,16 @@ pub fn predict(ex: &Explorer, body: &[u8]) -> Result<Value, Reply> {
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let (bytes, lo, hi) = quantize(t.data());
-                json!({
-                    "index": i,
-                    "name": names.get(i).map(|r| r.name.clone()),
-                    "shape": &t.shape()[1..],
-                    "min": lo,
-                    "max": hi,
-                    "data": b64(&bytes),
-                })
+                let mut v = tensor_json(t);
+                v["index"] = json!(i);
+                v["name"] = json!(names.get(i).map(|r| r.name.clone()));
+                v
             })
             .collect();
-        let (input, lo, hi) = quantize(x.data());
         Ok(json!({
             "probabilities": probs,
-            "input": {"shape": &x.shape()[1..], "min": lo, "max": hi, "data": b64(&input)},
+            "input": tensor_json(&x),
+            "preparation": how,
             "layers": layers,
         }))
     })
@@ -270,10 +311,8 @@ pub fn filter(ex: &Explorer, layer: usize, map: usize) -> Result<Value, Reply> {
             .step_by(s[3])
             .copied()
             .collect();
-        let (bytes, lo, hi) = quantize(&w);
-        Ok(
-            json!({"shape": [s[0], s[1], s[2]], "min": lo, "max": hi, "data": b64(&bytes), "values": w}),
-        )
+        let (lo, hi) = range(&w);
+        Ok(json!({"shape": [s[0], s[1], s[2]], "min": lo, "max": hi, "values": b64_f32(&w)}))
     })
 }
 
@@ -411,6 +450,7 @@ fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
     let classes = class_names(ex, k);
     let confusion = convnet_lab::report::confusion_matrix(&truth, &pred, classes.len());
     let wrong = convnet_lab::report::worst_mistakes(&probs, &truth, MISTAKES);
+    let examples = convnet_lab::report::best_examples(&probs, &truth, classes.len());
     let hits = truth.iter().zip(&pred).filter(|(t, p)| t == p).count();
     let json = json!({
         "split": what,
@@ -418,6 +458,8 @@ fn evaluation(ex: &Explorer) -> Result<Arc<Evaluation>, Reply> {
         "accuracy": hits as f64 / truth.len().max(1) as f64,
         "classes": classes,
         "confusion": confusion,
+        "examples": examples.iter().enumerate().filter_map(|(c, e)| e.map(|(index, p)|
+            json!({"index": index, "class": c, "confidence": p}))).collect::<Vec<_>>(),
         "mistakes": wrong.iter().map(|m| json!({"index": m.index, "truth": m.truth,
             "pred": m.pred, "confidence": m.confidence})).collect::<Vec<_>>(),
     });
@@ -467,10 +509,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantize_spans_the_byte_range_and_survives_constants() {
-        let (b, lo, hi) = quantize(&[-1.0, 0.0, 1.0]);
-        assert_eq!((b, lo, hi), (vec![0, 128, 255], -1.0, 1.0));
-        assert_eq!(quantize(&[2.0, 2.0]).0, vec![0, 0]);
-        assert_eq!(quantize(&[]).0, Vec::<u8>::new());
+    fn values_travel_as_little_endian_f32_and_ranges_skip_non_finite() {
+        let text = b64_f32(&[1.0, -2.5]);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap();
+        assert_eq!(
+            bytes,
+            [1.0f32.to_le_bytes(), (-2.5f32).to_le_bytes()].concat()
+        );
+        assert_eq!(range(&[3.0, f32::NAN, -1.0, f32::INFINITY]), (-1.0, 3.0));
+        assert_eq!(range(&[]), (0.0, 0.0));
     }
 }

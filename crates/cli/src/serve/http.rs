@@ -53,7 +53,7 @@ pub struct Response {
 
 /// What the page may load and run: its own files only (no inline script,
 /// no other origin), images from itself and `data:` URLs (the maps).
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data:; \
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' data: blob:; \
      script-src 'self'; style-src 'self'; connect-src 'self'; object-src 'none'; \
      base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 

@@ -51,6 +51,7 @@ pub struct ServeArgs {
 /// The page's files, compiled into the binary.
 const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
+const MAPS_JS: &str = include_str!("page/maps.js");
 /// The tab's icon (browsers ask for `/favicon.ico` on every load): a 3x3
 /// grid of filter weights.
 const FAVICON_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 3 3\">\
@@ -214,6 +215,24 @@ fn query_usize(url: &str, key: &str) -> Result<usize, Reply> {
     })
 }
 
+/// `?prepare=0` -> false; absent -> true; 1 -> true; anything else a 400.
+fn query_flag(url: &str, key: &str) -> Result<bool, Reply> {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    match query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+    {
+        None | Some("1") => Ok(true),
+        Some("0") => Ok(false),
+        Some(raw) => Err(Reply::error(
+            400,
+            format!("query parameter '{key}': expected 0 or 1, found '{raw}'"),
+        )),
+    }
+}
+
 /// The run folder's pictures the page may show (nothing else is read).
 const RUN_PICTURES: [&str; 4] = [
     "loss.png",
@@ -231,10 +250,14 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
             Ok(Reply::ok("text/html; charset=utf-8", INDEX_HTML))
         }
         ("GET", "/app.js") => Ok(Reply::ok("text/javascript; charset=utf-8", APP_JS)),
+        ("GET", "/maps.js") => Ok(Reply::ok("text/javascript; charset=utf-8", MAPS_JS)),
         ("GET", "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
         ("GET", "/favicon.ico" | "/favicon.svg") => Ok(Reply::ok("image/svg+xml", FAVICON_SVG)),
         ("GET", "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
-        ("POST", "/api/predict") => api::predict(ex, &request.body).map(|v| Reply::json(&v)),
+        ("POST", "/api/predict") => match query_flag(url, "prepare") {
+            Ok(prepare) => api::predict(ex, &request.body, prepare).map(|v| Reply::json(&v)),
+            Err(e) => Err(e),
+        },
         ("GET", "/api/filter") => {
             let (layer, map) = match (query_usize(url, "layer"), query_usize(url, "map")) {
                 (Ok(l), Ok(m)) => (l, m),
@@ -264,7 +287,8 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
                 None => Err(Reply::error(404, format!("no such picture '{name}'"))),
             }
         }
-        (_, "/" | "/index.html" | "/app.js" | "/app.css" | "/api/model" | "/api/history")
+        (_, "/" | "/index.html" | "/app.js" | "/maps.js" | "/app.css" | "/api/model")
+        | (_, "/api/history")
         | (_, "/api/filter" | "/api/patch" | "/api/evaluation" | "/api/sample")
         | (_, "/api/predict") => Err(Reply::error(
             405,
@@ -310,6 +334,18 @@ mod tests {
             .contains("expected a number"));
         assert_eq!(
             query_usize("/api/patch", "layer").err().unwrap().status,
+            400
+        );
+        assert_eq!(query_flag("/api/predict", "prepare").ok(), Some(true));
+        assert_eq!(
+            query_flag("/api/predict?prepare=0", "prepare").ok(),
+            Some(false)
+        );
+        assert_eq!(
+            query_flag("/api/predict?prepare=yes", "prepare")
+                .err()
+                .unwrap()
+                .status,
             400
         );
     }

@@ -1,6 +1,7 @@
 // convnet explorer: draws on a canvas, asks the server for predictions and
 // every layer's outputs, and shows maps, filters, receptive fields, pooling
-// before/after, curves, the confusion matrix and mistakes. No libraries.
+// before/after, curves, the confusion matrix and mistakes. No libraries;
+// colours and values in maps.js.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -12,42 +13,8 @@ const esc = (v) => String(v).replace(/[&<>"']/g, (c) =>
 let MODEL = null;     // /api/model
 let LAST = null;      // the last /api/predict answer
 let inputBlob = null; // what was predicted (drawn or uploaded)
-
-function bytesOf(b64) {
-  const s = atob(b64);
-  const out = new Uint8Array(s.length);
-  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
-  return out;
-}
-
-// An [H, W, C] byte tensor drawn into a canvas scaled by `scale`: channel
-// `ch` as grey, or (rgb) the three channels as colour.
-function drawBytes(bytes, shape, scale, pixel) {
-  const [h, w] = shape;
-  const cv = document.createElement("canvas");
-  cv.width = w; cv.height = h;
-  cv.style.width = (w * scale) + "px"; cv.style.height = (h * scale) + "px";
-  const ctx = cv.getContext("2d");
-  const img = ctx.createImageData(w, h);
-  for (let i = 0; i < h * w; i++) {
-    const [r, g, b] = pixel(i);
-    img.data[4 * i] = r; img.data[4 * i + 1] = g; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
-  }
-  ctx.putImageData(img, 0, 0);
-  return cv;
-}
-
-// Channel `ch` of an [H, W, C] byte tensor, grey.
-function mapCanvas(bytes, shape, ch, scale) {
-  const c = shape[2];
-  return drawBytes(bytes, shape, scale, (i) => { const v = bytes[i * c + ch]; return [v, v, v]; });
-}
-
-// An RGB or grey [H, W, C] image (C = 1 or 3) as one canvas.
-function imageCanvas(bytes, shape, scale) {
-  if (shape[2] !== 3) return mapCanvas(bytes, shape, 0, scale);
-  return drawBytes(bytes, shape, scale, (i) => [bytes[3 * i], bytes[3 * i + 1], bytes[3 * i + 2]]);
-}
+let inputRaw = false;  // a test image: sent as stored, never prepared
+let DETAIL = null;     // the map whose detail is open: {index, ch}
 
 async function getJSON(url) {
   const r = await fetch(url);
@@ -122,18 +89,36 @@ function resetPrediction() {
   LAST = null;
   inputBlob = null;
   $("probs").innerHTML = "";
+  $("prep-note").textContent = "";
+  DETAIL = null;
   $("maps").innerHTML = '<p class="muted">Draw or upload an image.</p>';
   $("detail").hidden = true;
 }
 
-async function predict(blob) {
+// Whether uploads and drawings are prepared as MNIST's digits were (only
+// offered for 28x28x1 models).
+const preparing = () => !$("prepare-row").hidden && $("prepare").checked;
+
+async function predict(blob, raw = false) {
   inputBlob = blob;
-  const r = await fetch("/api/predict", { method: "POST", body: blob });
+  inputRaw = raw;
+  const prepare = preparing() && !raw ? 1 : 0;
+  const r = await fetch(`/api/predict?prepare=${prepare}`, { method: "POST", body: blob });
   const v = await r.json();
   if (!r.ok) { resetPrediction(); $("probs").textContent = "error: " + v.error; return; }
+  if (inputBlob !== blob) return; // a newer input was sent meanwhile
   LAST = v;
+  v.input.vals = valuesOf(v.input.values);
+  v.layers.forEach((l) => { l.vals = valuesOf(l.values); });
+  $("prep-note").textContent = raw ? "a test image: as stored, not prepared again" : v.preparation.note;
   showProbabilities(v.probabilities);
   showMaps(v);
+  refreshDetail();
+}
+
+// The open detail follows the newest prediction (never the last one's).
+function refreshDetail() {
+  if (DETAIL && LAST && !$("detail").hidden) showDetail(LAST.layers[DETAIL.index], DETAIL.ch, false);
 }
 
 function showProbabilities(probs) {
@@ -150,16 +135,23 @@ function showProbabilities(probs) {
   });
 }
 
+// Per-map or per-layer colour scale (the switch above the maps).
+const perMap = () => $("scale").value === "map";
+
 function showMaps(v) {
   const box = $("maps");
   box.innerHTML = "";
   const inputRow = document.createElement("div");
   inputRow.className = "maprow";
-  inputRow.innerHTML = `<div class="title">input ${esc(v.input.shape.join("x"))}</div>`;
-  const inputCv = imageCanvas(bytesOf(v.input.data), v.input.shape, Math.max(1, Math.floor(84 / v.input.shape[0])));
+  const [ih, iw, ic] = v.input.shape;
+  inputRow.innerHTML = `<div class="title">input ${esc(v.input.shape.join("x"))}: exactly what the model receives (0 black, 1 white)</div>`;
+  const inputCv = inputCanvas(v.input.vals, v.input.shape, Math.max(1, Math.floor(84 / ih)));
   inputCv.id = "input-canvas";
+  hoverValues(inputCv, ih, iw, (y, x) => `input (${y}, ${x}) = ` +
+    [...v.input.vals.slice((y * iw + x) * ic, (y * iw + x + 1) * ic)].map((a) => a.toFixed(4)).join(", "));
   inputRow.appendChild(inputCv);
   box.appendChild(inputRow);
+  const last = v.layers.length - 1;
   v.layers.forEach((l) => {
     const meta = MODEL.layers[l.index];
     const row = document.createElement("div");
@@ -167,27 +159,43 @@ function showMaps(v) {
     row.id = "maps-" + l.index;
     const title = document.createElement("div");
     title.className = "title";
-    title.textContent = `${meta.name} (${meta.kind}) ${l.shape.join("x")}  range ${l.min.toFixed(3)}..${l.max.toFixed(3)}`;
+    title.textContent = `${meta.name} (${meta.kind}) ${l.shape.join("x")}  range ${l.min.toFixed(3)}..${l.max.toFixed(3)} `;
     row.appendChild(title);
     const maps = document.createElement("div");
     maps.className = "maps";
-    const bytes = bytesOf(l.data);
+    const signed = l.min < 0;
     if (l.shape.length === 3) {
-      const [h, , c] = l.shape;
+      const [h, w, c] = l.shape;
       const scale = Math.max(1, Math.floor(48 / h));
+      const layerMax = maxAbs(l.vals, c, -1);
+      if (!perMap()) title.appendChild(legend(layerMax, signed));
       for (let ch = 0; ch < c; ch++) {
-        const cv = mapCanvas(bytes, l.shape, ch, scale);
-        cv.title = `${meta.name} map ${ch}`;
+        const m = perMap() ? maxAbs(l.vals, c, ch) : layerMax;
+        const cv = divergingCanvas(l.vals, l.shape, ch, scale, m);
         cv.className = "fmap";
+        cv.dataset.map = ch;
+        hoverValues(cv, h, w, (y, x) => `${meta.name} map ${ch} (${y}, ${x}) = ${l.vals[(y * w + x) * c + ch].toPrecision(5)}`);
         cv.onclick = () => showDetail(l, ch);
         maps.appendChild(cv);
       }
+      if (perMap()) title.appendChild(document.createTextNode("(each map scaled to its own largest |value|)"));
     } else {
-      // A vector: one bar of cells.
-      const n = l.shape[0];
-      const cv = mapCanvas(bytes, [1, n, 1], 0, Math.max(1, Math.floor(300 / n)));
-      cv.style.height = "16px";
-      maps.appendChild(cv);
+      // A vector (Flatten, Dense, the output): rows of cells; the output's
+      // cells named by class.
+      const m = maxAbs(l.vals, 1, -1);
+      title.appendChild(legend(m, signed));
+      const labels = l.index === last ? MODEL.classes : null;
+      const cells = vectorCanvas(l.vals, m, labels);
+      const cv = cells.tagName === "CANVAS" ? cells : cells.querySelector("canvas");
+      cv.className = "vec";
+      const n = l.vals.length, perRow = cv.width;
+      hoverValues(cv, cv.height, perRow, (y, x) => {
+        const i = y * perRow + x;
+        if (i >= n) return "";
+        const name = labels ? ` (${labels[i]})` : "";
+        return `${meta.name} unit ${i}${name} = ${l.vals[i].toPrecision(5)}`;
+      });
+      maps.appendChild(cells);
     }
     row.appendChild(maps);
     box.appendChild(row);
@@ -195,19 +203,22 @@ function showMaps(v) {
 }
 
 // ---- one map: zoomed, its filter, its receptive field, pooling before/after ----
-async function showDetail(l, ch) {
+async function showDetail(l, ch, scroll = true) {
   const meta = MODEL.layers[l.index];
+  DETAIL = { index: l.index, ch };
   document.querySelectorAll(".layer.sel").forEach((e) => e.classList.remove("sel"));
   const box = $("layer-" + l.index);
   if (box) box.classList.add("sel");
   $("detail").hidden = false;
-  $("detail").scrollIntoView({ block: "nearest" });
+  if (scroll) $("detail").scrollIntoView({ block: "nearest" });
   $("detail-title").textContent = `${meta.name} (${meta.kind}), map ${ch}`;
   const body = $("detail-body");
   body.innerHTML = "";
   const [h, w] = l.shape;
   const scale = Math.max(2, Math.floor(160 / Math.max(h, w)));
-  const zoom = mapCanvas(bytesOf(l.data), l.shape, ch, scale);
+  const c = l.shape[2];
+  const zoom = divergingCanvas(l.vals, l.shape, ch, scale, maxAbs(l.vals, c, perMap() ? ch : -1));
+  hoverValues(zoom, h, w, (y, x) => `map ${ch} (${y}, ${x}) = ${l.vals[(y * w + x) * c + ch].toPrecision(5)}`);
   zoom.id = "detail-map";
   zoom.title = "click a pixel: the input patch it looks at";
   body.appendChild(labelled(zoom, "this map (click a pixel)"));
@@ -218,31 +229,38 @@ async function showDetail(l, ch) {
     } catch (err) { $("detail-note").textContent = err.message; }
   };
   zoom.onclick = (e) => {
-    const r = zoom.getBoundingClientRect();
-    patchAt(Math.floor((e.clientY - r.top) / scale), Math.floor((e.clientX - r.left) / scale));
+    const at = unitAt(zoom, e, h, w);
+    if (at) patchAt(...at);
   };
   // Start with the patch of the map's strongest pixel.
-  const mb = bytesOf(l.data), c = l.shape[2];
   let best = 0;
-  for (let i = 1; i < h * w; i++) if (mb[i * c + ch] > mb[best * c + ch]) best = i;
+  for (let i = 1; i < h * w; i++) if (l.vals[i * c + ch] > l.vals[best * c + ch]) best = i;
   patchAt(Math.floor(best / w), best % w);
   if (meta.role === "filters") {
     try {
       const f = await getJSON(`/api/filter?layer=${l.index}&map=${ch}`);
-      const fb = bytesOf(f.data);
+      const fv = valuesOf(f.values);
       const fs = Math.max(4, Math.floor(72 / f.shape[0]));
       const row = document.createElement("div");
       const show = Math.min(f.shape[2], 8);
-      for (let c = 0; c < show; c++) row.appendChild(mapCanvas(fb, f.shape, c, fs));
+      const fm = maxAbs(fv, 1, -1);
+      for (let k = 0; k < show; k++) {
+        const kc = divergingCanvas(fv, f.shape, k, fs, fm);
+        const [kh, kw, kn] = f.shape;
+        hoverValues(kc, kh, kw, (y, x) => `weight (${y}, ${x}) of input channel ${k} = ${fv[(y * kw + x) * kn + k].toPrecision(5)}`);
+        row.appendChild(kc);
+      }
+      row.appendChild(legend(fm, true));
       body.appendChild(labelled(row, `its filter ${f.shape.join("x")}` + (f.shape[2] > show ? ` (first ${show} of ${f.shape[2]} input channels)` : "")));
     } catch (err) { $("detail-note").textContent = err.message; }
   }
   if (meta.role === "pooling" && meta.inputs.length) {
     const src = MODEL.layers.findIndex((m) => m.name === meta.inputs[0]);
-    const before = src >= 0 ? LAST.layers[src] : { data: LAST.input.data, shape: LAST.input.shape };
+    const before = src >= 0 ? LAST.layers[src] : LAST.input;
     if (before.shape.length === 3 && ch < before.shape[2]) {
       const bs = Math.max(2, Math.floor(160 / before.shape[0]));
-      body.insertBefore(labelled(mapCanvas(bytesOf(before.data), before.shape, ch, bs),
+      const bc = before.shape[2];
+      body.insertBefore(labelled(divergingCanvas(before.vals, before.shape, ch, bs, maxAbs(before.vals, bc, perMap() ? ch : -1)),
         `before pooling ${before.shape[0]}x${before.shape[1]}`), zoom.parentNode);
       $("detail-note").textContent = `Pooling keeps the ${meta.kind.startsWith("Max") ? "largest" : "mean"} value of each window: ${before.shape[0]}x${before.shape[1]} becomes ${h}x${w}.`;
       return;
@@ -263,7 +281,7 @@ function showPatch(p, y, x) {
   const src = $("input-canvas");
   const [h, w] = LAST.input.shape;
   const scale = Math.max(2, Math.floor(160 / h));
-  const cv = imageCanvas(bytesOf(LAST.input.data), LAST.input.shape, scale);
+  const cv = inputCanvas(LAST.input.vals, LAST.input.shape, 1);
   const big = document.createElement("canvas");
   big.width = w * scale; big.height = h * scale;
   const ctx = big.getContext("2d");
@@ -302,17 +320,27 @@ function setupCanvas() {
   });
   cv.addEventListener("pointerup", () => { drawing = false; send(); });
   $("clear").onclick = () => { clear(); resetPrediction(); };
+  $("prepare").onchange = () => { if (inputBlob) predict(inputBlob, inputRaw); };
+  $("scale").onchange = () => { if (LAST) { showMaps(LAST); refreshDetail(); } };
   $("upload").onchange = (e) => { const f = e.target.files[0]; if (f) { showUpload(f); predict(f); } };
 }
 
+// The upload on the drawing canvas (a file the browser cannot show leaves
+// it blank, as the server's answer leaves the panels).
 function showUpload(blob) {
   const img = new Image();
+  const cv = $("draw"), ctx = cv.getContext("2d");
+  const blank = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, cv.width, cv.height); };
   img.onload = () => {
-    const cv = $("draw"), ctx = cv.getContext("2d");
-    ctx.fillStyle = "#000"; ctx.fillRect(0, 0, cv.width, cv.height);
+    blank();
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(img, 0, 0, cv.width, cv.height);
+    // Aspect kept, centred.
+    const k = Math.min(cv.width / img.width, cv.height / img.height);
+    const w = img.width * k, h = img.height * k;
+    ctx.drawImage(img, (cv.width - w) / 2, (cv.height - h) / 2, w, h);
+    URL.revokeObjectURL(img.src);
   };
+  img.onerror = blank;
   img.src = URL.createObjectURL(blob);
 }
 
@@ -365,21 +393,30 @@ async function evaluate() {
   v.confusion.forEach((row, i) => {
     t += `<tr><th>${esc(v.classes[i])}</th>` + row.map((n, j) => `<td class="${i === j ? "diag" : ""}">${n}</td>`).join("") + "</tr>";
   });
-  box.insertAdjacentHTML("beforeend", t + "</table><h2>Most confident mistakes <small>(click one to load it)</small></h2>");
-  const grid = document.createElement("div");
-  grid.className = "mistakes";
-  v.mistakes.forEach((m) => {
-    const d = document.createElement("div");
-    d.className = "mistake";
-    d.innerHTML = `<img src="/api/sample?index=${Number(m.index)}" alt="test image ${Number(m.index)}"><span>${esc(v.classes[m.truth])} &rarr; ${esc(v.classes[m.pred])} (${(100 * m.confidence).toFixed(0)} %)</span>`;
-    d.onclick = async () => {
-      const b = await (await fetch(`/api/sample?index=${m.index}`)).blob();
-      showUpload(b);
-      predict(b);
-    };
-    grid.appendChild(d);
-  });
-  box.appendChild(grid);
+  box.insertAdjacentHTML("beforeend", t + "</table>");
+  // Test images to load into the predictor: one per class (its most
+  // confident right prediction), then the most confident mistakes.
+  const samples = (title, items, caption, cls) => {
+    box.insertAdjacentHTML("beforeend", `<h2>${title} <small>(click one to load it)</small></h2>`);
+    const grid = document.createElement("div");
+    grid.className = "mistakes " + cls;
+    items.forEach((m) => {
+      const d = document.createElement("div");
+      d.className = "mistake";
+      d.dataset.index = Number(m.index);
+      d.innerHTML = `<img src="/api/sample?index=${Number(m.index)}" alt="test image ${Number(m.index)}"><span>${caption(m)}</span>`;
+      d.onclick = async () => {
+        const b = await (await fetch(`/api/sample?index=${Number(m.index)}`)).blob();
+        showUpload(b);
+        predict(b, true);
+      };
+      grid.appendChild(d);
+    });
+    box.appendChild(grid);
+  };
+  samples("One per class", v.examples, (m) => `${esc(v.classes[m.class])} (${(100 * m.confidence).toFixed(0)} %)`, "examples");
+  samples("Most confident mistakes", v.mistakes,
+    (m) => `${esc(v.classes[m.truth])} &rarr; ${esc(v.classes[m.pred])} (${(100 * m.confidence).toFixed(0)} %)`, "wrong");
 }
 
 async function main() {
@@ -387,6 +424,7 @@ async function main() {
   drawArchitecture();
   setupCanvas();
   const [h, w, c] = MODEL.input_shape;
+  $("prepare-row").hidden = !(h === 28 && w === 28 && c === 1);
   $("hint").textContent = (h === 28 && w === 28 && c === 1)
     ? "Draw a digit (white on black); the prediction updates as you draw."
     : `The model takes ${h}x${w}x${c} images: upload one (drawings are resized).`;
