@@ -82,6 +82,51 @@ try {
   if (preview.bad || !preview.ink) fail(`the preview differs from the model's input: ${JSON.stringify(preview)}`);
   console.log(`preview equals the model's input (${preview.n} pixels, ${preview.ink} inked); ${preview.note}`);
 
+  // Why: Grad-CAM on the last convolution, checked against a reference
+  // computed here from the layer's outputs and the class weights alpha the
+  // server sent: ReLU(sum_c alpha_c A_c), then bilinear to the input's grid.
+  const cam = await page.evaluate(() => {
+    const s = LAST.saliency, g = s.grad_cam;
+    const a = LAST.layers[g.node], [h, w, c] = a.shape;
+    const alpha = valuesOf(g.weights), map = valuesOf(g.map), up = valuesOf(g.upsampled);
+    let worst = 0;
+    const ref = new Float32Array(h * w);
+    for (let p = 0; p < h * w; p++) {
+      let z = 0;
+      for (let k = 0; k < c; k++) z += alpha[k] * a.vals[p * c + k];
+      ref[p] = Math.max(0, z);
+      worst = Math.max(worst, Math.abs(ref[p] - map[p]));
+    }
+    const [H, W] = LAST.input.shape;
+    const axis = (o, n, on) => {
+      const t = Math.min(Math.max((o + 0.5) * n / on - 0.5, 0), n - 1);
+      const i = Math.floor(t);
+      return [i, Math.min(i + 1, n - 1), t - i];
+    };
+    let worstUp = 0, peak = 0;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const [y0, y1, fy] = axis(y, h, H), [x0, x1, fx] = axis(x, w, W);
+      const v = (ref[y0 * w + x0] * (1 - fx) + ref[y0 * w + x1] * fx) * (1 - fy)
+        + (ref[y1 * w + x0] * (1 - fx) + ref[y1 * w + x1] * fx) * fy;
+      worstUp = Math.max(worstUp, Math.abs(v - up[y * W + x]));
+      peak = Math.max(peak, v);
+    }
+    return { layer: g.layer, shape: g.shape, worst, worstUp, peak, cls: s.class_name,
+      title: document.getElementById("why-title").textContent, shown: !!document.getElementById("why-cam") };
+  });
+  if (!cam.shown || cam.worst > 1e-4 * Math.max(1, cam.peak) || cam.worstUp > 1e-4 * Math.max(1, cam.peak) || !(cam.peak > 0))
+    fail(`Grad-CAM differs from the reference: ${JSON.stringify(cam)}`);
+  console.log(`${cam.title}: Grad-CAM on ${cam.layer} ${cam.shape.join("x")} equals the reference (largest difference ${cam.worst.toExponential(1)}, upsampled ${cam.worstUp.toExponential(1)})`);
+  // Another class's why: click its bar.
+  const other = await page.locator("#probs .bar:not(.top)").first();
+  const otherName = await other.locator("span").first().textContent();
+  await other.click();
+  await page.waitForFunction((n) => LAST && LAST.saliency.class_name === n
+    && document.getElementById("why-title").textContent.includes(n), otherName, { timeout: 10000 })
+    .catch(() => fail(`clicking class ${otherName} did not explain it`));
+  console.log(`clicking "${otherName}" explains that class`);
+  await page.screenshot({ path: `${out}/explorer-why.png`, fullPage: false });
+
   // Hover: a unit's exact value and position.
   // At 55 % across and 45 % down the map's content (Playwright's positions
   // start inside the border).

@@ -163,6 +163,30 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert!(first["max"].as_f64().unwrap() > first["min"].as_f64().unwrap());
     assert_eq!(p["layers"].as_array().unwrap().len(), layers.len());
 
+    // Why: Grad-CAM on the last convolution and gradient x input, of the
+    // predicted class or of the class asked for.
+    let why = &p["saliency"];
+    let best = probs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| {
+            a.1["p"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b.1["p"].as_f64().unwrap())
+        })
+        .unwrap()
+        .0;
+    assert_eq!(why["class"], best);
+    assert_eq!(why["grad_cam"]["layer"], layers[0]["name"]);
+    assert_eq!(why["grad_cam"]["shape"], serde_json::json!([28, 28]));
+    assert!(why["gradient_x_input"].as_str().unwrap().len() > 4 * 784);
+    let (s, body) = post(a, "/api/predict?class=3", &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["saliency"]["class"], 3);
+    assert_eq!(post(a, "/api/predict?class=10", &stroke_png()).0, 400);
+    assert_eq!(post(a, "/api/predict?class=x", &stroke_png()).0, 400);
+
     // An upload is prepared as MNIST's digits were: a dark bar on light
     // paper, off-centre, comes back inverted, 20 pixels tall and centred;
     // the answer carries the input exactly as the model received it.

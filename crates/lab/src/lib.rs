@@ -11,5 +11,6 @@ pub mod explain;
 pub mod grid;
 pub mod plot;
 pub mod report;
+pub mod saliency;
 
 pub use error::{LabError, Result};

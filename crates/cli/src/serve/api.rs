@@ -229,10 +229,16 @@ fn range(v: &[f32]) -> (f32, f32) {
     }
 }
 
-/// `POST /api/predict[?prepare=0]` (body: an image file): probabilities and
-/// every layer's output for that image, the input exactly as the model
-/// received it, and how the upload was prepared.
-pub fn predict(ex: &Explorer, body: &[u8], prepare: bool) -> Result<Value, Reply> {
+/// `POST /api/predict[?prepare=0][&class=K]` (body: an image file):
+/// probabilities and every layer's output for that image, the input exactly
+/// as the model received it, how the upload was prepared, and why: Grad-CAM
+/// and gradient x input of class K (the predicted class when absent).
+pub fn predict(
+    ex: &Explorer,
+    body: &[u8],
+    prepare: bool,
+    class: Option<usize>,
+) -> Result<Value, Reply> {
     if body.is_empty() {
         return Err(Reply::error(
             400,
@@ -242,9 +248,20 @@ pub fn predict(ex: &Explorer, body: &[u8], prepare: bool) -> Result<Value, Reply
     let Prepared { x, json: how } = decode_upload(body, &ex.cfg.model.input_shape, prepare)?;
     let names = ex.cfg.model.summary().map(|s| s.rows).unwrap_or_default();
     with_model(ex, |m| {
-        let outs = m.trace(&x);
+        let k: usize = m.output_shape().iter().product();
+        let classes = class_names(ex, k);
+        if let Some(c) = class.filter(|&c| c >= classes.len()) {
+            return Err(Reply::error(
+                400,
+                format!("class {c}: the model has {} classes", classes.len()),
+            ));
+        }
+        let (inspection, why) = convnet_lab::saliency::saliency(m, &x, class);
+        let mut outs = inspection.outputs;
+        if let Some(last) = outs.last_mut() {
+            *last = inspection.probabilities;
+        }
         let probs = outs.last().map(|t| t.data().to_vec()).unwrap_or_default();
-        let classes = class_names(ex, probs.len());
         let probs: Vec<Value> = if probs.len() == 1 {
             vec![
                 json!({"class": classes[0], "p": 1.0 - probs[0]}),
@@ -272,8 +289,23 @@ pub fn predict(ex: &Explorer, body: &[u8], prepare: bool) -> Result<Value, Reply
             "input": tensor_json(&x),
             "preparation": how,
             "layers": layers,
+            "saliency": saliency_json(&why, &classes, &names),
         }))
     })
+}
+
+fn saliency_json(
+    s: &convnet_lab::saliency::Saliency,
+    classes: &[String],
+    names: &[convnet_nn::SummaryRow],
+) -> Value {
+    let cam = s.grad_cam.as_ref().map(|g| {
+        json!({"node": g.node, "layer": names.get(g.node).map(|r| r.name.clone()),
+               "shape": g.shape, "weights": b64_f32(&g.weights), "map": b64_f32(&g.map),
+               "upsampled": b64_f32(&g.upsampled)})
+    });
+    json!({"class": s.class, "class_name": classes.get(s.class), "grad_cam": cam,
+           "gradient_x_input": b64_f32(&s.gradient_x_input)})
 }
 
 /// `GET /api/filter?layer=I&map=C`: filter `C` of convolution node `I`,

@@ -198,32 +198,39 @@ impl Reply {
     }
 }
 
-/// `?a=1&b=2` -> the value of `key`, as a number.
-fn query_usize(url: &str, key: &str) -> Result<usize, Reply> {
+/// `?a=1&b=2` -> the raw value of `key`, if given.
+fn query_value<'u>(url: &'u str, key: &str) -> Option<&'u str> {
     let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    let raw = query
+    query
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-        .ok_or_else(|| Reply::error(400, format!("missing query parameter '{key}'")))?;
-    raw.parse().map_err(|_| {
-        Reply::error(
-            400,
-            format!("query parameter '{key}': expected a number, found '{raw}'"),
-        )
-    })
+}
+
+/// `?a=1&b=2` -> the value of `key`, as a number, if given.
+fn query_opt_usize(url: &str, key: &str) -> Result<Option<usize>, Reply> {
+    query_value(url, key)
+        .map(|raw| {
+            raw.parse().map_err(|_| {
+                Reply::error(
+                    400,
+                    format!("query parameter '{key}': expected a number, found '{raw}'"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `?a=1&b=2` -> the value of `key`, as a number.
+fn query_usize(url: &str, key: &str) -> Result<usize, Reply> {
+    query_opt_usize(url, key)?
+        .ok_or_else(|| Reply::error(400, format!("missing query parameter '{key}'")))
 }
 
 /// `?prepare=0` -> false; absent -> true; 1 -> true; anything else a 400.
 fn query_flag(url: &str, key: &str) -> Result<bool, Reply> {
-    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
-    match query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
-    {
+    match query_value(url, key) {
         None | Some("1") => Ok(true),
         Some("0") => Ok(false),
         Some(raw) => Err(Reply::error(
@@ -254,10 +261,14 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
         ("GET", "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
         ("GET", "/favicon.ico" | "/favicon.svg") => Ok(Reply::ok("image/svg+xml", FAVICON_SVG)),
         ("GET", "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
-        ("POST", "/api/predict") => match query_flag(url, "prepare") {
-            Ok(prepare) => api::predict(ex, &request.body, prepare).map(|v| Reply::json(&v)),
-            Err(e) => Err(e),
-        },
+        ("POST", "/api/predict") => {
+            match (query_flag(url, "prepare"), query_opt_usize(url, "class")) {
+                (Ok(prepare), Ok(class)) => {
+                    api::predict(ex, &request.body, prepare, class).map(|v| Reply::json(&v))
+                }
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        }
         ("GET", "/api/filter") => {
             let (layer, map) = match (query_usize(url, "layer"), query_usize(url, "map")) {
                 (Ok(l), Ok(m)) => (l, m),

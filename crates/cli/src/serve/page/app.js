@@ -15,6 +15,7 @@ let LAST = null;      // the last /api/predict answer
 let inputBlob = null; // what was predicted (drawn or uploaded)
 let inputRaw = false;  // a test image: sent as stored, never prepared
 let DETAIL = null;     // the map whose detail is open: {index, ch}
+let WHY_CLASS = null;  // the class "why" explains (null: the predicted one)
 
 async function getJSON(url) {
   const r = await fetch(url);
@@ -91,6 +92,8 @@ function resetPrediction() {
   $("probs").innerHTML = "";
   $("prep-note").textContent = "";
   DETAIL = null;
+  WHY_CLASS = null;
+  $("why").hidden = true;
   $("maps").innerHTML = '<p class="muted">Draw or upload an image.</p>';
   $("detail").hidden = true;
 }
@@ -99,11 +102,13 @@ function resetPrediction() {
 // offered for 28x28x1 models).
 const preparing = () => !$("prepare-row").hidden && $("prepare").checked;
 
-async function predict(blob, raw = false) {
+async function predict(blob, raw = false, whyClass = null) {
   inputBlob = blob;
   inputRaw = raw;
+  WHY_CLASS = whyClass;
   const prepare = preparing() && !raw ? 1 : 0;
-  const r = await fetch(`/api/predict?prepare=${prepare}`, { method: "POST", body: blob });
+  const cls = whyClass === null ? "" : `&class=${Number(whyClass)}`;
+  const r = await fetch(`/api/predict?prepare=${prepare}${cls}`, { method: "POST", body: blob });
   const v = await r.json();
   if (!r.ok) { resetPrediction(); $("probs").textContent = "error: " + v.error; return; }
   if (inputBlob !== blob) return; // a newer input was sent meanwhile
@@ -112,8 +117,35 @@ async function predict(blob, raw = false) {
   v.layers.forEach((l) => { l.vals = valuesOf(l.values); });
   $("prep-note").textContent = raw ? "a test image: as stored, not prepared again" : v.preparation.note;
   showProbabilities(v.probabilities);
+  showWhy(v);
   showMaps(v);
   refreshDetail();
+}
+
+// Why this class: Grad-CAM on the last convolution over the input, and
+// gradient x input (blue: pixels that lower the class's score, red: raise it).
+function showWhy(v) {
+  const s = v.saliency, [h, w] = v.input.shape;
+  $("why").hidden = false;
+  $("why-title").textContent = `Why "${s.class_name}"`;
+  const body = $("why-body");
+  body.innerHTML = "";
+  const scale = Math.max(1, Math.floor(140 / Math.max(h, w)));
+  if (s.grad_cam) {
+    s.grad_cam.up = valuesOf(s.grad_cam.upsampled);
+    const cv = overlayCanvas(v.input.vals, v.input.shape, s.grad_cam.up, scale);
+    cv.id = "why-cam";
+    hoverValues(cv, h, w, (y, x) => `Grad-CAM (${y}, ${x}) = ${s.grad_cam.up[y * w + x].toPrecision(4)}`);
+    body.appendChild(labelled(cv, `Grad-CAM on ${s.grad_cam.layer} (${s.grad_cam.shape.join("x")})`));
+  }
+  const gx = valuesOf(s.gradient_x_input);
+  const m = maxAbs(gx, 1, -1);
+  const gc = divergingCanvas(gx, [h, w, 1], 0, scale, m);
+  gc.id = "why-gxi";
+  hoverValues(gc, h, w, (y, x) => `gradient x input (${y}, ${x}) = ${gx[y * w + x].toPrecision(4)}`);
+  const box = labelled(gc, "gradient x input");
+  box.appendChild(legend(m, true));
+  body.appendChild(box);
 }
 
 // The open detail follows the newest prediction (never the last one's).
@@ -128,6 +160,8 @@ function showProbabilities(probs) {
   probs.forEach((p) => {
     const row = document.createElement("div");
     row.className = "bar" + (p === best ? " top" : "");
+    row.title = `why "${p.class}"?`;
+    row.onclick = () => { if (inputBlob) predict(inputBlob, inputRaw, probs.indexOf(p)); };
     row.innerHTML = `<span>${esc(p.class)}</span><div><div class="fill"></div></div><span>${(100 * p.p).toFixed(1)} %</span>`;
     // Through the CSSOM: the Content-Security-Policy allows no inline style.
     row.querySelector(".fill").style.width = `${(100 * p.p).toFixed(1)}%`;
@@ -320,7 +354,7 @@ function setupCanvas() {
   });
   cv.addEventListener("pointerup", () => { drawing = false; send(); });
   $("clear").onclick = () => { clear(); resetPrediction(); };
-  $("prepare").onchange = () => { if (inputBlob) predict(inputBlob, inputRaw); };
+  $("prepare").onchange = () => { if (inputBlob) predict(inputBlob, inputRaw, WHY_CLASS); };
   $("scale").onchange = () => { if (LAST) { showMaps(LAST); refreshDetail(); } };
   $("upload").onchange = (e) => { const f = e.target.files[0]; if (f) { showUpload(f); predict(f); } };
 }

@@ -134,3 +134,17 @@ function vectorCanvas(vals, m, labels) {
   box.appendChild(names);
   return box;
 }
+
+// Grad-CAM over the input: the input's grey (or colours) under a heat
+// overlay whose opacity and hue follow the map (scaled to its maximum).
+function overlayCanvas(input, shape, cam, scale) {
+  const [h, w, c] = shape;
+  let m = 0;
+  cam.forEach((v) => { m = Math.max(m, v); });
+  return pixelCanvas(h, w, scale, (i) => {
+    const t = m > 0 ? cam[i] / m : 0, a = 0.65 * t;
+    const base = c === 3 ? [0, 1, 2].map((k) => grey(input[3 * i + k])) : Array(3).fill(grey(input[i * c]));
+    const heat = [255, Math.round(255 * (1 - t)), 0];
+    return base.map((b, k) => Math.round(b * (1 - a) + heat[k] * a));
+  });
+}
