@@ -275,6 +275,9 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     );
     assert_eq!(get(a, "/api/patch?layer=1&y=99&x=0").0, 404);
 
+    // Nothing to pause in a finished run.
+    assert_eq!(post(a, "/api/pause?on=1", b"").0, 404);
+
     // Curves, evaluation, mistakes.
     let (s, body) = get(a, "/api/history");
     assert_eq!(s, 200);
@@ -348,7 +351,7 @@ fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() 
         "--model",
         "4C3-P2-10",
         "--limit",
-        "1200",
+        "4800",
         "--epochs",
         "2",
         "--batch-size",
@@ -361,6 +364,31 @@ fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() 
         "0",
     ]);
     let a = srv.addr.as_str();
+    // Pause as soon as a batch is done: the step stays where it is while
+    // paused; then resume.
+    let at = |h: &serde_json::Value| (h["epoch"].as_u64(), h["step"].as_u64());
+    for _ in 0..1000 {
+        if json(&get(a, "/api/history").1)["step"].as_u64() >= Some(1) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (s, body) = post(a, "/api/pause?on=1", b"");
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    assert_eq!(
+        (p["paused"].clone(), p["training"].clone()),
+        (true.into(), true.into()),
+        "{p}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let held = at(&json(&get(a, "/api/history").1));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let h = json(&get(a, "/api/history").1);
+    assert_eq!(at(&h), held, "training went on while paused");
+    assert_eq!(h["total_epochs"], 2);
+    assert_eq!(post(a, "/api/pause?on=2", b"").0, 400);
+    assert_eq!(json(&post(a, "/api/pause?on=0", b"").1)["paused"], false);
     // Poll until training is done (the server stays up after it).
     let mut h = serde_json::Value::Null;
     for _ in 0..600 {
@@ -374,9 +402,14 @@ fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() 
     }
     assert_eq!(h["training"], false, "{h}");
     assert_eq!(h["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        (h["epoch"].as_u64(), h["total_epochs"].as_u64()),
+        (Some(2), Some(2)),
+        "{h}"
+    );
     let batches = h["batches"].as_array().unwrap();
     assert!(
-        batches.len() >= 2 * 30,
+        batches.len() >= 2 * 100,
         "per-batch points: {}",
         batches.len()
     );

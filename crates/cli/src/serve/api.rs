@@ -362,10 +362,13 @@ pub fn patch(ex: &Explorer, layer: usize, y: usize, x: usize) -> Result<Value, R
     }
 }
 
-/// Training progress shared with the server while `train --serve` runs.
+/// Training progress shared with the server while `train --serve` runs,
+/// and the page's pause switch.
 #[derive(Default)]
 pub struct Live {
     state: Mutex<LiveState>,
+    /// Signalled when training is resumed.
+    resumed: std::sync::Condvar,
 }
 
 #[derive(Default)]
@@ -373,13 +376,27 @@ struct LiveState {
     epochs: Vec<EpochLogs>,
     /// `(epoch + fraction, running loss, running accuracy)`, thinned to at most ~2,000.
     batches: Vec<(f32, f32, f32)>,
+    /// The latest step: `(epoch, step, steps)`, epoch 0-based, step 1-based.
+    at: Option<(usize, usize, usize)>,
+    /// Training waits after its current batch while set.
+    paused: bool,
     done: bool,
 }
 
 impl Live {
     /// Marks training finished.
     pub fn finish(&self) {
-        lock(&self.state).done = true;
+        let mut s = lock(&self.state);
+        s.done = true;
+        s.paused = false;
+        self.resumed.notify_all();
+    }
+
+    /// Pauses training after its current batch, or resumes it.
+    pub fn set_paused(&self, paused: bool) {
+        let mut s = lock(&self.state);
+        s.paused = paused && !s.done;
+        self.resumed.notify_all();
     }
 }
 
@@ -404,6 +421,11 @@ impl Callback for LiveCallback {
                 accuracy,
             ));
         }
+        s.at = Some((epoch, step, steps));
+        // Paused from the page: wait here, between two batches.
+        while s.paused {
+            s = self.0.resumed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
         convnet_nn::Control::Continue
     }
     fn on_epoch_end(
@@ -427,8 +449,10 @@ pub fn history(ex: &Explorer) -> Value {
     if let Some(live) = &ex.live {
         let s = lock(&live.state);
         let batches: Vec<Value> = s.batches.iter().map(|(t, l, a)| json!([t, l, a])).collect();
+        let (epoch, step, steps) = s.at.unwrap_or((0, 0, 0));
         return json!({"epochs": s.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
-                      "batches": batches, "training": !s.done});
+                      "batches": batches, "training": !s.done, "total_epochs": ex.cfg.epochs,
+                      "epoch": epoch + 1, "step": step, "steps": steps, "paused": s.paused});
     }
     let text =
         std::fs::read_to_string(ex.run.join(convnet_run::folder::HISTORY_FILE)).unwrap_or_default();
@@ -445,7 +469,18 @@ pub fn history(ex: &Explorer) -> Value {
             )
         })
         .collect();
-    json!({"epochs": epochs, "batches": [], "training": false})
+    json!({"epochs": epochs, "batches": [], "training": false, "total_epochs": ex.cfg.epochs})
+}
+
+/// `POST /api/pause?on=1|0` while `train --serve` runs: pauses training
+/// after its current batch, or resumes it.
+pub fn pause(ex: &Explorer, on: bool) -> Result<Value, Reply> {
+    let live = ex
+        .live
+        .as_ref()
+        .ok_or_else(|| Reply::error(404, "this run is not training: nothing to pause"))?;
+    live.set_paused(on);
+    Ok(history(ex))
 }
 
 /// Predictions of the run's test split (computed once, on first request).

@@ -284,6 +284,14 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
             }
         }
         ("GET", "/api/history") => Ok(Reply::json(&api::history(ex))),
+        ("POST", "/api/pause") => match query_value(url, "on") {
+            Some("1") => api::pause(ex, true).map(|v| Reply::json(&v)),
+            Some("0") => api::pause(ex, false).map(|v| Reply::json(&v)),
+            other => Err(Reply::error(
+                400,
+                format!("query parameter 'on': expected 0 or 1, found {other:?}"),
+            )),
+        },
         ("GET", "/api/evaluation") => api::evaluation_json(ex).map(|v| Reply::json(&v)),
         ("GET", "/api/sample") => match query_usize(url, "index") {
             Ok(i) => api::sample_png(ex, i).map(|png| Reply::ok("image/png", png)),
@@ -299,7 +307,7 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
             }
         }
         (_, "/" | "/index.html" | "/app.js" | "/maps.js" | "/app.css" | "/api/model")
-        | (_, "/api/history")
+        | (_, "/api/history" | "/api/pause")
         | (_, "/api/filter" | "/api/patch" | "/api/evaluation" | "/api/sample")
         | (_, "/api/predict") => Err(Reply::error(
             405,

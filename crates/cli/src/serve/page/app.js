@@ -379,19 +379,44 @@ function showUpload(blob) {
 }
 
 // ---- curves ----
+// Series with no points are left out of the legend; the y range is padded so
+// that no point sits on the frame; epochs are labelled on the x axis.
 function plot(canvas, series, title) {
   const ctx = canvas.getContext("2d");
-  const W = canvas.width, H = canvas.height, pad = 28;
+  const W = canvas.width, H = canvas.height;
+  const left = 44, right = W - 8, top = 18, bottom = H - 22;
   ctx.clearRect(0, 0, W, H);
-  ctx.fillStyle = "#222"; ctx.font = "12px sans-serif"; ctx.fillText(title, pad, 12);
-  const pts = series.flatMap((s) => s.points);
-  if (!pts.length) { ctx.fillText("no epochs yet", pad, H / 2); return; }
+  ctx.font = "11px sans-serif";
+  ctx.fillStyle = "#222"; ctx.fillText(title, 4, 12);
+  const shown = series.filter((s) => s.points.length);
+  // The legend on the title's line, right-aligned: never over the curves.
+  let lx = right;
+  [...shown].reverse().forEach((s) => {
+    lx -= ctx.measureText(s.name).width + 16;
+    ctx.fillStyle = s.color; ctx.fillRect(lx, 6, 8, 3);
+    ctx.fillStyle = "#333"; ctx.fillText(s.name, lx + 11, 12);
+  });
+  const pts = shown.flatMap((s) => s.points);
+  if (!pts.length) { ctx.fillStyle = "#777"; ctx.fillText("no epochs yet", left, H / 2); return; }
   const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
-  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), y0 = Math.min(...ys), y1 = Math.max(...ys, y0 + 1e-6);
-  const X = (x) => pad + (W - pad - 8) * (x - x0) / (x1 - x0), Y = (y) => H - pad + 8 - (H - pad - 12) * (y - y0) / (y1 - y0);
-  ctx.strokeStyle = "#999"; ctx.strokeRect(pad, 16, W - pad - 8, H - pad - 12);
-  ctx.fillText(y1.toFixed(3), 0, 24); ctx.fillText(y0.toFixed(3), 0, H - pad + 8);
-  series.forEach((s, i) => {
+  const x0 = Math.min(0, ...xs), x1 = Math.max(...xs, x0 + 1);
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  const padY = Math.max((y1 - y0) * 0.06, 1e-3);
+  y0 -= padY; y1 += padY;
+  const X = (x) => left + (right - left) * (x - x0) / (x1 - x0);
+  const Y = (y) => bottom - (bottom - top) * (y - y0) / (y1 - y0);
+  ctx.strokeStyle = "#999"; ctx.strokeRect(left, top, right - left, bottom - top);
+  ctx.fillStyle = "#555";
+  ctx.textAlign = "right";
+  [y1 - padY, (y0 + y1) / 2, y0 + padY].forEach((v) => ctx.fillText(v.toFixed(3), left - 4, Y(v) + 4));
+  ctx.textAlign = "center";
+  const every = Math.max(1, Math.ceil((x1 - x0) / 10));
+  for (let e = Math.ceil(x0); e <= x1; e += every) ctx.fillText(String(e), X(e), bottom + 13);
+  ctx.textAlign = "left";
+  ctx.fillText("epoch", right - 30, H - 2);
+  ctx.save();
+  ctx.beginPath(); ctx.rect(left, top, right - left, bottom - top); ctx.clip();
+  shown.forEach((s) => {
     ctx.strokeStyle = s.color; ctx.beginPath();
     s.points.forEach((p, j) => (j ? ctx.lineTo(X(p[0]), Y(p[1])) : ctx.moveTo(X(p[0]), Y(p[1]))));
     ctx.stroke();
@@ -400,9 +425,11 @@ function plot(canvas, series, title) {
       ctx.fillStyle = s.color;
       s.points.forEach((p) => { ctx.beginPath(); ctx.arc(X(p[0]), Y(p[1]), 2.5, 0, 2 * Math.PI); ctx.fill(); });
     }
-    ctx.fillStyle = s.color; ctx.fillText(s.name, W - 110, 28 + 12 * i);
   });
+  ctx.restore();
 }
+
+let SEEN_EPOCHS = -1; // epochs the page has re-predicted for (live training)
 
 async function refreshHistory() {
   const h = await getJSON("/api/history");
@@ -412,8 +439,29 @@ async function refreshHistory() {
     { name: "val_loss", color: "#e53935", points: ep("val_loss") }], "loss");
   plot($("acc"), [{ name: "batches", color: "#90caf9", points: batchA }, { name: "accuracy", color: "#1e88e5", points: ep("accuracy") },
     { name: "val_accuracy", color: "#e53935", points: ep("val_accuracy") }], "accuracy");
-  $("status").textContent = h.training ? `training… epoch ${h.epochs.length + 1}` : (MODEL.live ? "training finished" : "");
+  const n = h.total_epochs;
+  if (h.training) {
+    const batch = h.steps ? `, batch ${h.step} of ${h.steps}` : "";
+    $("status").textContent = `${h.paused ? "paused" : "training"}: epoch ${h.epoch} of ${n}${batch}`;
+  } else {
+    $("status").textContent = MODEL.live ? `training finished: ${h.epochs.length} of ${n} epochs` : "";
+  }
+  $("pause").hidden = !h.training;
+  $("pause").textContent = h.paused ? "Resume" : "Pause";
+  // New weights after each epoch: predict the input again with them.
+  if (MODEL.live && h.epochs.length !== SEEN_EPOCHS) {
+    SEEN_EPOCHS = h.epochs.length;
+    if (inputBlob) predict(inputBlob, inputRaw, WHY_CLASS);
+  }
   if (h.training) setTimeout(refreshHistory, 1000);
+}
+
+async function togglePause() {
+  const on = $("pause").textContent === "Pause" ? 1 : 0;
+  await fetch(`/api/pause?on=${on}`, { method: "POST" });
+  const h = await getJSON("/api/history");
+  $("pause").textContent = h.paused ? "Resume" : "Pause";
+  $("status").textContent = `${h.paused ? "paused" : "training"}: epoch ${h.epoch} of ${h.total_epochs}`;
 }
 
 // ---- evaluation: confusion matrix and mistakes ----
@@ -463,6 +511,7 @@ async function main() {
     ? "Draw a digit (white on black); the prediction updates as you draw."
     : `The model takes ${h}x${w}x${c} images: upload one (drawings are resized).`;
   $("evaluate").onclick = evaluate;
+  $("pause").onclick = togglePause;
   refreshHistory();
 }
 
