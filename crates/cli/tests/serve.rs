@@ -85,6 +85,17 @@ fn post(addr: &str, path: &str, body: &[u8]) -> (u16, String) {
     (s, String::from_utf8_lossy(&b).to_string())
 }
 
+/// A value the explorer sends as base64 of little-endian f32.
+fn f32s(v: &serde_json::Value) -> Vec<f32> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().unwrap())
+        .unwrap()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
 }
@@ -187,6 +198,56 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert_eq!(post(a, "/api/predict?class=10", &stroke_png()).0, 400);
     assert_eq!(post(a, "/api/predict?class=x", &stroke_png()).0, 400);
 
+    // The arithmetic of one unit is the model's own: a conv unit on the
+    // padded edge and one inside, a pooling unit, the softmax output.
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + b.abs());
+    // The strongest unit of maps 1 and 2 (positive: not hidden by the ReLU).
+    let conv = f32s(&p["layers"][0]["values"]);
+    let strongest = |map: usize| {
+        let i = (0..784)
+            .max_by(|&a, &b| conv[a * 4 + map].total_cmp(&conv[b * 4 + map]))
+            .unwrap();
+        assert!(conv[i * 4 + map] > 0.0);
+        (0, map, i / 28, i % 28)
+    };
+    for (layer, map, y, x) in [(0, 2, 0, 0), strongest(1), strongest(2), (1, 3, 5, 7)] {
+        let url = format!("/api/arithmetic?layer={layer}&map={map}&y={y}&x={x}");
+        let (s, body) = post(a, &url, &stroke_png());
+        assert_eq!(s, 200, "{url}: {body}");
+        let v = json(&body);
+        let (got, want) = (v["result"].as_f64().unwrap(), v["model_output"].as_f64().unwrap());
+        assert!(close(got, want), "{url}: {got} vs the model's {want}");
+        if layer == 0 {
+            let products: f64 = v["patch"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(v["weights"].as_array().unwrap())
+                .map(|(p, w)| p.as_f64().unwrap() * w.as_f64().unwrap())
+                .sum();
+            assert!(close(products, v["sum"].as_f64().unwrap()), "{body}");
+            assert_eq!(v["patch"].as_array().unwrap().len(), 9);
+        }
+        if (y, x) == (0, 0) {
+            // The window hangs over the padding above and to the left.
+            assert_eq!(v["rows"][0], serde_json::Value::Null, "{body}");
+        }
+    }
+    let last = layers.len() - 1;
+    let url = format!("/api/arithmetic?layer={last}&map=0&y=0&x=0");
+    let (s, body) = post(a, &url, &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["kind"], "softmax");
+    for (r, m) in v["result"].as_array().unwrap().iter().zip(v["model_output"].as_array().unwrap()) {
+        assert!(close(r.as_f64().unwrap(), m.as_f64().unwrap()), "{body}");
+    }
+    assert_eq!(post(a, "/api/arithmetic?layer=9&map=0&y=0&x=0", &stroke_png()).0, 404);
+    // Flatten has no window.
+    assert_eq!(post(a, "/api/arithmetic?layer=2&map=0&y=0&x=0", &stroke_png()).0, 404);
+    assert_eq!(post(a, "/api/arithmetic?layer=0&map=4&y=0&x=0", &stroke_png()).0, 404);
+    assert_eq!(post(a, "/api/arithmetic?layer=0&map=0&y=0", &stroke_png()).0, 400);
+
     // An upload is prepared as MNIST's digits were: a dark bar on light
     // paper, off-centre, comes back inverted, 20 pixels tall and centred;
     // the answer carries the input exactly as the model received it.
@@ -202,15 +263,7 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     };
-    let input = |p: &serde_json::Value| -> Vec<f32> {
-        use base64::Engine;
-        let b = base64::engine::general_purpose::STANDARD
-            .decode(p["input"]["values"].as_str().unwrap())
-            .unwrap();
-        b.chunks(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
-    };
+    let input = |p: &serde_json::Value| f32s(&p["input"]["values"]);
     let (s, body) = post(a, "/api/predict", &photo);
     assert_eq!(s, 200, "{body}");
     let p = json(&body);

@@ -294,6 +294,21 @@ pub fn predict(
     })
 }
 
+/// `POST /api/arithmetic?layer=I&map=C&y=Y&x=X[&prepare=0]` (body: the
+/// image): the arithmetic of that unit (see `arithmetic.rs`).
+pub fn arithmetic(
+    ex: &Explorer,
+    body: &[u8],
+    prepare: bool,
+    unit: super::arithmetic::Unit,
+) -> Result<Value, Reply> {
+    if body.is_empty() {
+        return Err(Reply::error(400, "empty body: send the image"));
+    }
+    let Prepared { x, .. } = decode_upload(body, &ex.cfg.model.input_shape, prepare)?;
+    with_model(ex, |m| super::arithmetic::arithmetic(m, &x, &unit))
+}
+
 fn saliency_json(
     s: &convnet_lab::saliency::Saliency,
     classes: &[String],

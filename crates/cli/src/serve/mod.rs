@@ -16,6 +16,7 @@
 //! handler that panics answers 500 and the server goes on.
 
 mod api;
+mod arithmetic;
 mod geometry;
 mod http;
 
@@ -283,6 +284,17 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
                 [Err(e), ..] | [_, Err(e), _] | [.., Err(e)] => Err(e),
             }
         }
+        ("POST", "/api/arithmetic") => {
+            let q = ["layer", "map", "y", "x"].map(|k| query_usize(url, k));
+            match (q, query_flag(url, "prepare")) {
+                ([Ok(node), Ok(map), Ok(y), Ok(x)], Ok(prepare)) => {
+                    let unit = arithmetic::Unit { node, map, y, x };
+                    api::arithmetic(ex, &request.body, prepare, unit).map(|v| Reply::json(&v))
+                }
+                ([Err(e), ..] | [_, Err(e), ..] | [_, _, Err(e), _] | [.., Err(e)], _)
+                | (_, Err(e)) => Err(e),
+            }
+        }
         ("GET", "/api/history") => Ok(Reply::json(&api::history(ex))),
         ("POST", "/api/pause") => match query_value(url, "on") {
             Some("1") => api::pause(ex, true).map(|v| Reply::json(&v)),
@@ -309,7 +321,7 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
         (_, "/" | "/index.html" | "/app.js" | "/maps.js" | "/app.css" | "/api/model")
         | (_, "/api/history" | "/api/pause")
         | (_, "/api/filter" | "/api/patch" | "/api/evaluation" | "/api/sample")
-        | (_, "/api/predict") => Err(Reply::error(
+        | (_, "/api/predict" | "/api/arithmetic") => Err(Reply::error(
             405,
             format!("{method} is not allowed on {path}"),
         )),
