@@ -193,6 +193,34 @@ try {
   await page.locator("#detail").scrollIntoViewIfNeeded();
   await page.screenshot({ path: `${out}/explorer-map.png`, fullPage: true });
 
+  // The arithmetic of the clicked unit: patch x kernel + bias, activation,
+  // equal to the model's own value; then the window slides over the input.
+  await page.waitForSelector("#arith .sum", { timeout: 10000 });
+  const sum = await page.locator("#arith .sum").textContent();
+  const sm = sum.match(/= (\S+)\s+\(the model: (\S+)\)/);
+  if (!sm || sm[1] !== sm[2]) fail(`the arithmetic shown is not the model's: ${sum}`);
+  console.log(`arithmetic: ${sum}`);
+  await page.locator("#slide").click();
+  const steps = await page.evaluate(() => LAST.layers[DETAIL.index].shape[0] * LAST.layers[DETAIL.index].shape[1]);
+  await page.waitForFunction((n) => Number(document.getElementById("slide").dataset.step) === n - 1
+    && document.getElementById("slide").textContent.startsWith("Slide"), steps, { timeout: 30000 })
+    .catch(() => fail("the sliding window did not reach the last unit"));
+  console.log(`the window slid over all ${steps} units`);
+  await page.screenshot({ path: `${out}/explorer-arithmetic.png`, fullPage: false });
+
+  // The softmax, step by step: the p column is the prediction.
+  await page.locator("canvas.vec").last().click();
+  await page.waitForSelector("#arith table.arith tr:nth-child(11)", { timeout: 10000 })
+    .catch(() => fail("the softmax's steps are not shown"));
+  const softmax = await page.evaluate(() => {
+    const rows = [...document.querySelectorAll("#arith table.arith tr")].slice(1);
+    const p = rows.map((r) => Number(r.cells[4].textContent));
+    const want = LAST.probabilities.map((q) => q.p);
+    return { worst: Math.max(...p.map((v, i) => Math.abs(v - want[i]))), n: rows.length };
+  });
+  if (softmax.n !== 10 || softmax.worst > 1e-3) fail(`the softmax shown differs from the prediction: ${JSON.stringify(softmax)}`);
+  console.log(`softmax steps shown for ${softmax.n} classes (largest difference from the prediction ${softmax.worst.toExponential(1)})`);
+
   // Pooling: before and after.
   const poolRow = page.locator(".maprow", { hasText: "Pooling" }).first();
   if (await poolRow.count()) {

@@ -215,7 +215,10 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
         let (s, body) = post(a, &url, &stroke_png());
         assert_eq!(s, 200, "{url}: {body}");
         let v = json(&body);
-        let (got, want) = (v["result"].as_f64().unwrap(), v["model_output"].as_f64().unwrap());
+        let (got, want) = (
+            v["result"].as_f64().unwrap(),
+            v["model_output"].as_f64().unwrap(),
+        );
         assert!(close(got, want), "{url}: {got} vs the model's {want}");
         if layer == 0 {
             let products: f64 = v["patch"]
@@ -239,14 +242,31 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert_eq!(s, 200, "{body}");
     let v = json(&body);
     assert_eq!(v["kind"], "softmax");
-    for (r, m) in v["result"].as_array().unwrap().iter().zip(v["model_output"].as_array().unwrap()) {
+    for (r, m) in v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v["model_output"].as_array().unwrap())
+    {
         assert!(close(r.as_f64().unwrap(), m.as_f64().unwrap()), "{body}");
     }
-    assert_eq!(post(a, "/api/arithmetic?layer=9&map=0&y=0&x=0", &stroke_png()).0, 404);
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=9&map=0&y=0&x=0", &stroke_png()).0,
+        404
+    );
     // Flatten has no window.
-    assert_eq!(post(a, "/api/arithmetic?layer=2&map=0&y=0&x=0", &stroke_png()).0, 404);
-    assert_eq!(post(a, "/api/arithmetic?layer=0&map=4&y=0&x=0", &stroke_png()).0, 404);
-    assert_eq!(post(a, "/api/arithmetic?layer=0&map=0&y=0", &stroke_png()).0, 400);
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=2&map=0&y=0&x=0", &stroke_png()).0,
+        404
+    );
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=0&map=4&y=0&x=0", &stroke_png()).0,
+        404
+    );
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=0&map=0&y=0", &stroke_png()).0,
+        400
+    );
 
     // An upload is prepared as MNIST's digits were: a dark bar on light
     // paper, off-centre, comes back inverted, 20 pixels tall and centred;

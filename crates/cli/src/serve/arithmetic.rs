@@ -106,9 +106,11 @@ pub fn arithmetic(m: &mut Model, x: &Tensor, u: &Unit) -> Result<Value, Reply> {
             } else {
                 vals.iter().sum::<f32>() / vals.len().max(1) as f32
             };
-            Ok(json!({"kind": if max { "max" } else { "average" }, "rows": rows, "cols": cols,
+            Ok(
+                json!({"kind": if max { "max" } else { "average" }, "rows": rows, "cols": cols,
                       "window": rows.iter().map(|&r| cols.iter().map(|&c| (r.is_some() && c.is_some()).then(|| value(r, c, u.map))).collect::<Vec<_>>()).collect::<Vec<_>>(),
-                      "result": result, "model_output": model_output, "geometry": geometry}))
+                      "result": result, "model_output": model_output, "geometry": geometry}),
+            )
         }
         (Role::Filters, "Conv2D") => {
             let params = m.layers()[u.node].params();
@@ -147,10 +149,12 @@ pub fn arithmetic(m: &mut Model, x: &Tensor, u: &Unit) -> Result<Value, Reply> {
             let act = kind.activation().unwrap_or(Activation::Linear);
             let mut y = [z];
             act.forward(&mut y, 1);
-            Ok(json!({"kind": "conv", "rows": rows, "cols": cols, "shape": [kh, kw, c],
+            Ok(
+                json!({"kind": "conv", "rows": rows, "cols": cols, "shape": [kh, kw, c],
                       "patch": patch, "weights": weights, "sum": sum, "bias": bias,
                       "z": z, "activation": act.name(), "result": y[0],
-                      "model_output": model_output, "geometry": geometry}))
+                      "model_output": model_output, "geometry": geometry}),
+            )
         }
         (_, name) => Err(not_shown(name)),
     }

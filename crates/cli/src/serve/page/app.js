@@ -229,6 +229,18 @@ function showMaps(v) {
         const name = labels ? ` (${labels[i]})` : "";
         return `${meta.name} unit ${i}${name} = ${l.vals[i].toPrecision(5)}`;
       });
+      if (l.index === last && MODEL.classes.length === l.vals.length) {
+        cv.title = "click: the softmax, step by step";
+        cv.onclick = () => {
+          $("detail").hidden = false;
+          $("detail-title").textContent = `${meta.name}: the output`;
+          $("detail-body").innerHTML = "";
+          $("detail-note").textContent = "";
+          DETAIL = null;
+          showSoftmax(l.index);
+          $("detail").scrollIntoView({ block: "nearest" });
+        };
+      }
       maps.appendChild(cells);
     }
     row.appendChild(maps);
@@ -248,6 +260,7 @@ async function showDetail(l, ch, scroll = true) {
   $("detail-title").textContent = `${meta.name} (${meta.kind}), map ${ch}`;
   const body = $("detail-body");
   body.innerHTML = "";
+  $("arith").hidden = true;
   const [h, w] = l.shape;
   const scale = Math.max(2, Math.floor(160 / Math.max(h, w)));
   const c = l.shape[2];
@@ -260,6 +273,7 @@ async function showDetail(l, ch, scroll = true) {
     try {
       const p = await getJSON(`/api/patch?layer=${l.index}&y=${y}&x=${x}`);
       showPatch(p, y, x);
+      if (meta.role === "filters" || meta.role === "pooling") showArithmetic(l.index, ch, y, x);
     } catch (err) { $("detail-note").textContent = err.message; }
   };
   zoom.onclick = (e) => {
