@@ -306,9 +306,29 @@ try {
   // A file that is not an image leaves nothing of the previous prediction.
   await page.setInputFiles("#upload", { name: "notes.png", mimeType: "image/png", buffer: Buffer.from("not an image") });
   await page.waitForFunction(() => document.getElementById("probs").textContent.startsWith("error")
-    && !document.querySelector("canvas.fmap") && document.getElementById("detail").hidden,
+    && !document.querySelector("canvas.fmap") && document.getElementById("detail").hidden
+    && document.getElementById("why").hidden && !document.querySelector(".layer.sel"),
     null, { timeout: 10000 }).catch(() => fail("a failed upload left the previous prediction on the page"));
   console.log("a failed upload resets the panels and says why");
+
+  // 800 px wide: nothing wider than the window, the maps panel at full
+  // width, no title cut at its edge.
+  await page.setViewportSize({ width: 800, height: 900 });
+  await page.waitForTimeout(300);
+  const narrow = await page.evaluate(() => {
+    const maps = document.getElementById("right").getBoundingClientRect();
+    const cut = [...document.querySelectorAll(".maprow .title, #detail-title, #why-title")]
+      .filter((t) => t.offsetParent && t.scrollWidth > t.clientWidth + 1).length;
+    const over = [...document.querySelectorAll("section canvas, section table")].filter((e) => {
+      const r = e.getBoundingClientRect(), p = e.closest("section").getBoundingClientRect();
+      return e.offsetParent && r.right > p.right + 1;
+    }).map((e) => e.id || e.className);
+    return { page: document.documentElement.scrollWidth, maps: maps.width, cut, over: over.slice(0, 5) };
+  });
+  if (narrow.page > 800 || narrow.maps < 600 || narrow.cut || narrow.over.length) fail(`at 800 px: ${JSON.stringify(narrow)}`);
+  console.log(`at 800 px: page ${narrow.page} px wide, maps panel ${Math.round(narrow.maps)} px, no title cut`);
+  await page.screenshot({ path: `${out}/explorer-800px.png`, fullPage: false });
+  await page.setViewportSize({ width: 1500, height: 1000 });
 
   // Clear leaves nothing of the last prediction: no probabilities, no maps, no detail.
   await page.locator("#clear").click();

@@ -94,6 +94,8 @@ function resetPrediction() {
   DETAIL = null;
   WHY_CLASS = null;
   $("why").hidden = true;
+  $("arith").hidden = true;
+  document.querySelectorAll(".layer.sel").forEach((e) => e.classList.remove("sel"));
   $("maps").innerHTML = '<p class="muted">Draw or upload an image.</p>';
   $("detail").hidden = true;
 }
