@@ -227,6 +227,27 @@ try {
     await poolRow.locator("canvas.fmap").first().click();
     await page.waitForSelector("#detail-body >> text=before pooling", { timeout: 10000 });
     console.log("pooling map clicked: before and after shown");
+    // Its unit's receptive field is marked in every earlier layer: the
+    // input and the maps before it are dimmed outside the window.
+    await page.waitForFunction(() => document.querySelectorAll(".maprow.field").length >= 2, null, { timeout: 10000 })
+      .catch(() => fail("the receptive field is not marked in the earlier layers"));
+    const field = await page.evaluate(() => {
+      const rows = [...document.querySelectorAll(".maprow.field")].map((r) => r.id);
+      const cv = document.getElementById("input-canvas");
+      const d = cv.getContext("2d").getImageData(0, 0, cv.width, cv.height).data;
+      const t = document.querySelector("#patch-view .muted").textContent;
+      const [, top, bottom, left, right] = t.match(/rows (\d+)-(\d+), columns (\d+)-(\d+)/).map(Number);
+      let bad = 0;
+      for (let y = 0; y < cv.height; y++) for (let x = 0; x < cv.width; x++) {
+        const v = Math.round(255 * Math.max(0, Math.min(1, LAST.input.vals[y * cv.width + x])));
+        const inside = y >= top && y <= bottom && x >= left && x <= right;
+        const want = inside ? v : Math.round(v * 0.25 + 255 * 0.75);
+        if (d[4 * (y * cv.width + x)] !== want) bad++;
+      }
+      return { rows, bad, window: [top, bottom, left, right] };
+    });
+    if (field.bad || !field.rows.includes("maps-input")) fail(`receptive field marks: ${JSON.stringify(field)}`);
+    console.log(`receptive field ${field.window.join(",")} marked in ${field.rows.join(", ")}`);
   }
 
   // Evaluation: confusion matrix and mistakes.

@@ -346,6 +346,11 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
         (w["top"].as_u64(), w["bottom"].as_u64()),
         (Some(3), Some(6))
     );
+    // ... and in every earlier layer: pool pixel (2, 3) sees conv rows 4-5.
+    assert_eq!(
+        w["layers"],
+        serde_json::json!([{"index": 0, "top": 4, "bottom": 5, "left": 6, "right": 7}])
+    );
     assert_eq!(get(a, "/api/patch?layer=1&y=99&x=0").0, 404);
 
     // Nothing to pause in a finished run.

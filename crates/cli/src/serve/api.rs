@@ -5,7 +5,7 @@
 //! is, with their min and max: the page shows and colours the model's own
 //! numbers, and hovering a unit reads its exact value.
 
-use super::geometry::receptive_field;
+use super::geometry::receptive_fields;
 use super::{Explorer, Reply};
 use base64::Engine;
 use convnet_nn::{Callback, EpochLogs, History, Model};
@@ -366,9 +366,19 @@ pub fn filter(ex: &Explorer, layer: usize, map: usize) -> Result<Value, Reply> {
 /// `GET /api/patch?layer=I&y=Y&x=X`: the input window pixel (Y, X) of
 /// node I's output sees.
 pub fn patch(ex: &Explorer, layer: usize, y: usize, x: usize) -> Result<Value, Reply> {
-    match receptive_field(&ex.cfg.model, layer, y, x) {
-        Some((top, bottom, left, right)) => {
-            Ok(json!({"top": top, "bottom": bottom, "left": left, "right": right}))
+    let fields = receptive_fields(&ex.cfg.model, layer, y, x).unwrap_or_default();
+    match fields.iter().find(|(n, _)| n.is_none()) {
+        Some(&(_, (top, bottom, left, right))) => {
+            // Every earlier layer on the way, for the page's highlights.
+            let layers: Vec<Value> = fields
+                .iter()
+                .filter_map(|&(n, (t, b, l, r))| {
+                    n.map(|n| json!({"index": n, "top": t, "bottom": b, "left": l, "right": r}))
+                })
+                .collect();
+            Ok(
+                json!({"top": top, "bottom": bottom, "left": left, "right": right, "layers": layers}),
+            )
         }
         None => Err(Reply::error(
             404,

@@ -21,7 +21,22 @@ pub type Window = (usize, usize, usize, usize);
 
 /// The input window seen by pixel `(y, x)` of node `node`'s output; `None`
 /// when the node has no spatial output or the pixel is outside it.
+#[cfg(test)]
 pub fn receptive_field(spec: &ModelSpec, node: usize, y: usize, x: usize) -> Option<Window> {
+    receptive_fields(spec, node, y, x)?
+        .into_iter()
+        .find_map(|(n, w)| n.is_none().then_some(w))
+}
+
+/// The windows pixel `(y, x)` of node `node` sees in every earlier node on
+/// the path of first inputs, nearest first, each clamped to that node's
+/// output; the input's (node `None`) last.
+pub fn receptive_fields(
+    spec: &ModelSpec,
+    node: usize,
+    y: usize,
+    x: usize,
+) -> Option<Vec<(Option<usize>, Window)>> {
     let (wiring, shapes) = spec.checked().ok()?;
     let out = shapes.get(node)?;
     if out.len() != 3 || y >= out[0] || x >= out[1] {
@@ -29,6 +44,7 @@ pub fn receptive_field(spec: &ModelSpec, node: usize, y: usize, x: usize) -> Opt
     }
     // Signed ranges: padding can reach outside the image.
     let (mut r, mut c) = ((y as i64, y as i64), (x as i64, x as i64));
+    let mut found = Vec::new();
     let mut i = Some(node);
     while let Some(n) = i {
         let src = wiring.inputs[n].first().copied().unwrap_or(Source::Input);
@@ -64,14 +80,17 @@ pub fn receptive_field(spec: &ModelSpec, node: usize, y: usize, x: usize) -> Opt
         } else if kind.role() == Role::GlobalPooling {
             return None;
         }
+        // The range is now in the source's pixels.
+        let [h, w] = [input[0] as i64, input[1] as i64];
+        let clamp = |v: i64, hi: i64| v.clamp(0, hi - 1) as usize;
+        let window = (clamp(r.0, h), clamp(r.1, h), clamp(c.0, w), clamp(c.1, w));
         i = match src {
             Source::Input => None,
             Source::Node(j) => Some(j),
         };
+        found.push((i, window));
     }
-    let [h, w] = [spec.input_shape[0] as i64, spec.input_shape[1] as i64];
-    let clamp = |v: i64, hi: i64| v.clamp(0, hi - 1) as usize;
-    Some((clamp(r.0, h), clamp(r.1, h), clamp(c.0, w), clamp(c.1, w)))
+    Some(found)
 }
 
 #[cfg(test)]
@@ -96,6 +115,21 @@ mod tests {
         // Outside the map, and after Flatten: none.
         assert_eq!(receptive_field(&s, 2, 10, 0), None);
         assert_eq!(receptive_field(&s, 4, 0, 0), None);
+    }
+
+    #[test]
+    fn every_earlier_layer_gets_its_window() {
+        let s = spec("28x28x1-4C5v-P2-4C3v-10");
+        // Second conv pixel (0, 0): pool rows 0..2, conv rows 0..5, input 0..9.
+        let w = receptive_fields(&s, 2, 0, 0).unwrap();
+        assert_eq!(
+            w,
+            vec![
+                (Some(1), (0, 2, 0, 2)),
+                (Some(0), (0, 5, 0, 5)),
+                (None, (0, 9, 0, 9))
+            ]
+        );
     }
 
     #[test]

@@ -179,6 +179,7 @@ function showMaps(v) {
   box.innerHTML = "";
   const inputRow = document.createElement("div");
   inputRow.className = "maprow";
+  inputRow.id = "maps-input";
   const [ih, iw, ic] = v.input.shape;
   inputRow.innerHTML = `<div class="title">input ${esc(v.input.shape.join("x"))}: exactly what the model receives (0 black, 1 white)</div>`;
   const inputCv = inputCanvas(v.input.vals, v.input.shape, Math.max(1, Math.floor(84 / ih)));
@@ -327,7 +328,21 @@ function labelled(el, text) {
   return d;
 }
 
+// The receptive field of the clicked unit in every earlier layer: the
+// maps of those layers (and the input) are dimmed outside it.
+function highlightFields(p) {
+  document.querySelectorAll(".maprow").forEach((row) => {
+    const idx = row.id === "maps-input" ? "input" : Number(row.id.replace("maps-", ""));
+    const win = idx === "input" ? p : (p.layers || []).find((f) => f.index === idx);
+    if (!win && !row.dimmed) return;
+    row.querySelectorAll("canvas").forEach((cv) => { if (cv.pixel) dimOutside(cv, cv.pixel, win); });
+    row.dimmed = !!win;
+    row.classList.toggle("field", !!win);
+  });
+}
+
 function showPatch(p, y, x) {
+  highlightFields(p);
   const src = $("input-canvas");
   const [h, w] = LAST.input.shape;
   const scale = Math.max(2, Math.floor(160 / h));

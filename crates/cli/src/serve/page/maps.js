@@ -30,6 +30,13 @@ function pixelCanvas(h, w, scale, pixel) {
   const cv = document.createElement("canvas");
   cv.width = w; cv.height = h;
   cv.style.width = (w * scale) + "px"; cv.style.height = (h * scale) + "px";
+  paint(cv, pixel);
+  return cv;
+}
+
+// Paints every pixel of an existing canvas; pixel(i) gives [r, g, b].
+function paint(cv, pixel) {
+  const h = cv.height, w = cv.width;
   const ctx = cv.getContext("2d");
   const img = ctx.createImageData(w, h);
   for (let i = 0; i < h * w; i++) {
@@ -37,21 +44,37 @@ function pixelCanvas(h, w, scale, pixel) {
     img.data[4 * i] = r; img.data[4 * i + 1] = g; img.data[4 * i + 2] = b; img.data[4 * i + 3] = 255;
   }
   ctx.putImageData(img, 0, 0);
-  return cv;
+}
+
+// Dims (blends towards white) what lies outside `win` = {top, bottom, left,
+// right} of a map painted by `pixel`; no window: as painted.
+function dimOutside(cv, pixel, win) {
+  const w = cv.width;
+  paint(cv, (i) => {
+    const c = pixel(i), y = Math.floor(i / w), x = i % w;
+    const inside = !win || (y >= win.top && y <= win.bottom && x >= win.left && x <= win.right);
+    return inside ? c : c.map((v) => Math.round(v * 0.25 + 255 * 0.75));
+  });
 }
 
 // The model's input [H, W, C] (C = 1 grey, 3 colour) as it receives it.
 function inputCanvas(vals, shape, scale) {
   const [h, w, c] = shape;
-  if (c === 3) return pixelCanvas(h, w, scale, (i) => [grey(vals[3 * i]), grey(vals[3 * i + 1]), grey(vals[3 * i + 2])]);
-  return pixelCanvas(h, w, scale, (i) => { const v = grey(vals[i * c]); return [v, v, v]; });
+  const pixel = c === 3 ? (i) => [grey(vals[3 * i]), grey(vals[3 * i + 1]), grey(vals[3 * i + 2])]
+    : (i) => { const v = grey(vals[i * c]); return [v, v, v]; };
+  const cv = pixelCanvas(h, w, scale, pixel);
+  cv.pixel = pixel;
+  return cv;
 }
 
 // Channel `ch` of an [H, W, C] tensor on the diverging scale, `m` = |value| shown fully red or blue.
 function divergingCanvas(vals, shape, ch, scale, m) {
   const [h, w, c] = shape;
   const k = m > 0 ? 1 / m : 0;
-  return pixelCanvas(h, w, scale, (i) => diverging(vals[i * c + ch] * k));
+  const pixel = (i) => diverging(vals[i * c + ch] * k);
+  const cv = pixelCanvas(h, w, scale, pixel);
+  cv.pixel = pixel;
+  return cv;
 }
 
 // The largest |value| of channel `ch` (or of every channel when ch < 0).
