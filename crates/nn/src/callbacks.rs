@@ -42,6 +42,19 @@ pub trait Callback {
     fn on_train_end(&mut self, _model: &mut Model) -> Result<()> {
         Ok(())
     }
+    /// Before each training step: the epoch (0-based), the step (1-based)
+    /// and the learning rate it would use. A callback may change the rate
+    /// from this step on with [`Model::set_lr_factor`] (the schedule's
+    /// value times that factor), as the explorer's rate box does.
+    fn on_batch_begin(
+        &mut self,
+        _model: &mut Model,
+        _epoch: usize,
+        _step: usize,
+        _lr: f32,
+    ) -> Result<()> {
+        Ok(())
+    }
     /// After each training step: the epoch (0-based), the step within it
     /// (1-based) out of `steps`, and the epoch's running mean loss and
     /// accuracy so far (what the progress bar shows). For live displays

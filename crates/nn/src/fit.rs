@@ -433,7 +433,7 @@ impl Model {
                 Some(f) => f(epoch, base_lr),
                 None => config.schedule.rate(base_lr, epoch),
             };
-            let lr = scheduled * self.lr_factor();
+            let mut lr = scheduled * self.lr_factor();
             let mut order: Vec<usize> = (0..n_train).collect();
             if config.shuffle {
                 order.shuffle(&mut self.rng);
@@ -473,6 +473,12 @@ impl Model {
                 });
                 for (bi, shards) in rx.iter().enumerate() {
                     let mut shards = shards?;
+                    // A callback may change the rate from this step on
+                    // (the schedule's value times the model's factor).
+                    for cb in callbacks.iter_mut() {
+                        cb.on_batch_begin(self, epoch, bi + 1, lr)?;
+                    }
+                    lr = scheduled * self.lr_factor();
                     let step = if plan.total == 1 {
                         let (_, (x, y)) = shards.pop().expect("one shard");
                         if x.batch() == 0 {

@@ -646,3 +646,52 @@ fn a_callback_stops_fit_between_batches() {
     assert_eq!(weights(&m), weights(&r));
     assert_ne!(weights(&m), after_one);
 }
+
+/// Sets the rate to `to` before step `at` of the first epoch.
+struct RateAt {
+    at: usize,
+    to: f32,
+    seen: Vec<f32>,
+}
+impl Callback for RateAt {
+    fn on_batch_begin(&mut self, m: &mut Model, epoch: usize, step: usize, lr: f32) -> Result<()> {
+        self.seen.push(lr);
+        if (epoch, step) == (0, self.at) {
+            m.set_lr_factor(m.lr_factor() * self.to / lr);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_callback_changes_the_rate_from_the_next_step() {
+    let data = blobs(64, 1); // 8 batches of 8
+    let config = quiet(1).with_batch_size(8).with_shuffle(false);
+    let mut m = small_net().build(0).unwrap();
+    m.compile(OptimizerConfig::sgd(), Loss::CategoricalCrossentropy);
+    // A rate of 0 from step 4 on: the weights stay where step 3 left them.
+    let mut cb = RateAt {
+        at: 4,
+        to: 0.0,
+        seen: vec![],
+    };
+    let h = m.fit(&data, None, &config, &mut [&mut cb]).unwrap();
+    assert_eq!(cb.seen[..4], [0.01; 4]);
+    assert!(cb.seen[4..].iter().all(|&r| r == 0.0), "{:?}", cb.seen);
+    assert_eq!(h.epochs[0].lr, 0.0);
+    let mut r = small_net().build(0).unwrap();
+    r.compile(OptimizerConfig::sgd(), Loss::CategoricalCrossentropy);
+    let mut three = config.clone();
+    three.steps_per_epoch = Some(3);
+    r.fit(&data, None, &three, &mut []).unwrap();
+    // The trainable weights (batch norm's moving statistics go on moving).
+    let trained = |m: &Model| -> Vec<Vec<f32>> {
+        m.named_params()
+            .into_iter()
+            .filter(|(_, p)| p.trainable)
+            .map(|(_, p)| p.value.data().to_vec())
+            .collect()
+    };
+    assert_eq!(trained(&m), trained(&r));
+    assert_ne!(weights(&m), weights(&r));
+}
