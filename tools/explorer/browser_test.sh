@@ -30,3 +30,16 @@ for _ in $(seq 100); do grep -q "http://" "$LOG" && break; sleep 0.1; done
 URL=$(grep -o "http://[0-9.:]*/" "$LOG" | head -1)
 [ -n "$URL" ] || { cat "$LOG"; exit 1; }
 node tools/explorer/browser_test.mjs "$URL" "$OUT" || { echo "server log:"; tail -50 "$LOG"; exit 1; }
+
+# Live training: train --serve with the page open (pause, rate, re-predict,
+# "epoch N of N").
+kill $PID 2>/dev/null || true
+LIVE=$(mktemp)
+rm -rf target/explorer-live
+"$BIN" train --limit 3000 --epochs 3 --quiet --out target/explorer-live --name live \
+  --serve --serve-port 0 >"$LIVE" 2>&1 &
+PID=$!
+for _ in $(seq 300); do grep -q "http://" "$LIVE" && break; sleep 0.1; done
+URL=$(grep -o "http://[0-9.:]*/" "$LIVE" | head -1)
+[ -n "$URL" ] || { cat "$LIVE"; exit 1; }
+node tools/explorer/live_test.mjs "$URL" 3 || { echo "training log:"; tail -20 "$LIVE"; exit 1; }

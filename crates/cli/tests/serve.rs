@@ -353,8 +353,9 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     );
     assert_eq!(get(a, "/api/patch?layer=1&y=99&x=0").0, 404);
 
-    // Nothing to pause in a finished run.
+    // Nothing to pause in a finished run, no rate to set.
     assert_eq!(post(a, "/api/pause?on=1", b"").0, 404);
+    assert_eq!(post(a, "/api/lr?value=0.1", b"").0, 404);
 
     // Curves, evaluation, mistakes.
     let (s, body) = get(a, "/api/history");
@@ -466,6 +467,13 @@ fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() 
     assert_eq!(at(&h), held, "training went on while paused");
     assert_eq!(h["total_epochs"], 2);
     assert_eq!(post(a, "/api/pause?on=2", b"").0, 400);
+    // A new rate from the next batch: 5e-4 for the rest of epoch 1, and the
+    // schedule's decay (0.95 per epoch) goes on from it.
+    let (s, body) = post(a, "/api/lr?value=0.0005", b"");
+    assert_eq!(s, 200, "{body}");
+    assert!((json(&body)["lr_pending"].as_f64().unwrap() - 5e-4).abs() < 1e-9);
+    assert_eq!(post(a, "/api/lr?value=-1", b"").0, 400);
+    assert_eq!(post(a, "/api/lr?value=x", b"").0, 400);
     assert_eq!(json(&post(a, "/api/pause?on=0", b"").1)["paused"], false);
     // Poll until training is done (the server stays up after it).
     let mut h = serde_json::Value::Null;
@@ -484,6 +492,16 @@ fn train_with_serve_shows_live_curves_and_predicts_with_the_newest_checkpoint() 
         (h["epoch"].as_u64(), h["total_epochs"].as_u64()),
         (Some(2), Some(2)),
         "{h}"
+    );
+    let rates: Vec<f64> = h["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["lr"].as_f64().unwrap())
+        .collect();
+    assert!(
+        (rates[0] - 5e-4).abs() < 1e-8 && (rates[1] - 4.75e-4).abs() < 1e-8,
+        "{rates:?}"
     );
     let batches = h["batches"].as_array().unwrap();
     assert!(

@@ -405,6 +405,10 @@ struct LiveState {
     at: Option<(usize, usize, usize)>,
     /// Training waits after its current batch while set.
     paused: bool,
+    /// The rate of the latest step.
+    lr: Option<f32>,
+    /// A rate asked for from the page, applied before the next step.
+    new_lr: Option<f32>,
     done: bool,
 }
 
@@ -415,6 +419,11 @@ impl Live {
         s.done = true;
         s.paused = false;
         self.resumed.notify_all();
+    }
+
+    /// Sets the learning rate from the next batch on.
+    pub fn set_lr(&self, lr: f32) {
+        lock(&self.state).new_lr = Some(lr);
     }
 
     /// Pauses training after its current batch, or resumes it.
@@ -429,6 +438,25 @@ impl Live {
 pub struct LiveCallback(pub Arc<Live>);
 
 impl Callback for LiveCallback {
+    fn on_batch_begin(
+        &mut self,
+        model: &mut Model,
+        _epoch: usize,
+        _step: usize,
+        lr: f32,
+    ) -> convnet_nn::Result<()> {
+        let mut s = lock(&self.0.state);
+        let mut now = lr;
+        if let Some(new) = s.new_lr.take() {
+            if lr > 0.0 {
+                // The schedule goes on, scaled: its value times the factor.
+                model.set_lr_factor(model.lr_factor() * new / lr);
+                now = new;
+            }
+        }
+        s.lr = Some(now);
+        Ok(())
+    }
     fn on_batch_end(
         &mut self,
         epoch: usize,
@@ -477,7 +505,8 @@ pub fn history(ex: &Explorer) -> Value {
         let (epoch, step, steps) = s.at.unwrap_or((0, 0, 0));
         return json!({"epochs": s.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
                       "batches": batches, "training": !s.done, "total_epochs": ex.cfg.epochs,
-                      "epoch": epoch + 1, "step": step, "steps": steps, "paused": s.paused});
+                      "epoch": epoch + 1, "step": step, "steps": steps, "paused": s.paused,
+                      "lr": s.lr, "lr_pending": s.new_lr});
     }
     let text =
         std::fs::read_to_string(ex.run.join(convnet_run::folder::HISTORY_FILE)).unwrap_or_default();
@@ -505,6 +534,27 @@ pub fn pause(ex: &Explorer, on: bool) -> Result<Value, Reply> {
         .as_ref()
         .ok_or_else(|| Reply::error(404, "this run is not training: nothing to pause"))?;
     live.set_paused(on);
+    Ok(history(ex))
+}
+
+/// `POST /api/lr?value=R` while `train --serve` runs: the learning rate
+/// from the next batch on (the schedule goes on, scaled to it).
+pub fn set_lr(ex: &Explorer, value: &str) -> Result<Value, Reply> {
+    let live = ex
+        .live
+        .as_ref()
+        .ok_or_else(|| Reply::error(404, "this run is not training: no rate to set"))?;
+    let lr: f32 = value
+        .parse()
+        .ok()
+        .filter(|r: &f32| r.is_finite() && *r > 0.0 && *r <= 10.0)
+        .ok_or_else(|| {
+            Reply::error(
+                400,
+                format!("value '{value}': expected a learning rate above 0 and at most 10"),
+            )
+        })?;
+    live.set_lr(lr);
     Ok(history(ex))
 }
 

@@ -298,6 +298,9 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
             }
         }
         ("GET", "/api/history") => Ok(Reply::json(&api::history(ex))),
+        ("POST", "/api/lr") => {
+            api::set_lr(ex, query_value(url, "value").unwrap_or("")).map(|v| Reply::json(&v))
+        }
         ("POST", "/api/pause") => match query_value(url, "on") {
             Some("1") => api::pause(ex, true).map(|v| Reply::json(&v)),
             Some("0") => api::pause(ex, false).map(|v| Reply::json(&v)),
@@ -322,7 +325,7 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
         }
         (_, "/" | "/index.html" | "/app.js" | "/maps.js" | "/arithmetic.js")
         | (_, "/app.css" | "/api/model")
-        | (_, "/api/history" | "/api/pause")
+        | (_, "/api/history" | "/api/pause" | "/api/lr")
         | (_, "/api/filter" | "/api/patch" | "/api/evaluation" | "/api/sample")
         | (_, "/api/predict" | "/api/arithmetic") => Err(Reply::error(
             405,

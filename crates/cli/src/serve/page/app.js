@@ -112,7 +112,13 @@ async function predict(blob, raw = false, whyClass = null) {
   const cls = whyClass === null ? "" : `&class=${Number(whyClass)}`;
   const r = await fetch(`/api/predict?prepare=${prepare}${cls}`, { method: "POST", body: blob });
   const v = await r.json();
-  if (!r.ok) { resetPrediction(); $("probs").textContent = "error: " + v.error; return; }
+  if (!r.ok) {
+    resetPrediction();
+    // Before the first epoch's weights (503): kept, and predicted when they come.
+    if (r.status === 503) { inputBlob = blob; inputRaw = raw; }
+    $("probs").textContent = (r.status === 503 ? "" : "error: ") + v.error;
+    return;
+  }
   if (inputBlob !== blob) return; // a newer input was sent meanwhile
   LAST = v;
   v.input.vals = valuesOf(v.input.values);
@@ -473,11 +479,15 @@ async function refreshHistory() {
   const n = h.total_epochs;
   if (h.training) {
     const batch = h.steps ? `, batch ${h.step} of ${h.steps}` : "";
-    $("status").textContent = `${h.paused ? "paused" : "training"}: epoch ${h.epoch} of ${n}${batch}`;
+    const rate = h.lr_pending ? `, learning rate ${Number(h.lr_pending.toPrecision(6))} from the next batch`
+      : (h.lr ? `, learning rate ${Number(h.lr.toPrecision(6))}` : "");
+    $("status").textContent = `${h.paused ? "paused" : "training"}: epoch ${h.epoch} of ${n}${batch}${rate}`;
   } else {
     $("status").textContent = MODEL.live ? `training finished: ${h.epochs.length} of ${n} epochs` : "";
   }
   $("pause").hidden = !h.training;
+  $("lr-box").hidden = !h.training;
+  if (h.lr !== null && h.lr !== undefined && document.activeElement !== $("lr")) $("lr").placeholder = h.lr.toPrecision(3);
   $("pause").textContent = h.paused ? "Resume" : "Pause";
   // New weights after each epoch: predict the input again with them.
   if (MODEL.live && h.epochs.length !== SEEN_EPOCHS) {
@@ -485,6 +495,13 @@ async function refreshHistory() {
     if (inputBlob) predict(inputBlob, inputRaw, WHY_CLASS);
   }
   if (h.training) setTimeout(refreshHistory, 1000);
+}
+
+async function setRate() {
+  const r = await fetch(`/api/lr?value=${encodeURIComponent($("lr").value.trim())}`, { method: "POST" });
+  const v = await r.json();
+  $("status").textContent = r.ok ? `learning rate ${Number(v.lr_pending.toPrecision(6))} from the next batch` : v.error;
+  if (r.ok) $("lr").value = "";
 }
 
 async function togglePause() {
@@ -543,6 +560,7 @@ async function main() {
     : `The model takes ${h}x${w}x${c} images: upload one (drawings are resized).`;
   $("evaluate").onclick = evaluate;
   $("pause").onclick = togglePause;
+  $("lr-set").onclick = setRate;
   refreshHistory();
 }
 
