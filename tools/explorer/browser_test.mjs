@@ -309,10 +309,11 @@ try {
     }, ex.index);
     for (const prepare of [true, false]) {
       await page.setChecked("#prepare", prepare);
-      const answer = page.waitForResponse((r) => r.url().includes("/api/predict"));
+      // Wait for this upload's answer to be shown, not the last one's.
+      await page.waitForLoadState("networkidle");
+      await page.evaluate(() => { LAST = null; });
       await page.setInputFiles("#upload", { name: `photo-${ex.index}.png`, mimeType: "image/png", buffer: Buffer.from(png, "base64") });
-      await (await answer).json();
-      await page.waitForFunction(() => LAST !== null);
+      await page.waitForFunction(() => LAST !== null, null, { timeout: 10000 });
       const top = await page.locator("#probs .bar.top span").first().textContent();
       if (prepare && top === ex.label) right++;
       if (!prepare && top === ex.label) rawRight++;

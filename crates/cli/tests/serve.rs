@@ -174,135 +174,6 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert!(first["max"].as_f64().unwrap() > first["min"].as_f64().unwrap());
     assert_eq!(p["layers"].as_array().unwrap().len(), layers.len());
 
-    // Why: Grad-CAM on the last convolution and gradient x input, of the
-    // predicted class or of the class asked for.
-    let why = &p["saliency"];
-    let best = probs
-        .iter()
-        .enumerate()
-        .max_by(|a, b| {
-            a.1["p"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b.1["p"].as_f64().unwrap())
-        })
-        .unwrap()
-        .0;
-    assert_eq!(why["class"], best);
-    assert_eq!(why["grad_cam"]["layer"], layers[0]["name"]);
-    assert_eq!(why["grad_cam"]["shape"], serde_json::json!([28, 28]));
-    assert!(why["gradient_x_input"].as_str().unwrap().len() > 4 * 784);
-    let (s, body) = post(a, "/api/predict?class=3", &stroke_png());
-    assert_eq!(s, 200, "{body}");
-    assert_eq!(json(&body)["saliency"]["class"], 3);
-    assert_eq!(post(a, "/api/predict?class=10", &stroke_png()).0, 400);
-    assert_eq!(post(a, "/api/predict?class=x", &stroke_png()).0, 400);
-
-    // The arithmetic of one unit is the model's own: a conv unit on the
-    // padded edge and one inside, a pooling unit, the softmax output.
-    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + b.abs());
-    // The strongest unit of maps 1 and 2 (positive: not hidden by the ReLU).
-    let conv = f32s(&p["layers"][0]["values"]);
-    let strongest = |map: usize| {
-        let i = (0..784)
-            .max_by(|&a, &b| conv[a * 4 + map].total_cmp(&conv[b * 4 + map]))
-            .unwrap();
-        assert!(conv[i * 4 + map] > 0.0);
-        (0, map, i / 28, i % 28)
-    };
-    for (layer, map, y, x) in [(0, 2, 0, 0), strongest(1), strongest(2), (1, 3, 5, 7)] {
-        let url = format!("/api/arithmetic?layer={layer}&map={map}&y={y}&x={x}");
-        let (s, body) = post(a, &url, &stroke_png());
-        assert_eq!(s, 200, "{url}: {body}");
-        let v = json(&body);
-        let (got, want) = (
-            v["result"].as_f64().unwrap(),
-            v["model_output"].as_f64().unwrap(),
-        );
-        assert!(close(got, want), "{url}: {got} vs the model's {want}");
-        if layer == 0 {
-            let products: f64 = v["patch"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .zip(v["weights"].as_array().unwrap())
-                .map(|(p, w)| p.as_f64().unwrap() * w.as_f64().unwrap())
-                .sum();
-            assert!(close(products, v["sum"].as_f64().unwrap()), "{body}");
-            assert_eq!(v["patch"].as_array().unwrap().len(), 9);
-        }
-        if (y, x) == (0, 0) {
-            // The window hangs over the padding above and to the left.
-            assert_eq!(v["rows"][0], serde_json::Value::Null, "{body}");
-        }
-    }
-    let last = layers.len() - 1;
-    let url = format!("/api/arithmetic?layer={last}&map=0&y=0&x=0");
-    let (s, body) = post(a, &url, &stroke_png());
-    assert_eq!(s, 200, "{body}");
-    let v = json(&body);
-    assert_eq!(v["kind"], "softmax");
-    for (r, m) in v["result"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(v["model_output"].as_array().unwrap())
-    {
-        assert!(close(r.as_f64().unwrap(), m.as_f64().unwrap()), "{body}");
-    }
-    assert_eq!(
-        post(a, "/api/arithmetic?layer=9&map=0&y=0&x=0", &stroke_png()).0,
-        404
-    );
-    // Flatten has no window.
-    assert_eq!(
-        post(a, "/api/arithmetic?layer=2&map=0&y=0&x=0", &stroke_png()).0,
-        404
-    );
-    assert_eq!(
-        post(a, "/api/arithmetic?layer=0&map=4&y=0&x=0", &stroke_png()).0,
-        404
-    );
-    assert_eq!(
-        post(a, "/api/arithmetic?layer=0&map=0&y=0", &stroke_png()).0,
-        400
-    );
-
-    // An upload is prepared as MNIST's digits were: a dark bar on light
-    // paper, off-centre, comes back inverted, 20 pixels tall and centred;
-    // the answer carries the input exactly as the model received it.
-    let photo = {
-        let img = image::GrayImage::from_fn(120, 90, |x, y| {
-            image::Luma([if (70..80).contains(&x) && (10..70).contains(&y) {
-                20
-            } else {
-                235
-            }])
-        });
-        let mut out = std::io::Cursor::new(Vec::new());
-        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
-        out.into_inner()
-    };
-    let input = |p: &serde_json::Value| f32s(&p["input"]["values"]);
-    let (s, body) = post(a, "/api/predict", &photo);
-    assert_eq!(s, 200, "{body}");
-    let p = json(&body);
-    assert_eq!(p["preparation"]["inverted"], true, "{}", p["preparation"]);
-    let x = input(&p);
-    assert_eq!(x.len(), 784);
-    let rows: Vec<usize> = (0..28)
-        .filter(|r| x[r * 28..(r + 1) * 28].iter().any(|&v| v > 0.5))
-        .collect();
-    assert_eq!((rows.len(), rows[0]), (20, 4), "{rows:?}");
-    assert!(x[0] == 0.0 && x[783] == 0.0, "paper is black");
-    let (s, body) = post(a, "/api/predict?prepare=0", &photo);
-    assert_eq!(s, 200, "{body}");
-    let p = json(&body);
-    assert_eq!(p["preparation"]["digit"], false);
-    let mean = input(&p).iter().sum::<f32>() / 784.0;
-    assert!(mean > 0.7, "unprepared, the paper stays light: {mean}");
-    assert_eq!(post(a, "/api/predict?prepare=yes", &photo).0, 400);
-
     // Bad images and bodies.
     let (s, body) = post(a, "/api/predict", b"not an image");
     assert!(
@@ -417,6 +288,165 @@ fn every_endpoint_answers_and_bad_requests_get_a_4xx() {
     assert_eq!(raw(a, &huge).0, 431, "a request head over 16 KiB");
     // ... and the server is still there.
     assert_eq!(get(a, "/api/model").0, 200);
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn predictions_say_why_and_show_their_arithmetic() {
+    let d = tmp("serve-why");
+    let run = train_small(&d);
+    let srv = start(&["serve", &run, "--port", "0"]);
+    let a = srv.addr.as_str();
+    let layers = json(&get(a, "/api/model").1)["layers"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let (s, body) = post(a, "/api/predict", &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    let probs = p["probabilities"].as_array().unwrap();
+
+    // Why: Grad-CAM on the last convolution and gradient x input, of the
+    // predicted class or of the class asked for.
+    let why = &p["saliency"];
+    let best = probs
+        .iter()
+        .enumerate()
+        .max_by(|a, b| {
+            a.1["p"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b.1["p"].as_f64().unwrap())
+        })
+        .unwrap()
+        .0;
+    assert_eq!(why["class"], best);
+    assert_eq!(why["grad_cam"]["layer"], layers[0]["name"]);
+    assert_eq!(why["grad_cam"]["shape"], serde_json::json!([28, 28]));
+    assert!(why["gradient_x_input"].as_str().unwrap().len() > 4 * 784);
+    let (s, body) = post(a, "/api/predict?class=3", &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(json(&body)["saliency"]["class"], 3);
+    assert_eq!(post(a, "/api/predict?class=10", &stroke_png()).0, 400);
+    assert_eq!(post(a, "/api/predict?class=x", &stroke_png()).0, 400);
+
+    // The arithmetic of one unit is the model's own: a conv unit on the
+    // padded edge and one inside, a pooling unit, the softmax output.
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + b.abs());
+    // The strongest unit of maps 1 and 2 (positive: not hidden by the ReLU).
+    let conv = f32s(&p["layers"][0]["values"]);
+    let strongest = |map: usize| {
+        let i = (0..784)
+            .max_by(|&a, &b| conv[a * 4 + map].total_cmp(&conv[b * 4 + map]))
+            .unwrap();
+        assert!(conv[i * 4 + map] > 0.0);
+        (0, map, i / 28, i % 28)
+    };
+    for (layer, map, y, x) in [(0, 2, 0, 0), strongest(1), strongest(2), (1, 3, 5, 7)] {
+        let url = format!("/api/arithmetic?layer={layer}&map={map}&y={y}&x={x}");
+        let (s, body) = post(a, &url, &stroke_png());
+        assert_eq!(s, 200, "{url}: {body}");
+        let v = json(&body);
+        let (got, want) = (
+            v["result"].as_f64().unwrap(),
+            v["model_output"].as_f64().unwrap(),
+        );
+        assert!(close(got, want), "{url}: {got} vs the model's {want}");
+        if layer == 0 {
+            let products: f64 = v["patch"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(v["weights"].as_array().unwrap())
+                .map(|(p, w)| p.as_f64().unwrap() * w.as_f64().unwrap())
+                .sum();
+            assert!(close(products, v["sum"].as_f64().unwrap()), "{body}");
+            assert_eq!(v["patch"].as_array().unwrap().len(), 9);
+        }
+        if (y, x) == (0, 0) {
+            // The window hangs over the padding above and to the left.
+            assert_eq!(v["rows"][0], serde_json::Value::Null, "{body}");
+        }
+    }
+    let last = layers.len() - 1;
+    let url = format!("/api/arithmetic?layer={last}&map=0&y=0&x=0");
+    let (s, body) = post(a, &url, &stroke_png());
+    assert_eq!(s, 200, "{body}");
+    let v = json(&body);
+    assert_eq!(v["kind"], "softmax");
+    for (r, m) in v["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v["model_output"].as_array().unwrap())
+    {
+        assert!(close(r.as_f64().unwrap(), m.as_f64().unwrap()), "{body}");
+    }
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=9&map=0&y=0&x=0", &stroke_png()).0,
+        404
+    );
+    // Flatten has no window.
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=2&map=0&y=0&x=0", &stroke_png()).0,
+        404
+    );
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=0&map=4&y=0&x=0", &stroke_png()).0,
+        404
+    );
+    assert_eq!(
+        post(a, "/api/arithmetic?layer=0&map=0&y=0", &stroke_png()).0,
+        400
+    );
+
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn uploads_are_prepared_as_mnists_digits_were() {
+    let d = tmp("serve-prepare");
+    let run = train_small(&d);
+    let srv = start(&["serve", &run, "--port", "0"]);
+    let a = srv.addr.as_str();
+
+    // An upload is prepared as MNIST's digits were: a dark bar on light
+    // paper, off-centre, comes back inverted, 20 pixels tall and centred;
+    // the answer carries the input exactly as the model received it.
+    let photo = {
+        let img = image::GrayImage::from_fn(120, 90, |x, y| {
+            image::Luma([if (70..80).contains(&x) && (10..70).contains(&y) {
+                20
+            } else {
+                235
+            }])
+        });
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    };
+    let input = |p: &serde_json::Value| f32s(&p["input"]["values"]);
+    let (s, body) = post(a, "/api/predict", &photo);
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    assert_eq!(p["preparation"]["inverted"], true, "{}", p["preparation"]);
+    let x = input(&p);
+    assert_eq!(x.len(), 784);
+    let rows: Vec<usize> = (0..28)
+        .filter(|r| x[r * 28..(r + 1) * 28].iter().any(|&v| v > 0.5))
+        .collect();
+    assert_eq!((rows.len(), rows[0]), (20, 4), "{rows:?}");
+    assert!(x[0] == 0.0 && x[783] == 0.0, "paper is black");
+    let (s, body) = post(a, "/api/predict?prepare=0", &photo);
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    assert_eq!(p["preparation"]["digit"], false);
+    let mean = input(&p).iter().sum::<f32>() / 784.0;
+    assert!(mean > 0.7, "unprepared, the paper stays light: {mean}");
+    assert_eq!(post(a, "/api/predict?prepare=yes", &photo).0, 400);
+
     drop(srv);
     let _ = std::fs::remove_dir_all(&d);
 }
