@@ -309,8 +309,9 @@ try {
     }, ex.index);
     for (const prepare of [true, false]) {
       await page.setChecked("#prepare", prepare);
-      // Wait for this upload's answer to be shown, not the last one's.
-      await page.waitForLoadState("networkidle");
+      // Wait for this upload's answer to be shown, not the last one's: the
+      // switch re-predicts the previous photo (answered in milliseconds).
+      await page.waitForTimeout(700);
       await page.evaluate(() => { LAST = null; });
       await page.setInputFiles("#upload", { name: `photo-${ex.index}.png`, mimeType: "image/png", buffer: Buffer.from(png, "base64") });
       await page.waitForFunction(() => LAST !== null, null, { timeout: 10000 });

@@ -313,6 +313,8 @@ async function showDetail(l, ch, scroll = true) {
   }
   if (meta.role === "pooling" && meta.inputs.length) {
     const src = MODEL.layers.findIndex((m) => m.name === meta.inputs[0]);
+    // After an await: the prediction may have been cleared or replaced.
+    if (!LAST || LAST.layers[l.index] !== l) return;
     const before = src >= 0 ? LAST.layers[src] : LAST.input;
     if (before.shape.length === 3 && ch < before.shape[2]) {
       const bs = Math.max(2, Math.floor(160 / before.shape[0]));
@@ -350,6 +352,7 @@ function highlightFields(p) {
 function showPatch(p, y, x) {
   highlightFields(p);
   const src = $("input-canvas");
+  if (!LAST) return; // cleared while the window was fetched
   const [h, w] = LAST.input.shape;
   const scale = Math.max(2, Math.floor(160 / h));
   const cv = inputCanvas(LAST.input.vals, LAST.input.shape, 1);

@@ -15,6 +15,7 @@ async function showArithmetic(index, ch, y, x) {
     { method: "POST", body: inputBlob });
   const v = await r.json();
   if (!r.ok) { box.textContent = v.error; return; }
+  if (!LAST) { box.hidden = true; return; } // cleared meanwhile
   box.innerHTML = "";
   const h = document.createElement("h3");
   box.appendChild(h);
