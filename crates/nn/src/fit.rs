@@ -473,12 +473,7 @@ impl Model {
                 });
                 for (bi, shards) in rx.iter().enumerate() {
                     let mut shards = shards?;
-                    // A callback may change the rate from this step on
-                    // (the schedule's value times the model's factor).
-                    for cb in callbacks.iter_mut() {
-                        cb.on_batch_begin(self, epoch, bi + 1, lr)?;
-                    }
-                    lr = scheduled * self.lr_factor();
+                    lr = batch_begin_rate(self, callbacks, (epoch, bi + 1), lr, scheduled)?;
                     let step = if plan.total == 1 {
                         let (_, (x, y)) = shards.pop().expect("one shard");
                         if x.batch() == 0 {
@@ -686,6 +681,22 @@ fn nothing_read(epoch: usize) -> NnError {
             epoch + 1
         ),
     )
+}
+
+/// Every callback's `on_batch_begin` for step `(epoch, step)`, which may
+/// change the model's rate factor; the step's rate after them (the
+/// schedule's value times the factor).
+fn batch_begin_rate(
+    model: &mut Model,
+    callbacks: &mut [&mut dyn Callback],
+    (epoch, step): (usize, usize),
+    lr: f32,
+    scheduled: f32,
+) -> Result<f32> {
+    for cb in callbacks.iter_mut() {
+        cb.on_batch_begin(model, epoch, step, lr)?;
+    }
+    Ok(scheduled * model.lr_factor())
 }
 
 /// Every callback's `on_batch_end` for step `(epoch, step, steps)`; true

@@ -8,7 +8,6 @@
 //! score is the logit and class 0's its negative.
 
 use super::Model;
-use crate::graph::Source;
 use crate::layer::Mode;
 use convnet_tensor::Tensor;
 
@@ -27,18 +26,7 @@ impl Model {
         let n = self.layers.len();
         self.fused_relu = vec![false; n];
         self.fused_add = vec![false; n];
-        let mut outs: Vec<Tensor> = Vec::with_capacity(n);
-        for i in 0..n {
-            let xs: Vec<Tensor> = self.wiring.inputs[i]
-                .iter()
-                .map(|s| match *s {
-                    Source::Input => x.clone(),
-                    Source::Node(j) => outs[j].clone(),
-                })
-                .collect();
-            let y = self.layers[i].forward_inputs(xs, Mode::Inspect, &mut self.rng);
-            outs.push(y);
-        }
+        let outs = self.every_output(x, Mode::Inspect);
         let mut probabilities = outs.last().cloned().unwrap_or_else(|| x.clone());
         let row = probabilities.sample_len().max(1);
         self.head.forward(probabilities.data_mut(), row);

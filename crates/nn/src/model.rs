@@ -474,6 +474,17 @@ impl Model {
     /// Every node's output for a batch, in inference mode (the head is
     /// applied to the last one), for looking inside the net. Never fuses.
     pub fn trace(&mut self, x: &Tensor) -> Vec<Tensor> {
+        let mut outs = self.every_output(x, Mode::Eval);
+        if let Some(last) = outs.last_mut() {
+            let row = last.sample_len().max(1);
+            self.head.forward(last.data_mut(), row);
+        }
+        outs
+    }
+
+    /// Every node's output for `x` in `mode`, node by node, unfused (the
+    /// head is not applied): `trace` and `inspect_forward`.
+    fn every_output(&mut self, x: &Tensor, mode: Mode) -> Vec<Tensor> {
         let n = self.layers.len();
         let mut outs: Vec<Tensor> = Vec::with_capacity(n);
         for i in 0..n {
@@ -484,12 +495,8 @@ impl Model {
                     Source::Node(j) => outs[j].clone(),
                 })
                 .collect();
-            let y = self.layers[i].forward_inputs(xs, Mode::Eval, &mut self.rng);
+            let y = self.layers[i].forward_inputs(xs, mode, &mut self.rng);
             outs.push(y);
-        }
-        if let Some(last) = outs.last_mut() {
-            let row = last.sample_len().max(1);
-            self.head.forward(last.data_mut(), row);
         }
         outs
     }
