@@ -31,6 +31,20 @@ URL=$(grep -o "http://[0-9.:]*/" "$LOG" | head -1)
 [ -n "$URL" ] || { cat "$LOG"; exit 1; }
 node tools/explorer/browser_test.mjs "$URL" "$OUT" || { echo "server log:"; tail -50 "$LOG"; exit 1; }
 
+# A graph (residual blocks, one with a projection, and an inception module)
+# drawn as a graph.
+kill $PID 2>/dev/null || true
+rm -rf target/explorer-graph
+"$BIN" train --limit 3000 --epochs 2 --quiet --out target/explorer-graph --name graph \
+  --model '8C3-BN-R[8C3-BN-8C3-BN]-R[16C3S2-BN-16C3-BN]-I[8C1 | 8C1-8C3 | P3S1-8C1]-GAP-10' >/dev/null
+: >"$LOG"
+CONVNET_SERVE_LOG=1 "$BIN" serve target/explorer-graph/graph --port 0 >"$LOG" 2>&1 &
+PID=$!
+for _ in $(seq 100); do grep -q "http://" "$LOG" && break; sleep 0.1; done
+URL=$(grep -o "http://[0-9.:]*/" "$LOG" | head -1)
+[ -n "$URL" ] || { cat "$LOG"; exit 1; }
+node tools/explorer/graph_test.mjs "$URL" "$OUT" || { echo "server log:"; tail -50 "$LOG"; exit 1; }
+
 # Live training: train --serve with the page open (pause, rate, re-predict,
 # "epoch N of N").
 kill $PID 2>/dev/null || true

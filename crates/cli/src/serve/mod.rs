@@ -54,6 +54,7 @@ const INDEX_HTML: &str = include_str!("page/index.html");
 const APP_JS: &str = include_str!("page/app.js");
 const MAPS_JS: &str = include_str!("page/maps.js");
 const ARITHMETIC_JS: &str = include_str!("page/arithmetic.js");
+const GRAPH_JS: &str = include_str!("page/graph.js");
 /// The tab's icon (browsers ask for `/favicon.ico` on every load): a 3x3
 /// grid of filter weights.
 const FAVICON_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 3 3\">\
@@ -261,6 +262,7 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
         ("GET", "/app.js") => Ok(Reply::ok("text/javascript; charset=utf-8", APP_JS)),
         ("GET", "/maps.js") => Ok(Reply::ok("text/javascript; charset=utf-8", MAPS_JS)),
         ("GET", "/arithmetic.js") => Ok(Reply::ok("text/javascript; charset=utf-8", ARITHMETIC_JS)),
+        ("GET", "/graph.js") => Ok(Reply::ok("text/javascript; charset=utf-8", GRAPH_JS)),
         ("GET", "/app.css") => Ok(Reply::ok("text/css; charset=utf-8", APP_CSS)),
         ("GET", "/favicon.ico" | "/favicon.svg") => Ok(Reply::ok("image/svg+xml", FAVICON_SVG)),
         ("GET", "/api/model") => api::model_json(ex).map(|v| Reply::json(&v)),
@@ -323,7 +325,7 @@ fn respond(ex: &Explorer, request: &http::Request) -> Reply {
                 None => Err(Reply::error(404, format!("no such picture '{name}'"))),
             }
         }
-        (_, "/" | "/index.html" | "/app.js" | "/maps.js" | "/arithmetic.js")
+        (_, "/" | "/index.html" | "/app.js" | "/maps.js" | "/arithmetic.js" | "/graph.js")
         | (_, "/app.css" | "/api/model")
         | (_, "/api/history" | "/api/pause" | "/api/lr")
         | (_, "/api/filter" | "/api/patch" | "/api/evaluation" | "/api/sample")

@@ -25,62 +25,40 @@ async function getJSON(url) {
 }
 
 // ---- architecture ----
+// A chain as a list of boxes, top to bottom; a graph as a graph (graph.js).
 function drawArchitecture() {
   const arch = $("arch");
   arch.innerHTML = "";
-  const inp = document.createElement("div");
-  inp.className = "layer";
-  inp.id = "layer-input";
-  inp.innerHTML = `<b>input</b> ${esc(MODEL.input_shape.join("x"))}`;
-  arch.appendChild(inp);
-  MODEL.layers.forEach((l) => {
+  const box = (v) => {
     const d = document.createElement("div");
     d.className = "layer";
+    if (v === 0) {
+      d.id = "layer-input";
+      d.innerHTML = `<b>input</b> ${esc(MODEL.input_shape.join("x"))}`;
+      return d;
+    }
+    const l = MODEL.layers[v - 1];
     d.id = "layer-" + l.index;
-    const inputs = MODEL.graph ? `<div class="in">&larr; ${esc(l.inputs.join(", "))}</div>` : "";
-    d.innerHTML = `<b>${esc(l.name)}</b> (${esc(l.kind)}) &rarr; ${esc(l.output_shape.join("x"))}` +
-      ` &middot; ${l.params.toLocaleString()} params` +
-      (l.formula ? `<div class="f">${esc(l.formula)}</div>` : "") + inputs;
+    const params = `${l.params.toLocaleString()} params`;
+    if (MODEL.graph) {
+      // Compact: name and shape (Keras's names say the kind); the rest on hover.
+      d.innerHTML = `<b>${esc(l.name)}</b><div>${esc(l.output_shape.join("x"))}</div>`;
+      d.title = `${l.name} (${l.kind}) -> ${l.output_shape.join("x")}, ${params}` +
+        (l.formula ? `\n${l.formula}` : "") + `\ninputs: ${l.inputs.join(", ")}`;
+    } else {
+      d.innerHTML = `<b>${esc(l.name)}</b> (${esc(l.kind)}) &rarr; ${esc(l.output_shape.join("x"))}` +
+        ` &middot; ${params}` + (l.formula ? `<div class="f">${esc(l.formula)}</div>` : "");
+    }
     d.onclick = () => {
       const row = $("maps-" + l.index);
       if (row) row.scrollIntoView({ behavior: "smooth", block: "center" });
     };
-    arch.appendChild(d);
-  });
-  if (MODEL.graph) requestAnimationFrame(drawEdges);
+    return d;
+  };
+  if (MODEL.graph) drawGraph(arch, box);
+  else for (let v = 0; v <= MODEL.layers.length; v++) arch.appendChild(box(v));
   const total = MODEL.trainable + MODEL.non_trainable;
   $("run").textContent = `${MODEL.run} · ${total.toLocaleString()} parameters`;
-}
-
-// A graph's connections that skip the box just above (shortcuts, branches,
-// merges) as curves on the right of the boxes.
-function drawEdges() {
-  const arch = $("arch");
-  arch.classList.add("graph");
-  const old = $("edges");
-  if (old) old.remove();
-  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  svg.id = "edges";
-  svg.setAttribute("width", arch.scrollWidth);
-  svg.setAttribute("height", arch.scrollHeight);
-  const base = arch.getBoundingClientRect();
-  const names = ["input", ...MODEL.layers.map((l) => l.name)];
-  const box = (name) => $(name === "input" ? "layer-input" : "layer-" + MODEL.layers.findIndex((l) => l.name === name));
-  MODEL.layers.forEach((l, i) => {
-    l.inputs.forEach((src) => {
-      if (src === names[i]) return; // the box just above: adjacency says it
-      const a = box(src), b = $("layer-" + i);
-      if (!a || !b) return;
-      const ra = a.getBoundingClientRect(), rb = b.getBoundingClientRect();
-      const x = ra.right - base.left, y1 = ra.top + ra.height / 2 - base.top, y2 = rb.top + rb.height / 2 - base.top;
-      const bend = Math.min(36, 10 + (y2 - y1) / 12);
-      const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-      path.setAttribute("d", `M ${x} ${y1} C ${x + bend} ${y1}, ${x + bend} ${y2}, ${x} ${y2}`);
-      path.setAttribute("class", "edge");
-      svg.appendChild(path);
-    });
-  });
-  arch.appendChild(svg);
 }
 
 // ---- prediction ----
