@@ -221,6 +221,26 @@ try {
   if (softmax.n !== 10 || softmax.worst > 1e-3) fail(`the softmax shown differs from the prediction: ${JSON.stringify(softmax)}`);
   console.log(`softmax steps shown for ${softmax.n} classes (largest difference from the prediction ${softmax.worst.toExponential(1)})`);
 
+  // A Dense unit (the strongest of the hidden Dense layer): its largest
+  // products, the rest, + bias, the activation, equal to the model's value.
+  const dense = await page.evaluate(() => {
+    const meta = MODEL.layers.find((l, i) => l.kind === "Dense" && i < MODEL.layers.length - 1);
+    const l = LAST.layers[meta.index], cv = document.querySelector(`#maps-${meta.index} canvas.vec`);
+    let u = 0;
+    l.vals.forEach((v, i) => { if (v > l.vals[u]) u = i; });
+    const perRow = cv.width, rows = cv.height;
+    return { index: meta.index, unit: u, x: (u % perRow + 0.5) * cv.clientWidth / perRow,
+      y: (Math.floor(u / perRow) + 0.5) * cv.clientHeight / rows };
+  });
+  await page.locator(`#maps-${dense.index} canvas.vec`).click({ position: { x: dense.x, y: dense.y } });
+  await page.waitForSelector("#dense-terms", { timeout: 10000 }).catch(() => fail("a Dense unit's arithmetic is not shown"));
+  const dsum = await page.locator("#arith .sum").textContent();
+  const dtitle = await page.locator("#detail-title").textContent();
+  const dm2 = dsum.match(/= (\S+)\s+\(the model: (\S+)\)/);
+  if (!dtitle.endsWith(`unit ${dense.unit}`) || !dm2 || dm2[1] !== dm2[2] || Number(dm2[1]) <= 0)
+    fail(`the Dense unit's arithmetic is not the model's: ${dtitle}: ${dsum}`);
+  console.log(`${dtitle}: ${dsum}`);
+
   // Pooling: before and after.
   const poolRow = page.locator(".maprow", { hasText: "Pooling" }).first();
   if (await poolRow.count()) {

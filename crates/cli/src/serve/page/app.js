@@ -216,6 +216,21 @@ function showMaps(v) {
         const name = labels ? ` (${labels[i]})` : "";
         return `${meta.name} unit ${i}${name} = ${l.vals[i].toPrecision(5)}`;
       });
+      if (meta.kind === "Dense" && l.index !== last) {
+        cv.title = "click a unit: its sum of inputs x weights";
+        cv.onclick = (e) => {
+          const at = unitAt(cv, e, cv.height, perRow);
+          if (!at || at[0] * perRow + at[1] >= n) return;
+          const unit = at[0] * perRow + at[1];
+          $("detail").hidden = false;
+          $("detail-title").textContent = `${meta.name} (Dense), unit ${unit}`;
+          $("detail-body").innerHTML = "";
+          $("detail-note").textContent = "";
+          DETAIL = null;
+          showDense(l.index, unit);
+          $("detail").scrollIntoView({ block: "nearest" });
+        };
+      }
       if (l.index === last && MODEL.classes.length === l.vals.length) {
         cv.title = "click: the softmax, step by step";
         cv.onclick = () => {

@@ -1,6 +1,7 @@
 // convnet explorer: the arithmetic of one output value (CNN Explainer's
 // view), from /api/arithmetic: a convolution's patch x kernel + bias and
-// activation, a pooling window and its max or mean, the softmax's steps;
+// activation (a grouped or depthwise filter's own channels), a pooling
+// window and its max or mean, a Dense unit's largest products, the softmax's steps;
 // and a step-through of the window sliding over the layer's input.
 "use strict";
 
@@ -48,6 +49,40 @@ async function showArithmetic(index, ch, y, x) {
   }
 }
 
+// A Dense unit: the largest products x_i w_i, the others summed, + bias,
+// then the activation.
+async function showDense(index, unit) {
+  const box = $("arith");
+  box.hidden = false;
+  const prepare = preparing() && !inputRaw ? 1 : 0;
+  const r = await fetch(`/api/arithmetic?layer=${index}&map=${unit}&y=0&x=0&prepare=${prepare}`, { method: "POST", body: inputBlob });
+  const v = await r.json();
+  if (!r.ok) { box.textContent = v.error; return; }
+  if (!LAST) { box.hidden = true; return; } // cleared meanwhile
+  box.innerHTML = "";
+  const h = document.createElement("h3");
+  h.textContent = `unit ${unit}: ${v.activation}(sum over ${v.inputs} inputs of input x weight + bias)`;
+  box.appendChild(h);
+  const t = document.createElement("table");
+  t.className = "arith";
+  t.id = "dense-terms";
+  const head = t.insertRow();
+  ["input i", "x_i", "w_i", "x_i w_i"].forEach((s) => { const th = document.createElement("th"); th.textContent = s; head.appendChild(th); });
+  v.terms.forEach((k) => {
+    const tr = t.insertRow();
+    [k.i, fmt(k.x), fmt(k.w), fmt(k.product)].forEach((s) => { tr.insertCell().textContent = s; });
+  });
+  if (v.inputs > v.terms.length) {
+    const tr = t.insertRow();
+    [`the other ${v.inputs - v.terms.length}`, "", "", fmt(v.rest)].forEach((s) => { tr.insertCell().textContent = s; });
+  }
+  box.appendChild(t);
+  const p = document.createElement("p");
+  p.className = "sum";
+  p.textContent = `sum ${fmt(v.sum)} + bias ${fmt(v.bias)} = ${fmt(v.z)};  ${v.activation}(${fmt(v.z)}) = ${fmt(v.result)}  (the model: ${fmt(v.model_output)})`;
+  box.appendChild(p);
+}
+
 // The softmax of the output, step by step.
 async function showSoftmax(index) {
   const box = $("arith");
@@ -72,6 +107,9 @@ async function showSoftmax(index) {
   box.appendChild(p);
 }
 
+// How many channels the layer's input has (a grouped or depthwise filter reads fewer).
+const MODEL_CHANNELS = (v) => v.geometry.input[2];
+
 // Patch x kernel for a convolution: one table per input channel shown (the
 // first four), each cell "input x weight"; then every channel's partial sum.
 function convTable(v) {
@@ -82,7 +120,7 @@ function convTable(v) {
     const t = document.createElement("table");
     t.className = "arith";
     t.caption = t.createCaption();
-    t.caption.textContent = c > 1 ? `input channel ${ch}` : "input x weight";
+    t.caption.textContent = `input channel ${v.channels[ch]}: input x weight`;
     for (let ky = 0; ky < kh; ky++) {
       const tr = t.insertRow();
       for (let kx = 0; kx < kw; kx++) {
@@ -102,7 +140,8 @@ function convTable(v) {
     }
     const p = document.createElement("p");
     p.className = "muted";
-    p.textContent = `per input channel: ${sums.map((s) => s.toPrecision(3)).join(" + ")}` + (c > show ? ` (${c} channels; the first ${show} shown above)` : "");
+    const which = v.channels[0] === 0 && v.channels.length === MODEL_CHANNELS(v) ? "" : ` (channels ${v.channels[0]}..${v.channels[c - 1]}: this filter's group)`;
+    p.textContent = `per input channel: ${sums.map((s) => s.toPrecision(3)).join(" + ")}` + (c > show ? ` (${c} channels; the first ${show} shown above)` : "") + which;
     wrap.appendChild(p);
   }
   return wrap;
@@ -115,7 +154,7 @@ function slider(index, ch, v) {
   const src = MODEL.layers.findIndex((m) => m.name === meta.inputs[0]);
   const input = src >= 0 ? LAST.layers[src] : LAST.input;
   const out = LAST.layers[index];
-  const inCh = v.kind === "conv" ? 0 : ch;
+  const inCh = v.kind === "conv" ? v.channels[0] : ch;
   const [ih, iw, ic] = input.shape, [oh, ow, oc] = out.shape;
   const box = document.createElement("div");
   const button = document.createElement("button");
@@ -158,7 +197,7 @@ function slider(index, ch, v) {
   };
   const row = document.createElement("div");
   row.className = "row";
-  row.append(labelled(a, v.kind === "conv" ? `input channel 0 (${ih}x${iw})` : `before (${ih}x${iw})`), labelled(b, `map ${ch} (${oh}x${ow})`));
+  row.append(labelled(a, v.kind === "conv" ? `input channel ${inCh} (${ih}x${iw})` : `before (${ih}x${iw})`), labelled(b, `map ${ch} (${oh}x${ow})`));
   box.append(button, row);
   return box;
 }
