@@ -2,7 +2,7 @@
 //! endpoint, malformed and oversized requests, paths outside the run.
 
 mod common;
-use common::{peak_mib, png_bomb, text, tmp, TinyRun};
+use common::{convnet, peak_mib, png_bomb, text, tmp, TinyRun};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -447,6 +447,94 @@ fn uploads_are_prepared_as_mnists_digits_were() {
     assert!(mean > 0.7, "unprepared, the paper stays light: {mean}");
     assert_eq!(post(a, "/api/predict?prepare=yes", &photo).0, 400);
 
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A colour model's upload is resized as `convnet predict` resizes (no digit
+/// preparation, whatever the switch says): the input sent back is the
+/// resized photo, and the probabilities are predict's.
+#[test]
+fn colour_uploads_are_resized_as_predict_does() {
+    let d = tmp("serve-colour");
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(d.join("data").join(class)).unwrap();
+    }
+    for i in 0..12u32 {
+        let img = image::RgbImage::from_fn(20, 20, |x, y| {
+            image::Rgb([(x * 12 + i) as u8, (y * 12) as u8, (i * 20) as u8])
+        });
+        let class = if i % 2 == 0 { "a" } else { "b" };
+        img.save(d.join("data").join(class).join(format!("{i}.png")))
+            .unwrap();
+    }
+    let data = format!("folder:{}", d.join("data").display());
+    let o = TinyRun::new(&d, "colour")
+        .with("--data", &data)
+        .with("--input", "16x16x3")
+        .with("--model", "2C3-F-2")
+        .command_defaults()
+        .run();
+    assert!(o.status.success(), "{}", text(&o));
+    let run = d.join("colour");
+    // A 48x30 photo with stripes: the resize has something to average.
+    let photo = image::RgbImage::from_fn(48, 30, |x, y| {
+        image::Rgb([
+            if x % 6 < 3 { 230 } else { 20 },
+            (y * 8) as u8,
+            (x * 5) as u8,
+        ])
+    });
+    let file = d.join("photo.png");
+    photo.save(&file).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+
+    let srv = start(&["serve", run.to_str().unwrap(), "--port", "0"]);
+    let (s, body) = post(srv.addr.as_str(), "/api/predict?prepare=1", &bytes);
+    assert_eq!(s, 200, "{body}");
+    let p = json(&body);
+    assert_eq!(p["preparation"]["digit"], false, "{}", p["preparation"]);
+    assert_eq!(p["input"]["shape"], serde_json::json!([16, 16, 3]));
+    let img = convnet_data::image_from_memory(&bytes, "photo").unwrap();
+    let want: Vec<f32> = convnet_data::stream::resize_image(&img, 16, 16, 3, &file)
+        .unwrap()
+        .iter()
+        .map(|&b| b as f32 / 255.0)
+        .collect();
+    assert_eq!(f32s(&p["input"]["values"]), want);
+
+    let csv = d.join("p.csv");
+    let o = convnet(&[
+        "predict",
+        run.to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--output",
+        csv.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = std::fs::read_to_string(&csv).unwrap();
+    let row: Vec<f64> = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .rev()
+        .take(2)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let served: Vec<f64> = p["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["p"].as_f64().unwrap())
+        .collect();
+    // The CSV's last two columns are p0, p1 (read backwards).
+    for (k, want) in [(0, row[1]), (1, row[0])] {
+        assert!(
+            (served[k] - want).abs() < 1e-6,
+            "class {k}: served {served:?}, predict {table}"
+        );
+    }
     drop(srv);
     let _ = std::fs::remove_dir_all(&d);
 }
