@@ -469,3 +469,91 @@ fn an_error_on_one_rank_ends_the_job_with_its_message() {
         "{said}"
     );
 }
+
+/// `POST path` to the explorer at `addr`: (status, body).
+fn post(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let status = reply[9..12].parse().unwrap();
+    (
+        status,
+        reply
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn the_explorer_sets_every_ranks_rate_and_does_not_pause_a_distributed_run() {
+    use std::io::BufRead;
+    let dir = tmp("mpi-serve");
+    let out = dir.to_str().unwrap();
+    let mut args = train_args("784-8C3-P2-10", out, "served", "3");
+    args[4] = "3000";
+    args.extend(["--serve", "--serve-port", "0"]);
+    let mut job = mpirun(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = job.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(|l| l.ok())
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |what: &str| -> String {
+        let start = Instant::now();
+        loop {
+            let left = Duration::from_secs(180).saturating_sub(start.elapsed());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(what) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {what:?} from the job"),
+            }
+        }
+    };
+    let line = wait_for("http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(|c: char| c != '/' && !c.is_ascii_digit());
+    let addr = addr
+        .trim_end_matches('/')
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (s, body) = post(&addr, "/api/pause?on=1");
+    assert_eq!(s, 409, "{body}");
+    assert!(body.contains("2 ranks"), "{body}");
+    let (s, body) = post(&addr, "/api/lr?value=0.0005");
+    assert_eq!(s, 200, "{body}");
+    wait_for("Training done");
+    let _ = job.kill();
+    let _ = job.wait();
+    // Epoch 2 ran wholly at the new rate (the schedule, exp:0.95, scaled to it), and the
+    // per-step broadcast of rank 0's rate went through MPI to the end. That rank 1 applies the
+    // same rate, to the bit, is checked with threads as ranks (nn's data_parallel.rs).
+    let lr: Vec<f64> = std::fs::read_to_string(dir.join("served/history.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(lr.len(), 3, "{lr:?}");
+    assert!((lr[1] - 0.0005 * 0.95).abs() < 1e-9, "{lr:?}");
+}

@@ -473,7 +473,7 @@ impl Model {
                 });
                 for (bi, shards) in rx.iter().enumerate() {
                     let mut shards = shards?;
-                    lr = batch_begin_rate(self, callbacks, (epoch, bi + 1), lr, scheduled)?;
+                    lr = batch_begin_rate(self, callbacks, comm, (epoch, bi + 1), scheduled)?;
                     let step = if plan.total == 1 {
                         let (_, (x, y)) = shards.pop().expect("one shard");
                         if x.batch() == 0 {
@@ -685,16 +685,25 @@ fn nothing_read(epoch: usize) -> NnError {
 
 /// Every callback's `on_batch_begin` for step `(epoch, step)`, which may
 /// change the model's rate factor; the step's rate after them (the
-/// schedule's value times the factor).
+/// schedule's value times the factor). Over several ranks, rank 0's factor
+/// is every rank's: a callback there (the explorer's rate box, served by
+/// rank 0 only) changes the rate of all replicas, which would otherwise
+/// apply the same summed gradients at different rates and drift apart.
 fn batch_begin_rate(
     model: &mut Model,
     callbacks: &mut [&mut dyn Callback],
+    comm: &dyn Collective,
     (epoch, step): (usize, usize),
-    lr: f32,
     scheduled: f32,
 ) -> Result<f32> {
+    let lr = scheduled * model.lr_factor();
     for cb in callbacks.iter_mut() {
         cb.on_batch_begin(model, epoch, step, lr)?;
+    }
+    if comm.size() > 1 {
+        let mut factor = [model.lr_factor()];
+        comm.broadcast_f32(&mut factor, 0);
+        model.set_lr_factor(factor[0]);
     }
     Ok(scheduled * model.lr_factor())
 }

@@ -306,3 +306,53 @@ fn synchronized_batch_norm_trains_what_one_process_trains_on_the_whole_batch() {
         .unwrap_err();
     assert!(e.to_string().contains("needs MPI ranks"), "{e}");
 }
+
+/// A rate change on rank 0 only (the explorer is served by rank 0): halves
+/// the rate from step 3 of the first epoch.
+struct HalveOnRankZero;
+
+impl Callback for HalveOnRankZero {
+    fn on_batch_begin(&mut self, m: &mut Model, epoch: usize, step: usize, _: f32) -> Result<()> {
+        if (epoch, step) == (0, 3) {
+            m.set_lr_factor(0.5 * m.lr_factor());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_rate_changed_on_rank_zero_is_every_ranks_rate() {
+    let train = |config: FitConfig, halve: bool| {
+        let mut m = model();
+        let mut cb = HalveOnRankZero;
+        let mut cbs: Vec<&mut dyn Callback> = Vec::new();
+        if halve {
+            cbs.push(&mut cb);
+        }
+        let config = config.with_batch_size(13).with_validation_split(0.2);
+        m.fit(&toy(60, 3), None, &config, &mut cbs).unwrap();
+        weights(&m)
+    };
+    let want = train(quiet(2).with_shards(2), true);
+    assert_ne!(
+        want,
+        train(quiet(2).with_shards(2), false),
+        "the change matters"
+    );
+    let got: Vec<Vec<Vec<f32>>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = Threads::group(2)
+            .into_iter()
+            .map(|t| {
+                let halve = t.rank == 0;
+                scope.spawn(move || train(quiet(2).with_collective(Arc::new(t)), halve))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (rank, w) in got.iter().enumerate() {
+        assert!(
+            *w == want,
+            "rank {rank}'s weights differ from the one-process run's"
+        );
+    }
+}

@@ -394,6 +394,8 @@ pub struct Live {
     state: Mutex<LiveState>,
     /// Signalled when training is resumed.
     resumed: std::sync::Condvar,
+    /// Processes training together (mpirun's ranks; 0 or 1: one).
+    ranks: usize,
 }
 
 #[derive(Default)]
@@ -426,11 +428,29 @@ impl Live {
         lock(&self.state).new_lr = Some(lr);
     }
 
-    /// Pauses training after its current batch, or resumes it.
-    pub fn set_paused(&self, paused: bool) {
+    /// The progress of a run over `ranks` processes (rank 0 serves it).
+    pub fn of_ranks(ranks: usize) -> Live {
+        Live {
+            ranks,
+            ..Live::default()
+        }
+    }
+
+    /// Pauses training after its current batch, or resumes it. Refused for
+    /// a run over several ranks: the others would wait at their next step
+    /// for rank 0 until `--rank-timeout` ended the job as hung.
+    pub fn set_paused(&self, paused: bool) -> Result<(), String> {
+        if paused && self.ranks > 1 {
+            return Err(format!(
+                "data-parallel training over {} ranks is not paused: the other ranks would wait \
+                 for rank 0 at their next step until --rank-timeout ended the job",
+                self.ranks
+            ));
+        }
         let mut s = lock(&self.state);
         s.paused = paused && !s.done;
         self.resumed.notify_all();
+        Ok(())
     }
 }
 
@@ -506,7 +526,7 @@ pub fn history(ex: &Explorer) -> Value {
         return json!({"epochs": s.epochs.iter().map(epoch_json).collect::<Vec<_>>(),
                       "batches": batches, "training": !s.done, "total_epochs": ex.cfg.epochs,
                       "epoch": epoch + 1, "step": step, "steps": steps, "paused": s.paused,
-                      "lr": s.lr, "lr_pending": s.new_lr});
+                      "lr": s.lr, "lr_pending": s.new_lr, "ranks": live.ranks.max(1)});
     }
     let text =
         std::fs::read_to_string(ex.run.join(convnet_run::folder::HISTORY_FILE)).unwrap_or_default();
@@ -533,7 +553,7 @@ pub fn pause(ex: &Explorer, on: bool) -> Result<Value, Reply> {
         .live
         .as_ref()
         .ok_or_else(|| Reply::error(404, "this run is not training: nothing to pause"))?;
-    live.set_paused(on);
+    live.set_paused(on).map_err(|e| Reply::error(409, e))?;
     Ok(history(ex))
 }
 
@@ -662,5 +682,16 @@ mod tests {
         );
         assert_eq!(range(&[3.0, f32::NAN, -1.0, f32::INFINITY]), (-1.0, 3.0));
         assert_eq!(range(&[]), (0.0, 0.0));
+    }
+
+    #[test]
+    fn a_run_over_several_ranks_is_not_paused() {
+        let one = Live::default();
+        assert!(one.set_paused(true).is_ok() && lock(&one.state).paused);
+        let two = Live::of_ranks(2);
+        let e = two.set_paused(true).unwrap_err();
+        assert!(e.contains("2 ranks") && e.contains("--rank-timeout"), "{e}");
+        assert!(!lock(&two.state).paused);
+        assert!(two.set_paused(false).is_ok());
     }
 }

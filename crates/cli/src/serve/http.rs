@@ -84,6 +84,7 @@ fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",

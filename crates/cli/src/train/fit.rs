@@ -14,8 +14,8 @@ use std::path::Path;
 /// that feeds it and its address.
 type Served = (crate::serve::LiveCallback, String);
 
-fn serve_live(a: &TrainArgs, dir: &Path, precision: Precision) -> CliResult<Served> {
-    let live = std::sync::Arc::new(crate::serve::Live::default());
+fn serve_live(a: &TrainArgs, dir: &Path, precision: Precision, ranks: usize) -> CliResult<Served> {
+    let live = std::sync::Arc::new(crate::serve::Live::of_ranks(ranks));
     let explorer = crate::serve::Explorer::open(dir, Some(live.clone()), precision)?;
     let (srv, addr) = crate::serve::bind(&a.serve_host, a.serve_port)?;
     println!("Serving the explorer at http://{addr}/ while training");
@@ -70,7 +70,7 @@ pub(super) fn train_ready(a: &TrainArgs, ready: Ready) -> CliResult<Finished> {
         pass = pass.with_checkpoints(&dir);
     }
     let mut served = match a.serve && root {
-        true => Some(serve_live(a, &dir, precision)?),
+        true => Some(serve_live(a, &dir, precision, world.size())?),
         false => None,
     };
     let mut extra: Vec<&mut dyn Callback> = Vec::new();

@@ -481,7 +481,8 @@ async function refreshHistory() {
   } else {
     $("status").textContent = MODEL.live ? `training finished: ${h.epochs.length} of ${n} epochs` : "";
   }
-  $("pause").hidden = !h.training;
+  // Not offered over several ranks (the server says why if asked).
+  $("pause").hidden = !h.training || h.ranks > 1;
   $("lr-box").hidden = !h.training;
   if (h.lr !== null && h.lr !== undefined && document.activeElement !== $("lr")) $("lr").placeholder = h.lr.toPrecision(3);
   $("pause").textContent = h.paused ? "Resume" : "Pause";
