@@ -61,6 +61,18 @@ function drawArchitecture() {
   $("run").textContent = `${MODEL.run} · ${total.toLocaleString()} parameters`;
 }
 
+// A graph's lanes follow the column's width: drawn again when the window's
+// width changes (the selected layer stays selected).
+let redrawTimer = null;
+window.addEventListener("resize", () => {
+  if (!MODEL || !MODEL.graph) return;
+  clearTimeout(redrawTimer);
+  redrawTimer = setTimeout(() => {
+    drawArchitecture();
+    if (DETAIL) { const b = $("layer-" + DETAIL.index); if (b) b.classList.add("sel"); }
+  }, 100);
+});
+
 // ---- prediction ----
 // Back to "nothing predicted": no probabilities, no maps, no detail (Clear,
 // or an input that could not be predicted: nothing of the previous one stays).
