@@ -3,10 +3,12 @@
 //! ms, GFLOP/s and GB/s (the bytes each pass must read and write at least:
 //! input, output, weights). `tools/depthwise_peer.py` times PyTorch's
 //! depthwise `Conv2d` (channels-last) on the same shapes.
-//! `cargo run --release -p convnet-tensor --example depthwise_bench [THREADS]`.
+//! `cargo run --release -p convnet-tensor --example depthwise_bench [THREADS] [builds]`;
+//! with `builds`, each pass is timed on the portable build and on the
+//! CPU's vector build (AVX-512 or AVX2), alternating, and the ratio printed.
 
 use convnet_tensor::depthwise::{
-    depthwise_backward_input, depthwise_backward_weight, depthwise_forward, DepthwiseGeometry,
+    self, depthwise_backward_input, depthwise_backward_weight, depthwise_forward, DepthwiseGeometry,
 };
 use convnet_tensor::Padding;
 
@@ -32,7 +34,12 @@ fn main() {
         .num_threads(threads)
         .build_global()
         .unwrap();
-    println!("{threads} thread(s); ms per pass (GFLOP/s, GB/s): forward | input gradient | weight gradient");
+    let compare = std::env::args().nth(2).as_deref() == Some("builds");
+    if compare {
+        println!("{threads} thread(s); portable -> vector build, ms per pass (ratio, vector GFLOP/s): forward | input gradient | weight gradient");
+    } else {
+        println!("{threads} thread(s); ms per pass (GFLOP/s, GB/s): forward | input gradient | weight gradient");
+    }
     for (label, input, k, s) in SHAPES {
         let g = DepthwiseGeometry::new(input, 1, (k, k), (s, s), (1, 1), Padding::Same).unwrap();
         let (x, w, b) = (data(g.input_len()), data(g.weight_len()), data(g.conv.f));
@@ -43,6 +50,39 @@ fn main() {
         let gflop = 2.0 * g.forward_macs() as f64 / 1e9;
         let gb = 4.0 * (g.input_len() + g.output_len() + g.weight_len()) as f64 / 1e9;
         let reps = 10;
+        if compare {
+            // Portable, then vector, twice, alternating; the best of each.
+            let mut t = [[f64::MAX; 3]; 2];
+            for _ in 0..2 {
+                for (i, on) in [false, true].into_iter().enumerate() {
+                    depthwise::set_vector(on);
+                    let now = [
+                        best(reps, || depthwise_forward(&g, &x, &w, Some(&b), &mut y)),
+                        best(reps, || depthwise_backward_input(&g, &dy, &w, &mut dx)),
+                        best(reps, || {
+                            depthwise_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db))
+                        }),
+                    ];
+                    for k in 0..3 {
+                        t[i][k] = t[i][k].min(now[k]);
+                    }
+                }
+            }
+            let cols: Vec<String> = (0..3)
+                .map(|k| {
+                    let (p, v) = (t[0][k], t[1][k]);
+                    format!(
+                        "{:6.2} -> {:6.2} ms ({:4.2}x, {:5.1} GFLOP/s)",
+                        p * 1e3,
+                        v * 1e3,
+                        p / v,
+                        gflop / v
+                    )
+                })
+                .collect();
+            println!("{label:<22} {}", cols.join(" | "));
+            continue;
+        }
         let times = [
             best(reps, || depthwise_forward(&g, &x, &w, Some(&b), &mut y)),
             best(reps, || depthwise_backward_input(&g, &dy, &w, &mut dx)),

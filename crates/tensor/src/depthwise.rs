@@ -11,10 +11,11 @@
 //! The weight `[KH, KW, C, M]` read as `[KH, KW, F]` (F = C*M) lines up with
 //! the output channels, so every tap is one elementwise multiply-add over a
 //! pixel's F channels: the loops run over channels innermost, on AVX-512
-//! where the CPU has it (the same code compiled twice; [`set_vector`] forces
-//! the portable one). Each output value is summed in the same order (taps in
-//! row-major order, multiply then add, no fused multiply-add) on both paths,
-//! so they agree to the bit, for any thread count.
+//! where the CPU has it, else on AVX2 (the same code compiled three times;
+//! [`set_vector`] forces the portable build, [`set_avx512`] the AVX2 one).
+//! Each output value is summed in the same order (taps in row-major order,
+//! multiply then add, no fused multiply-add) on every path, so they agree
+//! to the bit, for any thread count.
 //!
 //! A depthwise convolution does `KH*KW` multiply-adds per value it reads or
 //! writes, so it is bound by memory traffic, not by the FMA units.
@@ -25,22 +26,45 @@ use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static VECTOR: AtomicBool = AtomicBool::new(true);
+static AVX512: AtomicBool = AtomicBool::new(true);
 
-/// Turns the AVX-512 build of the loops on or off (on by default, where the
-/// CPU has AVX-512F), so that tests can run the portable one on any CPU.
-/// The same bits either way.
+/// Turns the vector builds of the loops on or off (on by default, where the
+/// CPU has AVX-512F or AVX2), so that tests can run the portable one on any
+/// CPU. The same bits either way.
 pub fn set_vector(on: bool) {
     VECTOR.store(on, Ordering::Relaxed);
 }
 
-fn avx512() -> bool {
+/// Lets the loops use AVX-512 where the CPU has it (the default), or makes
+/// them take the AVX2 build, so that tests run it on AVX-512 machines too.
+pub fn set_avx512(on: bool) {
+    AVX512.store(on, Ordering::Relaxed);
+}
+
+/// Which build of the loops runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Build {
+    Avx512,
+    Avx2,
+    Portable,
+}
+
+fn build() -> Build {
     #[cfg(target_arch = "x86_64")]
     {
-        VECTOR.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx512f")
+        if !VECTOR.load(Ordering::Relaxed) {
+            Build::Portable
+        } else if AVX512.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx512f") {
+            Build::Avx512
+        } else if std::arch::is_x86_feature_detected!("avx2") {
+            Build::Avx2
+        } else {
+            Build::Portable
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        Build::Portable
     }
 }
 
@@ -320,6 +344,20 @@ unsafe fn forward_row_avx512(
     forward_row(g, x, w, b, n, oy, yrow)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn forward_row_avx2(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    n: usize,
+    oy: usize,
+    yrow: &mut [f32],
+) {
+    forward_row(g, x, w, b, n, oy, yrow)
+}
+
 /// `y = depthwise(x, w) + b` (no activation), overwriting `y`; rows of the
 /// output in parallel.
 pub fn depthwise_forward(
@@ -337,17 +375,19 @@ pub fn depthwise_forward(
     if y.is_empty() {
         return;
     }
-    let vector = avx512();
+    let build = build();
     y.par_chunks_mut(c.ow * c.f)
         .enumerate()
         .for_each(|(row, yrow)| {
             let (n, oy) = (row / c.oh, row % c.oh);
             #[cfg(target_arch = "x86_64")]
-            if vector {
-                // SAFETY: AVX-512F was detected by `avx512`.
-                return unsafe { forward_row_avx512(g, x, w, b, n, oy, yrow) };
+            match build {
+                // SAFETY: `build` detected the feature.
+                Build::Avx512 => return unsafe { forward_row_avx512(g, x, w, b, n, oy, yrow) },
+                Build::Avx2 => return unsafe { forward_row_avx2(g, x, w, b, n, oy, yrow) },
+                Build::Portable => {}
             }
-            let _ = vector;
+            let _ = build;
             forward_row(g, x, w, b, n, oy, yrow)
         });
 }
@@ -390,6 +430,18 @@ fn backward_input_image(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], n: usize, 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn backward_input_image_avx512(
+    g: &DepthwiseGeometry,
+    dy: &[f32],
+    w: &[f32],
+    n: usize,
+    dxi: &mut [f32],
+) {
+    backward_input_image(g, dy, w, n, dxi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward_input_image_avx2(
     g: &DepthwiseGeometry,
     dy: &[f32],
     w: &[f32],
@@ -457,16 +509,18 @@ pub fn depthwise_backward_input(g: &DepthwiseGeometry, dy: &[f32], w: &[f32], dx
         }
         return depthwise_forward(&t, dy, &flipped, None, dx);
     }
-    let vector = avx512();
+    let build = build();
     dx.par_chunks_mut(c.h * c.w * c.c)
         .enumerate()
         .for_each(|(n, dxi)| {
             #[cfg(target_arch = "x86_64")]
-            if vector {
-                // SAFETY: AVX-512F was detected by `avx512`.
-                return unsafe { backward_input_image_avx512(g, dy, w, n, dxi) };
+            match build {
+                // SAFETY: `build` detected the feature.
+                Build::Avx512 => return unsafe { backward_input_image_avx512(g, dy, w, n, dxi) },
+                Build::Avx2 => return unsafe { backward_input_image_avx2(g, dy, w, n, dxi) },
+                Build::Portable => {}
             }
-            let _ = vector;
+            let _ = build;
             backward_input_image(g, dy, w, n, dxi)
         });
 }
@@ -589,6 +643,18 @@ unsafe fn backward_weight_images_avx512(
     backward_weight_images(g, x, dy, images, part)
 }
 
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn backward_weight_images_avx2(
+    g: &DepthwiseGeometry,
+    x: &[f32],
+    dy: &[f32],
+    images: std::ops::Range<usize>,
+    part: &mut [f32],
+) {
+    backward_weight_images(g, x, dy, images, part)
+}
+
 /// Adds the weight gradient `[KH, KW, C, M]` to `dw` and, when given, the
 /// bias gradient `[C*M]` to `db`. Groups of [`IMAGES_PER_PARTIAL`] images
 /// in parallel, their partial sums added in order.
@@ -604,19 +670,26 @@ pub fn depthwise_backward_weight(
     assert_eq!(dy.len(), g.output_len(), "depthwise_backward_weight: dy");
     assert_eq!(dw.len(), g.weight_len(), "depthwise_backward_weight: dw");
     let len = g.weight_len() + c.f;
-    let vector = avx512();
+    let build = build();
     let parts: Vec<Vec<f32>> = (0..c.n.div_ceil(IMAGES_PER_PARTIAL))
         .into_par_iter()
         .map(|p| {
             let images = p * IMAGES_PER_PARTIAL..((p + 1) * IMAGES_PER_PARTIAL).min(c.n);
             let mut part = vec![0.0; len];
             #[cfg(target_arch = "x86_64")]
-            if vector {
-                // SAFETY: AVX-512F was detected by `avx512`.
-                unsafe { backward_weight_images_avx512(g, x, dy, images, &mut part) };
-                return part;
+            match build {
+                // SAFETY: `build` detected the feature.
+                Build::Avx512 => {
+                    unsafe { backward_weight_images_avx512(g, x, dy, images, &mut part) };
+                    return part;
+                }
+                Build::Avx2 => {
+                    unsafe { backward_weight_images_avx2(g, x, dy, images, &mut part) };
+                    return part;
+                }
+                Build::Portable => {}
             }
-            let _ = vector;
+            let _ = build;
             backward_weight_images(g, x, dy, images, &mut part);
             part
         })
@@ -670,8 +743,10 @@ mod tests {
             DepthwiseGeometry::new([3, 9, 7, 5], 3, (3, 2), (2, 1), (1, 2), Padding::Same).unwrap();
         let (x, w, b) = (data(g.input_len(), 1), data(g.weight_len(), 2), data(15, 3));
         let dy = data(g.output_len(), 4);
-        let run = |on: bool| {
+        // (vector, avx512): the CPU's best build, AVX2 at most, portable.
+        let run = |(on, wide): (bool, bool)| {
             set_vector(on);
+            set_avx512(wide);
             let mut y = vec![0.0; g.output_len()];
             depthwise_forward(&g, &x, &w, Some(&b), &mut y);
             let mut dx = vec![0.0; g.input_len()];
@@ -679,11 +754,18 @@ mod tests {
             let (mut dw, mut db) = (vec![0.0; g.weight_len()], vec![0.0; 15]);
             depthwise_backward_weight(&g, &x, &dy, &mut dw, Some(&mut db));
             set_vector(true);
+            set_avx512(true);
             [y, dx, dw, db]
         };
-        let (a, p) = (run(true), run(false));
-        for (a, p) in a.iter().zip(&p) {
-            assert!(a.iter().zip(p).all(|(a, p)| a.to_bits() == p.to_bits()));
+        let a = run((true, true));
+        for switches in [(true, false), (false, true)] {
+            let p = run(switches);
+            for (a, p) in a.iter().zip(&p) {
+                assert!(
+                    a.iter().zip(p).all(|(a, p)| a.to_bits() == p.to_bits()),
+                    "{switches:?}"
+                );
+            }
         }
         let want = reference::depthwise_forward(&g, &x, &w, Some(&b));
         for (got, want) in a[0].iter().zip(&want) {

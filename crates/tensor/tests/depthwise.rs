@@ -34,7 +34,7 @@ proptest! {
         n in 1usize..7, h in 1usize..10, w in 1usize..10,
         c in prop_oneof![Just(1usize), Just(3), Just(16), Just(21), Just(80), Just(100)],
         m in 1usize..4, kh in 1usize..5, kw in 1usize..5, sh in 1usize..3, sw in 1usize..3,
-        dh in 1usize..3, dw in 1usize..3, pad in padding(), vector: bool, seed: u64,
+        dh in 1usize..3, dw in 1usize..3, pad in padding(), vector: bool, wide: bool, seed: u64,
     ) {
         let g = match DepthwiseGeometry::new([n, h, w, c], m, (kh, kw), (sh, sw), (dh, dw), pad) {
             Ok(g) => g,
@@ -45,8 +45,10 @@ proptest! {
         let b = random(g.conv.f, seed ^ 2);
         let dy = random(g.output_len(), seed ^ 3);
         depthwise::set_vector(vector);
+        depthwise::set_avx512(wide);
         let [y, dx, dwt, db] = run(&g, &x, &wt, &b, &dy);
         depthwise::set_vector(true);
+        depthwise::set_avx512(true);
         close(&y, &reference::depthwise_forward(&g, &x, &wt, Some(&b)), "forward")?;
         close(&dx, &reference::depthwise_backward_input(&g, &dy, &wt), "backward input")?;
         let (rdw, rdb) = reference::depthwise_backward_weight(&g, &x, &dy);
@@ -78,7 +80,7 @@ fn depthwise_gives_the_same_bits_on_1_and_3_threads() {
 }
 
 /// The register-blocked paths (multiplier 1; 3x3 and 5x5 windows; whole
-/// 16-channel blocks and a tail) on both builds, for every stride and
+/// 16-channel blocks and a tail) on every build, for every stride and
 /// padding they meet in MobileNet and EfficientNet.
 #[test]
 fn blocked_windows_match_reference() {
@@ -94,11 +96,14 @@ fn blocked_windows_match_reference() {
         let w = random(g.weight_len(), 6);
         let b = random(c, 7);
         let dy = random(g.output_len(), 8);
-        for vector in [true, false] {
+        // The CPU's best build, AVX2 at most, portable.
+        for (vector, wide) in [(true, true), (true, false), (false, true)] {
             depthwise::set_vector(vector);
+            depthwise::set_avx512(wide);
             let [y, dx, dw, db] = run(&g, &x, &w, &b, &dy);
             depthwise::set_vector(true);
-            let what = format!("{k}x{k} stride {s} {pad:?} C {c} vector {vector}");
+            depthwise::set_avx512(true);
+            let what = format!("{k}x{k} stride {s} {pad:?} C {c} vector {vector} avx512 {wide}");
             let plus_one = |v: Vec<f32>| v.iter().map(|v| v + 1.0).collect::<Vec<_>>();
             let (rdw, rdb) = reference::depthwise_backward_weight(&g, &x, &dy);
             let checks = [
