@@ -10,7 +10,7 @@
 use convnet_tensor::depthwise::{
     self, depthwise_backward_input, depthwise_backward_weight, depthwise_forward, DepthwiseGeometry,
 };
-use convnet_tensor::Padding;
+use convnet_tensor::{peak, Padding};
 
 mod common;
 
@@ -35,6 +35,10 @@ fn main() {
         .build_global()
         .unwrap();
     let compare = std::env::args().nth(2).as_deref() == Some("builds");
+    println!(
+        "measured FMA peak {:.1} GFLOP/s",
+        peak::fma_peak_gflops().unwrap_or(f64::NAN)
+    );
     if compare {
         println!("{threads} thread(s); portable -> vector build, ms per pass (ratio, vector GFLOP/s): forward | input gradient | weight gradient");
     } else {
