@@ -2,7 +2,7 @@
 //! endpoint, malformed and oversized requests, paths outside the run.
 
 mod common;
-use common::{convnet, peak_mib, png_bomb, text, tmp, TinyRun};
+use common::{convnet, make_folder, peak_mib, png_bomb, text, tmp, TinyRun};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -457,17 +457,7 @@ fn uploads_are_prepared_as_mnists_digits_were() {
 #[test]
 fn colour_uploads_are_resized_as_predict_does() {
     let d = tmp("serve-colour");
-    for class in ["a", "b"] {
-        std::fs::create_dir_all(d.join("data").join(class)).unwrap();
-    }
-    for i in 0..12u32 {
-        let img = image::RgbImage::from_fn(20, 20, |x, y| {
-            image::Rgb([(x * 12 + i) as u8, (y * 12) as u8, (i * 20) as u8])
-        });
-        let class = if i % 2 == 0 { "a" } else { "b" };
-        img.save(d.join("data").join(class).join(format!("{i}.png")))
-            .unwrap();
-    }
+    make_folder(&d.join("data"), 12, 20);
     let data = format!("folder:{}", d.join("data").display());
     let o = TinyRun::new(&d, "colour")
         .with("--data", &data)

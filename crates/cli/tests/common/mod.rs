@@ -221,3 +221,19 @@ impl TinyRun {
         o
     }
 }
+
+/// `n` JPEGs of `side x side` RGB in `dir/a` and `dir/b` (alternating), each
+/// a different colour gradient so that no two files are alike.
+pub fn make_folder(dir: &std::path::Path, n: usize, side: u32) {
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+    }
+    for i in 0..n {
+        let img = image::RgbImage::from_fn(side, side, |x, y| {
+            image::Rgb([(x * 2 + i as u32) as u8, (y * 2) as u8, (i * 7) as u8])
+        });
+        let class = if i % 2 == 0 { "a" } else { "b" };
+        img.save(dir.join(class).join(format!("{i:05}.jpg")))
+            .unwrap();
+    }
+}
