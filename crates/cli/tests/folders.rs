@@ -4,7 +4,6 @@
 
 mod common;
 use common::{convnet, make_folder, png_bomb, text, tmp, TinyRun};
-use std::path::Path;
 
 fn peak_mib(out: &str) -> u64 {
     let line = out
